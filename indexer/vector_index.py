@@ -1,0 +1,211 @@
+"""A FAISS vector index keyed by SQL image ids, persisted atomically next to its metadata.
+
+Embeddings are L2-normalised, so inner product = cosine similarity. One index per model
+version: vectors from different models are never mixed. Workers do not write the index:
+they drop embedding batches into a spool folder (:func:`spool_embeddings`), and whoever
+holds the index lock merges them (:func:`merge_spool`), so many workers can tag at once.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from mkt.errors import TagscopeError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_FACTORY = "IDMap2,Flat"
+
+
+def _atomic_write(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+class VectorIndex:
+    """Inner-product FAISS index over normalised embeddings; ids are SQL image ids."""
+
+    def __init__(self, folder: str | os.PathLike, version: str, dim: int,
+                 factory: str = DEFAULT_FACTORY) -> None:
+        self.folder = Path(folder)
+        self.version = version
+        self.dim = dim
+        self.factory = factory
+        self.index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+        self.loaded_mtime: float | None = None
+
+    # -- files ------------------------------------------------------------------------------
+    @property
+    def path(self) -> Path:
+        return self.folder / f"{self.version}.faiss"
+
+    @property
+    def meta_path(self) -> Path:
+        return self.folder / f"{self.version}.json"
+
+    @classmethod
+    def open(cls, folder: str | os.PathLike, version: str, dim: int,
+             factory: str = DEFAULT_FACTORY) -> VectorIndex:
+        """Load the index of ``version`` from ``folder``, or start an empty one."""
+        idx = cls(folder, version, dim, factory)
+        if idx.path.exists():
+            idx.reload()
+        return idx
+
+    def reload(self) -> None:
+        meta = json.loads(self.meta_path.read_text()) if self.meta_path.exists() else {}
+        if meta and (meta.get("version") != self.version or meta.get("dim") != self.dim):
+            raise TagscopeError(f"index {self.path} belongs to model {meta.get('version')} "
+                                f"(dim {meta.get('dim')}), not {self.version}: run `tagscope index rebuild`")
+        mtime = self.path.stat().st_mtime
+        try:
+            self.index = faiss.read_index(str(self.path))
+        except RuntimeError as exc:
+            raise TagscopeError(f"cannot read index {self.path} ({str(exc).splitlines()[0]}); "
+                                "run `tagscope index rebuild`") from None
+        if self.index.d != self.dim:
+            raise TagscopeError(f"index {self.path} has dimension {self.index.d}, the model {self.dim}: "
+                                "run `tagscope index rebuild`")
+        self.factory = meta.get("factory", self.factory)
+        self.loaded_mtime = mtime
+
+    def is_stale(self) -> bool:
+        """True when the file on disk changed since this object loaded it."""
+        if not self.path.exists():
+            return False
+        return self.loaded_mtime is None or self.path.stat().st_mtime != self.loaded_mtime
+
+    def save(self) -> None:
+        """Write index then metadata, each to a temp file renamed into place."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        _atomic_write(self.path, lambda p: faiss.write_index(self.index, str(p)))
+        meta = {"version": self.version, "dim": self.dim, "factory": self.factory,
+                "metric": "inner_product", "count": len(self)}
+        _atomic_write(self.meta_path, lambda p: p.write_text(json.dumps(meta, indent=1)))
+        self.loaded_mtime = self.path.stat().st_mtime
+
+    # -- contents ---------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return int(self.index.ntotal)
+
+    def _check(self, ids: np.ndarray, vectors: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        ids = np.ascontiguousarray(ids, dtype=np.int64).reshape(-1)
+        if vectors is not None:
+            vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+            if vectors.ndim != 2 or vectors.shape != (len(ids), self.dim):
+                raise ValueError(f"expected vectors of shape ({len(ids)}, {self.dim}), got {vectors.shape}")
+        return ids, vectors
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Insert or replace the vectors of ``ids`` (re-tagging replaces, never duplicates)."""
+        ids, vectors = self._check(ids, vectors)
+        if not len(ids):
+            return
+        # Last write wins within one call too.
+        _, last = np.unique(ids[::-1], return_index=True)
+        keep = np.sort(len(ids) - 1 - last)
+        ids, vectors = ids[keep], vectors[keep]
+        self.index.remove_ids(ids)
+        self.index.add_with_ids(vectors, ids)
+
+    def remove(self, ids: np.ndarray) -> int:
+        ids, _ = self._check(ids)
+        return int(self.index.remove_ids(ids)) if len(ids) else 0
+
+    def contains(self, image_id: int) -> bool:
+        try:
+            self.index.reconstruct(int(image_id))
+            return True
+        except RuntimeError:
+            return False
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` (scores, ids) per query row; missing slots have id -1."""
+        queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)
+        if len(self) == 0 or k <= 0:
+            return (np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64))
+        return self.index.search(queries, min(k, len(self)))
+
+
+# -- spool: how workers hand embeddings to the index --------------------------------------------
+
+def spool_dir(home: str | os.PathLike, version: str) -> Path:
+    return Path(home) / "spool" / version
+
+
+def spool_embeddings(folder: str | os.PathLike, ids: np.ndarray, vectors: np.ndarray) -> Path | None:
+    """Atomically drop one batch of (ids, vectors) for a later :func:`merge_spool`."""
+    if not len(ids):
+        return None
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{uuid.uuid4().hex}.npz"
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, ids=np.asarray(ids, np.int64), vectors=np.asarray(vectors, np.float32))
+
+    _atomic_write(path, write)
+    return path
+
+
+@contextmanager
+def index_lock(folder: str | os.PathLike, version: str, blocking: bool = True) -> Iterator[bool]:
+    """Exclusive lock on one version's index (a file lock, so it also holds across processes)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f"{version}.lock", "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def merge_spool(index_folder: str | os.PathLike, spool: str | os.PathLike, version: str, dim: int,
+                remove_ids: np.ndarray | None = None, blocking: bool = True) -> int | None:
+    """Merge every spooled batch into the index of ``version`` and save it.
+
+    Returns the number of vectors merged, or None if another process holds the lock and
+    ``blocking`` is False. Spool files are deleted only after the index is saved, and adding
+    is an upsert, so a crash in between merges the same batch again harmlessly.
+    """
+    with index_lock(index_folder, version, blocking) as locked:
+        if not locked:
+            return None
+        files = sorted(Path(spool).glob("*.npz"), key=lambda p: p.stat().st_mtime) if Path(spool).exists() else []
+        if not files and remove_ids is None:
+            return 0
+        index = VectorIndex.open(index_folder, version, dim)
+        merged = 0
+        for f in files:
+            with np.load(f) as data:
+                index.add(data["ids"], data["vectors"])
+                merged += len(data["ids"])
+        if remove_ids is not None:
+            index.remove(remove_ids)
+        index.save()
+        for f in files:
+            f.unlink(missing_ok=True)
+        log.info("merged %d vectors from %d spool files into %s (%d total)", merged, len(files), index.path,
+                 len(index))
+        return merged

@@ -1,0 +1,133 @@
+"""One factory for tag models, in the open_clip style: a spec string in, a :class:`TagModel` out.
+
+Model specs:
+
+- ``open_clip:ARCH:PRETRAINED`` -- an open_clip architecture with pretrained weights, by tag
+  (downloaded once into the Hugging Face cache, e.g. ``open_clip:ViT-B-32:laion2b_s34b_b79k``)
+  or a local weights file (``open_clip:ViT-B-32:/models/vit-b-32.safetensors``);
+- ``open_clip:ARCH`` -- random weights (benchmarks only; warns);
+- ``mkt:PATH`` -- a checkpoint bundle (see :mod:`mkt.bundle`), e.g. from ``tagscope train``;
+- ``synthetic`` -- the tiny model bundled with the package, pretrained on the synthetic world
+  (:mod:`mkt.synthetic`); for demos and tests, it knows nothing about real photos.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import open_clip
+import torch
+
+from mkt.bundle import Bundle, load_bundle
+from mkt.errors import TagscopeError
+from mkt.specs import ModelSpec, parse_spec
+from mkt.tagmodel import DEFAULT_TEMPLATE, TagModel
+
+log = logging.getLogger(__name__)
+
+MODEL_CONFIG_DIR = Path(__file__).parent / "model_configs"
+SYNTHETIC_BUNDLE = Path(__file__).parent / "assets" / "synthetic.pt"
+
+# Architectures are data: register ours with open_clip's own config registry.
+open_clip.add_model_config(MODEL_CONFIG_DIR)
+
+
+def create_tag_model(spec: str | ModelSpec, device: str | torch.device = "cpu") -> TagModel:
+    """Build the tag model a spec names, on ``device``, in eval mode."""
+    parsed = spec if isinstance(spec, ModelSpec) else parse_spec(spec)
+    if parsed.kind == "synthetic":
+        model = model_from_bundle(load_bundle(SYNTHETIC_BUNDLE), spec="synthetic")
+    elif parsed.kind == "mkt":
+        model = model_from_bundle(load_bundle(parsed.path), spec=str(parsed))
+    else:
+        model = _open_clip_model(parsed)
+    return model.to(device)
+
+
+def _register_arch(arch: str, config: dict) -> None:
+    """Make ``arch`` known to open_clip with exactly ``config`` (bundles carry their config)."""
+    if arch in open_clip.list_models() and open_clip.get_model_config(arch) == config:
+        return
+    folder = Path(tempfile.mkdtemp(prefix="tagscope-arch-"))
+    (folder / f"{arch}.json").write_text(json.dumps(config))
+    open_clip.add_model_config(folder)
+
+
+def model_from_bundle(bundle: Bundle, spec: str) -> TagModel:
+    """Instantiate a bundle through open_clip's factory and load its weights."""
+    _register_arch(bundle.arch, bundle.model_config)
+    clip, _, preprocess = open_clip.create_model_and_transforms(bundle.arch, pretrained=None)
+    missing, unexpected = clip.load_state_dict(bundle.state_dict, strict=False)
+    if missing or unexpected:
+        raise TagscopeError(f"bundle for {spec} does not match architecture {bundle.arch} "
+                            f"(missing {len(missing)}, unexpected {len(unexpected)} weights); re-export it")
+    prompt_encoder = None
+    if bundle.prompt.get("context") is not None:
+        from mkt.prompt import prompt_encoder_from_bundle  # MKT stage 2 (learned prompt context)
+
+        prompt_encoder = prompt_encoder_from_bundle(clip, bundle)
+    return TagModel(
+        clip,
+        open_clip.get_tokenizer(bundle.arch),
+        preprocess,
+        version=bundle.version,
+        spec=spec,
+        template=bundle.prompt.get("template", DEFAULT_TEMPLATE),
+        prompt_encoder=prompt_encoder,
+        local_top_k=int(bundle.head.get("local_top_k", 0)),
+        labels=bundle.labels,
+        label_families=bundle.label_families,
+    )
+
+
+def _open_clip_model(spec: ModelSpec) -> TagModel:
+    if spec.arch not in open_clip.list_models():
+        raise TagscopeError(f"unknown open_clip architecture {spec.arch!r}; "
+                            "`python -c 'import open_clip; print(open_clip.list_models())'` lists them")
+    if not spec.pretrained:
+        warnings.warn(f"open_clip:{spec.arch} has random weights: its tags are meaningless "
+                      "(use it for benchmarks only)", stacklevel=3)
+        torch.manual_seed(0)  # deterministic random weights, so the version id is stable
+        clip, _, preprocess = open_clip.create_model_and_transforms(spec.arch, pretrained=None)
+        version_key = f"{spec.arch}|random-seed0"
+    else:
+        weights = Path(spec.pretrained).expanduser()
+        if weights.is_file():
+            version_key = f"{spec.arch}|file|{_file_digest(weights)}"
+            pretrained = str(weights)
+        elif spec.pretrained in open_clip.list_pretrained_tags_by_model(spec.arch):
+            version_key = f"{spec.arch}|{spec.pretrained}"
+            pretrained = spec.pretrained
+        else:
+            tags = ", ".join(open_clip.list_pretrained_tags_by_model(spec.arch)) or "none"
+            raise TagscopeError(f"{spec.pretrained!r} is neither a file nor a pretrained tag of {spec.arch} "
+                                f"(tags: {tags})")
+        # open_clip logs each failed download attempt on the root logger; our error says it once.
+        logging.disable(logging.ERROR)
+        try:
+            clip, _, preprocess = open_clip.create_model_and_transforms(spec.arch, pretrained=pretrained)
+        except Exception as exc:  # hub, network and file errors come in many types
+            offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
+            why = "HF_HUB_OFFLINE is set" if offline else f"{type(exc).__name__}"
+            raise TagscopeError(
+                f"cannot load weights {spec.arch}:{spec.pretrained} ({why}): download them once on a machine "
+                f"with internet and HF_HUB_OFFLINE unset, or pass a local file: "
+                f"--model open_clip:{spec.arch}:/path/to/weights.safetensors") from exc
+        finally:
+            logging.disable(logging.NOTSET)
+    version = hashlib.sha256(f"open_clip|{version_key}|{DEFAULT_TEMPLATE}".encode()).hexdigest()[:12]
+    return TagModel(clip, open_clip.get_tokenizer(spec.arch), preprocess, version=version, spec=str(spec))
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]

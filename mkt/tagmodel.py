@@ -1,0 +1,136 @@
+"""The tag model: what the tagger and the search need from any CLIP-like model.
+
+Every tag model, whatever its origin (a pretrained open_clip model, the bundled synthetic
+model, an MKT bundle), exposes the same four things:
+
+- ``preprocess``: PIL image -> tensor, the model's own eval transform;
+- ``encode_images(pixels)`` -> L2-normalised global embeddings ``[B, D]`` and, for ViTs,
+  patch embeddings ``[B, P, D]`` through the same projection;
+- ``encode_labels(texts)`` -> L2-normalised label embeddings ``[L, D]`` through the model's
+  prompt (a template, or learned prompt context after MKT stage 2);
+- ``score(images, labels)`` -> ``[B, L]``, a label-independent score (see :meth:`TagModel.score`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+DEFAULT_TEMPLATE = "a photo of a {label}."
+
+
+@dataclass
+class ImageEmbeddings:
+    """Normalised image features: ``global_`` [B, D]; ``patches`` [B, P, D] or None (non-ViT towers)."""
+
+    global_: torch.Tensor
+    patches: torch.Tensor | None = None
+
+
+class TagModel(nn.Module):
+    """A CLIP model plus its prompt and scoring head.
+
+    ``local_top_k`` > 0 turns on MKT's two-stream scoring (global + mean of the top-k patch
+    scores); 0 means plain CLIP scoring with the global embedding only.
+    """
+
+    def __init__(
+        self,
+        clip: nn.Module,
+        tokenizer: Callable[[Sequence[str]], torch.Tensor],
+        preprocess: Callable[[Any], torch.Tensor],
+        *,
+        version: str,
+        spec: str,
+        template: str = DEFAULT_TEMPLATE,
+        prompt_encoder: nn.Module | None = None,
+        local_top_k: int = 0,
+        labels: Sequence[str] = (),
+        label_families: dict[str, list[str]] | None = None,
+    ) -> None:
+        super().__init__()
+        self.clip = clip
+        self.tokenizer = tokenizer
+        self.preprocess = preprocess
+        self.version = version
+        self.spec = spec
+        self.template = template
+        self.prompt_encoder = prompt_encoder
+        self.local_top_k = local_top_k
+        self.labels = list(labels)
+        self.label_families = label_families
+        self.eval()
+
+    # -- properties -------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return next(self.clip.parameters()).device
+
+    @property
+    def embed_dim(self) -> int:
+        visual = self.clip.visual
+        proj = getattr(visual, "proj", None)
+        if isinstance(proj, torch.Tensor):
+            return int(proj.shape[1])
+        return int(visual.output_dim)
+
+    @property
+    def has_patches(self) -> bool:
+        return hasattr(self.clip.visual, "output_tokens") and hasattr(self.clip.visual, "proj")
+
+    # -- image side -------------------------------------------------------------------------
+    def encode_images(self, pixels: torch.Tensor, with_patches: bool | None = None) -> ImageEmbeddings:
+        """Global (and patch) embeddings of a preprocessed batch, L2-normalised."""
+        visual = self.clip.visual
+        want_patches = self.has_patches if with_patches is None else (with_patches and self.has_patches)
+        if not want_patches:
+            return ImageEmbeddings(F.normalize(visual(pixels).float(), dim=-1))
+        visual.output_tokens = True
+        try:
+            pooled, tokens = visual(pixels)
+        finally:
+            visual.output_tokens = False
+        if visual.proj is not None and tokens.shape[-1] != pooled.shape[-1]:
+            tokens = tokens @ visual.proj  # patches go through the same projection as the CLS token
+        return ImageEmbeddings(F.normalize(pooled.float(), dim=-1), F.normalize(tokens.float(), dim=-1))
+
+    # -- label side -------------------------------------------------------------------------
+    def encode_labels(self, texts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
+        """Label embeddings through the prompt; works for any text, seen in training or not."""
+        if isinstance(texts, str):
+            raise TypeError("encode_labels takes a sequence of label texts, not one string")
+        out = []
+        for start in range(0, len(texts), batch_size):
+            chunk = list(texts[start:start + batch_size])
+            if self.prompt_encoder is not None:
+                emb = self.prompt_encoder(chunk)
+            else:
+                tokens = self.tokenizer([self.template.format(label=t) for t in chunk]).to(self.device)
+                emb = self.clip.encode_text(tokens)
+            out.append(F.normalize(emb.float(), dim=-1))
+        if not out:
+            return torch.empty(0, self.embed_dim, device=self.device)
+        return torch.cat(out)
+
+    # -- scoring ----------------------------------------------------------------------------
+    def score(self, images: ImageEmbeddings, label_emb: torch.Tensor) -> torch.Tensor:
+        """Label-independent scores ``[B, L]`` in [-1, 1].
+
+        Plain CLIP: cosine of global embedding and label embedding. Two-stream (MKT):
+        the mean of the global cosine and the mean of the ``local_top_k`` best patch cosines.
+        Unlike the paper's evaluation score, no normalisation across the label axis is
+        applied, so an image's score for a label does not depend on which other labels are
+        scored with it: this is the score stored in SQL and used for thresholds.
+        """
+        global_scores = images.global_ @ label_emb.T
+        if self.local_top_k <= 0 or images.patches is None:
+            return global_scores
+        local = torch.einsum("bpd,ld->blp", images.patches, label_emb)
+        k = min(self.local_top_k, local.shape[-1])
+        local_scores = local.topk(k, dim=-1).values.mean(dim=-1)
+        return (global_scores + local_scores) / 2

@@ -1,0 +1,144 @@
+"""The one configuration object.
+
+Precedence: explicit overrides (CLI flags) > environment (``TAGSCOPE_*``) > ``tagscope.toml``
+(in the working directory, or the file ``TAGSCOPE_CONFIG`` names) > defaults.
+
+| setting        | env                      | default                                   |
+|----------------|--------------------------|-------------------------------------------|
+| home           | TAGSCOPE_HOME            | ./tagscope-data                            |
+| database_url   | TAGSCOPE_DATABASE_URL    | sqlite:///<home>/tagscope.sqlite (WAL)     |
+| broker_url     | TAGSCOPE_BROKER_URL      | unset: tasks run in-process                |
+| model          | TAGSCOPE_MODEL           | open_clip:ViT-B-32:laion2b_s34b_b79k       |
+| device         | TAGSCOPE_DEVICE          | cuda if available, else cpu                |
+| batch_size     | TAGSCOPE_BATCH_SIZE      | 64                                         |
+| loader_workers | TAGSCOPE_LOADER_WORKERS  | min(4, cpu count)                          |
+| task_size      | TAGSCOPE_TASK_SIZE       | 512 images per Celery task                 |
+| top_n          | TAGSCOPE_TOP_N           | 20 stored tags per image at most           |
+| min_score      | TAGSCOPE_MIN_SCORE       | none: keep the top_n whatever their score  |
+| max_pixels     | TAGSCOPE_MAX_PIXELS      | 178956970 (larger images fail as bombs)    |
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mkt.errors import TagscopeError
+from mkt.specs import DEFAULT_MODEL_SPEC
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+CONFIG_FILE = "tagscope.toml"
+
+
+def _default_workers() -> int:
+    return max(0, min(4, (os.cpu_count() or 1)))
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path = Path("tagscope-data")
+    database_url: str = ""
+    broker_url: str = ""
+    model: str = DEFAULT_MODEL_SPEC
+    device: str = ""
+    batch_size: int = 64
+    loader_workers: int = field(default_factory=_default_workers)
+    task_size: int = 512
+    top_n: int = 20
+    min_score: float | None = None
+    max_pixels: int = 178_956_970
+
+    # -- derived paths ----------------------------------------------------------------------
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.home / 'tagscope.sqlite').resolve()}"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.home / "index"
+
+    @property
+    def thumbs_dir(self) -> Path:
+        return self.home / "thumbs"
+
+    @property
+    def embedded_broker_url(self) -> str:
+        """The broker ``tagscope worker --embedded`` uses: kombu's SQLAlchemy transport on SQLite."""
+        return f"sqla+sqlite:///{(self.home / 'broker.sqlite').resolve()}"
+
+    def resolved_device(self) -> str:
+        if self.device:
+            return self.device
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+_ENV = {
+    "home": "TAGSCOPE_HOME",
+    "database_url": "TAGSCOPE_DATABASE_URL",
+    "broker_url": "TAGSCOPE_BROKER_URL",
+    "model": "TAGSCOPE_MODEL",
+    "device": "TAGSCOPE_DEVICE",
+    "batch_size": "TAGSCOPE_BATCH_SIZE",
+    "loader_workers": "TAGSCOPE_LOADER_WORKERS",
+    "task_size": "TAGSCOPE_TASK_SIZE",
+    "top_n": "TAGSCOPE_TOP_N",
+    "min_score": "TAGSCOPE_MIN_SCORE",
+    "max_pixels": "TAGSCOPE_MAX_PIXELS",
+}
+
+
+def _coerce(name: str, value: Any, source: str) -> Any:
+    kind = {f.name: f.type for f in dataclasses.fields(Settings)}[name]
+    try:
+        if name == "home":
+            return Path(str(value)).expanduser()
+        if kind in ("int",):
+            out = int(value)
+            if out < 0 or (name in ("batch_size", "task_size", "top_n", "max_pixels") and out == 0):
+                raise ValueError
+            return out
+        if kind == "float | None":
+            return None if value in ("", None) else float(value)
+        return str(value)
+    except (TypeError, ValueError):
+        raise TagscopeError(f"bad value {value!r} for {name} in {source}: expected a positive {kind}") from None
+
+
+def load_settings(environ: dict[str, str] | None = None, config_file: str | os.PathLike | None = None,
+                  **overrides: Any) -> Settings:
+    """Settings from ``tagscope.toml`` + environment + ``overrides`` (``None`` values ignored)."""
+    environ = dict(os.environ if environ is None else environ)
+    values: dict[str, Any] = {}
+    path = Path(config_file or environ.get("TAGSCOPE_CONFIG") or CONFIG_FILE)
+    if path.is_file():
+        try:
+            data = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise TagscopeError(f"{path} is not valid TOML ({exc}); fix or remove it") from None
+        section = data.get("tagscope", data)
+        for key, value in section.items():
+            if key not in _ENV:
+                raise TagscopeError(f"unknown setting {key!r} in {path}; known: {', '.join(_ENV)}")
+            values[key] = _coerce(key, value, str(path))
+    elif config_file or environ.get("TAGSCOPE_CONFIG"):
+        raise TagscopeError(f"config file {path} does not exist; create it or unset TAGSCOPE_CONFIG")
+    for key, var in _ENV.items():
+        if environ.get(var, "") != "":
+            values[key] = _coerce(key, environ[var], var)
+    for key, value in overrides.items():
+        if value is not None:
+            values[key] = _coerce(key, value, f"--{key.replace('_', '-')}")
+    return Settings(**values)

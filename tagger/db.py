@@ -1,0 +1,255 @@
+"""SQL storage: SQLAlchemy 2 typed models and the one session helper.
+
+The schema is created and changed only by Alembic migrations (``migrations/``); the embedded
+SQLite default migrates itself on first use, a server database with ``tagscope db upgrade``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    create_engine,
+    event,
+    inspect,
+    select,
+)
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from mkt.errors import TagscopeError
+
+# Image states. A tagged image has scores from ``model_version_id``; a duplicate has the same
+# bytes as ``duplicate_of`` and shares its tags; a failed one has an ``error`` reason.
+PENDING, TAGGED, FAILED, DUPLICATE = "pending", "tagged", "failed", "duplicate"
+IMAGE_STATES = (PENDING, TAGGED, FAILED, DUPLICATE)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def path_key(raw: bytes) -> str:
+    """Fixed-length unique key of a file path (paths can be longer than an index allows)."""
+    return hashlib.sha256(raw).hexdigest()
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class ModelVersion(Base):
+    __tablename__ = "model_versions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[str] = mapped_column(String(64), unique=True)
+    spec: Mapped[str] = mapped_column(Text)
+    embed_dim: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Image(Base):
+    __tablename__ = "images"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # ``path`` is for people (non-UTF-8 bytes shown as \xNN); ``path_raw`` reopens the file.
+    path: Mapped[str] = mapped_column(Text)
+    path_raw: Mapped[bytes] = mapped_column(LargeBinary)
+    path_key: Mapped[str] = mapped_column(String(64), unique=True)
+    size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    mtime: Mapped[float] = mapped_column(Float, default=0.0)
+    content_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    format: Mapped[str | None] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default=PENDING, index=True)
+    error: Mapped[str | None] = mapped_column(Text)
+    duplicate_of: Mapped[int | None] = mapped_column(ForeignKey("images.id", ondelete="SET NULL"))
+    model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    tagged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    @property
+    def fs_path(self) -> str:
+        """The path as the OS wants it (surrogate escapes restore non-UTF-8 bytes)."""
+        return os.fsdecode(self.path_raw)
+
+
+class Label(Base):
+    __tablename__ = "labels"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    source: Mapped[str] = mapped_column(String(32), default="user")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Tag(Base):
+    __tablename__ = "tags"
+    __table_args__ = (Index("ix_tags_label_version_score", "label_id", "model_version_id", "score"),)
+
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), primary_key=True)
+    label_id: Mapped[int] = mapped_column(ForeignKey("labels.id", ondelete="CASCADE"), primary_key=True)
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"), primary_key=True)
+    score: Mapped[float] = mapped_column(Float)
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+# -- engine and sessions ---------------------------------------------------------------------
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")  # readers (web) never block the tagging writer
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+class Database:
+    """Engine + session factory for one URL; ``with db.session() as s:`` commits or rolls back."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        try:
+            parsed = make_url(url)
+        except Exception:
+            raise TagscopeError(f"bad database URL {url!r}: use e.g. sqlite:///path/tagscope.sqlite or "
+                                "postgresql://user@host/dbname (TAGSCOPE_DATABASE_URL)") from None
+        self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        kwargs: dict[str, Any] = {"future": True}
+        if self.is_sqlite:
+            if parsed.database and parsed.database != ":memory:":
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            kwargs["connect_args"] = {"timeout": 30}
+        else:
+            kwargs["pool_pre_ping"] = True
+        try:
+            self.engine: Engine = create_engine(url, **kwargs)
+        except ModuleNotFoundError as exc:
+            raise TagscopeError(f"no driver for {parsed.drivername} ({exc.name} missing): "
+                                "pip install 'tagscope[postgres]'") from None
+        if self.is_sqlite:
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self._sessions() as s:
+            try:
+                yield s
+                s.commit()
+            except BaseException:
+                s.rollback()
+                raise
+
+    # -- migrations -------------------------------------------------------------------------
+    def current_revision(self) -> str | None:
+        from alembic.runtime.migration import MigrationContext
+
+        with self.engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    def upgrade(self, revision: str = "head") -> None:
+        """Run Alembic migrations up to ``revision``."""
+        from alembic import command
+
+        with self.engine.begin() as conn:
+            cfg = alembic_config()
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+
+    def ensure_schema(self) -> None:
+        """Migrate the embedded SQLite default on first use; ask for ``db upgrade`` elsewhere."""
+        try:
+            current = self.current_revision()
+        except Exception as exc:
+            raise TagscopeError(f"cannot connect to the database {self.engine.url!r} "
+                                f"({type(exc).__name__}: {str(exc).splitlines()[0]}); "
+                                "check TAGSCOPE_DATABASE_URL and that the server is running") from None
+        head = head_revision()
+        if current == head:
+            return
+        if self.is_sqlite:
+            self.upgrade()
+            return
+        raise TagscopeError(f"database schema is at {current or 'nothing'}, the code needs {head}: "
+                            "run `tagscope db upgrade`")
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def alembic_config():  # -> alembic.config.Config
+    from alembic.config import Config
+
+    import migrations
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(migrations.__file__).parent))
+    return cfg
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+_databases: dict[str, Database] = {}
+
+
+def get_database(url: str, migrate: bool = True) -> Database:
+    """One :class:`Database` per URL per process (workers and the web app share it)."""
+    db = _databases.get(url)
+    if db is None:
+        db = _databases[url] = Database(url)
+        if migrate:
+            db.ensure_schema()
+    return db
+
+
+def table_names(db: Database) -> list[str]:
+    return inspect(db.engine).get_table_names()
+
+
+def get_or_create_model_version(s: Session, version: str, spec: str, embed_dim: int) -> ModelVersion:
+    mv = s.scalar(select(ModelVersion).where(ModelVersion.version == version))
+    if mv is None:
+        mv = ModelVersion(version=version, spec=spec, embed_dim=embed_dim)
+        s.add(mv)
+        s.flush()
+    return mv

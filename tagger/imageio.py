@@ -1,0 +1,516 @@
+"""Finding photo files on disk and decoding them into RGB images, robustly.
+
+Everything here treats its input as untrusted: a photo folder can hold empty files, truncated
+uploads, text files with a ``.jpg`` name, decompression bombs, symlink loops and file names
+that are not valid UTF-8. Each of those becomes either a skipped entry (with a log warning)
+during the walk, or an :class:`ImageDecodeError` with a short human-readable reason when
+decoding, never a crash of the whole batch.
+
+The functions keep no mutable module state and never change Pillow's global settings, so they
+are safe to call in DataLoader worker processes.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import io
+import logging
+import os
+import re
+import stat
+import warnings
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageFile, UnidentifiedImageError
+
+__all__ = [
+    "BACKGROUND_RGB",
+    "DEFAULT_MAX_PIXELS",
+    "IMAGE_EXTENSIONS",
+    "SIDECAR_EXTENSIONS",
+    "FoundFile",
+    "ImageDecodeError",
+    "ImageInfo",
+    "display_path",
+    "image_from_bytes",
+    "make_thumbnail",
+    "read_image",
+    "walk_files",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Same value as Pillow's default ``Image.MAX_IMAGE_PIXELS`` (about 179 megapixels), spelled out so
+#: that our limit does not silently follow an application's change to Pillow's global.
+DEFAULT_MAX_PIXELS = 178_956_970
+
+#: Transparent pixels are composited onto white: most transparent photos/cut-outs/logos are made
+#: for a white page, and a fixed colour keeps embeddings of the same file reproducible.
+BACKGROUND_RGB: tuple[int, int, int] = (255, 255, 255)
+
+# Pillow format ids we let Image.open try. Restricting the list keeps the attack surface to
+# photo formats: Pillow's catalogue also holds obscure decoders and EPS, which runs Ghostscript.
+_PHOTO_FORMATS = ("JPEG", "MPO", "PNG", "GIF", "WEBP", "BMP", "DIB", "TIFF", "AVIF", "JPEG2000", "PPM")
+
+_CANDIDATE_EXTENSIONS = {
+    ".jpg": "JPEG", ".jpeg": "JPEG", ".jpe": "JPEG", ".jfif": "JPEG", ".mpo": "MPO",
+    ".png": "PNG", ".apng": "PNG", ".gif": "GIF", ".webp": "WEBP", ".bmp": "BMP", ".dib": "DIB",
+    ".tif": "TIFF", ".tiff": "TIFF", ".avif": "AVIF", ".jp2": "JPEG2000", ".j2k": "JPEG2000",
+    ".jpf": "JPEG2000", ".jpx": "JPEG2000", ".ppm": "PPM", ".pgm": "PPM", ".pbm": "PPM", ".pnm": "PPM",
+}  # fmt: skip
+
+
+def _readable_formats() -> tuple[str, ...]:
+    # AVIF and JPEG 2000 depend on optional libraries compiled into Pillow; only offer what this
+    # build can actually open (Image.open raises KeyError for an id it does not know).
+    Image.init()
+    return tuple(fmt for fmt in _PHOTO_FORMATS if fmt in Image.OPEN)
+
+
+_FORMATS = _readable_formats()
+
+#: Lower-case file extensions (with the dot) of photo formats this Pillow build can decode.
+IMAGE_EXTENSIONS: frozenset[str] = frozenset(
+    ext for ext, fmt in _CANDIDATE_EXTENSIONS.items() if fmt in _FORMATS
+)
+
+#: Metadata sidecars written by cameras, phones and photo managers; the walk ignores them entirely.
+SIDECAR_EXTENSIONS: frozenset[str] = frozenset(
+    {".xmp", ".aae", ".thm", ".ini", ".db", ".ds_store", ".json", ".lrv", ".pp3", ".dop"}
+)
+
+# EXIF orientation value -> the transpose that displays the image upright (as ImageOps.exif_transpose).
+_ORIENTATION_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_EXIF_ORIENTATION_TAG = 0x0112
+
+_SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
+_ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
+_MAX_REASON_CHARS = 200
+
+
+class ImageDecodeError(Exception):
+    """An image file that cannot be tagged.
+
+    ``reason`` is a short human sentence suitable for showing in the UI or storing in the
+    database, e.g. ``'empty file'``, ``'truncated image data'``,
+    ``'not an image (unrecognised format)'`` or ``'decompression bomb: ... (raise max_pixels to allow it)'``.
+    """
+
+    reason: str
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class FoundFile:
+    """A regular file found by :func:`walk_files`.
+
+    ``path`` is ``os.fsdecode`` of the absolute path, so names that are not valid UTF-8 carry
+    surrogate escapes: pass it back to ``open()`` as is, and use :func:`display_path` to show it.
+    """
+
+    path: str
+    size: int
+    mtime: float
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """Facts about a decoded image.
+
+    ``width``/``height`` are as displayed (after the EXIF orientation is applied), ``format`` is
+    Pillow's format name (``'JPEG'``), ``mode`` the mode of the stored pixels before conversion to
+    RGB (``'CMYK'``, ``'I;16'``, ``'P'``...), ``frames`` the number of frames (1 for stills).
+    """
+
+    width: int
+    height: int
+    format: str
+    mode: str
+    frames: int
+
+
+# --------------------------------------------------------------------------- paths
+
+
+def display_path(path: str | os.PathLike[str] | bytes) -> str:
+    """Human-readable text for a path that may contain surrogate escapes.
+
+    Undecodable bytes (``os.fsdecode`` turns byte 0xE9 into U+DCE9) are shown as ``\\xe9``; any
+    other lone surrogate as ``\\udXXX``, and NUL as ``\\x00``. The result always encodes as UTF-8,
+    so it is safe to log or store in PostgreSQL. It is for display only: it cannot be opened.
+    """
+    text = os.fsdecode(path)
+    out: list[str] = []
+    for char in text:
+        code = ord(char)
+        if 0xDC80 <= code <= 0xDCFF:
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif 0xD800 <= code <= 0xDFFF or code == 0:
+            out.append(f"\\x{code:02x}" if code == 0 else f"\\u{code:04x}")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def _is_sidecar(name: str) -> bool:
+    lower = name.lower()
+    # splitext('.DS_Store') has no extension, so also compare the whole name.
+    return os.path.splitext(lower)[1] in SIDECAR_EXTENSIONS or lower in SIDECAR_EXTENSIONS
+
+
+def _wanted_name(name: str) -> bool:
+    return not name.startswith(".") and not _is_sidecar(name)
+
+
+def walk_files(roots: Iterable[str | os.PathLike[str]], follow_symlinks: bool = True) -> Iterator[FoundFile]:
+    """Recursively yield the regular files under each root.
+
+    A root may be a directory or a single file (a file named explicitly is yielded even if it is
+    hidden or a sidecar). Paths are made absolute (lexically, symlinks are kept as written).
+    Within each directory entries are visited in name order, depth first, so the output is
+    deterministic. Hidden entries (name starting with ``.``) and :data:`SIDECAR_EXTENSIONS` files
+    are skipped, as are sockets, FIFOs and devices.
+
+    With ``follow_symlinks`` (the default) symlinked files and directories are followed; a
+    symlink back to a directory on the current path (a loop) is skipped with a warning, so the
+    walk always ends. Other duplicates are *not* removed: a directory reachable through two
+    different paths is walked under both, since files are deduplicated by content hash later.
+    Each path is yielded at most once, even when roots overlap. Without ``follow_symlinks``
+    symlinks are ignored altogether.
+
+    A broken symlink or an unreadable directory is skipped with a ``logging`` warning.
+
+    Raises:
+        FileNotFoundError: a root does not exist. All roots are checked when this function is
+            called, before anything is yielded.
+    """
+    checked: list[tuple[str, os.stat_result | None]] = []
+    seen_roots: set[str] = set()
+    for root in roots:
+        path = os.path.abspath(os.fsdecode(root))
+        if path in seen_roots:
+            continue
+        seen_roots.add(path)
+        try:
+            st: os.stat_result | None = os.stat(path)
+        except FileNotFoundError:
+            what = "is a broken symbolic link" if os.path.islink(path) else "does not exist"
+            raise FileNotFoundError(errno.ENOENT, f"photo root {display_path(path)} {what}") from None
+        except OSError as exc:
+            # e.g. a parent directory without search permission: report it, like any
+            # unreadable directory, but do not abort the other roots.
+            logger.warning("skipping unreadable root %s: %s", display_path(path), exc.strerror or exc)
+            st = None
+        checked.append((path, st))
+    return _walk_roots(checked, follow_symlinks)
+
+
+def _walk_roots(roots: list[tuple[str, os.stat_result | None]], follow_symlinks: bool) -> Iterator[FoundFile]:
+    # Directory paths already listed and files already yielded as explicit roots: together they
+    # keep overlapping roots (e.g. "photos" and "photos/2020") from yielding a path twice.
+    walked_dirs: set[str] = set()
+    explicit_files: set[str] = set()
+    for path, st in roots:
+        if st is None:
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            if path not in walked_dirs:
+                yield from _walk_dir(path, st, follow_symlinks, walked_dirs, explicit_files)
+        elif stat.S_ISREG(st.st_mode):
+            parent, name = os.path.split(path)
+            already_walked = (
+                parent in walked_dirs and _wanted_name(name) and (follow_symlinks or not os.path.islink(path))
+            )
+            if path not in explicit_files and not already_walked:
+                explicit_files.add(path)
+                yield FoundFile(path=path, size=st.st_size, mtime=st.st_mtime)
+        else:
+            logger.warning("skipping %s: not a regular file or directory", display_path(path))
+
+
+def _list_dir(path: str) -> list[os.DirEntry[str]] | None:
+    try:
+        with os.scandir(path) as it:
+            return sorted(it, key=lambda entry: entry.name)
+    except OSError as exc:
+        logger.warning("skipping unreadable directory %s: %s", display_path(path), exc.strerror or exc)
+        return None
+
+
+def _walk_dir(
+    top: str,
+    top_stat: os.stat_result,
+    follow_symlinks: bool,
+    walked_dirs: set[str],
+    explicit_files: set[str],
+) -> Iterator[FoundFile]:
+    walked_dirs.add(top)
+    entries = _list_dir(top)
+    if entries is None:
+        return
+    top_key = (top_stat.st_dev, top_stat.st_ino)
+    # (dev, ino) of the directories on the current path from the root: meeting one of them
+    # again means a symlink loop. An explicit stack, not recursion, so depth is unbounded.
+    ancestors = {top_key}
+    stack: list[tuple[Iterator[os.DirEntry[str]], tuple[int, int]]] = [(iter(entries), top_key)]
+    while stack:
+        it, key = stack[-1]
+        entry = next(it, None)
+        if entry is None:
+            stack.pop()
+            ancestors.discard(key)
+            continue
+        name = entry.name
+        if name.startswith("."):
+            continue
+        path = entry.path
+        try:
+            if entry.is_symlink() and not follow_symlinks:
+                continue
+            st = entry.stat(follow_symlinks=True)
+        except FileNotFoundError:
+            logger.warning("skipping broken symbolic link %s", display_path(path))
+            continue
+        except OSError as exc:
+            logger.warning("skipping %s: %s", display_path(path), exc.strerror or exc)
+            continue
+
+        if stat.S_ISDIR(st.st_mode):
+            dir_key = (st.st_dev, st.st_ino)
+            if dir_key in ancestors:
+                logger.warning("skipping symbolic link loop %s", display_path(path))
+                continue
+            if path in walked_dirs:
+                continue
+            walked_dirs.add(path)
+            children = _list_dir(path)
+            if children is not None:
+                ancestors.add(dir_key)
+                stack.append((iter(children), dir_key))
+        elif stat.S_ISREG(st.st_mode):
+            if _is_sidecar(name) or path in explicit_files:
+                continue
+            yield FoundFile(path=path, size=st.st_size, mtime=st.st_mtime)
+        else:
+            logger.debug("skipping special file %s", display_path(path))
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+def _one_line(text: str) -> str:
+    text = " ".join(text.split())
+    if len(text) > _MAX_REASON_CHARS:
+        text = text[: _MAX_REASON_CHARS - 3] + "..."
+    return text
+
+
+def _bomb_reason(pixels: int | None, max_pixels: int) -> str:
+    if pixels is not None and pixels <= max_pixels:
+        # Our limit allows it but Pillow's own hard limit (2 * Image.MAX_IMAGE_PIXELS) does not;
+        # only the application can lift that, by changing Pillow's process-wide setting.
+        hard = 2 * Image.MAX_IMAGE_PIXELS if Image.MAX_IMAGE_PIXELS else 0
+        return (
+            f"decompression bomb: {pixels} pixels exceeds Pillow's hard limit of {hard} "
+            "(Image.MAX_IMAGE_PIXELS)"
+        )
+    shown = "more than" if pixels is None else str(pixels)
+    return (
+        f"decompression bomb: {shown} pixels exceeds the limit of {max_pixels} (raise max_pixels to allow it)"
+    )
+
+
+def _check_pixels(size: tuple[int, int], max_pixels: int) -> None:
+    pixels = size[0] * size[1]
+    if pixels > max_pixels:
+        raise ImageDecodeError(_bomb_reason(pixels, max_pixels))
+
+
+def _sixteen_bit_to_l(img: Image.Image) -> Image.Image:
+    """Scale high bit-depth greyscale to 8 bits (Pillow's own convert('L') clips at 255)."""
+    arr = np.asarray(img)
+    if img.mode in _SIXTEEN_BIT_MODES:
+        lo, hi = 0.0, 65535.0
+    elif arr.size and img.mode == "I" and arr.min() >= 0 and arr.max() <= 65535:
+        # 16-bit PNG/TIFF data that some decoders hand over as 32-bit 'I'.
+        lo, hi = 0.0, 65535.0
+    elif arr.size and img.mode == "F" and arr.min() >= 0.0 and arr.max() <= 1.0:
+        lo, hi = 0.0, 1.0
+    elif arr.size:
+        # Unknown range (signed or 32-bit data, HDR floats): stretch what is there.
+        lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
+    else:
+        lo, hi = 0.0, 1.0
+    scaled = (arr.astype(np.float64) - lo) * (255.0 / max(hi - lo, 1e-12))
+    out = np.nan_to_num(np.rint(scaled), nan=0.0).clip(0, 255).astype(np.uint8)
+    return Image.fromarray(out)
+
+
+def _composite(rgba: Image.Image) -> Image.Image:
+    background = Image.new("RGB", rgba.size, BACKGROUND_RGB)
+    background.paste(rgba, mask=rgba.getchannel("A"))
+    return background
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """A new RGB image from a loaded image of any mode; transparency composited on BACKGROUND_RGB."""
+    mode = img.mode
+    if mode in _SIXTEEN_BIT_MODES or mode in ("I", "F"):
+        return _sixteen_bit_to_l(img).convert("RGB")
+    if mode in _ALPHA_MODES or "transparency" in img.info:
+        # Covers P/L/RGB with a tRNS colour key as well as real alpha channels.
+        return _composite(img.convert("RGBA"))
+    # CMYK (Adobe-inverted JPEGs are un-inverted by Pillow's decoder), L, 1, P, YCbCr, RGBX...
+    return img.convert("RGB")
+
+
+def _orientation(img: Image.Image) -> int:
+    try:
+        value = img.getexif().get(_EXIF_ORIENTATION_TAG, 1)
+    except Exception:  # noqa: BLE001 - corrupt EXIF must not cost us an otherwise good photo
+        return 1
+    return value if isinstance(value, int) else 1
+
+
+def _frame_count(img: Image.Image) -> int:
+    try:
+        return int(getattr(img, "n_frames", 1))
+    except Exception:  # noqa: BLE001 - a damaged later frame does not spoil the first one
+        return 1
+
+
+def _decode(data: bytes, max_pixels: int, draft_size: int | None = None) -> tuple[Image.Image, ImageInfo]:
+    if not data:
+        raise ImageDecodeError("empty file")
+    if max_pixels < 1:
+        raise ValueError(f"max_pixels must be positive, got {max_pixels}")
+    # Truncated files must fail, not come back half grey: refuse to run if someone flipped
+    # Pillow's process-wide switch rather than silently change behaviour.
+    if ImageFile.LOAD_TRUNCATED_IMAGES:
+        raise RuntimeError("PIL.ImageFile.LOAD_TRUNCATED_IMAGES is True; tagscope needs it False")
+    limit = Image.MAX_IMAGE_PIXELS
+    try:
+        with warnings.catch_warnings():
+            if limit is not None and max_pixels > limit:
+                # The caller allowed more than Pillow's warning threshold; _check_pixels enforces
+                # the caller's limit instead (Pillow's hard error at twice its limit still applies).
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            else:
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data), formats=_FORMATS)
+            try:
+                # Header only so far: reject oversized images before any pixel is decoded.
+                _check_pixels(img.size, max_pixels)
+                fmt = img.format or "unknown"
+                if draft_size is not None:
+                    # JPEG only: let libjpeg decode at 1/2..1/8 scale for thumbnails.
+                    img.draft(None, (draft_size, draft_size))
+                img.load()
+                mode = img.mode
+                orientation = _orientation(img)
+                rgb = _to_rgb(img)
+                # Counting frames seeks through the file (GIF), so only once frame 0 is safe in rgb.
+                frames = _frame_count(img)
+            finally:
+                img.close()
+    except ImageDecodeError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        match = re.search(r"\((\d+) pixels\)", str(exc))
+        raise ImageDecodeError(_bomb_reason(int(match.group(1)) if match else None, max_pixels)) from exc
+    except UnidentifiedImageError as exc:
+        raise ImageDecodeError("not an image (unrecognised format)") from exc
+    except (OSError, EOFError, SyntaxError) as exc:
+        if isinstance(exc, EOFError) or "truncated" in str(exc).lower():
+            raise ImageDecodeError("truncated image data") from exc
+        raise ImageDecodeError(_one_line(f"cannot decode image: {type(exc).__name__}: {exc}")) from exc
+    except Exception as exc:
+        # Decoders fed hostile bytes raise all sorts (ValueError, struct.error, MemoryError...);
+        # one bad file must become a reason, not abort a batch of thousands.
+        raise ImageDecodeError(_one_line(f"cannot decode image: {type(exc).__name__}: {exc}")) from exc
+
+    transpose = _ORIENTATION_TRANSPOSE.get(orientation)
+    if transpose is not None:
+        rgb = rgb.transpose(transpose)
+    info = ImageInfo(width=rgb.width, height=rgb.height, format=fmt, mode=mode, frames=frames)
+    return rgb, info
+
+
+def image_from_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[Image.Image, ImageInfo]:
+    """Decode image bytes already in memory into an upright RGB image.
+
+    Returns ``(image, info)``: the first frame of animations, EXIF orientation applied,
+    transparency composited onto :data:`BACKGROUND_RGB`, 16-bit greyscale scaled (not clipped)
+    to 8 bits. Images over ``max_pixels`` are refused from their header, before decoding.
+
+    Raises:
+        ImageDecodeError: the bytes are empty, not an image, truncated, too large or otherwise
+            undecodable; ``.reason`` says which.
+    """
+    return _decode(data, max_pixels)
+
+
+def _read_bytes(path: str | os.PathLike[str]) -> bytes:
+    try:
+        # Check first: open() on a FIFO would block forever waiting for a writer.
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            if stat.S_ISDIR(st.st_mode):
+                raise ImageDecodeError("cannot read file: is a directory")
+            raise ImageDecodeError("cannot read file: not a regular file")
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise ImageDecodeError(_one_line(f"cannot read file: {exc.strerror or exc}")) from exc
+
+
+def read_image(
+    path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS
+) -> tuple[Image.Image, ImageInfo, str]:
+    """Read an image file once and decode it.
+
+    Returns ``(image, info, sha256)``: the RGB image and info as :func:`image_from_bytes`
+    gives them, and the hex SHA-256 of the file's bytes (for content deduplication).
+
+    Raises:
+        ImageDecodeError: the file cannot be read (``'cannot read file: ...'``) or decoded.
+    """
+    data = _read_bytes(path)
+    digest = hashlib.sha256(data).hexdigest()
+    image, info = _decode(data, max_pixels)
+    return image, info, digest
+
+
+def make_thumbnail(
+    path: str | os.PathLike[str], size: int = 256, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> bytes:
+    """JPEG bytes of a thumbnail for the web UI.
+
+    The longest side is ``size`` pixels (smaller images are not enlarged); EXIF orientation is
+    applied and transparency composited as in :func:`image_from_bytes`.
+
+    Raises:
+        ImageDecodeError: as :func:`read_image`.
+        ValueError: ``size`` is not positive.
+    """
+    if size < 1:
+        raise ValueError(f"thumbnail size must be positive, got {size}")
+    image, _ = _decode(_read_bytes(path), max_pixels, draft_size=size)
+    image.thumbnail((size, size), Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=85)
+    return out.getvalue()

@@ -1,0 +1,65 @@
+import numpy as np
+import pytest
+
+from indexer.vector_index import VectorIndex, merge_spool, spool_embeddings
+from mkt.errors import TagscopeError
+
+
+def unit(n, d=16, seed=0):
+    v = np.random.default_rng(seed).normal(size=(n, d)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def test_search_ranks_by_cosine_and_returns_sql_ids(tmp_path):
+    idx = VectorIndex(tmp_path, "v1", 16)
+    vecs = unit(50)
+    idx.add(np.arange(1000, 1050), vecs)
+    scores, ids = idx.search(vecs[7], 5)
+    assert ids[0, 0] == 1007 and scores[0, 0] == pytest.approx(1.0, abs=1e-5)
+    assert np.all(np.diff(scores[0]) <= 1e-6)
+
+
+def test_add_is_an_upsert_and_remove_deletes(tmp_path):
+    idx = VectorIndex(tmp_path, "v1", 16)
+    vecs = unit(10)
+    idx.add(np.arange(10), vecs)
+    idx.add(np.array([3]), vecs[4:5])  # re-tagging image 3 replaces its vector
+    assert len(idx) == 10
+    _, ids = idx.search(vecs[4], 2)
+    assert set(ids[0]) == {3, 4}
+    assert idx.remove(np.array([3, 99])) == 1 and len(idx) == 9 and not idx.contains(3)
+
+
+def test_saved_index_reloads_with_its_model_version(tmp_path):
+    idx = VectorIndex(tmp_path, "v1", 16)
+    idx.add(np.arange(5), unit(5))
+    idx.save()
+    again = VectorIndex.open(tmp_path, "v1", 16)
+    assert len(again) == 5 and not again.is_stale()
+    assert not list(tmp_path.glob("*.tmp"))  # written through temp files, renamed into place
+    with pytest.raises(TagscopeError, match="index rebuild"):
+        VectorIndex.open(tmp_path, "v1", 32)
+
+
+def test_merge_spool_upserts_every_batch_and_clears_the_spool(tmp_path):
+    vecs = unit(20)
+    spool_embeddings(tmp_path / "spool", np.arange(10), vecs[:10])
+    spool_embeddings(tmp_path / "spool", np.arange(10, 20), vecs[10:])
+    assert merge_spool(tmp_path / "ix", tmp_path / "spool", "v1", 16) == 20
+    assert not list((tmp_path / "spool").glob("*.npz"))
+    # a batch merged twice (crash between save and delete) changes nothing
+    spool_embeddings(tmp_path / "spool", np.arange(5), vecs[:5])
+    merge_spool(tmp_path / "ix", tmp_path / "spool", "v1", 16)
+    assert len(VectorIndex.open(tmp_path / "ix", "v1", 16)) == 20
+
+
+def test_reader_sees_a_merge_by_another_process(tmp_path):
+    vecs = unit(4)
+    spool_embeddings(tmp_path / "spool", np.arange(2), vecs[:2])
+    merge_spool(tmp_path / "ix", tmp_path / "spool", "v1", 16)
+    reader = VectorIndex.open(tmp_path / "ix", "v1", 16)
+    spool_embeddings(tmp_path / "spool", np.arange(2, 4), vecs[2:])
+    merge_spool(tmp_path / "ix", tmp_path / "spool", "v1", 16)
+    assert reader.is_stale()
+    reader.reload()
+    assert len(reader) == 4
