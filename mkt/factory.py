@@ -44,7 +44,8 @@ def create_tag_model(spec: str | ModelSpec, device: str | torch.device = "cpu") 
     if parsed.kind == "synthetic":
         model = model_from_bundle(load_bundle(SYNTHETIC_BUNDLE), spec="synthetic")
     elif parsed.kind == "mkt":
-        model = model_from_bundle(load_bundle(parsed.path), spec=str(parsed))
+        path = Path(parsed.path).expanduser().resolve()  # stored in SQL: must not depend on the cwd
+        model = model_from_bundle(load_bundle(path), spec=f"mkt:{path}")
     else:
         model = _open_clip_model(parsed)
     return model.to(device)

@@ -1,0 +1,96 @@
+"""Text -> images search: embed the query through the model's label encoder, then the index.
+
+Search does not depend on the stored label vocabulary: any text works, including labels
+no one trained on. Results come back as :class:`Hit` rows joined with SQL, so an image that
+was removed or failed since it was indexed never shows up.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from sqlalchemy import select
+
+from indexer.vector_index import VectorIndex
+from mkt.errors import TagscopeError
+from mkt.tagmodel import TagModel
+from tagger.config import Settings
+from tagger.db import TAGGED, Database, Image, get_database
+
+MAX_K = 1000
+MAX_QUERY_CHARS = 300
+
+
+@dataclass(frozen=True)
+class Hit:
+    image_id: int
+    path: str
+    score: float
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def check_query(text: str | None, k: int | str | None) -> tuple[str, int]:
+    """Validate a query; raises :class:`TagscopeError` with what to change."""
+    text = " ".join((text or "").split())
+    if not text:
+        raise TagscopeError("empty query: type a label or a description, e.g. \"red bicycle\"")
+    if len(text) > MAX_QUERY_CHARS:
+        raise TagscopeError(f"query too long ({len(text)} characters): keep it under {MAX_QUERY_CHARS}")
+    try:
+        k = int(k if k is not None else 20)
+    except (TypeError, ValueError):
+        raise TagscopeError(f"k must be a whole number between 1 and {MAX_K}, got {k!r}") from None
+    if not 1 <= k <= MAX_K:
+        raise TagscopeError(f"k must be between 1 and {MAX_K}, got {k}")
+    return text, k
+
+
+class Searcher:
+    """Holds the model and the index of its version; reloads the index when it changes on disk."""
+
+    def __init__(self, settings: Settings, model: TagModel | None = None) -> None:
+        self.settings = settings
+        self._model = model
+        self._index: VectorIndex | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def db(self) -> Database:
+        return get_database(self.settings.db_url)
+
+    @property
+    def model(self) -> TagModel:
+        if self._model is None:
+            from tagger.pipeline import get_model
+
+            self._model = get_model(self.settings.model, self.settings.resolved_device())
+        return self._model
+
+    def index(self) -> VectorIndex:
+        with self._lock:
+            if self._index is None:
+                self._index = VectorIndex.open(self.settings.index_dir, self.model.version, self.model.embed_dim)
+            elif self._index.is_stale():
+                self._index.reload()
+            return self._index
+
+    def embed_query(self, text: str) -> torch.Tensor:
+        with torch.inference_mode():
+            return self.model.encode_labels([text]).float().cpu()
+
+    def search(self, text: str, k: int = 20) -> list[Hit]:
+        text, k = check_query(text, k)
+        index = self.index()
+        scores, ids = index.search(self.embed_query(text).numpy(), k)
+        ranked = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+        if not ranked:
+            return []
+        with self.db.session() as s:
+            paths = dict(s.execute(select(Image.id, Image.path)
+                                   .where(Image.id.in_([i for i, _ in ranked]), Image.status == TAGGED)).all())
+        return [Hit(i, paths[i], sc) for i, sc in ranked if i in paths]

@@ -1,0 +1,108 @@
+"""A whole tagging job, as ``tagscope tag`` runs it: register, split into tasks, wait, index."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Sequence
+
+from sqlalchemy import select
+from tqdm import tqdm
+
+from tagger.config import Settings
+from tagger.db import Image, Job, get_database
+
+Echo = Callable[[str], None]
+
+
+def run_tag_job(settings: Settings, paths: Sequence[str], *, retry_failed: bool = False, retag: bool = False,
+                wait: bool = True, echo: Echo = lambda _m: None, poll_seconds: float = 0.5) -> str:
+    """Tag everything under ``paths`` that needs it; returns a one-paragraph summary."""
+    from tagger.celery_app import create_celery_app
+    from tagger.cli import default_label_names
+    from tagger.pipeline import (
+        create_tag_job,
+        ensure_model_version,
+        get_model,
+        images_to_tag,
+        scan,
+        seed_labels,
+        sync_index,
+        vocabulary_size,
+    )
+    from tagger.tasks import tag_images_task
+
+    t0 = time.time()
+    db = get_database(settings.db_url)
+    model = get_model(settings.model, settings.resolved_device())
+    if vocabulary_size(db) == 0:
+        # First run: start from the model's own vocabulary (bundles carry one) or the default list.
+        source = "model" if model.labels else "default"
+        added = seed_labels(db, model.labels or default_label_names(), source=source)
+        echo(f"vocabulary: {added} labels from the {'model' if model.labels else 'default list'} "
+             "(`tagscope labels add` for more)")
+    mv_id = ensure_model_version(settings, model)
+    found = scan(db, paths)
+    echo(f"found {len(found.image_ids)} files: {found.new} new, {found.changed} changed, "
+         f"{found.unchanged} unchanged" + (f" ({found.skipped} non-image files skipped)" if found.skipped else ""))
+    todo = images_to_tag(db, found.image_ids, mv_id, retry_failed=retry_failed, retag=retag)
+    job_id = create_tag_job(settings, model, todo)
+    app = create_celery_app(settings)
+    chunks = [todo[i:i + settings.task_size] for i in range(0, len(todo), settings.task_size)]
+    bar = tqdm(total=len(todo), unit="img", desc=f"tagging (job {job_id})", file=sys.stderr,
+               disable=not sys.stderr.isatty() or not todo, dynamic_ncols=True, smoothing=0.1)
+    with bar:
+        if app.conf.task_always_eager:
+            app.conf.tagscope_progress = lambda ok, failed: bar.update(ok + failed)
+            for chunk in chunks:
+                tag_images_task.delay(job_id, chunk)
+        else:
+            for chunk in chunks:
+                tag_images_task.apply_async((job_id, chunk))
+            echo(f"queued {len(chunks)} task(s) on {settings.broker_url}; workers: `tagscope worker`")
+            if not wait:
+                return f"job {job_id} queued: {len(todo)} images in {len(chunks)} tasks (see `tagscope status`)"
+            _wait_for(db, job_id, bar, echo, poll_seconds)
+    sync_index(settings, model.version, model.embed_dim)
+    return _summary(db, job_id, found.image_ids, time.time() - t0)
+
+
+def _wait_for(db, job_id: int, bar: tqdm, echo: Echo, poll_seconds: float) -> None:
+    last_progress, last_seen, hinted = time.time(), 0, False
+    while True:
+        with db.session() as s:
+            job = s.get(Job, job_id)
+            seen, total, state = job.done + job.failed, job.total, job.state
+        if seen > last_seen:
+            bar.update(seen - last_seen)
+            last_seen, last_progress = seen, time.time()
+        if state == "done" or seen >= total:
+            return
+        if not hinted and time.time() - last_progress > 30:
+            echo("no progress for 30 s: is a worker running? start one with `tagscope worker`")
+            hinted = True
+        time.sleep(poll_seconds)
+
+
+def _summary(db, job_id: int, image_ids: Sequence[int], seconds: float) -> str:
+    from tagger.db import DUPLICATE, FAILED, TAGGED
+
+    with db.session() as s:
+        job = s.get(Job, job_id)
+        counts = {TAGGED: 0, FAILED: 0, DUPLICATE: 0, "pending": 0}
+        failures = []
+        for start in range(0, len(image_ids), 5000):
+            rows = s.execute(select(Image.status, Image.path, Image.error)
+                             .where(Image.id.in_(list(image_ids[start:start + 5000])))).all()
+            for st, path, err in rows:
+                counts[st] = counts.get(st, 0) + 1
+                if st == FAILED and len(failures) < 10:
+                    failures.append(f"  failed: {path}: {err}")
+    rate = job.done / seconds if seconds > 0 else 0.0
+    lines = [f"job {job_id}: {job.done + job.failed} processed this run ({job.failed} failed) in {seconds:.1f}s "
+             f"({rate:.1f} img/s); collection under these paths: {counts[TAGGED]} tagged, "
+             f"{counts[FAILED]} failed, {counts[DUPLICATE]} duplicates, {counts['pending']} pending"]
+    lines += failures
+    if counts[FAILED] > len(failures):
+        lines.append(f"  ... {counts[FAILED] - len(failures)} more failures: `tagscope status`")
+    return "\n".join(lines)

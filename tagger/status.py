@@ -1,0 +1,54 @@
+"""What ``tagscope status`` (and ``GET /api/status``) reports about a collection."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+
+from indexer.vector_index import VectorIndex
+from tagger.config import Settings
+from tagger.db import DUPLICATE, FAILED, IMAGE_STATES, TAGGED, Image, Job, Label, ModelVersion, get_database
+
+
+def collection_status(settings: Settings, max_failures: int = 100) -> dict[str, Any]:
+    db = get_database(settings.db_url)
+    with db.session() as s:
+        counts = dict(s.execute(select(Image.status, func.count()).group_by(Image.status)).all())
+        n_labels = s.scalar(select(func.count()).select_from(Label)) or 0
+        failures = s.execute(select(Image.id, Image.path, Image.error).where(Image.status == FAILED)
+                             .order_by(Image.id).limit(max_failures)).all()
+        # The model version most images are tagged with is the collection's current one.
+        current = s.execute(select(ModelVersion, func.count(Image.id)).join(Image, Image.model_version_id ==
+                                                                            ModelVersion.id)
+                            .where(Image.status == TAGGED).group_by(ModelVersion.id)
+                            .order_by(func.count(Image.id).desc()).limit(1)).first()
+        last_job = s.scalars(select(Job).order_by(Job.id.desc()).limit(1)).first()
+    images = {state: int(counts.get(state, 0)) for state in IMAGE_STATES}
+    out: dict[str, Any] = {
+        "images": {"total": sum(images.values()), "tagged": images[TAGGED], "failed": images[FAILED],
+                   "pending": images["pending"], "duplicates": images[DUPLICATE]},
+        "labels": int(n_labels),
+        "model": None,
+        "index": {"size": 0, "path": None},
+        "failures": [{"image_id": i, "path": p, "error": e} for i, p, e in failures],
+        "last_job": None,
+        "database": _safe_url(settings.db_url),
+    }
+    if current is not None:
+        mv = current[0]
+        out["model"] = {"spec": mv.spec, "version": mv.version}
+        index = VectorIndex.open(settings.index_dir, mv.version, mv.embed_dim)
+        out["index"] = {"size": len(index), "path": str(index.path) if index.path.exists() else None}
+    if last_job is not None:
+        out["last_job"] = {"id": last_job.id, "kind": last_job.kind, "state": last_job.state,
+                           "total": last_job.total, "done": last_job.done, "failed": last_job.failed,
+                           "created_at": last_job.created_at.isoformat() if last_job.created_at else None,
+                           "finished_at": last_job.finished_at.isoformat() if last_job.finished_at else None}
+    return out
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

@@ -1,0 +1,98 @@
+"""A real browser (headless Debian Chromium via Playwright) searches through ``tagscope serve``."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from .conftest import ROOT, read_labels_jsonl, services_required, tagscope_env
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tagged_home):
+    port = free_port()
+    log_path = tagged_home / "serve.log"
+    with open(log_path, "w") as log:  # request logs go to a file: a full pipe would block the server
+        proc = subprocess.Popen([sys.executable, "-m", "tagger.cli", "serve", "--port", str(port)], cwd=ROOT,
+                                env=tagscope_env(tagged_home), stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url + "/api/status", timeout=2).close()
+            break
+        except OSError:
+            if proc.poll() is not None:
+                raise AssertionError(log_path.read_text()) from None
+            time.sleep(0.3)
+    yield url
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        if services_required():
+            pytest.fail(f"{CHROMIUM} missing: apt-get install -y chromium")
+        pytest.skip(f"{CHROMIUM} missing: apt-get install -y chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def test_typing_a_query_shows_the_right_thumbnails(server, browser, synthetic_photos):
+    truth = read_labels_jsonl(synthetic_photos)
+    page = browser.new_page()
+    page.goto(server)
+    assert page.locator("#empty-state").is_visible()
+    page.fill("input[name=q]", "red thing")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#results .result img")
+    page.wait_for_function("[...document.querySelectorAll('#results img')].every(i => i.complete)")
+    results = page.locator("#results .result")
+    assert results.count() >= 10
+    loaded = page.eval_on_selector_all("#results img", "imgs => imgs.map(i => i.naturalWidth)")
+    assert all(w > 0 for w in loaded)  # every thumbnail was served and decoded
+    paths = page.eval_on_selector_all("#results img", "imgs => imgs.map(i => i.alt)")
+    top10 = [Path(p).name for p in paths[:10]]
+    hits = sum("red thing" in truth[name] for name in top10)
+    assert hits >= 8, top10
+    page.screenshot(path=str(Path(os.environ.get("TAGSCOPE_SCREENSHOTS", "/tmp")) / "tagscope-search.png"))
+    page.locator("#results .result a").first.click()
+    page.wait_for_selector("#tags")
+    assert "red thing" in page.locator("#tags").inner_text()
+    page.close()
+
+
+def test_bad_query_shows_the_error_state_in_the_page(server, browser):
+    page = browser.new_page()
+    page.goto(server + "/?q=" + "x" * 301)
+    assert "too long" in page.locator(".error").inner_text()
+    page.close()
+    with urllib.request.urlopen(server + "/api/search?q=blue%20star&k=3") as resp:
+        body = json.loads(resp.read())
+    assert len(body["results"]) == 3

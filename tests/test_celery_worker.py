@@ -1,0 +1,153 @@
+"""A real ``tagscope worker`` process tags a collection exactly as the in-process run does."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+
+from indexer.vector_index import VectorIndex
+from tagger.db import Image, Label, ModelVersion, Tag, get_database
+
+from .conftest import RABBITMQ_URL, REDIS_URL, ROOT, need_service, run_cli, tagscope_env
+
+
+def collection_snapshot(home: Path, db_url: str | None = None) -> dict:
+    """{path: (status, {label: score}, vector)} for comparing two runs."""
+    db = get_database(db_url or f"sqlite:///{home.resolve()}/tagscope.sqlite")
+    with db.session() as s:
+        mv = s.scalars(select(ModelVersion)).one()
+        images = {i.id: i for i in s.scalars(select(Image))}
+        tags: dict[int, dict[str, float]] = {}
+        for image_id, name, score in s.execute(select(Tag.image_id, Label.name, Tag.score)
+                                               .join(Label, Label.id == Tag.label_id)):
+            tags.setdefault(image_id, {})[name] = score
+    index = VectorIndex.open(home / "index", mv.version, mv.embed_dim)
+    out = {}
+    for image_id, img in images.items():
+        vec = index.index.reconstruct(image_id) if index.contains(image_id) else None
+        out[img.path] = (img.status, tags.get(image_id, {}), vec)
+    return out
+
+
+def assert_same_collection(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for path in a:
+        (sa, ta, va), (sb, tb, vb) = a[path], b[path]
+        assert sa == sb, path
+        assert ta.keys() == tb.keys(), path
+        for label in ta:
+            assert ta[label] == pytest.approx(tb[label], abs=1e-4), (path, label)
+        assert (va is None) == (vb is None), path
+        if va is not None:
+            assert np.allclose(va, vb, atol=1e-4), path
+
+
+@pytest.fixture(scope="module")
+def in_process(tmp_path_factory, synthetic_photos):
+    home = tmp_path_factory.mktemp("in-process")
+    run_cli("tag", str(synthetic_photos), "--model", "synthetic", "--batch-size", "32", home=home)
+    return home
+
+
+def start_worker(home: Path, env: dict[str, str]) -> subprocess.Popen:
+    with open(home / "worker.log", "w") as log:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen([sys.executable, "-m", "tagger.cli", "worker", "--", "--without-heartbeat",
+                                  "--without-mingle", "--without-gossip"],
+                                cwd=ROOT, env=tagscope_env(home, **env), stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+
+def stop_worker(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def flush_redis(url: str) -> None:
+    import redis
+
+    redis.Redis.from_url(url).flushdb()
+
+
+def purge_rabbitmq(url: str) -> None:
+    """Drop messages an earlier, interrupted run may have left in the queue."""
+    from kombu import Connection
+
+    from tagger.celery_app import TASK_QUEUE
+
+    with Connection(url) as conn:
+        channel = conn.channel()
+        try:
+            channel.queue_purge(TASK_QUEUE)
+        except Exception:  # noqa: BLE001 - the queue does not exist yet
+            pass
+
+
+BROKERS = {
+    "embedded": lambda: "embedded",
+    "redis": lambda: (need_service("Redis", "127.0.0.1", 6379), flush_redis(REDIS_URL), REDIS_URL)[-1],
+    "rabbitmq": lambda: (need_service("RabbitMQ", "127.0.0.1", 5672), purge_rabbitmq(RABBITMQ_URL),
+                         RABBITMQ_URL)[-1],
+}
+
+
+@pytest.mark.parametrize("broker, database", [("embedded", "sqlite"), ("redis", "postgresql"),
+                                              ("rabbitmq", "sqlite")])
+def test_worker_results_equal_the_in_process_run(broker, database, in_process, synthetic_photos, tmp_path,
+                                                 request):
+    broker_url = BROKERS[broker]()
+    env = {"TAGSCOPE_BROKER_URL": broker_url, "TAGSCOPE_MODEL": "synthetic", "TAGSCOPE_TASK_SIZE": "64",
+           "TAGSCOPE_BATCH_SIZE": "32"}
+    db_url = None
+    if database == "postgresql":
+        db_url = request.getfixturevalue("postgres_url")
+        env["TAGSCOPE_DATABASE_URL"] = db_url
+        run_cli("db", "upgrade", home=tmp_path, **env)
+    worker = start_worker(tmp_path, env)
+    try:
+        started = time.monotonic()
+        out = run_cli("tag", str(synthetic_photos), home=tmp_path, timeout=300, **env)
+        assert "queued" in out.stderr and time.monotonic() - started < 300
+    finally:
+        stop_worker(worker)
+    worker_log = (tmp_path / "worker.log").read_text()
+    assert "tagscope.tag_images" in worker_log and "succeeded" in worker_log, worker_log[-3000:]
+    assert_same_collection(collection_snapshot(in_process), collection_snapshot(tmp_path, db_url))
+
+
+def test_queued_job_without_waiting_is_finished_by_the_worker(synthetic_photos, tmp_path):
+    env = {"TAGSCOPE_BROKER_URL": "embedded", "TAGSCOPE_MODEL": "synthetic"}
+    out = run_cli("tag", str(synthetic_photos), "--no-wait", home=tmp_path, **env)
+    assert "queued" in out.stdout
+    worker = start_worker(tmp_path, env)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            status = run_cli("status", "--json", home=tmp_path, **env).stdout
+            if '"state": "done"' in status:
+                break
+            time.sleep(2)
+    finally:
+        stop_worker(worker)
+    import json
+
+    st = json.loads(status)
+    assert st["last_job"]["state"] == "done"
+    assert st["images"]["tagged"] > 0 and st["index"]["size"] == st["images"]["tagged"]
+
+
+def test_worker_without_a_broker_explains_the_setting(tmp_path):
+    proc = run_cli("worker", home=tmp_path, check=False)
+    assert proc.returncode == 2 and "TAGSCOPE_BROKER_URL=embedded" in proc.stderr

@@ -1,0 +1,96 @@
+"""The schema comes from Alembic migrations and behaves the same on SQLite and PostgreSQL."""
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from mkt.errors import TagscopeError
+from tagger.db import (
+    TAGGED,
+    Database,
+    Image,
+    Job,
+    Label,
+    Tag,
+    get_database,
+    get_or_create_model_version,
+    head_revision,
+    path_key,
+    table_names,
+)
+
+from .conftest import run_cli
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request, tmp_path):
+    if request.param == "sqlite":
+        database = Database(f"sqlite:///{tmp_path}/t.sqlite")
+    else:
+        database = Database(request.getfixturevalue("postgres_url"))
+    yield database
+    database.dispose()
+
+
+def test_migrations_create_every_table(db):
+    assert db.current_revision() is None
+    db.upgrade()
+    assert db.current_revision() == head_revision()
+    assert {"images", "labels", "model_versions", "tags", "jobs"} <= set(table_names(db))
+
+
+def test_tags_roundtrip_and_cascade_with_the_image(db):
+    db.upgrade()
+    raw = "/photos/caf\udce9.jpg".encode("utf-8", "surrogateescape")
+    with db.session() as s:
+        mv = get_or_create_model_version(s, "abc123", "synthetic", 128)
+        img = Image(path="/photos/caf\\xe9.jpg", path_raw=raw, path_key=path_key(raw), size_bytes=5_000_000_000,
+                    status=TAGGED, model_version_id=mv.id)
+        label = Label(name="red circle")
+        s.add_all([img, label])
+        s.flush()
+        s.add(Tag(image_id=img.id, label_id=label.id, model_version_id=mv.id, score=0.42))
+        s.add(Job(kind="tag", total=1, params={"tag": {"model": "synthetic"}}))
+    with db.session() as s:
+        img = s.scalars(select(Image)).one()
+        assert img.fs_path == "/photos/caf\udce9.jpg" and img.size_bytes == 5_000_000_000
+        assert s.scalars(select(Tag)).one().score == pytest.approx(0.42)
+        assert s.scalars(select(Job)).one().params == {"tag": {"model": "synthetic"}}
+        s.delete(img)
+    with db.session() as s:
+        assert s.scalars(select(Tag)).all() == []
+
+
+def test_same_path_cannot_be_registered_twice(db):
+    db.upgrade()
+    with pytest.raises(IntegrityError):
+        with db.session() as s:
+            for _ in range(2):
+                s.add(Image(path="/a.jpg", path_raw=b"/a.jpg", path_key=path_key(b"/a.jpg")))
+                s.flush()
+
+
+def test_embedded_sqlite_migrates_itself_and_uses_wal(tmp_path):
+    db = get_database(f"sqlite:///{tmp_path}/auto.sqlite")
+    assert db.current_revision() == head_revision()
+    with db.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+
+
+def test_server_database_asks_for_db_upgrade(postgres_url):
+    with pytest.raises(TagscopeError, match="tagscope db upgrade"):
+        get_database(postgres_url)
+
+
+def test_db_upgrade_command_migrates_postgresql(postgres_url, tmp_path):
+    out = run_cli("db", "upgrade", home=tmp_path, TAGSCOPE_DATABASE_URL=postgres_url)
+    assert f"-> {head_revision()}" in out.stdout
+    assert run_cli("db", "current", home=tmp_path, TAGSCOPE_DATABASE_URL=postgres_url).stdout.strip() == \
+        head_revision()
+
+
+def test_unreachable_database_is_one_clear_line(tmp_path):
+    proc = run_cli("status", home=tmp_path, check=False,
+                   TAGSCOPE_DATABASE_URL="postgresql://nobody@127.0.0.1:1/none")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "TAGSCOPE_DATABASE_URL" in proc.stderr

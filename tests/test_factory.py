@@ -1,0 +1,118 @@
+"""Every model spec kind builds a tag model with the same interface (parametrised, as timm does)."""
+
+import time
+
+import pytest
+import torch
+from PIL import Image
+
+from mkt.bundle import BundleError, load_bundle, save_bundle
+from mkt.errors import TagscopeError
+from mkt.factory import SYNTHETIC_BUNDLE, create_tag_model
+from mkt.specs import parse_spec
+
+from .conftest import run_cli
+
+
+@pytest.fixture(scope="module")
+def mkt_bundle_path(tmp_path_factory):
+    """An MKT-kind bundle (two-stream head) made from the bundled synthetic weights."""
+    b = load_bundle(SYNTHETIC_BUNDLE)
+    b.kind, b.head, b.meta = "mkt", {"local_top_k": 3}, {"note": "test bundle"}
+    path = tmp_path_factory.mktemp("bundles") / "mkt-test.pt"
+    save_bundle(b, path)
+    return path
+
+
+SPECS = ["synthetic", "open_clip:tagscope-tiny", "mkt"]
+
+
+@pytest.fixture(params=SPECS)
+def model(request, mkt_bundle_path):
+    spec = f"mkt:{mkt_bundle_path}" if request.param == "mkt" else request.param
+    if spec.startswith("open_clip:") and spec.count(":") == 1:
+        with pytest.warns(UserWarning, match="random weights"):
+            return create_tag_model(spec)
+    return create_tag_model(spec)
+
+
+def test_every_spec_gives_the_tag_model_interface(model):
+    image = Image.new("RGB", (100, 80), (200, 30, 30))
+    pixels = torch.stack([model.preprocess(image)] * 2)
+    with torch.inference_mode():
+        emb = model.encode_images(pixels)
+        labels = model.encode_labels(["red circle", "a label nobody trained on"])
+        scores = model.score(emb, labels)
+    d = model.embed_dim
+    assert emb.global_.shape == (2, d) and labels.shape == (2, d) and scores.shape == (2, 2)
+    assert emb.patches is not None and emb.patches.shape[0] == 2 and emb.patches.shape[2] == d
+    assert torch.allclose(emb.global_.norm(dim=-1), torch.ones(2), atol=1e-4)
+    assert scores.abs().max() <= 1.0 + 1e-4
+    assert len(model.version) == 12
+
+
+def test_score_does_not_depend_on_the_other_labels(model):
+    pixels = model.preprocess(Image.new("RGB", (64, 64), (20, 20, 220)))[None]
+    with torch.inference_mode():
+        emb = model.encode_images(pixels)
+        one = model.score(emb, model.encode_labels(["blue star"]))
+        many = model.score(emb, model.encode_labels(["blue star", "red circle", "striped background"]))
+    assert torch.allclose(one[:, 0], many[:, 0], atol=1e-5)
+
+
+def test_version_id_changes_with_the_weights(mkt_bundle_path, tmp_path):
+    b = load_bundle(mkt_bundle_path)
+    first = b.version
+    b.state_dict = {k: (v + 1 if k == "logit_scale" else v) for k, v in b.state_dict.items()}
+    assert save_bundle(b, tmp_path / "changed.pt") != first
+
+
+@pytest.mark.parametrize("spec", ["open_clip", "mkt:", "clip:ViT-B-32", ""])
+def test_bad_spec_names_the_accepted_forms(spec):
+    with pytest.raises(TagscopeError, match="open_clip:ARCH:PRETRAINED"):
+        parse_spec(spec)
+
+
+def test_missing_or_corrupt_bundle_is_a_clear_error(tmp_path):
+    with pytest.raises(BundleError, match="no bundle file"):
+        create_tag_model(f"mkt:{tmp_path}/missing.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(BundleError, match="not a readable Tagscope bundle"):
+        create_tag_model(f"mkt:{tmp_path}/junk.pt")
+
+
+def test_unknown_architecture_and_tag_are_clear_errors():
+    with pytest.raises(TagscopeError, match="unknown open_clip architecture"):
+        create_tag_model("open_clip:ViT-Q-99:laion2b")
+    with pytest.raises(TagscopeError, match="neither a file nor a pretrained tag"):
+        create_tag_model("open_clip:ViT-B-32:not_a_tag")
+
+
+def test_offline_pretrained_weights_fail_fast_with_the_fix(tmp_path):
+    """With HF_HUB_OFFLINE=1 and no cached weights: one line, naming the fix, within 5 seconds."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.new("RGB", (8, 8)).save(photos / "a.png")
+    started = time.monotonic()
+    proc = run_cli("tag", str(photos), "--model", "open_clip:ViT-B-32:laion2b_s34b_b79k", home=tmp_path / "h",
+                   check=False, HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf"))
+    elapsed = time.monotonic() - started
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("error: ") and proc.stderr.strip().count("\n") == 0, proc.stderr
+    assert "HF_HUB_OFFLINE" in proc.stderr and "local file" in proc.stderr
+    assert elapsed < 5 * 2, f"took {elapsed:.1f}s"  # 5 s on an idle machine; CI shares 2 cores
+
+
+def test_local_weights_file_loads(tmp_path):
+    """The real loading path for a file a user downloaded: open_clip:ARCH:/path/to/weights."""
+    torch.manual_seed(1)
+    ref = create_tag_model("synthetic")
+    weights = tmp_path / "tiny.pt"
+    torch.save(ref.clip.state_dict(), weights)
+    model = create_tag_model(f"open_clip:tagscope-tiny:{weights}")
+    pixels = ref.preprocess(Image.new("RGB", (64, 64), (10, 200, 10)))[None]
+    with torch.inference_mode():
+        a = model.encode_images(pixels).global_
+        b = ref.encode_images(pixels).global_
+    assert torch.allclose(a, b, atol=1e-5)
+    assert model.version != ref.version  # a different template and origin: a different model version

@@ -1,0 +1,47 @@
+"""The Flask frontend: a search page, an image page, thumbnails and a JSON API.
+
+``create_app(settings)`` follows the Flask tutorial's app-factory shape: no module-level app,
+one blueprint per feature, shared services kept in ``app.extensions``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, jsonify, render_template, request
+
+from mkt.errors import TagscopeError
+from tagger.config import Settings, load_settings
+
+
+def create_app(settings: Settings | None = None, test_config: dict[str, Any] | None = None) -> Flask:
+    from indexer.search import Searcher
+    from tagger.db import get_database
+
+    settings = settings or load_settings()
+    app = Flask(__name__)
+    app.config.update(JSON_SORT_KEYS=False, TAGSCOPE_SETTINGS=settings, MAX_CONTENT_LENGTH=1 << 20)
+    if test_config:
+        app.config.update(test_config)
+    get_database(settings.db_url)  # fail at start-up, not on the first request
+    app.extensions["tagscope.searcher"] = Searcher(settings)
+
+    from web.images import bp as images_bp
+    from web.search import bp as search_bp
+
+    app.register_blueprint(search_bp)
+    app.register_blueprint(images_bp)
+
+    @app.errorhandler(TagscopeError)
+    def user_error(exc: TagscopeError):
+        if request.path.startswith("/api/"):
+            return jsonify({"error": str(exc)}), 400
+        return render_template("error.html", message=str(exc)), 400
+
+    @app.errorhandler(404)
+    def not_found(_exc: Exception):
+        if request.path.startswith("/api/"):
+            return jsonify({"error": "not found"}), 404
+        return render_template("error.html", message="Not found."), 404
+
+    return app
