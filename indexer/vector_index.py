@@ -164,6 +164,11 @@ def spool_embeddings(folder: str | os.PathLike, ids: np.ndarray, vectors: np.nda
     return path
 
 
+def spool_removals(folder: str | os.PathLike, ids: np.ndarray) -> Path | None:
+    """Atomically record ids to drop from the index (an image that now fails or is a duplicate)."""
+    return spool_embeddings(folder, ids, np.zeros((len(ids), 0), np.float32))
+
+
 @contextmanager
 def index_lock(folder: str | os.PathLike, version: str, blocking: bool = True) -> Iterator[bool]:
     """Exclusive lock on one version's index (a file lock, so it also holds across processes)."""
@@ -199,6 +204,9 @@ def merge_spool(index_folder: str | os.PathLike, spool: str | os.PathLike, versi
         merged = 0
         for f in files:
             with np.load(f) as data:
+                if data["vectors"].shape[1] == 0:  # a removal batch
+                    index.remove(data["ids"])
+                    continue
                 index.add(data["ids"], data["vectors"])
                 merged += len(data["ids"])
         if remove_ids is not None:

@@ -19,6 +19,8 @@ import logging
 import os
 import tempfile
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import open_clip
@@ -51,6 +53,17 @@ def create_tag_model(spec: str | ModelSpec, device: str | torch.device = "cpu") 
     return model.to(device)
 
 
+@contextmanager
+def _quiet_open_clip() -> Iterator[None]:
+    """open_clip logs routine steps (and each failed download try) on the root logger as
+    warnings; Tagscope reports what matters itself, once."""
+    logging.disable(logging.ERROR)
+    try:
+        yield
+    finally:
+        logging.disable(logging.NOTSET)
+
+
 def _register_arch(arch: str, config: dict) -> None:
     """Make ``arch`` known to open_clip with exactly ``config`` (bundles carry their config)."""
     if arch in open_clip.list_models() and open_clip.get_model_config(arch) == config:
@@ -63,7 +76,8 @@ def _register_arch(arch: str, config: dict) -> None:
 def model_from_bundle(bundle: Bundle, spec: str) -> TagModel:
     """Instantiate a bundle through open_clip's factory and load its weights."""
     _register_arch(bundle.arch, bundle.model_config)
-    clip, _, preprocess = open_clip.create_model_and_transforms(bundle.arch, pretrained=None)
+    with _quiet_open_clip():  # "no pretrained weights loaded": the bundle's come next
+        clip, _, preprocess = open_clip.create_model_and_transforms(bundle.arch, pretrained=None)
     missing, unexpected = clip.load_state_dict(bundle.state_dict, strict=False)
     if missing or unexpected:
         raise TagscopeError(f"bundle for {spec} does not match architecture {bundle.arch} "
@@ -109,10 +123,9 @@ def _open_clip_model(spec: ModelSpec) -> TagModel:
             tags = ", ".join(open_clip.list_pretrained_tags_by_model(spec.arch)) or "none"
             raise TagscopeError(f"{spec.pretrained!r} is neither a file nor a pretrained tag of {spec.arch} "
                                 f"(tags: {tags})")
-        # open_clip logs each failed download attempt on the root logger; our error says it once.
-        logging.disable(logging.ERROR)
         try:
-            clip, _, preprocess = open_clip.create_model_and_transforms(spec.arch, pretrained=pretrained)
+            with _quiet_open_clip():
+                clip, _, preprocess = open_clip.create_model_and_transforms(spec.arch, pretrained=pretrained)
         except Exception as exc:  # hub, network and file errors come in many types
             offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
             why = "HF_HUB_OFFLINE is set" if offline else f"{type(exc).__name__}"
@@ -120,8 +133,6 @@ def _open_clip_model(spec: ModelSpec) -> TagModel:
                 f"cannot load weights {spec.arch}:{spec.pretrained} ({why}): download them once on a machine "
                 f"with internet and HF_HUB_OFFLINE unset, or pass a local file: "
                 f"--model open_clip:{spec.arch}:/path/to/weights.safetensors") from exc
-        finally:
-            logging.disable(logging.NOTSET)
     version = hashlib.sha256(f"open_clip|{version_key}|{DEFAULT_TEMPLATE}".encode()).hexdigest()[:12]
     return TagModel(clip, open_clip.get_tokenizer(spec.arch), preprocess, version=version, spec=str(spec))
 

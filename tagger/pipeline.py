@@ -21,7 +21,7 @@ import torch
 from sqlalchemy import delete, func, insert, select, update
 from torch.utils.data import DataLoader, Dataset
 
-from indexer.vector_index import merge_spool, spool_dir, spool_embeddings
+from indexer.vector_index import merge_spool, spool_dir, spool_embeddings, spool_removals
 from mkt.factory import create_tag_model
 from mkt.tagmodel import TagModel
 from tagger.config import Settings
@@ -293,6 +293,10 @@ def _store_batch(db: Database, batch: dict[str, Any], ids: list[int], vectors: n
             s.execute(insert(Tag), tag_rows)
         if keep_ids:
             spool_embeddings(spool, np.asarray(keep_ids), np.stack(keep_vecs))
+        # An image that was indexed before and now fails or turned out a duplicate leaves the index.
+        dropped = [it["id"] for it in batch["failed"]] + sorted(set(ids) - set(keep_ids))
+        if dropped:
+            spool_removals(spool, np.asarray(dropped))
     return len(batch["ok"]), len(batch["failed"])
 
 

@@ -125,3 +125,42 @@ def test_missing_path_is_one_line_naming_the_fix(tmp_path):
 def test_search_with_another_model_than_the_collection_is_refused(tagged_home):
     proc = run_cli("search", "red", "--model", "open_clip:tagscope-tiny", home=tagged_home, check=False)
     assert proc.returncode == 2 and "pass --model synthetic" in proc.stderr
+
+
+def test_image_that_breaks_after_tagging_is_failed_and_leaves_the_index(tmp_path, synthetic_photos):
+    photos = tmp_path / "photos"
+    shutil.copytree(synthetic_photos, photos)
+    home = tmp_path / "home"
+    run_cli("tag", str(photos), "--model", "synthetic", home=home)
+    before = json.loads(run_cli("status", "--json", home=home).stdout)
+    victim = sorted(photos.glob("*.png"))[3]
+    victim.write_bytes(victim.read_bytes()[:100])  # truncated in place
+    run_cli("tag", str(photos), "--model", "synthetic", home=home)
+    after = json.loads(run_cli("status", "--json", home=home).stdout)
+    assert after["images"]["failed"] == before["images"]["failed"] + 1
+    assert after["index"]["size"] == before["index"]["size"] - 1 == after["images"]["tagged"]
+    assert [f["path"] for f in after["failures"]] == [str(victim)]
+
+
+def test_labels_add_import_list(tmp_path):
+    home = tmp_path / "home"
+    out = run_cli("labels", "add", "golden retriever", "Birthday  Cake", "golden retriever", home=home)
+    assert "added 2 label(s)" in out.stdout
+    listing = tmp_path / "mine.txt"
+    listing.write_text("# my labels\nbirthday cake\nsunset over the sea\n\nlighthouse\n")
+    out = run_cli("labels", "import", str(listing), home=home)
+    assert "added 2 label(s)" in out.stdout
+    names = json.loads(run_cli("labels", "list", "--json", home=home).stdout)
+    assert [n["name"] for n in names] == ["golden retriever", "Birthday Cake", "sunset over the sea", "lighthouse"]
+    bad = tmp_path / "latin1.txt"
+    bad.write_bytes("caf\xe9\n".encode("latin-1"))
+    proc = run_cli("labels", "import", str(bad), home=home, check=False)
+    assert proc.returncode == 2 and "UTF-8" in proc.stderr
+
+
+def test_default_vocabulary_for_real_photos_ships_with_the_package():
+    from tagger.cli import default_label_names
+
+    names = default_label_names()
+    assert len(names) > 2000 and len(set(map(str.lower, names))) == len(names)
+    assert {"beach", "wedding", "golden retriever", "bicycle"} <= set(names)

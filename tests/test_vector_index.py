@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from indexer.vector_index import VectorIndex, merge_spool, spool_embeddings
+from indexer.vector_index import VectorIndex, merge_spool, spool_embeddings, spool_removals
 from mkt.errors import TagscopeError
 
 
@@ -63,3 +63,13 @@ def test_reader_sees_a_merge_by_another_process(tmp_path):
     assert reader.is_stale()
     reader.reload()
     assert len(reader) == 4
+
+
+def test_spooled_removals_leave_the_index(tmp_path):
+    vecs = unit(6)
+    spool_embeddings(tmp_path / "spool", np.arange(6), vecs)
+    merge_spool(tmp_path / "ix", tmp_path / "spool", "v1", 16)
+    spool_removals(tmp_path / "spool", np.array([1, 4]))
+    merge_spool(tmp_path / "ix", tmp_path / "spool", "v1", 16)
+    idx = VectorIndex.open(tmp_path / "ix", "v1", 16)
+    assert len(idx) == 4 and not idx.contains(1) and not idx.contains(4) and idx.contains(5)
