@@ -9,6 +9,7 @@ A bundle is a single ``torch.save`` file holding a plain dict (loadable with
       "arch": "tagscope-tiny",         # open_clip architecture name
       "model_config": {...},           # the open_clip config dict (embed_dim, vision_cfg, text_cfg)
       "state_dict": {name: tensor},    # open_clip CLIP weights (MKT: the fine-tuned image side too)
+      "sparse_state": {name: {"ids", "rows", "shape"}},  # mostly-zero matrices, rows kept by id
       "prompt": {"template": "a photo of a {label}.", "context": tensor | None, ...},
       "head": {...},                   # scoring options (MKT: top-k of the local stream)
       "labels": ["red circle", ...],   # the label vocabulary the model was made for
@@ -79,7 +80,7 @@ def _tensor_bytes(t: torch.Tensor) -> bytes:
     t = t.detach().cpu().contiguous()
     buf.write(str(t.dtype).encode())
     buf.write(str(tuple(t.shape)).encode())
-    buf.write(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    buf.write(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return buf.getvalue()
 
 
@@ -93,7 +94,7 @@ def save_bundle(bundle: Bundle, path: str | os.PathLike) -> str:
         "kind": bundle.kind,
         "arch": bundle.arch,
         "model_config": bundle.model_config,
-        "state_dict": {k: v.detach().cpu() for k, v in bundle.state_dict.items()},
+        **_pack_state(bundle.state_dict),
         "prompt": {k: (v.detach().cpu() if isinstance(v, torch.Tensor) else v)
                    for k, v in bundle.prompt.items()},
         "head": bundle.head,
@@ -108,6 +109,31 @@ def save_bundle(bundle: Bundle, path: str | os.PathLike) -> str:
     torch.save(payload, tmp)
     os.replace(tmp, path)
     return bundle.version
+
+
+def _pack_state(state: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """Matrices whose rows are mostly zero (a token table where only the words a model was
+    trained on are kept) are stored as (row ids, rows): the bundle stays a few MB."""
+    dense, sparse = {}, {}
+    for name, t in state.items():
+        t = t.detach().cpu()
+        if t.ndim == 2 and t.shape[0] >= 1024:
+            nonzero = t.abs().sum(dim=1) != 0
+            if int(nonzero.sum()) < t.shape[0] // 2:
+                ids = nonzero.nonzero().flatten().to(torch.int32)
+                sparse[name] = {"ids": ids, "rows": t[nonzero].clone(), "shape": list(t.shape)}
+                continue
+        dense[name] = t
+    return {"state_dict": dense, "sparse_state": sparse}
+
+
+def _unpack_state(payload: dict[str, Any]) -> dict[str, torch.Tensor]:
+    state = dict(payload["state_dict"])
+    for name, packed in (payload.get("sparse_state") or {}).items():
+        full = torch.zeros(packed["shape"], dtype=packed["rows"].dtype)
+        full[packed["ids"].long()] = packed["rows"]
+        state[name] = full
+    return state
 
 
 def load_bundle(path: str | os.PathLike) -> Bundle:
@@ -126,7 +152,7 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
         kind=payload["kind"],
         arch=payload["arch"],
         model_config=payload["model_config"],
-        state_dict=payload["state_dict"],
+        state_dict=_unpack_state(payload),
         prompt=payload["prompt"],
         labels=list(payload["labels"]),
         head=payload.get("head") or {},

@@ -98,6 +98,7 @@ def model_from_bundle(bundle: Bundle, spec: str) -> TagModel:
         local_top_k=int(bundle.head.get("local_top_k", 0)),
         labels=bundle.labels,
         label_families=bundle.label_families,
+        kind=bundle.kind,
     )
 
 

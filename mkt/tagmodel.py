@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 DEFAULT_TEMPLATE = "a photo of a {label}."
+MKT_TEMPLATE = "There is a {label} in the scene"  # the paper's stage-1 template
 
 
 @dataclass
@@ -52,6 +53,7 @@ class TagModel(nn.Module):
         local_top_k: int = 0,
         labels: Sequence[str] = (),
         label_families: dict[str, list[str]] | None = None,
+        kind: str = "clip",
     ) -> None:
         super().__init__()
         self.clip = clip
@@ -64,6 +66,7 @@ class TagModel(nn.Module):
         self.local_top_k = local_top_k
         self.labels = list(labels)
         self.label_families = label_families
+        self.kind = kind  # "clip" (zero-shot) or "mkt" (two-stream head, trained)
         self.eval()
 
     # -- properties -------------------------------------------------------------------------

@@ -367,6 +367,63 @@ def synth_pretrain(out: str, seed: int, steps: int | None, batch_size: int | Non
     click.echo(json.dumps(result, indent=1, default=str))
 
 
+# -- MKT training and evaluation ------------------------------------------------------------------
+
+@cli.group()
+def train() -> None:
+    """Train MKT: `stage1` (image side) then `stage2` (prompt). `tagscope train stage1 -h` for options;
+    `torchrun --nproc_per_node=N -m mkt.train stage1 ...` for several GPUs."""
+
+
+@train.command("stage1", context_settings={"ignore_unknown_options": True, "help_option_names": []})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def train_stage1(args: tuple[str, ...]) -> None:
+    """Stage 1: fine-tune the image tower (ranking + distillation). Options: -h."""
+    from mkt.train import main as train_main
+
+    sys.exit(train_main(["stage1", *args]))
+
+
+@train.command("stage2", context_settings={"ignore_unknown_options": True, "help_option_names": []})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def train_stage2(args: tuple[str, ...]) -> None:
+    """Stage 2: prompt tuning with the image side frozen. Options: -h."""
+    from mkt.train import main as train_main
+
+    sys.exit(train_main(["stage2", *args]))
+
+
+@cli.command("eval", context_settings={"ignore_unknown_options": True, "help_option_names": []})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def evaluate_cmd(args: tuple[str, ...]) -> None:
+    """ZSL/GZSL mAP and F1@K of a model on a labelled set. Options: -h."""
+    from mkt.evaluate import main as eval_main
+
+    sys.exit(eval_main(list(args)))
+
+
+@cli.group()
+def data() -> None:
+    """Data sets for training and evaluation."""
+
+
+@data.command("nus-wide")
+@click.option("--biam-features", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Folder with nus_wide_train.h5 and nus_wide_test.h5 (BiAM release).")
+@click.option("--biam-names", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Folder with img_names.pkl and test_img_names.pkl.")
+@click.option("--taglist", required=True, type=click.Path(exists=True, dir_okay=False), help="TagList1k.txt")
+@click.option("--concepts", required=True, type=click.Path(exists=True, dir_okay=False), help="Concepts81.txt")
+@click.option("--out", required=True, type=click.Path(file_okay=False))
+@_fail_cleanly
+def data_nus_wide(biam_features: str, biam_names: str, taglist: str, concepts: str, out: str) -> None:
+    """Convert BiAM's NUS-WIDE annotations to train.jsonl / test.jsonl / seen.txt / unseen.txt."""
+    from mkt.data import convert_biam
+
+    counts = convert_biam(biam_features, biam_names, taglist, concepts, out)
+    click.echo(f"wrote {counts['train']} training and {counts['test']} test images to {out}")
+
+
 # -- demo -----------------------------------------------------------------------------------------
 
 @cli.command()

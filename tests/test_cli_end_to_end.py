@@ -14,10 +14,13 @@ from mkt.synthetic import label_families
 from .conftest import read_labels_jsonl, run_cli
 from .weird_images import write_weird_collection
 
-# Mean precision@10 per label family that search must reach, set below what was measured on this
-# collection (see docs/synthetic-world.md for the measured values); chance is the positive rate.
-MIN_PRECISION_AT_10 = {"colour": 0.60, "shape": 0.40, "background": 0.50, "compound": 0.30, "unseen": 0.40}
-
+# Mean precision@10 per label family that search must reach on this collection, well below what
+# was measured (tests/conftest.py's 480 images, seed 7; precision of all labels of the family with
+# at least 5 positives, in-process): colour 1.00, shape 0.92, background 1.00, compound 0.61,
+# and 0.79 for the six labels outside the vocabulary below. Chance is ~0.18 (colour, shape),
+# 0.17 (background) and 0.02 (compound): the positive rate.
+MIN_PRECISION_AT_10 = {"colour": 0.80, "shape": 0.60, "background": 0.80, "compound": 0.35, "unseen": 0.50}
+LABELS_PER_FAMILY = 5  # each search is one CLI process
 
 def search_json(home: Path, text: str, k: int = 10, *model_args: str) -> dict:
     return json.loads(run_cli("search", text, "-k", str(k), "--json", *model_args, home=home).stdout)
@@ -44,12 +47,12 @@ def chance(photos: Path, labels: list[str]) -> float:
 @pytest.mark.parametrize("family", ["colour", "shape", "background", "compound"])
 def test_search_returns_mostly_correct_images_for_every_family(family, tagged_home, synthetic_photos):
     labels = label_families()[family]
-    labels = [lab for lab in labels if positives(synthetic_photos, lab) >= 5][:10]
+    labels = [lab for lab in labels if positives(synthetic_photos, lab) >= 5][:LABELS_PER_FAMILY]
     precisions = [precision_at_10(tagged_home, synthetic_photos, lab) for lab in labels]
     mean = sum(precisions) / len(precisions)
     base = chance(synthetic_photos, labels)
     assert mean >= MIN_PRECISION_AT_10[family], (family, dict(zip(labels, precisions)), base)
-    assert mean >= 2 * base
+    assert mean >= 3 * base
 
 
 def test_search_finds_labels_that_are_not_in_the_vocabulary(tmp_path, synthetic_photos):

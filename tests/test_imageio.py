@@ -42,7 +42,6 @@ from tests.weird_images import (
 )
 
 
-
 @pytest.fixture(scope="module")
 def collection(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, list[str]]]:
     root = tmp_path_factory.mktemp("weird")
