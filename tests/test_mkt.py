@@ -1,0 +1,147 @@
+"""MKT: model shapes and scoring on the tiny model, the prompt encoder, and short training runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from mkt.factory import create_tag_model
+from mkt.model import MKT, cosine_lr, default_top_k, layer_decay_groups, set_trainable_blocks, two_stream_scores
+from mkt.prompt import PromptEncoder
+
+from .conftest import ROOT, run_cli
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return create_tag_model("synthetic")
+
+
+def test_top_k_scales_with_the_patch_count():
+    assert default_top_k(196) == 16 and default_top_k(16) == 1 and default_top_k(49) == 4
+
+
+def test_two_stream_shapes_and_label_axis_normalisation(tiny):
+    mkt = MKT(tiny.clip, tiny.tokenizer)
+    pixels = torch.randn(3, 3, 64, 64)
+    g, p = mkt.image_features(pixels)
+    assert g.shape == (3, 128) and p.shape == (3, 16, 128)
+    labels = mkt.label_embeddings(["red circle", "blue star", "dotted background", "crimson kite"])
+    s = two_stream_scores(g, p, labels, top_k=2, label_norm=True)
+    s_g = two_stream_scores(g, p, labels, top_k=2, label_norm=True, global_only=True)
+    assert s.shape == (3, 4) and torch.allclose(s_g.norm(dim=-1), torch.ones(3), atol=1e-5)
+    # the paper's normalised score depends on which labels are scored together; the raw one does not
+    alone = two_stream_scores(g, p, labels[:1], top_k=2, label_norm=False)
+    assert torch.allclose(alone[:, 0], two_stream_scores(g, p, labels, top_k=2, label_norm=False)[:, 0])
+    # local stream = mean of the top-k patch scores
+    local = (p @ labels[0]).topk(2, dim=1).values.mean(dim=1)
+    assert torch.allclose(two_stream_scores(g, p, labels[:1], 2, label_norm=False)[:, 0],
+                          (g @ labels[0] + local) / 2, atol=1e-5)
+
+
+def test_prompt_encoder_starts_as_the_template_and_trains_only_its_context(tiny):
+    encoder = PromptEncoder(tiny.clip, tiny.tokenizer, template="There is a {label} in the scene")
+    assert (encoder.n_prefix, encoder.n_suffix) == (3, 3)
+    with torch.no_grad():
+        fixed = tiny.clip.encode_text(tiny.tokenizer(["There is a red circle in the scene"]))
+    assert torch.allclose(encoder(["red circle"]), fixed, atol=1e-5)
+    tiny.clip.requires_grad_(False)
+    encoder(["a label never seen in training"]).sum().backward()
+    assert encoder.context.grad is not None and encoder.context.grad.abs().sum() > 0
+    random_ctx = PromptEncoder(tiny.clip, tiny.tokenizer, init="random", n_ctx=5)
+    assert (random_ctx.n_prefix, random_ctx.n_suffix) == (5, 0)
+    assert random_ctx(["red circle", "blue star"]).shape == (2, 128)
+
+
+def test_stage1_trains_the_last_blocks_with_layer_decay(tiny):
+    mkt = MKT(tiny.clip, tiny.tokenizer)
+    names = set_trainable_blocks(mkt.student, 2)
+    assert "proj" in names and not any(n.startswith("transformer.resblocks.0.") for n in names)
+    groups = layer_decay_groups(mkt.student, lr=1e-3, weight_decay=0.05, decay=0.5)
+    lrs = sorted({round(g["lr"], 8) for g in groups})
+    assert lrs == [2.5e-4, 5e-4, 1e-3]
+    assert all(g["weight_decay"] == 0 for g in groups if all(p.ndim <= 1 for p in g["params"]))
+
+
+def test_schedule_warms_up_then_decays_to_the_minimum():
+    lrs = [cosine_lr(s, 100, 10, 1e-3, 1e-6) for s in range(101)]
+    assert lrs[0] == pytest.approx(1e-4) and lrs[9] == pytest.approx(1e-3)
+    assert lrs[100] == pytest.approx(1e-6) and all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
+
+
+TRAIN_ARGS = ["--train", "synthetic", "--synthetic-n", "256", "--batch-size", "32", "--augment", "none",
+              "--crop-scale", "0.9", "1.0", "--workers", "0", "--log-every", "5", "--lr", "2e-3"]
+
+
+def train_cli(stage: str, *args: str, home: Path) -> dict:
+    out = run_cli("train", stage, *TRAIN_ARGS, *args, home=home)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A short stage 1 + stage 2 on the synthetic world (seconds, tiny model)."""
+    work = tmp_path_factory.mktemp("mkt-run")
+    s1 = train_cli("stage1", "--init", "synthetic", "--out", str(work / "s1.pt"), "--max-steps", "40", home=work)
+    s2 = train_cli("stage2", "--init", f"mkt:{work / 's1.pt'}", "--out", str(work / "s2.pt"), "--max-steps", "12",
+                   "--images", str(work / "synthetic-train-0-256"), home=work)
+    return work, s1, s2
+
+
+def test_short_training_lowers_the_loss_and_writes_bundles(trained):
+    work, s1, s2 = trained
+    assert s1["steps"] == 40 and s1["last_loss"] < s1["first_loss"], s1
+    assert s2["steps"] == 12 and (work / "s2.pt").exists()
+    log = [json.loads(line) for line in (work / "s1.log.jsonl").read_text().splitlines()]
+    assert {"step", "loss", "rank_loss", "distill_loss", "lr"} <= set(log[0])
+
+
+def test_trained_bundle_tags_and_searches_through_the_tagger(trained, synthetic_photos, tmp_path):
+    work, _, _ = trained
+    spec = f"mkt:{work / 's2.pt'}"
+    model = create_tag_model(spec)
+    assert model.kind == "mkt" and model.prompt_encoder is not None and model.local_top_k >= 1
+    home = tmp_path / "home"
+    run_cli("tag", str(synthetic_photos), "--model", spec, home=home)
+    status = json.loads(run_cli("status", "--json", home=home).stdout)
+    assert status["model"]["spec"] == spec and status["index"]["size"] == status["images"]["tagged"] > 0
+    results = json.loads(run_cli("search", "red thing", "--json", "-k", "5", home=home).stdout)["results"]
+    assert len(results) == 5
+
+
+def test_training_resumes_from_its_checkpoint(trained, tmp_path):
+    work, _, _ = trained
+    ckpt = work / "s1.ckpt"
+    assert ckpt.exists()
+    out = train_cli("stage1", "--init", "synthetic", "--out", str(tmp_path / "resumed.pt"), "--max-steps", "45",
+                    "--resume", str(ckpt), "--images", str(work / "synthetic-train-0-256"), home=tmp_path)
+    assert out["steps"] == 45  # continued at step 40, not from 0
+
+
+def test_eval_reports_zsl_and_gzsl(trained, tmp_path):
+    work, _, _ = trained
+    out = run_cli("eval", "--model", f"mkt:{work / 's2.pt'}", "--data", "synthetic", "--synthetic-n", "150",
+                  "--json", home=tmp_path)
+    result = json.loads(out.stdout)
+    assert set(result["zsl"]) == {"map", "f1@3", "p@3", "r@3", "f1@5", "p@5", "r@5"}
+    assert result["unseen"] == 20 and result["seen"] == 106
+    assert 0 < result["zsl"]["map"] <= 1 and 0 < result["gzsl"]["map"] <= 1
+
+
+def test_ddp_with_torchrun_needs_no_code_change(tmp_path):
+    """Two processes on the CPU (gloo): the same entry point, launched by torchrun."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           "-m", "mkt.train", "stage1", "--init", "synthetic", "--out", str(tmp_path / "ddp.pt"),
+                           "--max-steps", "4", *TRAIN_ARGS, "--synthetic-n", "128", "--batch-size", "16",
+                           "--images", str(tmp_path / "data")],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert summary["steps"] == 4 and (tmp_path / "ddp.pt").exists()
