@@ -1,6 +1,6 @@
 """Tagging and search throughput, measured side by side in one run.
 
-    python -m bench.throughput [--n 512] [--model synthetic] [--device cpu]
+    python -m bench.throughput [--n 512] [--model synthetic] [--device cpu] [--photo-size 1600]
 
 Prints images/s for: unbatched inference (batch 1, decode in the main process) vs the
 pipeline's batched inference (batch 64) with 0 and 2 DataLoader decode workers, and the
@@ -37,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="synthetic")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--queries", type=int, default=50)
+    parser.add_argument("--photo-size", type=int, default=0,
+                        help="re-save the images as JPEGs of this size (decoding cost of real photos)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
@@ -47,6 +49,14 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="tagscope-bench-"))
     photos = work / "photos"
     generate(photos, n=args.n, seed=123)
+    if args.photo_size:
+        from PIL import Image
+
+        for png in sorted(photos.glob("*.png")):
+            with Image.open(png) as im:
+                im.convert("RGB").resize((args.photo_size, args.photo_size * 3 // 4)).save(
+                    png.with_suffix(".jpg"), quality=90)
+            png.unlink()
     runs = {
         "unbatched (batch 1, 0 workers)": (1, 0),
         "batched (batch 64, 0 workers)": (64, 0),

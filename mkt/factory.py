@@ -28,7 +28,7 @@ import torch
 
 from mkt.bundle import Bundle, load_bundle
 from mkt.errors import TagscopeError
-from mkt.specs import ModelSpec, parse_spec
+from mkt.specs import ModelSpec, check_offline_weights, offline_error, parse_spec
 from mkt.tagmodel import DEFAULT_TEMPLATE, TagModel
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,7 @@ open_clip.add_model_config(MODEL_CONFIG_DIR)
 def create_tag_model(spec: str | ModelSpec, device: str | torch.device = "cpu") -> TagModel:
     """Build the tag model a spec names, on ``device``, in eval mode."""
     parsed = spec if isinstance(spec, ModelSpec) else parse_spec(spec)
+    check_offline_weights(parsed)
     if parsed.kind == "synthetic":
         model = model_from_bundle(load_bundle(SYNTHETIC_BUNDLE), spec="synthetic")
     elif parsed.kind == "mkt":
@@ -129,11 +130,7 @@ def _open_clip_model(spec: ModelSpec) -> TagModel:
                 clip, _, preprocess = open_clip.create_model_and_transforms(spec.arch, pretrained=pretrained)
         except Exception as exc:  # hub, network and file errors come in many types
             offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
-            why = "HF_HUB_OFFLINE is set" if offline else f"{type(exc).__name__}"
-            raise TagscopeError(
-                f"cannot load weights {spec.arch}:{spec.pretrained} ({why}): download them once on a machine "
-                f"with internet and HF_HUB_OFFLINE unset, or pass a local file: "
-                f"--model open_clip:{spec.arch}:/path/to/weights.safetensors") from exc
+            raise offline_error(spec, "HF_HUB_OFFLINE is set" if offline else type(exc).__name__) from exc
     version = hashlib.sha256(f"open_clip|{version_key}|{DEFAULT_TEMPLATE}".encode()).hexdigest()[:12]
     return TagModel(clip, open_clip.get_tokenizer(spec.arch), preprocess, version=version, spec=str(spec))
 

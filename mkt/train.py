@@ -416,10 +416,12 @@ def build_parser(prog: str = "python -m mkt.train") -> argparse.ArgumentParser:
     p.add_argument("--seen", default="", help="seen labels, one per line")
     p.add_argument("--unseen", default="", help="unseen labels (kept in the bundle's vocabulary)")
     d = TrainConfig(stage=1, init="", out="")
-    for name in ("synthetic_n", "synthetic_unseen", "synthetic_seed", "epochs", "max_steps", "batch_size",
+    p.add_argument("--epochs", type=int, default=None, help="default: 20 for stage 1, 4 for stage 2 (official)")
+    p.add_argument("--warmup-epochs", type=float, default=None, help="default: 2 for stage 1, 0 for stage 2")
+    for name in ("synthetic_n", "synthetic_unseen", "synthetic_seed", "max_steps", "batch_size",
                  "train_blocks", "top_k", "n_ctx", "seed", "workers", "log_every"):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
-    for name in ("lr", "min_lr", "warmup_epochs", "weight_decay", "layer_decay", "distill_weight", "hflip"):
+    for name in ("lr", "min_lr", "weight_decay", "layer_decay", "distill_weight", "hflip"):
         p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(d, name))
     p.add_argument("--crop-scale", type=float, nargs=2, default=d.crop_scale)
     p.add_argument("--template", default=d.template)
@@ -438,6 +440,10 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     values = vars(args).copy()
     values["stage"] = 1 if values.pop("stage") == "stage1" else 2
     values["crop_scale"] = tuple(values["crop_scale"])
+    stage_defaults = {"epochs": (20, 4), "warmup_epochs": (2.0, 0.0)}  # official recipe per stage
+    for name, per_stage in stage_defaults.items():
+        if values[name] is None:
+            values[name] = per_stage[values["stage"] - 1]
     return TrainConfig(**values)
 
 

@@ -91,6 +91,9 @@ def tag(ctx: click.Context, paths: tuple[str, ...], model: str | None, batch_siz
     for p in paths:
         if not os.path.exists(p):
             raise TagscopeError(f"{p} does not exist: pass a folder or image file to tag")
+    from mkt.specs import check_offline_weights, parse_spec
+
+    check_offline_weights(parse_spec(settings.model))  # before seconds of imports
     summary = run_tag_job(settings, paths, retry_failed=retry_failed, retag=retag, wait=wait,
                           echo=lambda msg: click.echo(msg, err=True))
     click.echo(summary)

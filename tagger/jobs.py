@@ -33,8 +33,8 @@ def run_tag_job(settings: Settings, paths: Sequence[str], *, retry_failed: bool 
     from tagger.tasks import tag_images_task
 
     t0 = time.time()
+    model = get_model(settings.model, settings.resolved_device())  # a model error comes before any write
     db = get_database(settings.db_url)
-    model = get_model(settings.model, settings.resolved_device())
     if vocabulary_size(db) == 0:
         # First run: start from the model's own vocabulary (bundles carry one) or the default list.
         source = "model" if model.labels else "default"
