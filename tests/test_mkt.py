@@ -145,3 +145,16 @@ def test_ddp_with_torchrun_needs_no_code_change(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert summary["steps"] == 4 and (tmp_path / "ddp.pt").exists()
+
+
+def test_results_table_is_regenerated_by_its_command(tmp_path):
+    from mkt.experiments import main as experiments_main
+
+    out = tmp_path / "results.md"
+    assert experiments_main(["--out", str(out), "--work", str(tmp_path / "work"), "--seeds", "0", "1",
+                             "--train-n", "96", "--eval-n", "48", "--steps1", "3", "--steps2", "2",
+                             "--batch-size", "16", "--workers", "0"]) == 0
+    text = out.read_text()
+    for row in ("zero-shot CLIP", "MKT stage 1+2", "no distillation (1+2)", "global stream only (1+2)"):
+        assert f"| {row} |" in text
+    assert "ZSL mAP" in text and "±" in text and "python -m mkt.experiments" in text
