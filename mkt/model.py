@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mkt.prompt import PromptEncoder
-from mkt.tagmodel import MKT_TEMPLATE
+from mkt.tagmodel import MKT_TEMPLATE, vision_features
 
 # The official code's k = 16 for 196 patches; other patch counts scale it.
 TOP_K_PER_PATCH = 16 / 196
@@ -28,19 +28,6 @@ TOP_K_PER_PATCH = 16 / 196
 
 def default_top_k(num_patches: int) -> int:
     return max(1, round(TOP_K_PER_PATCH * num_patches))
-
-
-def vision_features(visual: nn.Module, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(global [B, D], patches [B, P, D]) of an open_clip VisionTransformer, both projected,
-    not normalised (as the official code's ``encode_img``)."""
-    visual.output_tokens = True
-    try:
-        pooled, tokens = visual(pixels)
-    finally:
-        visual.output_tokens = False
-    if visual.proj is not None and tokens.shape[-1] != pooled.shape[-1]:
-        tokens = tokens @ visual.proj
-    return pooled, tokens
 
 
 def num_patches(visual: nn.Module) -> int:

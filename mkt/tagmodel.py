@@ -25,6 +25,19 @@ DEFAULT_TEMPLATE = "a photo of a {label}."
 MKT_TEMPLATE = "There is a {label} in the scene"  # the paper's stage-1 template
 
 
+def vision_features(visual: nn.Module, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(global [B, D], patches [B, P, D]) of an open_clip VisionTransformer, both through the
+    image projection, not normalised (as the official MKT code's ``encode_img``)."""
+    visual.output_tokens = True
+    try:
+        pooled, tokens = visual(pixels)
+    finally:
+        visual.output_tokens = False
+    if visual.proj is not None and tokens.shape[-1] != pooled.shape[-1]:
+        tokens = tokens @ visual.proj  # patches go through the same projection as the CLS token
+    return pooled, tokens
+
+
 @dataclass
 class ImageEmbeddings:
     """Normalised image features: ``global_`` [B, D]; ``patches`` [B, P, D] or None (non-ViT towers)."""
@@ -93,13 +106,7 @@ class TagModel(nn.Module):
         want_patches = self.has_patches if with_patches is None else (with_patches and self.has_patches)
         if not want_patches:
             return ImageEmbeddings(F.normalize(visual(pixels).float(), dim=-1))
-        visual.output_tokens = True
-        try:
-            pooled, tokens = visual(pixels)
-        finally:
-            visual.output_tokens = False
-        if visual.proj is not None and tokens.shape[-1] != pooled.shape[-1]:
-            tokens = tokens @ visual.proj  # patches go through the same projection as the CLS token
+        pooled, tokens = vision_features(visual, pixels)
         return ImageEmbeddings(F.normalize(pooled.float(), dim=-1), F.normalize(tokens.float(), dim=-1))
 
     # -- label side -------------------------------------------------------------------------
