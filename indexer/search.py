@@ -34,6 +34,18 @@ class Hit:
         return asdict(self)
 
 
+def parse_min_score(value: str | float | None) -> float | None:
+    if value in (None, ""):
+        return None
+    try:
+        score = float(value)
+    except (TypeError, ValueError):
+        raise TagscopeError(f"min_score must be a number between -1 and 1, got {value!r}") from None
+    if not -1.0 <= score <= 1.0:
+        raise TagscopeError(f"min_score must be between -1 and 1 (scores are cosine similarities), got {score}")
+    return score
+
+
 def check_query(text: str | None, k: int | str | None) -> tuple[str, int]:
     """Validate a query; raises :class:`TagscopeError` with what to change."""
     text = " ".join((text or "").split())
@@ -83,11 +95,14 @@ class Searcher:
         with torch.inference_mode():
             return self.model.encode_labels([text]).float().cpu()
 
-    def search(self, text: str, k: int = 20) -> list[Hit]:
+    def search(self, text: str, k: int = 20, min_score: float | None = None) -> list[Hit]:
+        """The ``k`` best images for ``text``; with ``min_score``, only those scoring at least that
+        (a relevance cutoff: fewer than ``k`` when fewer images match)."""
         text, k = check_query(text, k)
         index = self.index()
         scores, ids = index.search(self.embed_query(text).numpy(), k)
-        ranked = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+        ranked = [(int(i), float(s)) for i, s in zip(ids[0], scores[0])
+                  if i >= 0 and (min_score is None or s >= min_score)]
         if not ranked:
             return []
         with self.db.session() as s:

@@ -105,15 +105,16 @@ def tag(ctx: click.Context, paths: tuple[str, ...], model: str | None, batch_siz
 @click.argument("text")
 @click.option("-k", "--top-k", "k", type=int, default=20, show_default=True, help="Results to return.")
 @click.option("--model", help="Model spec (default: the one the collection was tagged with).")
+@click.option("--min-score", type=float, help="Relevance cutoff: only results scoring at least this.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: {query, results: [{image_id, path, score}]}.")
 @click.pass_context
 @_fail_cleanly
-def search(ctx: click.Context, text: str, k: int, model: str | None, as_json: bool) -> None:
+def search(ctx: click.Context, text: str, k: int, model: str | None, min_score: float | None, as_json: bool) -> None:
     """Rank tagged images by any label TEXT, seen in training or not."""
-    from indexer.search import Searcher
+    from indexer.search import Searcher, parse_min_score
 
     settings = _collection_settings(ctx, model)
-    hits = Searcher(settings).search(text, k)
+    hits = Searcher(settings).search(text, k, parse_min_score(min_score))
     if as_json:
         click.echo(json.dumps({"query": text, "results": [h.to_json() for h in hits]}, ensure_ascii=False))
         return

@@ -60,3 +60,11 @@ def test_thumbnails_only_for_registered_images(client):
 def test_api_status_reports_the_collection(client):
     st = client.get("/api/status").get_json()
     assert st["images"]["tagged"] > 0 and st["index"]["size"] == st["images"]["tagged"]
+
+
+def test_min_score_is_a_relevance_cutoff(client):
+    scores = [r["score"] for r in client.get("/api/search?q=red+thing&k=50").get_json()["results"]]
+    cutoff = scores[9]
+    kept = client.get(f"/api/search?q=red+thing&k=50&min_score={cutoff}").get_json()["results"]
+    assert 10 <= len(kept) < 50 and all(r["score"] >= cutoff for r in kept)
+    assert "between -1 and 1" in client.get("/api/search?q=red&min_score=7").get_json()["error"]

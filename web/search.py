@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, render_template, request
 
-from indexer.search import Searcher, check_query
+from indexer.search import Searcher, check_query, parse_min_score
 from mkt.errors import TagscopeError
 from tagger.status import collection_status
 
@@ -32,7 +32,7 @@ def page():
 @bp.get("/api/search")
 def api_search():
     text, k = check_query(request.args.get("q"), request.args.get("k", 20))
-    hits = searcher().search(text, k)
+    hits = searcher().search(text, k, parse_min_score(request.args.get("min_score")))
     return jsonify({"query": text, "results": [h.to_json() for h in hits]})
 
 
