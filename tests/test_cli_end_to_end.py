@@ -167,3 +167,13 @@ def test_default_vocabulary_for_real_photos_ships_with_the_package():
     names = default_label_names()
     assert len(names) > 2000 and len(set(map(str.lower, names))) == len(names)
     assert {"beach", "wedding", "golden retriever", "bicycle"} <= set(names)
+
+
+def test_synth_generate_writes_images_and_labels_jsonl(tmp_path):
+    out = run_cli("synth", "generate", str(tmp_path / "world"), "--n", "12", "--seed", "3", home=tmp_path)
+    assert "wrote 12 images" in out.stdout
+    rows = [json.loads(line) for line in (tmp_path / "world" / "labels.jsonl").read_text().splitlines()]
+    assert len(rows) == 12 and set(rows[0]) == {"file", "labels", "caption"}
+    assert all((tmp_path / "world" / r["file"]).exists() for r in rows)
+    proc = run_cli("synth", "generate", str(tmp_path / "w2"), "--n", "0", home=tmp_path, check=False)
+    assert proc.returncode == 2 and "--n must be at least 1" in proc.stderr
