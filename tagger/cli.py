@@ -175,7 +175,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
         return
     im = st["images"]
     click.echo(f"images   {im['total']} total: {im['tagged']} tagged, {im['failed']} failed, "
-               f"{im['pending']} pending, {im['duplicates']} duplicates")
+               f"{im['pending']} pending, {im['duplicates']} duplicates, {im['missing']} missing")
     click.echo(f"labels   {st['labels']}")
     model = st["model"]
     click.echo(f"model    {model['spec']} (version {model['version']})" if model else "model    none yet")

@@ -36,9 +36,11 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 from mkt.errors import TagscopeError
 
 # Image states. A tagged image has scores from ``model_version_id``; a duplicate has the same
-# bytes as ``duplicate_of`` and shares its tags; a failed one has an ``error`` reason.
-PENDING, TAGGED, FAILED, DUPLICATE = "pending", "tagged", "failed", "duplicate"
-IMAGE_STATES = (PENDING, TAGGED, FAILED, DUPLICATE)
+# bytes as ``duplicate_of`` and shares its tags; a failed one has an ``error`` reason; a missing
+# one was registered under a folder that was tagged again and is no longer there (kept, so its
+# tags come back if the file does).
+PENDING, TAGGED, FAILED, DUPLICATE, MISSING = "pending", "tagged", "failed", "duplicate", "missing"
+IMAGE_STATES = (PENDING, TAGGED, FAILED, DUPLICATE, MISSING)
 
 
 def utcnow() -> datetime:

@@ -6,9 +6,11 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
+import numpy as np
 from sqlalchemy import select
 from tqdm import tqdm
 
+from indexer.vector_index import spool_dir, spool_removals
 from tagger.config import Settings
 from tagger.db import Image, Job, get_database
 
@@ -45,6 +47,10 @@ def run_tag_job(settings: Settings, paths: Sequence[str], *, retry_failed: bool 
     found = scan(db, paths)
     echo(f"found {len(found.image_ids)} files: {found.new} new, {found.changed} changed, "
          f"{found.unchanged} unchanged" + (f" ({found.skipped} non-image files skipped)" if found.skipped else ""))
+    if found.missing:
+        # Out of the search index at once (their rows and tags stay, should the files come back).
+        spool_removals(spool_dir(settings.home, model.version), np.asarray(found.missing))
+        echo(f"{len(found.missing)} registered files are no longer there: marked missing")
     todo = images_to_tag(db, found.image_ids, mv_id, retry_failed=retry_failed, retag=retag)
     job_id = create_tag_job(settings, model, todo)
     app = create_celery_app(settings)

@@ -28,6 +28,7 @@ from tagger.config import Settings
 from tagger.db import (
     DUPLICATE,
     FAILED,
+    MISSING,
     PENDING,
     TAGGED,
     Database,
@@ -56,6 +57,7 @@ class ScanResult:
     changed: int = 0
     unchanged: int = 0
     skipped: int = 0  # files without an image extension (documents, videos, sidecars...)
+    missing: list[int] = field(default_factory=list)  # registered under a root, no longer there
 
 
 def scan(db: Database, roots: Iterable[str | os.PathLike], chunk: int = 1000) -> ScanResult:
@@ -76,7 +78,25 @@ def scan(db: Database, roots: Iterable[str | os.PathLike], chunk: int = 1000) ->
             batch = []
     if batch:
         _register(db, batch, result)
+    _mark_missing(db, roots, result)
     return result
+
+
+def _mark_missing(db: Database, roots: Iterable[str | os.PathLike], result: ScanResult, chunk: int = 5000) -> None:
+    """Images registered under a scanned folder that the walk no longer found become MISSING."""
+    found = set(result.image_ids)
+    for root in roots:
+        if not os.path.isdir(root):
+            continue
+        prefix = display_path(os.path.join(os.path.abspath(os.fsdecode(root)), ""))
+        with db.session() as s:
+            ids = s.scalars(select(Image.id).where(Image.path.startswith(prefix, autoescape=True),
+                                                   Image.status != MISSING)).all()
+            gone = [i for i in ids if i not in found]
+            for start in range(0, len(gone), chunk):
+                s.execute(update(Image).where(Image.id.in_(gone[start:start + chunk]))
+                          .values(status=MISSING, error="file no longer found"))
+        result.missing.extend(gone)
 
 
 def _register(db: Database, files: Sequence[FoundFile], result: ScanResult) -> None:
@@ -93,7 +113,7 @@ def _register(db: Database, files: Sequence[FoundFile], result: ScanResult) -> N
                 s.add(img)
                 existing[img.path_key] = img
                 result.new += 1
-            elif img.size_bytes != f.size or img.mtime != f.mtime:
+            elif img.size_bytes != f.size or img.mtime != f.mtime or img.status == MISSING:
                 img.size_bytes, img.mtime = f.size, f.mtime
                 img.status, img.content_hash, img.error, img.duplicate_of = PENDING, None, None, None
                 result.changed += 1

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from indexer.vector_index import VectorIndex
 from tagger.config import Settings
-from tagger.db import DUPLICATE, FAILED, IMAGE_STATES, TAGGED, Image, Job, Label, ModelVersion, get_database
+from tagger.db import DUPLICATE, FAILED, IMAGE_STATES, MISSING, TAGGED, Image, Job, Label, ModelVersion, get_database
 
 
 def collection_status(settings: Settings, max_failures: int = 100) -> dict[str, Any]:
@@ -27,7 +27,7 @@ def collection_status(settings: Settings, max_failures: int = 100) -> dict[str, 
     images = {state: int(counts.get(state, 0)) for state in IMAGE_STATES}
     out: dict[str, Any] = {
         "images": {"total": sum(images.values()), "tagged": images[TAGGED], "failed": images[FAILED],
-                   "pending": images["pending"], "duplicates": images[DUPLICATE]},
+                   "pending": images["pending"], "duplicates": images[DUPLICATE], "missing": images[MISSING]},
         "labels": int(n_labels),
         "model": None,
         "index": {"size": 0, "path": None},

@@ -177,3 +177,25 @@ def test_synth_generate_writes_images_and_labels_jsonl(tmp_path):
     assert all((tmp_path / "world" / r["file"]).exists() for r in rows)
     proc = run_cli("synth", "generate", str(tmp_path / "w2"), "--n", "0", home=tmp_path, check=False)
     assert proc.returncode == 2 and "--n must be at least 1" in proc.stderr
+
+
+def test_deleted_file_is_marked_missing_and_leaves_search_until_it_returns(tmp_path, synthetic_photos):
+    photos = tmp_path / "photos"
+    shutil.copytree(synthetic_photos, photos)
+    home = tmp_path / "home"
+    run_cli("tag", str(photos), "--model", "synthetic", home=home)
+    before = json.loads(run_cli("status", "--json", home=home).stdout)
+    gone = sorted(photos.glob("*.png"))[5]
+    kept = gone.read_bytes()
+    gone.unlink()
+    out = run_cli("tag", str(photos), "--model", "synthetic", home=home)
+    assert "1 registered files are no longer there" in out.stderr
+    after = json.loads(run_cli("status", "--json", home=home).stdout)
+    assert after["images"]["missing"] == 1 and after["images"]["tagged"] == before["images"]["tagged"] - 1
+    assert after["index"]["size"] == before["index"]["size"] - 1
+    hits = search_json(home, "red thing", 400)["results"]
+    assert str(gone) not in {h["path"] for h in hits}
+    gone.write_bytes(kept)  # the file comes back: tagged and searchable again
+    run_cli("tag", str(photos), "--model", "synthetic", home=home)
+    again = json.loads(run_cli("status", "--json", home=home).stdout)
+    assert again["images"]["missing"] == 0 and again["index"]["size"] == before["index"]["size"]
