@@ -78,7 +78,11 @@ def read_label_list(path: str | os.PathLike) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise TagscopeError(f"label list {path} does not exist")
-    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise TagscopeError(f"{path} is not UTF-8 text: save it as UTF-8, one label per line") from None
+    names = [line.strip() for line in text.splitlines()]
     names = [n for n in names if n and not n.startswith("#")]
     return list(dict.fromkeys(names))
 

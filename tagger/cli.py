@@ -9,8 +9,6 @@ import sys
 import time
 from collections.abc import Callable
 from functools import wraps
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import click
@@ -214,9 +212,10 @@ def labels_add(ctx: click.Context, names: tuple[str, ...]) -> None:
 @_fail_cleanly
 def labels_import(ctx: click.Context, file: str) -> None:
     """Add the labels in FILE (one per line; '#' starts a comment)."""
+    from mkt.data import read_label_list
     from tagger.pipeline import seed_labels
 
-    names = read_label_file(Path(file))
+    names = read_label_list(file)
     added = seed_labels(_db(_settings(ctx)), names, source="import")
     click.echo(f"added {added} label(s) from {file}, {len(names) - added} already present")
 
@@ -238,20 +237,6 @@ def labels_list(ctx: click.Context, as_json: bool) -> None:
     else:
         for n, _ in rows:
             click.echo(n)
-
-
-def read_label_file(path: Path) -> list[str]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise TagscopeError(f"{path} is not UTF-8 text: save it as UTF-8, one label per line") from None
-    return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
-
-
-def default_label_names() -> list[str]:
-    """The vocabulary for real photos shipped with the package."""
-    text = resources.files("tagger").joinpath("data/default_labels.txt").read_text(encoding="utf-8")
-    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
 
 
 # -- db -------------------------------------------------------------------------------------------

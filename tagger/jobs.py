@@ -21,9 +21,9 @@ def run_tag_job(settings: Settings, paths: Sequence[str], *, retry_failed: bool 
                 wait: bool = True, echo: Echo = lambda _m: None, poll_seconds: float = 0.5) -> str:
     """Tag everything under ``paths`` that needs it; returns a one-paragraph summary."""
     from tagger.celery_app import create_celery_app
-    from tagger.cli import default_label_names
     from tagger.pipeline import (
         create_tag_job,
+        default_label_names,
         ensure_model_version,
         get_model,
         images_to_tag,

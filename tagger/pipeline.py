@@ -14,6 +14,7 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -362,6 +363,15 @@ def ensure_model_version(settings: Settings, model: TagModel) -> int:
     db = get_database(settings.db_url)
     with db.session() as s:
         return get_or_create_model_version(s, model.version, model.spec, model.embed_dim).id
+
+
+def default_label_names() -> list[str]:
+    """The vocabulary for real photos shipped with the package (tagger/data/default_labels.txt)."""
+    from importlib import resources
+
+    from mkt.data import read_label_list
+
+    return read_label_list(Path(str(resources.files("tagger") / "data" / "default_labels.txt")))
 
 
 def vocabulary_size(db: Database) -> int:

@@ -44,6 +44,14 @@ def chance(photos: Path, labels: list[str]) -> float:
     return sum(sum(lab in t for t in truth.values()) / len(truth) for lab in labels) / len(labels)
 
 
+def tagged_copy(tmp_path: Path, synthetic_photos: Path) -> tuple[Path, Path]:
+    """A private copy of the collection (tests change files), tagged once: (photos, home)."""
+    photos, home = tmp_path / "photos", tmp_path / "home"
+    shutil.copytree(synthetic_photos, photos)
+    run_cli("tag", str(photos), "--model", "synthetic", home=home)
+    return photos, home
+
+
 @pytest.mark.parametrize("family", ["colour", "shape", "background", "compound"])
 def test_search_returns_mostly_correct_images_for_every_family(family, tagged_home, synthetic_photos):
     labels = label_families()[family]
@@ -109,10 +117,7 @@ def test_bad_files_are_recorded_as_failed_and_the_job_goes_on(tmp_path, syntheti
 
 
 def test_changed_file_is_tagged_again_and_nothing_else(tmp_path, synthetic_photos):
-    photos = tmp_path / "photos"
-    shutil.copytree(synthetic_photos, photos)
-    home = tmp_path / "home"
-    run_cli("tag", str(photos), "--model", "synthetic", home=home)
+    photos, home = tagged_copy(tmp_path, synthetic_photos)
     first = sorted(photos.glob("*.png"))[0]
     shutil.copy(sorted(photos.glob("*.png"))[1], first)
     os.utime(first, (1, 1))
@@ -131,10 +136,7 @@ def test_search_with_another_model_than_the_collection_is_refused(tagged_home):
 
 
 def test_image_that_breaks_after_tagging_is_failed_and_leaves_the_index(tmp_path, synthetic_photos):
-    photos = tmp_path / "photos"
-    shutil.copytree(synthetic_photos, photos)
-    home = tmp_path / "home"
-    run_cli("tag", str(photos), "--model", "synthetic", home=home)
+    photos, home = tagged_copy(tmp_path, synthetic_photos)
     before = json.loads(run_cli("status", "--json", home=home).stdout)
     victim = sorted(photos.glob("*.png"))[3]
     victim.write_bytes(victim.read_bytes()[:100])  # truncated in place
@@ -162,7 +164,7 @@ def test_labels_add_import_list(tmp_path):
 
 
 def test_default_vocabulary_for_real_photos_ships_with_the_package():
-    from tagger.cli import default_label_names
+    from tagger.pipeline import default_label_names
 
     names = default_label_names()
     assert len(names) > 2000 and len(set(map(str.lower, names))) == len(names)
@@ -180,10 +182,7 @@ def test_synth_generate_writes_images_and_labels_jsonl(tmp_path):
 
 
 def test_deleted_file_is_marked_missing_and_leaves_search_until_it_returns(tmp_path, synthetic_photos):
-    photos = tmp_path / "photos"
-    shutil.copytree(synthetic_photos, photos)
-    home = tmp_path / "home"
-    run_cli("tag", str(photos), "--model", "synthetic", home=home)
+    photos, home = tagged_copy(tmp_path, synthetic_photos)
     before = json.loads(run_cli("status", "--json", home=home).stdout)
     gone = sorted(photos.glob("*.png"))[5]
     kept = gone.read_bytes()
