@@ -48,6 +48,10 @@ TEMPLATES = ("a photo of a {label}.", "{label}.", "a {label}.")
 # Probability of each caption kind of world.caption_facts: full description, objects only,
 # one compound, one shape, one colour, the background.
 CAPTION_P = (0.35, 0.1, 0.15, 0.15, 0.1, 0.15)
+# The same for web-style captions (world.main_caption_facts): compound, compound on background,
+# shape, colour, background; all of them about the main object only.
+WEB_CAPTION_P = (0.5, 0.2, 0.1, 0.1, 0.1)
+CAPTION_STYLES = ("full", "web")
 # Probability of each minimal-pair group kind of world.GROUP_KINDS: shape, background, colour, random.
 GROUP_P = (0.25, 0.25, 0.25, 0.25)
 
@@ -88,7 +92,14 @@ class BatchMaker:
 
     def __init__(self, seed: int, batch_size: int, group_size: int, tokenizer: Any,
                  mean: Sequence[float], std: Sequence[float], caption_p: Sequence[float] = CAPTION_P,
-                 group_p: Sequence[float] = GROUP_P, label_prompts: str | None = None) -> None:
+                 group_p: Sequence[float] = GROUP_P, label_prompts: str | None = None,
+                 captions: str = "full") -> None:
+        if captions not in CAPTION_STYLES:
+            raise ValueError(f"captions must be one of {CAPTION_STYLES}, not {captions!r}")
+        # "full": captions may describe every object, and an image's positives are all captions true of
+        # it; "web": captions name the main object only, and so do the facts that make a positive.
+        self.caption_fn = world.caption_facts if captions == "full" else world.main_caption_facts
+        self.image_facts = world.scene_facts if captions == "full" else world.main_facts
         # Optionally every batch also holds the prompt of every label of the world, as extra texts.
         self.prompt_texts = [label_prompts.format(label=x) for x in world.all_labels()] if label_prompts else []
         self.prompt_facts = world.label_facts() if label_prompts else []
@@ -102,6 +113,8 @@ class BatchMaker:
         self.std = np.array(std, dtype=np.float32) * 255.0
         self.token_cache: dict[str, torch.Tensor] = {}
         self.facts = FactIndex()
+        n_simple = len(world.COLOURS) + len(world.SHAPES) + len(world.BACKGROUNDS)
+        self.simple_facts = world.label_facts()[:n_simple]  # colour, shape, background labels
 
     def _tokens(self, texts: Sequence[str]) -> torch.Tensor:
         new = [t for t in dict.fromkeys(texts) if t not in self.token_cache]
@@ -110,7 +123,9 @@ class BatchMaker:
                 self.token_cache[t] = row
         return torch.stack([self.token_cache[t] for t in texts])
 
-    def __call__(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def __call__(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Pixels [B,3,H,W], caption tokens, positives [B, texts] and the colour/shape/background
+        label presence [B, 26] that the warm-up read-out predicts."""
         rng = self.rng
         scenes: list[world.Scene] = []
         while len(scenes) < self.batch_size:
@@ -121,15 +136,17 @@ class BatchMaker:
         pixels = (pixels - self.mean) / self.std  # == the eval transform on a 64x64 image
         texts, cap_facts = [], []
         for s in scenes:
-            options = world.caption_facts(s, rng)
+            options = self.caption_fn(s, rng)
             text, facts = options[rng.choice(len(options), p=self.caption_p)]
             texts.append(text)
             cap_facts.append(facts)
         texts += self.prompt_texts
         cap_facts += self.prompt_facts
-        pos = positives([world.scene_facts(s) for s in scenes], cap_facts, self.facts)
+        image_facts = [self.image_facts(s) for s in scenes]
+        pos = positives(image_facts, cap_facts, self.facts)
+        simple = np.array([[f <= facts for f in self.simple_facts] for facts in image_facts], dtype=np.float32)
         return (torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous(), self._tokens(texts),
-                torch.from_numpy(pos))
+                torch.from_numpy(pos), torch.from_numpy(simple))
 
 
 # -- loss and schedule ---------------------------------------------------------------------------
@@ -198,9 +215,10 @@ def shipped_state_dict(model: torch.nn.Module, keep_tokens: torch.Tensor) -> dic
     return {k: v.to(torch.float16).reshape(1) if v.ndim == 0 else v.to(torch.float16) for k, v in state.items()}
 
 
-def command_line(out_path: str | Path, seed: int, steps: int, batch_size: int, lr: float) -> str:
+def command_line(out_path: str | Path, seed: int, steps: int, batch_size: int, lr: float, captions: str = "full"
+                 ) -> str:
     return (f"python -m mkt.pretrain_synthetic --out {out_path} --seed {seed} --steps {steps} "
-            f"--batch-size {batch_size} --lr {lr:g}")
+            f"--batch-size {batch_size} --lr {lr:g}" + (f" --captions {captions}" if captions != "full" else ""))
 
 
 # -- training ---------------------------------------------------------------------------------------
@@ -208,10 +226,19 @@ def pretrain(out_path: str | Path, seed: int = 0, steps: int = 1200, batch_size:
              *, weight_decay: float = 0.1, warmup: int | None = None, group_size: int = 4,
              log_every: int = 50, eval_n: int = 500, precision: str = "auto", threads: int = 2,
              model_config: dict[str, Any] | None = None, choose_template: bool = True,
-             caption_p: Sequence[float] = CAPTION_P, group_p: Sequence[float] = GROUP_P,
-             loss_kind: str = "hybrid", label_prompts: bool = True, prompt_weight: float = 1.0,
-             aux_fraction: float = 0.6) -> dict[str, Any]:
-    """Train the tiny CLIP on the synthetic world, save the bundle at ``out_path``; returns its meta."""
+             caption_p: Sequence[float] | None = None, group_p: Sequence[float] = GROUP_P,
+             loss_kind: str = "hybrid", label_prompts: bool | None = None, prompt_weight: float = 1.0,
+             aux_fraction: float = 0.6, captions: str = "full") -> dict[str, Any]:
+    """Train the tiny CLIP on the synthetic world, save the bundle at ``out_path``; returns its meta.
+
+    ``captions="web"`` trains a CLIP the way web data would: one caption per image naming its main
+    object only, plain contrastive loss, no label prompts; it is the baseline of the MKT experiments
+    (docs/mkt.md). The shipped model uses ``"full"``.
+    """
+    if caption_p is None:
+        caption_p = CAPTION_P if captions == "full" else WEB_CAPTION_P
+    if label_prompts is None:
+        label_prompts = captions == "full"
     t_start = time.time()
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
@@ -221,7 +248,7 @@ def pretrain(out_path: str | Path, seed: int = 0, steps: int = 1200, batch_size:
     tokenizer = open_clip.get_tokenizer(ARCH)
     normalize = preprocess.transforms[-1]
     batches = BatchMaker(seed, batch_size, group_size, tokenizer, normalize.mean, normalize.std, caption_p, group_p,
-                          TEMPLATES[0] if label_prompts else None)
+                          TEMPLATES[0] if label_prompts else None, captions)
 
     use_bf16 = precision == "bf16" or (precision == "auto" and _bf16_supported())
     # The token table (49408 rows, a few dozen used) gets sparse gradients and SparseAdam, so a
@@ -246,9 +273,8 @@ def pretrain(out_path: str | Path, seed: int = 0, steps: int = 1200, batch_size:
     # are present through a FIXED random linear read-out (BCE; like a random classifier head, it
     # gives every label its own direction from step 0). Alone for the first half of that phase,
     # then added to the contrastive loss. The read-out is not trained and not shipped.
-    aux_until = int(aux_fraction * steps) if label_prompts else 0
+    aux_until = int(aux_fraction * steps)
     n_simple = len(world.COLOURS) + len(world.SHAPES) + len(world.BACKGROUNDS)
-    aux_cols = torch.arange(n_simple)
     aux_head = torch.nn.Linear(int(config["embed_dim"]), n_simple).requires_grad_(False)
     opt_tokens = torch.optim.SparseAdam([model.token_embedding.weight], lr=lr, betas=(0.9, 0.98), eps=1e-6)
     warmup = max(1, steps // 20) if warmup is None else max(1, warmup)
@@ -260,18 +286,18 @@ def pretrain(out_path: str | Path, seed: int = 0, steps: int = 1200, batch_size:
         for group in opt.param_groups + opt_tokens.param_groups:
             group["lr"] = lr_at(step, steps, lr, warmup)
         td = time.time()
-        pixels, tokens, pos = batches()
+        pixels, tokens, pos, simple = batches()
         data_s += time.time() - td
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
             img_raw = model.encode_image(pixels)
             txt = model.encode_text(tokens, normalize=True)
         img = F.normalize(img_raw.float(), dim=-1)
-        if loss_kind == "hybrid":  # softmax over the batch's captions + sigmoid over the label prompts
+        if loss_kind == "hybrid" and label_prompts:  # softmax over captions + sigmoid over label prompts
             b = img.shape[0]
             loss = (multi_positive_clip_loss(img, txt[:b], model.logit_scale.exp(), pos[:, :b])
                     + prompt_weight * multi_positive_sigmoid_loss(img, txt[b:], prompt_scale.exp(), logit_bias,
                                                                   pos[:, b:]))
-        elif loss_kind == "softmax":
+        elif loss_kind == "softmax" or not label_prompts:
             loss = multi_positive_clip_loss(img, txt, model.logit_scale.exp(), pos)
         elif loss_kind == "sigmoid":
             loss = multi_positive_sigmoid_loss(img, txt, model.logit_scale.exp(), logit_bias, pos)
@@ -279,8 +305,7 @@ def pretrain(out_path: str | Path, seed: int = 0, steps: int = 1200, batch_size:
             loss = (multi_positive_clip_loss(img, txt, model.logit_scale.exp(), pos)
                     + multi_positive_sigmoid_loss(img, txt, model.logit_scale.exp(), logit_bias, pos))
         if step < aux_until:  # warm-up aid: image-tower label presence (shape, colour, background)
-            target = pos[:, batch_size + aux_cols].float()
-            aux = F.binary_cross_entropy_with_logits(aux_head(img_raw.float()), target, reduction="sum")
+            aux = F.binary_cross_entropy_with_logits(aux_head(img_raw.float()), simple, reduction="sum")
             # first half: the read-out alone, so the image tower learns shape features before the
             # contrastive loss settles on colour and background only
             loss = aux / batch_size + (loss if step >= aux_until // 2 else 0.0 * loss)
@@ -321,7 +346,7 @@ def pretrain(out_path: str | Path, seed: int = 0, steps: int = 1200, batch_size:
         log.info("zero-shot %-10s mAP %.3f (chance %.3f)  P@10 %.3f", family, r["map"], r["chance"],
                  r["precision_at_10"])
     bundle.meta = {
-        "command": command_line(out_path, seed, steps, batch_size, lr),
+        "command": command_line(out_path, seed, steps, batch_size, lr, captions),
         "seed": seed,
         "steps": steps,
         "batch_size": batch_size,
@@ -333,6 +358,7 @@ def pretrain(out_path: str | Path, seed: int = 0, steps: int = 1200, batch_size:
         "label_prompts": label_prompts,
         "prompt_weight": prompt_weight,
         "aux_fraction": aux_fraction,
+        "captions": captions,
         "caption_p": list(caption_p),
         "group_p": list(group_p),
         "precision": "bf16" if use_bf16 else "fp32",
@@ -355,10 +381,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--batch-size", dest="batch_size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--log-every", dest="log_every", type=int, default=50)
+    parser.add_argument("--captions", choices=CAPTION_STYLES, default="full",
+                        help="full: the shipped model's captions and label prompts; web: main-object captions only")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     pretrain(args.out, seed=args.seed, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-             log_every=args.log_every)
+             log_every=args.log_every, captions=args.captions)
     return 0
 
 

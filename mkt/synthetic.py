@@ -251,6 +251,43 @@ def caption_facts(scene: Scene, rng: np.random.Generator) -> list[tuple[str, fro
     return out
 
 
+def main_object(scene: Scene) -> SceneObject:
+    """The object a one-line web caption would name: the largest, the first in reading order on a tie."""
+    return min(scene.objects, key=lambda o: (o.size != "large", o.cell))
+
+
+def main_caption_facts(scene: Scene, rng: np.random.Generator) -> list[tuple[str, frozenset[Fact]]]:
+    """Web-style captions of ``scene``: they name only its main object (and maybe the background).
+
+    Like alt text, such a caption says what the picture is "of" and leaves the other objects out;
+    a CLIP pretrained on them represents secondary objects weakly (see :func:`main_facts`).
+    Order: compound, compound on background, shape, colour, background.
+    """
+    one = main_object(scene)
+    bg = background_label(scene.background)
+    obj = frozenset({("obj", one.colour, one.shape, None)})
+    bg_fact = frozenset({("bg", scene.background)})
+    compound = compound_label(one.colour, one.shape)
+    return [
+        (f"a photo of a {compound}.", obj),
+        (f"a photo of a {compound} on a {bg}.", obj | bg_fact),
+        (f"a photo of a {one.shape}.", frozenset({("obj", None, one.shape, None)})),
+        (f"a photo of a {colour_label(one.colour)}.", frozenset({("obj", one.colour, None, None)})),
+        (f"a photo of a {bg}.", bg_fact),
+    ]
+
+
+def main_facts(scene: Scene) -> set[Fact]:
+    """The facts a web-style caption of ``scene`` can state: its main object and its background."""
+    one = main_object(scene)
+    facts: set[Fact] = {("bg", scene.background)}
+    for colour in (one.colour, None):
+        for shape in (one.shape, None):
+            if colour is not None or shape is not None:
+                facts.add(("obj", colour, shape, None))
+    return facts
+
+
 def label_facts() -> list[frozenset[Fact]]:
     """The fact each label of :func:`all_labels` states (its label prompt is true of a scene iff it holds)."""
     facts = [frozenset({("obj", c, None, None)}) for c in COLOURS]

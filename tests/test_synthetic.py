@@ -91,6 +91,26 @@ def test_every_caption_is_true_of_its_scene():
             assert stated <= facts, text
 
 
+def test_web_captions_name_only_the_main_object():
+    rng = np.random.default_rng(5)
+    saw_secondary = False
+    for _ in range(300):
+        scene = world.sample_scene(rng)
+        main = world.main_object(scene)
+        if any(o.size == "large" for o in scene.objects):
+            assert main.size == "large"
+        facts = world.main_facts(scene)
+        assert facts <= world.scene_facts(scene)
+        for text, stated in world.main_caption_facts(scene, rng):
+            assert stated <= facts, text
+            assert main.shape in text or main.colour in text or scene.background in text
+        for other in scene.objects:
+            if other is not main and (other.colour, other.shape) != (main.colour, main.shape):
+                saw_secondary = True
+                assert ("obj", other.colour, other.shape, None) not in facts
+    assert saw_secondary
+
+
 def test_pretrain_smoke_writes_a_loadable_bundle(tmp_path):
     from mkt.pretrain_synthetic import pretrain
 
@@ -104,6 +124,17 @@ def test_pretrain_smoke_writes_a_loadable_bundle(tmp_path):
     model = model_from_bundle(bundle, spec="test")
     emb = model.encode_labels(["red circle", "striped background"])
     assert emb.shape == (2, model.embed_dim)
+
+
+def test_pretrain_with_web_captions_records_its_caption_style(tmp_path):
+    from mkt.pretrain_synthetic import pretrain
+
+    path = tmp_path / "web.pt"
+    meta = pretrain(path, seed=0, steps=3, batch_size=8, eval_n=16, log_every=1, choose_template=False,
+                    captions="web")
+    assert meta["captions"] == "web" and meta["label_prompts"] is False
+    assert meta["command"].endswith("--captions web")
+    assert load_bundle(path).meta["caption_p"] == [0.5, 0.2, 0.1, 0.1, 0.1]
 
 
 def test_shipped_checkpoint_beats_chance_on_every_family():
