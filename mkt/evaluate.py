@@ -6,7 +6,9 @@ labels (labels without positives count 0) and overall F1 / precision / recall at
 
 - ``paper``: MKT's two-stream score with label-axis normalisation (unnormalised projected
   features, as the official code); for a plain CLIP bundle, the cosine of global embeddings;
-- ``product``: the label-independent score the tagger stores (:meth:`TagModel.score`).
+- ``product``: the label-independent score the tagger stores (:meth:`TagModel.score`);
+- ``two-stream``: the paper's score for any model, a plain CLIP included (k scaled to its
+  patch count), to separate what the score does from what training does.
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ from torch.utils.data import DataLoader
 
 from mkt.data import Example, LabelledImages, Split
 from mkt.metrics import f1_at_k, mean_average_precision
-from mkt.model import two_stream_scores, vision_features
+from mkt.model import default_top_k, two_stream_scores, vision_features
 from mkt.tagmodel import TagModel
+
+SCORES = ("paper", "product", "two-stream")
 
 
 @torch.inference_mode()
@@ -39,14 +43,14 @@ def predict(model: TagModel, root: str | Path, examples: Sequence[Example], labe
         pixels = pixels.to(device)
         if score == "product":
             s = model.score(model.encode_images(pixels), label_emb)
-        elif score == "paper" and model.kind == "mkt":
+        elif score == "two-stream" or (score == "paper" and model.kind == "mkt"):
             g, p = vision_features(model.clip.visual, pixels)
-            s = two_stream_scores(g.float(), p.float(), label_emb, max(1, model.local_top_k), label_norm=True,
-                                  global_only=model.local_top_k <= 0)
+            k = model.local_top_k if model.kind == "mkt" else default_top_k(p.shape[1])
+            s = two_stream_scores(g.float(), p.float(), label_emb, max(1, k), label_norm=True, global_only=k <= 0)
         elif score == "paper":  # zero-shot CLIP: cosine similarity of the global embeddings
             s = F.normalize(model.clip.visual(pixels).float(), dim=-1) @ label_emb.T
         else:
-            raise ValueError(f"score must be 'paper' or 'product', got {score!r}")
+            raise ValueError(f"score must be one of {SCORES}, got {score!r}")
         out_scores.append(s.float().cpu())
         out_labels.append(targets)
     return torch.cat(out_scores).numpy(), torch.cat(out_labels).numpy()
@@ -92,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--synthetic-n", type=int, default=1000)
     p.add_argument("--synthetic-unseen", type=int, default=20)
     p.add_argument("--synthetic-seed", type=int, default=0, help="seed of the seen/unseen split")
-    p.add_argument("--score", choices=["paper", "product"], default="paper")
+    p.add_argument("--score", choices=SCORES, default="paper")
     p.add_argument("--k", type=int, nargs="+", default=[3, 5])
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default="cpu")
