@@ -150,11 +150,23 @@ def test_ddp_with_torchrun_needs_no_code_change(tmp_path):
 def test_results_table_is_regenerated_by_its_command(tmp_path):
     from mkt.experiments import main as experiments_main
 
-    out = tmp_path / "results.md"
-    assert experiments_main(["--out", str(out), "--work", str(tmp_path / "work"), "--seeds", "0", "1",
-                             "--train-n", "96", "--eval-n", "48", "--steps1", "3", "--steps2", "2",
-                             "--batch-size", "16", "--workers", "0"]) == 0
+    out, work = tmp_path / "results.md", tmp_path / "work"
+    small = ["--work", str(work), "--train-n", "96", "--eval-n", "48", "--steps1", "3", "--steps2", "2",
+             "--batch-size", "16", "--workers", "0", "--base-steps", "3"]
+    assert experiments_main(["--out", str(out), "--seeds", "0", "1", *small]) == 0
     text = out.read_text()
-    for row in ("zero-shot CLIP", "MKT stage 1+2", "no distillation (1+2)", "global stream only (1+2)"):
+    for row in ("zero-shot CLIP", "zero-shot CLIP, paper's two-stream score", "MKT stage 1 (= no prompt tuning)",
+                "MKT stage 1+2", "MKT stage 1, paper's distillation weight 1", "no distillation (1+2)",
+                "global stream only (1+2)"):
         assert f"| {row} |" in text
     assert "ZSL mAP" in text and "±" in text and "python -m mkt.experiments" in text
+    assert (work / "clip-web-3.pt").is_file()  # the web-caption CLIP it started from
+    summary = json.loads(out.with_suffix(".json").read_text())
+    assert len(summary["results"]["MKT stage 1+2"]) == 2 and summary["distill_weight"] == 0.03
+    assert 0 <= summary["results"]["MKT stage 1+2"][0]["product"]["zsl_map"] <= 1
+
+    chosen = tmp_path / "distill.md"
+    assert experiments_main(["--out", str(chosen), "--seeds", "0", "--select-distill", "1", "0.1", *small]) == 0
+    text = chosen.read_text()
+    assert "validation" in text and "| stage 1, distillation weight 0.1 |" in text
+    assert (work / "validation" / "labels.jsonl").is_file()
