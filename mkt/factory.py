@@ -97,6 +97,7 @@ def model_from_bundle(bundle: Bundle, spec: str) -> TagModel:
         template=bundle.prompt.get("template", DEFAULT_TEMPLATE),
         prompt_encoder=prompt_encoder,
         local_top_k=int(bundle.head.get("local_top_k", 0)),
+        local_weight=float(bundle.head.get("local_weight", 1.0)),
         labels=bundle.labels,
         label_families=bundle.label_families,
         kind=bundle.kind,

@@ -50,7 +50,9 @@ class TagModel(nn.Module):
     """A CLIP model plus its prompt and scoring head.
 
     ``local_top_k`` > 0 turns on MKT's two-stream scoring (global + mean of the top-k patch
-    scores); 0 means plain CLIP scoring with the global embedding only.
+    scores); 0 means plain CLIP scoring with the global embedding only. ``local_weight`` is the
+    weight of the local stream against the global one in :meth:`score` (fitted at training
+    time, see :func:`mkt.train.stream_balance`).
     """
 
     def __init__(
@@ -64,6 +66,7 @@ class TagModel(nn.Module):
         template: str = DEFAULT_TEMPLATE,
         prompt_encoder: nn.Module | None = None,
         local_top_k: int = 0,
+        local_weight: float = 1.0,
         labels: Sequence[str] = (),
         label_families: dict[str, list[str]] | None = None,
         kind: str = "clip",
@@ -77,6 +80,7 @@ class TagModel(nn.Module):
         self.template = template
         self.prompt_encoder = prompt_encoder
         self.local_top_k = local_top_k
+        self.local_weight = float(local_weight)
         self.labels = list(labels)
         self.label_families = label_families
         self.kind = kind  # "clip" (zero-shot) or "mkt" (two-stream head, trained)
@@ -131,8 +135,12 @@ class TagModel(nn.Module):
     def score(self, images: ImageEmbeddings, label_emb: torch.Tensor) -> torch.Tensor:
         """Label-independent scores ``[B, L]`` in [-1, 1].
 
-        Plain CLIP: cosine of global embedding and label embedding. Two-stream (MKT):
-        the mean of the global cosine and the mean of the ``local_top_k`` best patch cosines.
+        Plain CLIP: cosine of global embedding and label embedding. Two-stream (MKT): the
+        weighted mean of the global cosine and the mean of the ``local_top_k`` best patch
+        cosines, ``(global + w * local) / (1 + w)`` with ``w = local_weight``. Training fits ``w``
+        so that both streams spread equally over the training images (the trained patch
+        cosines span a far narrower range than the global one; a plain average lets the global
+        stream decide alone). ``w`` is a constant of the model, not of the labels scored.
         Unlike the paper's evaluation score, no normalisation across the label axis is
         applied, so an image's score for a label does not depend on which other labels are
         scored with it: this is the score stored in SQL and used for thresholds.
@@ -143,4 +151,5 @@ class TagModel(nn.Module):
         local = torch.einsum("bpd,ld->blp", images.patches, label_emb)
         k = min(self.local_top_k, local.shape[-1])
         local_scores = local.topk(k, dim=-1).values.mean(dim=-1)
-        return (global_scores + local_scores) / 2
+        w = self.local_weight
+        return (global_scores + w * local_scores) / (1 + w)

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
@@ -335,6 +336,9 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     summary: dict[str, Any] = {"stage": cfg.stage, "steps": step, "seconds": round(time.time() - t0, 1),
                                "first_loss": _mean_loss(history[:10]), "last_loss": _mean_loss(history[-10:])}
     if rank == 0:
+        if not mkt.global_only:
+            balance_set = LabelledImages(root, examples[:BALANCE_IMAGES], split.seen, info["preprocess"])
+            summary["local_weight"] = stream_balance(mkt, balance_set, split.seen, cfg.batch_size, device)
         bundle = _make_bundle(cfg, mkt, info, split, summary)
         summary["bundle"] = str(out)
         summary["version"] = save_bundle(bundle, out)
@@ -343,6 +347,34 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         dist.barrier()
         dist.destroy_process_group()
     return summary
+
+
+BALANCE_IMAGES = 512  # training images (eval transform) that fit the product score's stream weight
+
+
+@torch.no_grad()
+def stream_balance(mkt: MKT, dataset: LabelledImages, labels: Sequence[str], batch_size: int,
+                   device: torch.device) -> float:
+    """The local stream's weight in the label-independent product score (TagModel.score).
+
+    std of the global cosines / std of the local (top-k patch) cosines over every (image, seen
+    label) pair of ``dataset``: with it, both streams spread equally, which the paper's score
+    gets per image from its label-axis normalisation. Fixed at training time, so a stored score
+    still does not depend on which labels are scored together.
+    """
+    mkt.eval()
+    label_emb = mkt.label_embeddings(labels)
+    g_scores, l_scores = [], []
+    for pixels, _ in DataLoader(dataset, batch_size=batch_size):
+        g, p = mkt.image_features(pixels.to(device))
+        g, p = F.normalize(g.float(), dim=-1), F.normalize(p.float(), dim=-1)
+        g_scores.append(g @ label_emb.T)
+        local = torch.einsum("bpd,cd->bcp", p, label_emb)
+        l_scores.append(local.topk(min(mkt.top_k, local.shape[-1]), dim=-1).values.mean(dim=-1))
+    spread_g, spread_l = torch.cat(g_scores).std().item(), torch.cat(l_scores).std().item()
+    if not (spread_l > 1e-8 and spread_g > 1e-8):
+        return 1.0
+    return round(spread_g / spread_l, 4)
 
 
 def _mean_loss(rows: list[dict[str, float]]) -> float | None:
@@ -394,7 +426,7 @@ def _make_bundle(cfg: TrainConfig, mkt: MKT, info: dict[str, Any], split: Split,
         state_dict={k: v.detach().cpu() for k, v in mkt.clip.state_dict().items()},
         prompt=prompt,
         head={"local_top_k": 0 if mkt.global_only else mkt.top_k, "global_only": mkt.global_only,
-              "two_stream_top_k": mkt.top_k},
+              "two_stream_top_k": mkt.top_k, "local_weight": summary.get("local_weight", 1.0)},
         labels=split.all,
         label_families={"seen": split.seen, "unseen": split.unseen},
         meta={"command": " ".join(sys.argv), "stage": cfg.stage, "init": cfg.init,

@@ -115,6 +115,35 @@ def test_trained_bundle_tags_and_searches_through_the_tagger(trained, synthetic_
     assert len(results) == 5
 
 
+def test_product_score_weights_the_local_stream(tiny):
+    from mkt.tagmodel import ImageEmbeddings
+
+    model = create_tag_model("synthetic")
+    model.local_top_k, model.local_weight = 1, 3.0
+    images = ImageEmbeddings(torch.tensor([[1.0, 0.0]]), torch.tensor([[[0.0, 1.0], [0.6, 0.8]]]))
+    labels = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    # global cosines (1, 0); best patch cosines (0.6, 1); (g + 3 l) / 4
+    assert torch.allclose(model.score(images, labels), torch.tensor([[0.7, 0.75]]))
+
+
+def test_trained_bundle_balances_its_two_streams(trained):
+    """The fitted local weight makes both streams spread equally over training images."""
+    from mkt.data import LabelledImages, read_annotations, synthetic_split
+
+    work, _, _ = trained
+    model = create_tag_model(f"mkt:{work / 's1.pt'}")
+    assert model.local_weight > 1.0  # trained patch cosines spread less than the global one
+    root = work / "synthetic-train-0-256"
+    seen = synthetic_split(20, seed=0).seen
+    examples = [e for e in read_annotations(root / "labels.jsonl") if e.labels & set(seen)]
+    pixels = torch.stack([LabelledImages(root, examples, seen, model.preprocess)[i][0] for i in range(len(examples))])
+    with torch.inference_mode():
+        emb, labels = model.encode_images(pixels), model.encode_labels(seen)
+        global_ = emb.global_ @ labels.T
+        local = torch.einsum("bpd,ld->blp", emb.patches, labels).topk(model.local_top_k, dim=-1).values.mean(-1)
+    assert global_.std().item() == pytest.approx(model.local_weight * local.std().item(), rel=0.02)
+
+
 def test_training_resumes_from_its_checkpoint(trained, tmp_path):
     work, _, _ = trained
     ckpt = work / "s1.ckpt"
