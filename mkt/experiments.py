@@ -119,13 +119,17 @@ def scores_of(spec: str, root: Path, examples: list, split: Any) -> dict[str, An
     return result
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def _setup(args: argparse.Namespace, held_out_name: str, held_out_seed: int) -> tuple[Any, str, Path, list, Runner]:
+    """The split, the base CLIP, a held-out set and a runner in the work folder."""
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    split = synthetic_split(args.unseen, seed=0)
     base = base_clip(args, work)
-    eval_root, eval_examples = held_out(work, "eval", args.eval_n, EVAL_SEED)
-    runner = Runner(args, work, base)
+    root, examples = held_out(work, held_out_name, args.eval_n, held_out_seed)
+    return synthetic_split(args.unseen, seed=0), base, root, examples, Runner(args, work, base)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    split, base, eval_root, eval_examples, runner = _setup(args, "eval", EVAL_SEED)
 
     def score(spec: str) -> dict[str, Any]:
         return scores_of(spec, eval_root, eval_examples, split)
@@ -149,12 +153,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def select_distill(args: argparse.Namespace) -> dict[str, Any]:
     """Stage 1 with each distillation weight on the first seed, scored on the VALIDATION set."""
-    work = Path(args.work)
-    work.mkdir(parents=True, exist_ok=True)
-    split = synthetic_split(args.unseen, seed=0)
-    base = base_clip(args, work)
-    root, examples = held_out(work, "validation", args.eval_n, VALIDATION_SEED)
-    runner = Runner(args, work, base)
+    split, base, root, examples, runner = _setup(args, "validation", VALIDATION_SEED)
     seed = args.seeds[0]
     rows = {ZERO_SHOT: scores_of(base, root, examples, split)}
     for weight in args.select_distill:
