@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mkt.prompt import PromptEncoder
-from mkt.tagmodel import MKT_TEMPLATE, vision_features
+from mkt.tagmodel import MKT_TEMPLATE, local_scores, vision_features
 
 # The official code's k = 16 for 196 patches; other patch counts scale it.
 TOP_K_PER_PATCH = 16 / 196
@@ -45,8 +45,7 @@ def two_stream_scores(global_: torch.Tensor, patches: torch.Tensor | None, label
         s_g = s_g / s_g.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     if global_only or patches is None:
         return s_g
-    local = torch.einsum("bpd,cd->bcp", patches, label_emb)
-    s_l = local.topk(min(top_k, local.shape[-1]), dim=-1).values.mean(dim=-1)
+    s_l = local_scores(patches, label_emb, top_k)
     if label_norm:
         s_l = s_l / s_l.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     return (s_g + s_l) / 2

@@ -38,6 +38,12 @@ def vision_features(visual: nn.Module, pixels: torch.Tensor) -> tuple[torch.Tens
     return pooled, tokens
 
 
+def local_scores(patches: torch.Tensor, label_emb: torch.Tensor, top_k: int) -> torch.Tensor:
+    """MKT's local stream [B, C]: per label, the mean of its ``top_k`` best patch scores."""
+    local = torch.einsum("bpd,cd->bcp", patches, label_emb)
+    return local.topk(min(top_k, local.shape[-1]), dim=-1).values.mean(dim=-1)
+
+
 @dataclass
 class ImageEmbeddings:
     """Normalised image features: ``global_`` [B, D]; ``patches`` [B, P, D] or None (non-ViT towers)."""
@@ -148,8 +154,5 @@ class TagModel(nn.Module):
         global_scores = images.global_ @ label_emb.T
         if self.local_top_k <= 0 or images.patches is None:
             return global_scores
-        local = torch.einsum("bpd,ld->blp", images.patches, label_emb)
-        k = min(self.local_top_k, local.shape[-1])
-        local_scores = local.topk(k, dim=-1).values.mean(dim=-1)
         w = self.local_weight
-        return (global_scores + w * local_scores) / (1 + w)
+        return (global_scores + w * local_scores(images.patches, label_emb, self.local_top_k)) / (1 + w)

@@ -45,7 +45,7 @@ from mkt.losses import distillation_loss, ranking_loss
 from mkt.model import MKT, cosine_lr, layer_decay_groups, set_trainable_blocks
 from mkt.prompt import PromptEncoder, text_tower
 from mkt.specs import parse_spec
-from mkt.tagmodel import MKT_TEMPLATE
+from mkt.tagmodel import MKT_TEMPLATE, local_scores
 
 log = logging.getLogger("mkt.train")
 
@@ -369,8 +369,7 @@ def stream_balance(mkt: MKT, dataset: LabelledImages, labels: Sequence[str], bat
         g, p = mkt.image_features(pixels.to(device))
         g, p = F.normalize(g.float(), dim=-1), F.normalize(p.float(), dim=-1)
         g_scores.append(g @ label_emb.T)
-        local = torch.einsum("bpd,cd->bcp", p, label_emb)
-        l_scores.append(local.topk(min(mkt.top_k, local.shape[-1]), dim=-1).values.mean(dim=-1))
+        l_scores.append(local_scores(p, label_emb, mkt.top_k))
     spread_g, spread_l = torch.cat(g_scores).std().item(), torch.cat(l_scores).std().item()
     if not (spread_l > 1e-8 and spread_g > 1e-8):
         return 1.0
