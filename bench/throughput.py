@@ -21,8 +21,8 @@ import numpy as np
 
 
 def _tag_once(photos: Path, home: Path, model: str, device: str, batch_size: int, workers: int) -> float:
-    from tagger.config import load_settings
-    from tagger.jobs import run_tag_job
+    from core.settings import load_settings
+    from tagger.tag_job import run_tag_job
 
     settings = load_settings(environ={}, home=str(home), model=model, device=device, batch_size=batch_size,
                              loader_workers=workers, task_size=100_000)
@@ -42,8 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
+    from mkt.factory import get_model
     from mkt.synthetic import generate
-    from tagger.pipeline import get_model
 
     get_model(args.model, args.device)  # load once, outside the timings
     work = Path(tempfile.mkdtemp(prefix="tagscope-bench-"))
@@ -71,8 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, rate in rates.items():
         print(f"ratio {name:28s} {rate / base:6.2f}x unbatched")
 
+    from core.settings import load_settings
     from indexer.search import Searcher
-    from tagger.config import load_settings
 
     settings = load_settings(environ={}, home=str(work / "home2"), model=args.model, device=args.device)
     searcher = Searcher(settings)

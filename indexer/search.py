@@ -14,11 +14,12 @@ from typing import Any
 import torch
 from sqlalchemy import select
 
+from core.db import TAGGED, Database, Image, collection_model_version, get_database, tagged_versions
+from core.errors import TagscopeError
+from core.settings import Settings
 from indexer.vector_index import VectorIndex
-from mkt.errors import TagscopeError
+from mkt.factory import get_model
 from mkt.tagmodel import TagModel
-from tagger.config import Settings
-from tagger.db import TAGGED, Database, Image, get_database
 
 MAX_K = 1000
 MAX_QUERY_CHARS = 300
@@ -77,16 +78,35 @@ class Searcher:
 
     @property
     def model(self) -> TagModel:
-        if self._model is None:
-            from tagger.pipeline import get_model
+        """The model that embeds queries (loaded on first use, or at start-up through this)."""
+        with self._lock:
+            if self._model is None:
+                self._model = self._resolve_model()
+            return self._model
 
-            self._model = get_model(self.settings.model, self.settings.resolved_device())
-        return self._model
+    def _resolve_model(self) -> TagModel:
+        """The model set in the settings, or else the one the collection was tagged with. A model
+        that is set must be one the collection is tagged with: its version id decides, not how
+        its spec is spelled."""
+        with self.db.session() as s:
+            current = collection_model_version(s)
+            tagged = tagged_versions(s)
+            current_spec = current.spec if current is not None else None
+        device = self.settings.resolved_device()
+        if self.settings.model is None:
+            return get_model(current_spec or self.settings.tagging_model, device)
+        model = get_model(self.settings.model, device)
+        if tagged and model.version not in tagged:
+            raise TagscopeError(f"the collection is tagged with {current_spec}, not {self.settings.model} "
+                                f"(version {model.version}): pass --model {current_spec}, leave the model unset, "
+                                "or re-tag with this model")
+        return model
 
     def index(self) -> VectorIndex:
+        model = self.model
         with self._lock:
             if self._index is None:
-                self._index = VectorIndex.open(self.settings.index_dir, self.model.version, self.model.embed_dim)
+                self._index = VectorIndex.open(self.settings.index_dir, model.version, model.embed_dim)
             elif self._index.is_stale():
                 self._index.reload()
             return self._index

@@ -2,39 +2,27 @@
 
 Embeddings are L2-normalised, so inner product = cosine similarity. One index per model
 version: vectors from different models are never mixed. Workers do not write the index:
-they drop embedding batches into a spool folder (:func:`spool_embeddings`), and whoever
-holds the index lock merges them (:func:`merge_spool`), so many workers can tag at once.
+they hand embeddings over through :mod:`indexer.spool`.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import faiss
 import numpy as np
 
-from mkt.errors import TagscopeError
+from core.atomic import atomic_write
+from core.errors import TagscopeError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_FACTORY = "IDMap2,Flat"
-
-
-def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+# The index holds the only copy of the embeddings, so rebuilding it means embedding the photos again.
+REBUILD_HINT = "delete it and run `tagscope tag PATH --retag` to embed the photos again"
 
 
 class VectorIndex:
@@ -71,16 +59,16 @@ class VectorIndex:
         meta = json.loads(self.meta_path.read_text()) if self.meta_path.exists() else {}
         if meta and (meta.get("version") != self.version or meta.get("dim") != self.dim):
             raise TagscopeError(f"index {self.path} belongs to model {meta.get('version')} "
-                                f"(dim {meta.get('dim')}), not {self.version}: run `tagscope index rebuild`")
+                                f"(dim {meta.get('dim')}), not {self.version}: {REBUILD_HINT}")
         mtime = self.path.stat().st_mtime
         try:
             self.index = faiss.read_index(str(self.path))
         except RuntimeError as exc:
-            raise TagscopeError(f"cannot read index {self.path} ({str(exc).splitlines()[0]}); "
-                                "run `tagscope index rebuild`") from None
+            raise TagscopeError(f"cannot read index {self.path} ({str(exc).splitlines()[0]}): "
+                                f"{REBUILD_HINT}") from None
         if self.index.d != self.dim:
             raise TagscopeError(f"index {self.path} has dimension {self.index.d}, the model {self.dim}: "
-                                "run `tagscope index rebuild`")
+                                f"{REBUILD_HINT}")
         self.factory = meta.get("factory", self.factory)
         self.loaded_mtime = mtime
 
@@ -93,10 +81,10 @@ class VectorIndex:
     def save(self) -> None:
         """Write index then metadata, each to a temp file renamed into place."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        _atomic_write(self.path, lambda p: faiss.write_index(self.index, str(p)))
+        atomic_write(self.path, lambda p: faiss.write_index(self.index, str(p)))
         meta = {"version": self.version, "dim": self.dim, "factory": self.factory,
                 "metric": "inner_product", "count": len(self)}
-        _atomic_write(self.meta_path, lambda p: p.write_text(json.dumps(meta, indent=1)))
+        atomic_write(self.meta_path, lambda p: p.write_text(json.dumps(meta, indent=1)))
         self.loaded_mtime = self.path.stat().st_mtime
 
     # -- contents ---------------------------------------------------------------------------
@@ -140,80 +128,3 @@ class VectorIndex:
         if len(self) == 0 or k <= 0:
             return (np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64))
         return self.index.search(queries, min(k, len(self)))
-
-
-# -- spool: how workers hand embeddings to the index --------------------------------------------
-
-def spool_dir(home: str | os.PathLike, version: str) -> Path:
-    return Path(home) / "spool" / version
-
-
-def spool_embeddings(folder: str | os.PathLike, ids: np.ndarray, vectors: np.ndarray) -> Path | None:
-    """Atomically drop one batch of (ids, vectors) for a later :func:`merge_spool`."""
-    if not len(ids):
-        return None
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{uuid.uuid4().hex}.npz"
-
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, ids=np.asarray(ids, np.int64), vectors=np.asarray(vectors, np.float32))
-
-    _atomic_write(path, write)
-    return path
-
-
-def spool_removals(folder: str | os.PathLike, ids: np.ndarray) -> Path | None:
-    """Atomically record ids to drop from the index (an image that now fails or is a duplicate)."""
-    return spool_embeddings(folder, ids, np.zeros((len(ids), 0), np.float32))
-
-
-@contextmanager
-def index_lock(folder: str | os.PathLike, version: str, blocking: bool = True) -> Iterator[bool]:
-    """Exclusive lock on one version's index (a file lock, so it also holds across processes)."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / f"{version}.lock", "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def merge_spool(index_folder: str | os.PathLike, spool: str | os.PathLike, version: str, dim: int,
-                remove_ids: np.ndarray | None = None, blocking: bool = True) -> int | None:
-    """Merge every spooled batch into the index of ``version`` and save it.
-
-    Returns the number of vectors merged, or None if another process holds the lock and
-    ``blocking`` is False. Spool files are deleted only after the index is saved, and adding
-    is an upsert, so a crash in between merges the same batch again harmlessly.
-    """
-    with index_lock(index_folder, version, blocking) as locked:
-        if not locked:
-            return None
-        files = sorted(Path(spool).glob("*.npz"), key=lambda p: p.stat().st_mtime) if Path(spool).exists() else []
-        if not files and remove_ids is None:
-            return 0
-        index = VectorIndex.open(index_folder, version, dim)
-        merged = 0
-        for f in files:
-            with np.load(f) as data:
-                if data["vectors"].shape[1] == 0:  # a removal batch
-                    index.remove(data["ids"])
-                    continue
-                index.add(data["ids"], data["vectors"])
-                merged += len(data["ids"])
-        if remove_ids is not None:
-            index.remove(remove_ids)
-        index.save()
-        for f in files:
-            f.unlink(missing_ok=True)
-        log.info("merged %d vectors from %d spool files into %s (%d total)", merged, len(files), index.path,
-                 len(index))
-        return merged

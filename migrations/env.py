@@ -1,10 +1,10 @@
-"""Alembic environment: runs on a connection handed in by tagger.db.Database.upgrade,
+"""Alembic environment: runs on a connection handed in by core.db.Database.upgrade,
 or on ``sqlalchemy.url`` when invoked through the alembic CLI."""
 
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-from tagger.db import Base
+from core.db import Base
 
 config = context.config
 target_metadata = Base.metadata

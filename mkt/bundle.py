@@ -34,7 +34,8 @@ from typing import Any
 
 import torch
 
-from mkt.errors import TagscopeError
+from core.atomic import atomic_write
+from core.errors import TagscopeError
 
 BUNDLE_FORMAT = "tagscope.bundle/1"
 BUNDLE_KINDS = ("clip", "mkt")
@@ -103,11 +104,7 @@ def save_bundle(bundle: Bundle, path: str | os.PathLike) -> str:
         "meta": bundle.meta,
         "version": bundle.version,
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: torch.save(payload, tmp))
     return bundle.version
 
 

@@ -12,7 +12,7 @@ A split is two label lists: SEEN (trained on) and UNSEEN (held out), one label p
 - NUS-WIDE (the protocol's 925 seen / 81 unseen): :func:`nus_wide_split` from the dataset's
   TagList1k.txt and Concepts81.txt, and :func:`convert_biam` for BiAM's h5 annotation files.
 - Any labelled folder: :func:`read_annotations` + :func:`read_label_list`.
-- The synthetic world: :func:`synthetic_split` holds out compound labels.
+- The synthetic world: :func:`mkt.synthetic.synthetic_split` holds out compound labels.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from mkt.errors import TagscopeError
+from core.errors import TagscopeError
 
 
 @dataclass(frozen=True)
@@ -125,25 +125,6 @@ def nus_wide_split(taglist: str | os.PathLike, concepts: str | os.PathLike) -> S
     return Split(seen, unseen)
 
 
-def synthetic_split(n_unseen: int = 20, seed: int = 0) -> Split:
-    """Hold out ``n_unseen`` colour-shape compounds such that every colour and every shape still
-    occurs in some seen compound (so the unseen ones are new combinations of known parts)."""
-    from mkt.synthetic import COLOURS, SHAPES, compound_label, label_families
-
-    families = label_families()
-    rng = np.random.default_rng(seed)
-    # A Latin-square style pick: two per colour, each shape twice, so no part is lost.
-    pairs = []
-    offsets = rng.permutation(len(SHAPES))
-    for round_ in range(max(1, -(-n_unseen // len(COLOURS)))):
-        for ci, colour in enumerate(COLOURS):
-            shape = SHAPES[(offsets[round_ % len(offsets)] + ci + round_ * 3) % len(SHAPES)]
-            pairs.append(compound_label(colour, shape))
-    unseen = list(dict.fromkeys(pairs))[:n_unseen]
-    seen = [label for fam in families.values() for label in fam if label not in set(unseen)]
-    return Split(seen, unseen)
-
-
 class LabelledImages(Dataset):
     """Images under ``root`` with an annotation matrix; yields ``(pixels, labels[C])``."""
 
@@ -159,7 +140,7 @@ class LabelledImages(Dataset):
         return len(self.examples)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        from tagger.imageio import read_image
+        from core.images import read_image
 
         image, _, _ = read_image(str(self.root / self.examples[i].file))
         return self.transform(image), self.targets[i]

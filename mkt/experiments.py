@@ -27,12 +27,14 @@ from typing import Any
 
 import numpy as np
 
-from mkt.data import read_annotations, synthetic_split
+from core.errors import report_user_errors
+from mkt.data import read_annotations
 from mkt.evaluate import evaluate
 from mkt.factory import create_tag_model
-from mkt.pretrain_synthetic import pretrain
-from mkt.synthetic import EVAL_SEED, generate
-from mkt.train import TrainConfig, train
+from mkt.pretrain_synthetic import PretrainConfig, pretrain
+from mkt.synthetic import EVAL_SEED, generate, synthetic_split
+from mkt.train import train
+from mkt.train_config import STAGE_DEFAULTS, TrainConfig
 
 log = logging.getLogger("mkt.experiments")
 
@@ -62,7 +64,7 @@ def base_clip(args: argparse.Namespace, work: Path) -> str:
     path = work / f"clip-web-{args.base_steps}.pt"
     if not path.exists():
         log.info("pretraining the web-caption CLIP (%d steps) -> %s", args.base_steps, path)
-        pretrain(path, seed=0, steps=args.base_steps, captions="web", log_every=100)
+        pretrain(PretrainConfig(out=path, seed=0, steps=args.base_steps, captions="web", log_every=100))
     return f"mkt:{path}"
 
 
@@ -94,8 +96,8 @@ class Runner:
         out = self.work / f"seed{seed}-s1-{key}.pt"
         if not out.exists():
             t0 = time.time()
-            train(TrainConfig(stage=1, init=self.base, out=str(out), epochs=a.epochs1, max_steps=a.steps1,
-                              lr=a.lr1, **self.common(seed), **overrides))
+            train(TrainConfig.for_stage(1, init=self.base, out=str(out), epochs=a.epochs1, max_steps=a.steps1,
+                                        lr=a.lr1, **self.common(seed), **overrides))
             self.timings[f"seed {seed} stage 1 {key}"] = round(time.time() - t0, 1)
         return str(out)
 
@@ -104,8 +106,8 @@ class Runner:
         out = Path(stage1.replace("-s1-", "-s2-"))
         if not out.exists():
             t0 = time.time()
-            train(TrainConfig(stage=2, init=f"mkt:{stage1}", out=str(out), epochs=a.epochs2, max_steps=a.steps2,
-                              lr=a.lr2, **self.common(seed)))
+            train(TrainConfig.for_stage(2, init=f"mkt:{stage1}", out=str(out), epochs=a.epochs2,
+                                        max_steps=a.steps2, lr=a.lr2, **self.common(seed)))
             self.timings[f"seed {seed} stage 2 {out.stem}"] = round(time.time() - t0, 1)
         return str(out)
 
@@ -195,7 +197,9 @@ def write_markdown(out: Path, summary: dict[str, Any], seeds: list[int], title: 
     out.write_text(text, encoding="utf-8")
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The experiments' options; training defaults come from the stage defaults (mkt.train_config)."""
+    recipe = TrainConfig.for_stage(1, init="", out="")  # the defaults both stages share
     p = argparse.ArgumentParser(prog="python -m mkt.experiments", description=__doc__.split("\n")[0])
     p.add_argument("--out", default="docs/mkt-results.md")
     p.add_argument("--work", default="runs/experiments")
@@ -207,20 +211,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train-n", type=int, default=2000)
     p.add_argument("--eval-n", type=int, default=1000)
     p.add_argument("--unseen", type=int, default=20)
-    p.add_argument("--epochs1", type=int, default=20, help="stage-1 epochs (the paper's 20)")
-    p.add_argument("--epochs2", type=int, default=4, help="stage-2 epochs (the official code's 4)")
+    p.add_argument("--epochs1", type=int, default=STAGE_DEFAULTS[1]["epochs"],
+                   help="stage-1 epochs (default: the paper's %(default)s)")
+    p.add_argument("--epochs2", type=int, default=STAGE_DEFAULTS[2]["epochs"],
+                   help="stage-2 epochs (default: the official code's %(default)s)")
     p.add_argument("--steps1", type=int, default=0, help="> 0: stage-1 steps instead of epochs")
     p.add_argument("--steps2", type=int, default=0, help="> 0: stage-2 steps instead of epochs")
-    p.add_argument("--lr1", type=float, default=1e-3)
-    p.add_argument("--lr2", type=float, default=1e-3)
+    p.add_argument("--lr1", type=float, default=recipe.lr)
+    p.add_argument("--lr2", type=float, default=recipe.lr)
     p.add_argument("--distill-weight", type=float, default=DISTILL_WEIGHT,
                    help="stage-1 distillation weight of the MKT rows (chosen with --select-distill)")
     p.add_argument("--select-distill", type=float, nargs="+", default=None, metavar="W",
                    help="instead of the table: stage 1 with each weight (first seed), scored on a validation set")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=recipe.batch_size)
     p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--template", default=TrainConfig(stage=1, init="", out="").template)
-    args = p.parse_args(argv)
+    p.add_argument("--template", default=recipe.template)
+    return p
+
+
+@report_user_errors
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     log.setLevel(logging.INFO)
     t0 = time.time()

@@ -26,9 +26,9 @@ from pathlib import Path
 import open_clip
 import torch
 
+from core.errors import TagscopeError
+from core.modelspec import ModelSpec, check_offline_weights, offline_error, parse_spec
 from mkt.bundle import Bundle, load_bundle
-from mkt.errors import TagscopeError
-from mkt.specs import ModelSpec, check_offline_weights, offline_error, parse_spec
 from mkt.tagmodel import DEFAULT_TEMPLATE, TagModel
 
 log = logging.getLogger(__name__)
@@ -42,16 +42,27 @@ open_clip.add_model_config(MODEL_CONFIG_DIR)
 
 def create_tag_model(spec: str | ModelSpec, device: str | torch.device = "cpu") -> TagModel:
     """Build the tag model a spec names, on ``device``, in eval mode."""
-    parsed = spec if isinstance(spec, ModelSpec) else parse_spec(spec)
+    parsed = parse_spec(spec)
     check_offline_weights(parsed)
     if parsed.kind == "synthetic":
-        model = model_from_bundle(load_bundle(SYNTHETIC_BUNDLE), spec="synthetic")
+        model = model_from_bundle(load_bundle(SYNTHETIC_BUNDLE), spec=str(parsed))
     elif parsed.kind == "mkt":
-        path = Path(parsed.path).expanduser().resolve()  # stored in SQL: must not depend on the cwd
-        model = model_from_bundle(load_bundle(path), spec=f"mkt:{path}")
+        model = model_from_bundle(load_bundle(parsed.path), spec=str(parsed))
     else:
         model = _open_clip_model(parsed)
     return model.to(device)
+
+
+_models: dict[tuple[str, str], TagModel] = {}
+
+
+def get_model(spec: str | ModelSpec, device: str | torch.device = "cpu") -> TagModel:
+    """:func:`create_tag_model`, once per process and (spec, device): Celery workers and the web
+    server keep the model between tasks and requests."""
+    key = (str(parse_spec(spec)), str(device))
+    if key not in _models:
+        _models[key] = create_tag_model(key[0], device=device)
+    return _models[key]
 
 
 @contextmanager
@@ -65,7 +76,7 @@ def _quiet_open_clip() -> Iterator[None]:
         logging.disable(logging.NOTSET)
 
 
-def _register_arch(arch: str, config: dict) -> None:
+def register_arch(arch: str, config: dict) -> None:
     """Make ``arch`` known to open_clip with exactly ``config`` (bundles carry their config)."""
     if arch in open_clip.list_models() and open_clip.get_model_config(arch) == config:
         return
@@ -76,7 +87,7 @@ def _register_arch(arch: str, config: dict) -> None:
 
 def model_from_bundle(bundle: Bundle, spec: str) -> TagModel:
     """Instantiate a bundle through open_clip's factory and load its weights."""
-    _register_arch(bundle.arch, bundle.model_config)
+    register_arch(bundle.arch, bundle.model_config)
     with _quiet_open_clip():  # "no pretrained weights loaded": the bundle's come next
         clip, _, preprocess = open_clip.create_model_and_transforms(bundle.arch, pretrained=None)
     missing, unexpected = clip.load_state_dict(bundle.state_dict, strict=False)

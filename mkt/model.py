@@ -16,11 +16,10 @@ import math
 from collections.abc import Callable, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from mkt.prompt import PromptEncoder
-from mkt.tagmodel import MKT_TEMPLATE, local_scores, vision_features
+from mkt.tagmodel import MKT_TEMPLATE, embed_label_texts, local_scores, vision_features
 
 # The official code's k = 16 for 196 patches; other patch counts scale it.
 TOP_K_PER_PATCH = 16 / 196
@@ -79,13 +78,9 @@ class MKT(nn.Module):
         return self.teacher(pixels)
 
     def label_embeddings(self, labels: Sequence[str]) -> torch.Tensor:
-        """Normalised label embeddings through the learned prompt, or the fixed template."""
-        if self.prompt is not None:
-            emb = self.prompt(labels)
-        else:
-            device = next(self.clip.parameters()).device
-            emb = self.clip.encode_text(self.tokenizer([self.template.format(label=x) for x in labels]).to(device))
-        return F.normalize(emb.float(), dim=-1)
+        """Normalised label embeddings through the learned prompt, or the fixed template
+        (differentiable through the prompt context)."""
+        return embed_label_texts(self.clip, self.tokenizer, self.template, self.prompt, labels)
 
     def scores(self, pixels: torch.Tensor, label_emb: torch.Tensor, label_norm: bool = True) -> torch.Tensor:
         g, p = self.image_features(pixels)

@@ -44,6 +44,42 @@ def local_scores(patches: torch.Tensor, label_emb: torch.Tensor, top_k: int) -> 
     return local.topk(min(top_k, local.shape[-1]), dim=-1).values.mean(dim=-1)
 
 
+def clip_embed_dim(clip: nn.Module) -> int:
+    """The width of the joint embedding space (the image projection's output)."""
+    proj = getattr(clip.visual, "proj", None)
+    if isinstance(proj, torch.Tensor):
+        return int(proj.shape[1])
+    return int(clip.visual.output_dim)
+
+
+def embed_label_texts(clip: nn.Module, tokenizer: Callable[[Sequence[str]], torch.Tensor], template: str,
+                      prompt_encoder: Callable[[list[str]], torch.Tensor] | None, texts: Sequence[str],
+                      batch_size: int | None = None) -> torch.Tensor:
+    """L2-normalised label embeddings ``[L, D]``: through the learned prompt (``prompt_encoder``,
+    MKT stage 2) or else the fixed ``template`` and CLIP's text tower.
+
+    The one label encoder of inference (:meth:`TagModel.encode_labels`, batched) and training
+    (:meth:`mkt.model.MKT.label_embeddings`, one batch): it does not switch gradients off, so
+    in training it stays differentiable through the prompt context.
+    """
+    if isinstance(texts, str):
+        raise TypeError("label encoding takes a sequence of label texts, not one string")
+    texts = list(texts)
+    device = next(clip.parameters()).device
+    if not texts:
+        return torch.empty(0, clip_embed_dim(clip), device=device)
+    step = batch_size or len(texts)
+    out = []
+    for start in range(0, len(texts), step):
+        chunk = texts[start:start + step]
+        if prompt_encoder is not None:
+            emb = prompt_encoder(chunk)
+        else:
+            emb = clip.encode_text(tokenizer([template.format(label=t) for t in chunk]).to(device))
+        out.append(F.normalize(emb.float(), dim=-1))
+    return out[0] if len(out) == 1 else torch.cat(out)
+
+
 @dataclass
 class ImageEmbeddings:
     """Normalised image features: ``global_`` [B, D]; ``patches`` [B, P, D] or None (non-ViT towers)."""
@@ -99,11 +135,7 @@ class TagModel(nn.Module):
 
     @property
     def embed_dim(self) -> int:
-        visual = self.clip.visual
-        proj = getattr(visual, "proj", None)
-        if isinstance(proj, torch.Tensor):
-            return int(proj.shape[1])
-        return int(visual.output_dim)
+        return clip_embed_dim(self.clip)
 
     @property
     def has_patches(self) -> bool:
@@ -122,20 +154,7 @@ class TagModel(nn.Module):
     # -- label side -------------------------------------------------------------------------
     def encode_labels(self, texts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
         """Label embeddings through the prompt; works for any text, seen in training or not."""
-        if isinstance(texts, str):
-            raise TypeError("encode_labels takes a sequence of label texts, not one string")
-        out = []
-        for start in range(0, len(texts), batch_size):
-            chunk = list(texts[start:start + batch_size])
-            if self.prompt_encoder is not None:
-                emb = self.prompt_encoder(chunk)
-            else:
-                tokens = self.tokenizer([self.template.format(label=t) for t in chunk]).to(self.device)
-                emb = self.clip.encode_text(tokens)
-            out.append(F.normalize(emb.float(), dim=-1))
-        if not out:
-            return torch.empty(0, self.embed_dim, device=self.device)
-        return torch.cat(out)
+        return embed_label_texts(self.clip, self.tokenizer, self.template, self.prompt_encoder, texts, batch_size)
 
     # -- scoring ----------------------------------------------------------------------------
     def score(self, images: ImageEmbeddings, label_emb: torch.Tensor) -> torch.Tensor:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from celery import Celery
 
-from tagger.config import Settings
+from core.settings import Settings
 
 TASK_QUEUE = "tagscope"
 

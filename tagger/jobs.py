@@ -1,114 +1,116 @@
-"""A whole tagging job, as ``tagscope tag`` runs it: register, split into tasks, wait, index."""
+"""Job rows: what a tagging job is (its model version and the parameters its results depend
+on), how far it got, and how it ends.
+
+A job is queued by one machine and run by others. What the stored results depend on (the model
+version, ``top_n``, ``min_score``, ``max_pixels``) is fixed in the job row when it is queued; how
+to run it (device, batch size, decode workers) is each worker's own setting, never the
+submitter's. A worker loads the job's model version and checks it has that version before it
+writes anything.
+"""
 
 from __future__ import annotations
 
-import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
 
-import numpy as np
-from sqlalchemy import select
-from tqdm import tqdm
+from sqlalchemy import update
 
-from indexer.vector_index import spool_dir, spool_removals
-from tagger.config import Settings
-from tagger.db import Image, Job, get_database
-
-Echo = Callable[[str], None]
-
-
-def run_tag_job(settings: Settings, paths: Sequence[str], *, retry_failed: bool = False, retag: bool = False,
-                wait: bool = True, echo: Echo = lambda _m: None, poll_seconds: float = 0.5) -> str:
-    """Tag everything under ``paths`` that needs it; returns a one-paragraph summary."""
-    from tagger.celery_app import create_celery_app
-    from tagger.pipeline import (
-        create_tag_job,
-        default_label_names,
-        ensure_model_version,
-        get_model,
-        images_to_tag,
-        scan,
-        seed_labels,
-        sync_index,
-        vocabulary_size,
-    )
-    from tagger.tasks import tag_images_task
-
-    t0 = time.time()
-    model = get_model(settings.model, settings.resolved_device())  # a model error comes before any write
-    db = get_database(settings.db_url)
-    if vocabulary_size(db) == 0:
-        # First run: start from the model's own vocabulary (bundles carry one) or the default list.
-        source = "model" if model.labels else "default"
-        added = seed_labels(db, model.labels or default_label_names(), source=source)
-        echo(f"vocabulary: {added} labels from the {'model' if model.labels else 'default list'} "
-             "(`tagscope labels add` for more)")
-    mv_id = ensure_model_version(settings, model)
-    found = scan(db, paths)
-    echo(f"found {len(found.image_ids)} files: {found.new} new, {found.changed} changed, "
-         f"{found.unchanged} unchanged" + (f" ({found.skipped} non-image files skipped)" if found.skipped else ""))
-    if found.missing:
-        # Out of the search index at once (their rows and tags stay, should the files come back).
-        spool_removals(spool_dir(settings.home, model.version), np.asarray(found.missing))
-        echo(f"{len(found.missing)} registered files are no longer there: marked missing")
-    todo = images_to_tag(db, found.image_ids, mv_id, retry_failed=retry_failed, retag=retag)
-    job_id = create_tag_job(settings, model, todo)
-    app = create_celery_app(settings)
-    chunks = [todo[i:i + settings.task_size] for i in range(0, len(todo), settings.task_size)]
-    bar = tqdm(total=len(todo), unit="img", desc=f"tagging (job {job_id})", file=sys.stderr,
-               disable=not sys.stderr.isatty() or not todo, dynamic_ncols=True, smoothing=0.1)
-    with bar:
-        if app.conf.task_always_eager:
-            app.conf.tagscope_progress = lambda ok, failed: bar.update(ok + failed)
-            for chunk in chunks:
-                tag_images_task.delay(job_id, chunk)
-        else:
-            for chunk in chunks:
-                tag_images_task.apply_async((job_id, chunk))
-            echo(f"queued {len(chunks)} task(s) on {settings.broker_url}; workers: `tagscope worker`")
-            if not wait:
-                return f"job {job_id} queued: {len(todo)} images in {len(chunks)} tasks (see `tagscope status`)"
-            _wait_for(db, job_id, bar, echo, poll_seconds)
-    sync_index(settings, model.version, model.embed_dim)
-    return _summary(db, job_id, found.image_ids, time.time() - t0)
+from core.db import Database, Job, ModelVersion, get_or_create_model_version, utcnow
+from core.errors import TagscopeError
+from core.images import DEFAULT_MAX_PIXELS
+from core.settings import Settings
+from mkt.factory import get_model
+from mkt.tagmodel import TagModel
 
 
-def _wait_for(db, job_id: int, bar: tqdm, echo: Echo, poll_seconds: float) -> None:
-    last_progress, last_seen, hinted = time.time(), 0, False
-    while True:
-        with db.session() as s:
-            job = s.get(Job, job_id)
-            seen, total, state = job.done + job.failed, job.total, job.state
-        if seen > last_seen:
-            bar.update(seen - last_seen)
-            last_seen, last_progress = seen, time.time()
-        if state == "done" or seen >= total:
-            return
-        if not hinted and time.time() - last_progress > 30:
-            echo("no progress for 30 s: is a worker running? start one with `tagscope worker`")
-            hinted = True
-        time.sleep(poll_seconds)
+@dataclass(frozen=True)
+class JobParams:
+    """What a job's stored results depend on, fixed when it is queued."""
+
+    top_n: int
+    min_score: float | None
+    max_pixels: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> JobParams:
+        return cls(top_n=settings.top_n, min_score=settings.min_score, max_pixels=settings.max_pixels)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> JobParams:
+        # Jobs queued by older versions also stored the submitter's device and batch size: ignored.
+        return cls(top_n=int(data["top_n"]), min_score=data.get("min_score"),
+                   max_pixels=int(data.get("max_pixels", DEFAULT_MAX_PIXELS)))
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
 
 
-def _summary(db, job_id: int, image_ids: Sequence[int], seconds: float) -> str:
-    from tagger.db import DUPLICATE, FAILED, TAGGED
+@dataclass(frozen=True)
+class JobInfo:
+    """A job row as a worker needs it: the model version it was queued for and its parameters."""
 
+    id: int
+    model_version_id: int
+    version: str
+    spec: str
+    params: JobParams
+
+
+def ensure_model_version(db: Database, model: TagModel) -> int:
+    """The id of ``model``'s version row (created on first use)."""
+    with db.session() as s:
+        return get_or_create_model_version(s, model.version, model.spec, model.embed_dim).id
+
+
+def create_tag_job(db: Database, model_version_id: int, image_ids: Sequence[int], params: JobParams,
+                   kind: str = "tag") -> int:
+    """A job row for tagging ``image_ids`` with one model version; done at once when empty."""
+    with db.session() as s:
+        job = Job(kind=kind, state="running" if image_ids else "done", model_version_id=model_version_id,
+                  total=len(image_ids), params={"tag": params.to_json()}, started_at=utcnow(),
+                  finished_at=None if image_ids else utcnow())
+        s.add(job)
+        s.flush()
+        return job.id
+
+
+def load_job(db: Database, job_id: int) -> JobInfo:
     with db.session() as s:
         job = s.get(Job, job_id)
-        counts = {TAGGED: 0, FAILED: 0, DUPLICATE: 0, "pending": 0}
-        failures = []
-        for start in range(0, len(image_ids), 5000):
-            rows = s.execute(select(Image.status, Image.path, Image.error)
-                             .where(Image.id.in_(list(image_ids[start:start + 5000])))).all()
-            for st, path, err in rows:
-                counts[st] = counts.get(st, 0) + 1
-                if st == FAILED and len(failures) < 10:
-                    failures.append(f"  failed: {path}: {err}")
-    rate = job.done / seconds if seconds > 0 else 0.0
-    lines = [f"job {job_id}: {job.done + job.failed} processed this run ({job.failed} failed) in {seconds:.1f}s "
-             f"({rate:.1f} img/s); collection under these paths: {counts[TAGGED]} tagged, "
-             f"{counts[FAILED]} failed, {counts[DUPLICATE]} duplicates, {counts['pending']} pending"]
-    lines += failures
-    if counts[FAILED] > len(failures):
-        lines.append(f"  ... {counts[FAILED] - len(failures)} more failures: `tagscope status`")
-    return "\n".join(lines)
+        if job is None:
+            raise LookupError(f"job {job_id} does not exist")
+        mv = s.get(ModelVersion, job.model_version_id)
+        return JobInfo(job.id, mv.id, mv.version, mv.spec, JobParams.from_json(job.params["tag"]))
+
+
+def load_job_model(db: Database, job: JobInfo, device: str) -> TagModel:
+    """The job's model, loaded on this machine's ``device``; refuses a model whose version is not
+    the job's (another file at the same path, another release of the bundled model)."""
+    model = get_model(job.spec, device)
+    if model.version != job.version:
+        message = (f"job {job.id} was queued for model {job.spec} version {job.version}, but this worker "
+                   f"loads version {model.version} from that spec: give every worker the same model "
+                   "file, then queue the job again")
+        fail_job(db, job.id, message)
+        raise TagscopeError(message)
+    return model
+
+
+def count_progress(db: Database, job_id: int, n_ok: int, n_failed: int) -> None:
+    with db.session() as s:
+        s.execute(update(Job).where(Job.id == job_id).values(done=Job.done + n_ok, failed=Job.failed + n_failed))
+
+
+def finish_if_complete(db: Database, job_id: int) -> bool:
+    """Mark the job done if every image was processed; True for the one caller that did it."""
+    with db.session() as s:
+        return bool(s.execute(update(Job).where(Job.id == job_id, Job.state == "running",
+                                                Job.done + Job.failed >= Job.total)
+                              .values(state="done", finished_at=utcnow())).rowcount)
+
+
+def fail_job(db: Database, job_id: int, message: str) -> None:
+    with db.session() as s:
+        s.execute(update(Job).where(Job.id == job_id).values(state="failed", error=message[:1000],
+                                                             finished_at=utcnow()))

@@ -6,9 +6,20 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from core.db import (
+    DUPLICATE,
+    FAILED,
+    IMAGE_STATES,
+    MISSING,
+    TAGGED,
+    Image,
+    Job,
+    Label,
+    collection_model_version,
+    get_database,
+)
+from core.settings import Settings
 from indexer.vector_index import VectorIndex
-from tagger.config import Settings
-from tagger.db import DUPLICATE, FAILED, IMAGE_STATES, MISSING, TAGGED, Image, Job, Label, ModelVersion, get_database
 
 
 def collection_status(settings: Settings, max_failures: int = 100) -> dict[str, Any]:
@@ -18,11 +29,7 @@ def collection_status(settings: Settings, max_failures: int = 100) -> dict[str, 
         n_labels = s.scalar(select(func.count()).select_from(Label)) or 0
         failures = s.execute(select(Image.id, Image.path, Image.error).where(Image.status == FAILED)
                              .order_by(Image.id).limit(max_failures)).all()
-        # The model version most images are tagged with is the collection's current one.
-        current = s.execute(select(ModelVersion, func.count(Image.id)).join(Image, Image.model_version_id ==
-                                                                            ModelVersion.id)
-                            .where(Image.status == TAGGED).group_by(ModelVersion.id)
-                            .order_by(func.count(Image.id).desc()).limit(1)).first()
+        mv = collection_model_version(s)
         last_job = s.scalars(select(Job).order_by(Job.id.desc()).limit(1)).first()
     images = {state: int(counts.get(state, 0)) for state in IMAGE_STATES}
     out: dict[str, Any] = {
@@ -35,8 +42,7 @@ def collection_status(settings: Settings, max_failures: int = 100) -> dict[str, 
         "last_job": None,
         "database": _safe_url(settings.db_url),
     }
-    if current is not None:
-        mv = current[0]
+    if mv is not None:
         out["model"] = {"spec": mv.spec, "version": mv.version}
         index = VectorIndex.open(settings.index_dir, mv.version, mv.embed_dim)
         out["index"] = {"size": len(index), "path": str(index.path) if index.path.exists() else None}

@@ -45,10 +45,11 @@ def tagscope_env(home: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def run_cli(*args: str, home: Path, check: bool = True, timeout: float = 600, **env: str,
+def run_cli(*args: str, home: Path, check: bool = True, timeout: float = 600, cwd: Path = ROOT, **env: str,
             ) -> subprocess.CompletedProcess:
-    """Run the real ``tagscope`` command line in a subprocess."""
-    proc = subprocess.run([sys.executable, "-m", "tagger.cli", *args], cwd=ROOT, env=tagscope_env(home, **env),
+    """Run the real ``tagscope`` command line in a subprocess (in ``cwd``, the repository by default)."""
+    env.setdefault("PYTHONPATH", str(ROOT))  # the package, whatever the working directory
+    proc = subprocess.run([sys.executable, "-m", "tagscope", *args], cwd=cwd, env=tagscope_env(home, **env),
                           capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"tagscope {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
@@ -72,7 +73,7 @@ def postgres_url():
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     yield url
-    from tagger.db import _databases
+    from core.db import _databases
 
     db = _databases.pop(url, None)
     if db is not None:

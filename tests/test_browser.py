@@ -32,7 +32,7 @@ def server(tagged_home):
     port = free_port()
     log_path = tagged_home / "serve.log"
     with open(log_path, "w") as log:  # request logs go to a file: a full pipe would block the server
-        proc = subprocess.Popen([sys.executable, "-m", "tagger.cli", "serve", "--port", str(port)], cwd=ROOT,
+        proc = subprocess.Popen([sys.executable, "-m", "tagscope", "serve", "--port", str(port)], cwd=ROOT,
                                 env=tagscope_env(tagged_home), stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
     url = f"http://127.0.0.1:{port}"

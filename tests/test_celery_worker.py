@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,8 +16,8 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
+from core.db import Image, Label, ModelVersion, Tag, get_database
 from indexer.vector_index import VectorIndex
-from tagger.db import Image, Label, ModelVersion, Tag, get_database
 
 from .conftest import RABBITMQ_URL, REDIS_URL, ROOT, need_service, run_cli, tagscope_env
 
@@ -57,9 +60,9 @@ def in_process(tmp_path_factory, synthetic_photos):
     return home
 
 
-def start_worker(home: Path, env: dict[str, str]) -> subprocess.Popen:
+def start_worker(home: Path, env: dict[str, str], *options: str) -> subprocess.Popen:
     with open(home / "worker.log", "w") as log:  # the child keeps its own copy of the descriptor
-        return subprocess.Popen([sys.executable, "-m", "tagger.cli", "worker", "--", "--without-heartbeat",
+        return subprocess.Popen([sys.executable, "-m", "tagscope", "worker", *options, "--", "--without-heartbeat",
                                   "--without-mingle", "--without-gossip"],
                                 cwd=ROOT, env=tagscope_env(home, **env), stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
@@ -127,25 +130,56 @@ def test_worker_results_equal_the_in_process_run(broker, database, in_process, s
     assert_same_collection(collection_snapshot(in_process), collection_snapshot(tmp_path, db_url))
 
 
-def test_queued_job_without_waiting_is_finished_by_the_worker(synthetic_photos, tmp_path):
-    env = {"TAGSCOPE_BROKER_URL": "embedded", "TAGSCOPE_MODEL": "synthetic"}
-    out = run_cli("tag", str(synthetic_photos), "--no-wait", home=tmp_path, **env)
+def wait_for_job(home: Path, env: dict[str, str], states: tuple[str, ...], timeout: float = 240) -> dict:
+    """``tagscope status --json`` once the last job reached one of ``states`` (or the timeout)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status = json.loads(run_cli("status", "--json", home=home, **env).stdout)
+        if (status["last_job"] or {}).get("state") in states or time.monotonic() > deadline:
+            return status
+        time.sleep(2)
+
+
+def test_worker_runs_a_job_queued_elsewhere_on_its_own_device_and_batch_size(synthetic_photos, tmp_path):
+    # The submitter's machine says cuda:7 and batch 3; a worker obeying it would fail here (no GPU).
+    submitter = {"TAGSCOPE_BROKER_URL": "embedded", "TAGSCOPE_MODEL": "synthetic", "TAGSCOPE_DEVICE": "cuda:7"}
+    out = run_cli("tag", str(synthetic_photos), "--no-wait", "--batch-size", "3", home=tmp_path, **submitter)
     assert "queued" in out.stdout
-    worker = start_worker(tmp_path, env)
+    env = {"TAGSCOPE_BROKER_URL": "embedded", "TAGSCOPE_DEVICE": "cpu"}
+    worker = start_worker(tmp_path, env, "--batch-size", "50")
     try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline:
-            status = run_cli("status", "--json", home=tmp_path, **env).stdout
-            if '"state": "done"' in status:
-                break
-            time.sleep(2)
+        st = wait_for_job(tmp_path, env, ("done", "failed"))
     finally:
         stop_worker(worker)
-    import json
-
-    st = json.loads(status)
-    assert st["last_job"]["state"] == "done"
+    log = (tmp_path / "worker.log").read_text()
+    assert st["last_job"]["state"] == "done", log[-3000:]
     assert st["images"]["tagged"] > 0 and st["index"]["size"] == st["images"]["tagged"]
+    assert re.search(r"job 1: \d+ images on cpu \(batch 50,", log), log[-3000:]
+
+
+def test_worker_refuses_a_model_that_is_not_the_jobs_version(synthetic_photos, tmp_path):
+    from mkt.bundle import load_bundle, save_bundle
+    from mkt.factory import SYNTHETIC_BUNDLE
+
+    bundle_path = tmp_path / "model.pt"
+    shutil.copy(SYNTHETIC_BUNDLE, bundle_path)
+    env = {"TAGSCOPE_BROKER_URL": "embedded", "TAGSCOPE_MODEL": f"mkt:{bundle_path}"}
+    run_cli("tag", str(synthetic_photos), "--no-wait", home=tmp_path, **env)
+    other = load_bundle(bundle_path)  # the file changes after the job was queued: another version
+    other.head = {**other.head, "retrained": True}
+    save_bundle(other, bundle_path)
+    worker = start_worker(tmp_path, env)
+    try:
+        st = wait_for_job(tmp_path, env, ("done", "failed"))
+    finally:
+        stop_worker(worker)
+    assert st["last_job"]["state"] == "failed", (tmp_path / "worker.log").read_text()[-3000:]
+    assert st["images"]["tagged"] == 0 and st["index"]["size"] == 0
+    from core.db import Job
+
+    with get_database(f"sqlite:///{tmp_path.resolve()}/tagscope.sqlite").session() as s:
+        error = s.scalars(select(Job.error)).one()
+    assert "give every worker the same model file" in error and other.version in error
 
 
 def test_worker_without_a_broker_explains_the_setting(tmp_path):

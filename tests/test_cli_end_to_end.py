@@ -164,7 +164,7 @@ def test_labels_add_import_list(tmp_path):
 
 
 def test_default_vocabulary_for_real_photos_ships_with_the_package():
-    from tagger.pipeline import default_label_names
+    from tagger.vocabulary import default_label_names
 
     names = default_label_names()
     assert len(names) > 2000 and len(set(map(str.lower, names))) == len(names)

@@ -2,8 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from mkt.errors import TagscopeError
-from tagger.config import Settings, load_settings
+from core.errors import TagscopeError
+from core.modelspec import parse_spec
+from core.settings import Settings, load_settings
 
 
 def test_defaults_use_embedded_sqlite_in_the_data_directory(tmp_path):
@@ -11,16 +12,17 @@ def test_defaults_use_embedded_sqlite_in_the_data_directory(tmp_path):
     assert s.home == Path("tagscope-data")
     assert s.db_url.startswith("sqlite:///") and s.db_url.endswith("tagscope-data/tagscope.sqlite")
     assert s.broker_url == ""
-    assert s.model == "open_clip:ViT-B-32:laion2b_s34b_b79k"
+    assert s.model is None  # not set: tag with the default, search with the collection's model
+    assert str(s.tagging_model) == "open_clip:ViT-B-32:laion2b_s34b_b79k"
 
 
 def test_toml_then_environment_then_overrides(tmp_path):
     cfg = tmp_path / "tagscope.toml"
     cfg.write_text('[tagscope]\nhome = "/data/photos-index"\nmodel = "synthetic"\ntop_n = 5\n')
     s = load_settings(environ={"TAGSCOPE_TOP_N": "7"}, config_file=cfg)
-    assert s.home == Path("/data/photos-index") and s.model == "synthetic" and s.top_n == 7
+    assert s.home == Path("/data/photos-index") and str(s.model) == "synthetic" and s.top_n == 7
     s = load_settings(environ={"TAGSCOPE_TOP_N": "7"}, config_file=cfg, top_n=9, model=None)
-    assert s.top_n == 9 and s.model == "synthetic"
+    assert s.top_n == 9 and str(s.model) == "synthetic"
 
 
 def test_config_file_named_by_environment(tmp_path):
@@ -30,7 +32,20 @@ def test_config_file_named_by_environment(tmp_path):
     assert s.broker_url == "redis://127.0.0.1:6379/0"
 
 
+def test_model_spec_is_parsed_once_into_its_canonical_form(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    relative = load_settings(environ={"TAGSCOPE_MODEL": "mkt:runs/b.pt"}, config_file=None).model
+    absolute = load_settings(environ={}, config_file=None, model=f"mkt:{tmp_path}/runs/../runs/b.pt").model
+    assert relative == absolute and str(relative) == f"mkt:{tmp_path}/runs/b.pt"
+    weights = load_settings(environ={}, config_file=None, model="open_clip:ViT-B-32:w/model.bin").model
+    assert weights.pretrained == f"{tmp_path}/w/model.bin"  # a weights file, not a pretrained tag
+    tag = load_settings(environ={}, config_file=None, model="open_clip:ViT-B-32:laion2b_s34b_b79k").model
+    assert tag.pretrained == "laion2b_s34b_b79k"
+    assert Settings().replace(model="synthetic").model == parse_spec("synthetic")
+
+
 @pytest.mark.parametrize("environ, fix", [
+    ({"TAGSCOPE_MODEL": "clip"}, "TAGSCOPE_MODEL"),
     ({"TAGSCOPE_BATCH_SIZE": "lots"}, "TAGSCOPE_BATCH_SIZE"),
     ({"TAGSCOPE_TOP_N": "0"}, "TAGSCOPE_TOP_N"),
     ({"TAGSCOPE_CONFIG": "/nonexistent/tagscope.toml"}, "TAGSCOPE_CONFIG"),

@@ -8,9 +8,9 @@ import pickle
 import numpy as np
 import pytest
 
-from mkt.data import Split, label_matrix, nus_wide_split, read_annotations, read_label_list, synthetic_split
-from mkt.errors import TagscopeError
-from mkt.synthetic import COLOURS, SHAPES, label_families
+from core.errors import TagscopeError
+from mkt.data import Split, label_matrix, nus_wide_split, read_annotations, read_label_list
+from mkt.synthetic import COLOURS, SHAPES, label_families, synthetic_split
 
 from .conftest import run_cli
 

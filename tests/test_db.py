@@ -4,8 +4,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from mkt.errors import TagscopeError
-from tagger.db import (
+from core.db import (
     TAGGED,
     Database,
     Image,
@@ -18,6 +17,7 @@ from tagger.db import (
     path_key,
     table_names,
 )
+from core.errors import TagscopeError
 
 from .conftest import run_cli
 

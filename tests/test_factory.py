@@ -6,10 +6,10 @@ import pytest
 import torch
 from PIL import Image
 
+from core.errors import TagscopeError
+from core.modelspec import parse_spec
 from mkt.bundle import BundleError, load_bundle, save_bundle
-from mkt.errors import TagscopeError
 from mkt.factory import SYNTHETIC_BUNDLE, create_tag_model
-from mkt.specs import parse_spec
 
 from .conftest import run_cli
 
@@ -104,7 +104,7 @@ def test_offline_pretrained_weights_fail_fast_with_the_fix(tmp_path):
 
 
 def test_offline_check_leaves_cached_weights_to_the_real_loader(tmp_path, monkeypatch):
-    from mkt.specs import check_offline_weights
+    from core.modelspec import check_offline_weights
 
     spec = parse_spec("open_clip:ViT-B-32:laion2b_s34b_b79k")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

@@ -1,4 +1,4 @@
-"""Tests for tagger.imageio: the directory walk and robust image decoding, on real files."""
+"""Tests for core.files and core.images: the directory walk and robust image decoding, on real files."""
 
 from __future__ import annotations
 
@@ -18,18 +18,15 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from tagger.imageio import (
+from core.files import SIDECAR_EXTENSIONS, FoundFile, display_path, walk_files
+from core.images import (
     BACKGROUND_RGB,
     IMAGE_EXTENSIONS,
-    SIDECAR_EXTENSIONS,
-    FoundFile,
     ImageDecodeError,
     ImageInfo,
-    display_path,
     image_from_bytes,
     make_thumbnail,
     read_image,
-    walk_files,
 )
 from tests.weird_images import (
     BLUE,
@@ -93,7 +90,7 @@ def test_walk_survives_symlink_loop(
     root, _ = collection
     result: list[FoundFile] = []
     # Run in a thread so a regression (an endless walk) fails the test instead of hanging the run.
-    with caplog.at_level(logging.WARNING, logger="tagger.imageio"):
+    with caplog.at_level(logging.WARNING, logger="core.files"):
         worker = threading.Thread(target=lambda: result.extend(walk_files([root / "nested"])), daemon=True)
         worker.start()
         worker.join(timeout=10)
@@ -162,7 +159,7 @@ def test_walk_follows_symlinked_directories_without_deduplicating(tmp_path: Path
 def test_walk_skips_broken_symlink_with_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     (tmp_path / "ok.jpg").write_bytes(noise_jpeg())
     os.symlink("gone.jpg", tmp_path / "dangling.jpg")
-    with caplog.at_level(logging.WARNING, logger="tagger.imageio"):
+    with caplog.at_level(logging.WARNING, logger="core.files"):
         found = [_rel(tmp_path, f) for f in walk_files([tmp_path])]
     assert found == ["ok.jpg"]
     assert any(
@@ -202,7 +199,7 @@ def _walk_names_with_warnings(root: str) -> tuple[list[str], list[str]]:
         def emit(self, record):
             records.append(record.getMessage())
 
-    logger = _logging.getLogger("tagger.imageio")
+    logger = _logging.getLogger("core.files")
     handler = Grab(level=_logging.WARNING)
     logger.addHandler(handler)
     try:

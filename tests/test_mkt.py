@@ -75,6 +75,49 @@ def test_schedule_warms_up_then_decays_to_the_minimum():
     assert lrs[100] == pytest.approx(1e-6) and all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
 
 
+def test_training_and_inference_encode_labels_alike(tiny):
+    """One label encoder (mkt.tagmodel.embed_label_texts) for the trainer and the tagger."""
+    labels = ["red circle", "blue star", "a label never seen in training"]
+    mkt = MKT(tiny.clip, tiny.tokenizer, template=tiny.template)
+    with torch.no_grad():
+        assert torch.equal(mkt.label_embeddings(labels), tiny.encode_labels(labels))
+        assert torch.allclose(tiny.encode_labels(labels, batch_size=2), tiny.encode_labels(labels), atol=1e-6)
+        assert tiny.encode_labels([]).shape == (0, 128)
+    with pytest.raises(TypeError):
+        tiny.encode_labels("red circle")
+
+
+def test_cli_and_experiments_take_stage_defaults_from_one_table(tmp_path, monkeypatch):
+    import mkt.experiments as experiments
+    from mkt.train_config import STAGE_DEFAULTS, TrainConfig, build_parser, config_from_args
+
+    assert STAGE_DEFAULTS == {1: {"epochs": 20, "warmup_epochs": 2.0}, 2: {"epochs": 4, "warmup_epochs": 0.0}}
+    cli = {stage: config_from_args(build_parser().parse_args([f"stage{stage}", "--init", "synthetic", "--out", "x.pt"]))
+           for stage in (1, 2)}
+    for stage, cfg in cli.items():
+        assert cfg == TrainConfig.for_stage(stage, init="synthetic", out="x.pt")
+        assert cfg == TrainConfig(stage=stage, init="synthetic", out="x.pt")  # direct construction too
+        assert {name: getattr(cfg, name) for name in STAGE_DEFAULTS[stage]} == STAGE_DEFAULTS[stage]
+    assert TrainConfig.for_stage(2, init="", out="", warmup_epochs=1.0, epochs=None).warmup_epochs == 1.0
+
+    configs: list[TrainConfig] = []
+    monkeypatch.setattr(experiments, "train", configs.append)
+    runner = experiments.Runner(experiments.build_parser().parse_args([]), tmp_path, "synthetic")
+    runner.stage2(0, runner.stage1(0, {}))
+    assert [c.stage for c in configs] == [1, 2]
+    for cfg in configs:  # what the experiments do not set on purpose is the CLI's
+        for name in [*STAGE_DEFAULTS[cfg.stage], "lr", "min_lr", "batch_size", "weight_decay", "template"]:
+            assert getattr(cfg, name) == getattr(cli[cfg.stage], name), name
+
+
+def test_training_reports_user_errors(tmp_path, capsys):
+    from mkt.train import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["stage1", "--init", "synthetic", "--out", str(tmp_path / "x.pt"), "--workers", "0"])
+    assert exit_.value.code == 2 and capsys.readouterr().err.startswith("error: training needs --train")
+
+
 TRAIN_ARGS = ["--train", "synthetic", "--synthetic-n", "256", "--batch-size", "32", "--augment", "none",
               "--crop-scale", "0.9", "1.0", "--workers", "0", "--log-every", "5", "--lr", "2e-3"]
 
@@ -128,7 +171,8 @@ def test_product_score_weights_the_local_stream(tiny):
 
 def test_trained_bundle_balances_its_two_streams(trained):
     """The fitted local weight makes both streams spread equally over training images."""
-    from mkt.data import LabelledImages, read_annotations, synthetic_split
+    from mkt.data import LabelledImages, read_annotations
+    from mkt.synthetic import synthetic_split
 
     work, _, _ = trained
     model = create_tag_model(f"mkt:{work / 's1.pt'}")

@@ -1,4 +1,5 @@
-"""The synthetic world (mkt.synthetic) and its pretrained tiny CLIP (mkt.pretrain_synthetic)."""
+"""The synthetic world (mkt.synthetic), its pretrained tiny CLIP (mkt.pretrain_synthetic) and its
+zero-shot evaluation (mkt.evaluate.zero_shot_by_family)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from PIL import Image
 
 from mkt import synthetic as world
 from mkt.bundle import load_bundle
+from mkt.evaluate import zero_shot_by_family
 from mkt.factory import SYNTHETIC_BUNDLE, create_tag_model, model_from_bundle
 
 # Required zero-shot margin over chance per family for the shipped checkpoint, well under the
@@ -112,10 +114,10 @@ def test_web_captions_name_only_the_main_object():
 
 
 def test_pretrain_smoke_writes_a_loadable_bundle(tmp_path):
-    from mkt.pretrain_synthetic import pretrain
+    from mkt.pretrain_synthetic import PretrainConfig, pretrain
 
     path = tmp_path / "tiny.pt"
-    meta = pretrain(path, seed=0, steps=3, batch_size=8, eval_n=16, log_every=1, choose_template=False)
+    meta = pretrain(PretrainConfig(path, seed=0, steps=3, batch_size=8, eval_n=16, log_every=1, choose_template=False))
     bundle = load_bundle(path)
     assert bundle.kind == "clip" and bundle.arch == "tagscope-tiny"
     assert bundle.labels == world.all_labels() and bundle.label_families == world.label_families()
@@ -127,11 +129,11 @@ def test_pretrain_smoke_writes_a_loadable_bundle(tmp_path):
 
 
 def test_pretrain_with_web_captions_records_its_caption_style(tmp_path):
-    from mkt.pretrain_synthetic import pretrain
+    from mkt.pretrain_synthetic import PretrainConfig, pretrain
 
     path = tmp_path / "web.pt"
-    meta = pretrain(path, seed=0, steps=3, batch_size=8, eval_n=16, log_every=1, choose_template=False,
-                    captions="web")
+    meta = pretrain(PretrainConfig(path, seed=0, steps=3, batch_size=8, eval_n=16, log_every=1, choose_template=False,
+                                   captions="web"))
     assert meta["captions"] == "web" and meta["label_prompts"] is False
     assert meta["command"].endswith("--captions web")
     assert load_bundle(path).meta["caption_p"] == [0.5, 0.2, 0.1, 0.1, 0.1]
@@ -140,7 +142,7 @@ def test_pretrain_with_web_captions_records_its_caption_style(tmp_path):
 def test_shipped_checkpoint_beats_chance_on_every_family():
     assert SYNTHETIC_BUNDLE.is_file()
     model = create_tag_model("synthetic")
-    result = world.evaluate_zero_shot(model, n=300)
+    result = zero_shot_by_family(model, n=300)
     for family, margin in SHIPPED_MARGIN.items():
         r = result["families"][family]
         assert r["map"] > r["chance"] + margin, (family, r)

@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
-from indexer.vector_index import VectorIndex, merge_spool, spool_embeddings, spool_removals
-from mkt.errors import TagscopeError
+from core.errors import TagscopeError
+from indexer.spool import merge_spool, spool_embeddings, spool_removals
+from indexer.vector_index import VectorIndex
 
 
 def unit(n, d=16, seed=0):
@@ -37,7 +38,7 @@ def test_saved_index_reloads_with_its_model_version(tmp_path):
     again = VectorIndex.open(tmp_path, "v1", 16)
     assert len(again) == 5 and not again.is_stale()
     assert not list(tmp_path.glob("*.tmp"))  # written through temp files, renamed into place
-    with pytest.raises(TagscopeError, match="index rebuild"):
+    with pytest.raises(TagscopeError, match="tagscope tag PATH --retag"):
         VectorIndex.open(tmp_path, "v1", 32)
 
 

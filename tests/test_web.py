@@ -2,7 +2,7 @@
 
 import pytest
 
-from tagger.config import load_settings
+from core.settings import load_settings
 from web import create_app
 
 

@@ -10,13 +10,13 @@ from typing import Any
 
 from flask import Flask, jsonify, render_template, request
 
-from mkt.errors import TagscopeError
-from tagger.config import Settings, load_settings
+from core.errors import TagscopeError
+from core.settings import Settings, load_settings
 
 
 def create_app(settings: Settings | None = None, test_config: dict[str, Any] | None = None) -> Flask:
+    from core.db import get_database
     from indexer.search import Searcher
-    from tagger.db import get_database
 
     settings = settings or load_settings()
     app = Flask(__name__)

@@ -7,8 +7,9 @@ import hashlib
 from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request
 from sqlalchemy import select
 
-from tagger.db import Image, Label, ModelVersion, Tag, get_database
-from tagger.imageio import ImageDecodeError, make_thumbnail
+from core.atomic import atomic_write_bytes
+from core.db import Image, Label, ModelVersion, Tag, get_database
+from core.images import ImageDecodeError, make_thumbnail
 
 bp = Blueprint("images", __name__)
 THUMB_SIZE = 256
@@ -60,10 +61,7 @@ def thumbnail(image_id: int):
             data = make_thumbnail(fs_path, size=THUMB_SIZE, max_pixels=settings.max_pixels)
         except (ImageDecodeError, OSError):
             abort(404)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp")
-        tmp.write_bytes(data)
-        tmp.replace(cache)
+        atomic_write_bytes(cache, data)  # concurrent first requests each write their own temp file
     resp = Response(data, mimetype="image/jpeg")
     resp.set_etag(etag)
     resp.cache_control.max_age = 3600

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, render_template, request
 
+from core.errors import TagscopeError
 from indexer.search import Searcher, check_query, parse_min_score
-from mkt.errors import TagscopeError
 from tagger.status import collection_status
 
 bp = Blueprint("search", __name__)

@@ -27,13 +27,14 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    func,
     inspect,
     select,
 )
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-from mkt.errors import TagscopeError
+from core.errors import TagscopeError
 
 # Image states. A tagged image has scores from ``model_version_id``; a duplicate has the same
 # bytes as ``duplicate_of`` and shares its tags; a failed one has an ``error`` reason; a missing
@@ -246,6 +247,19 @@ def get_database(url: str, migrate: bool = True) -> Database:
 
 def table_names(db: Database) -> list[str]:
     return inspect(db.engine).get_table_names()
+
+
+def collection_model_version(s: Session) -> ModelVersion | None:
+    """The collection's current model version: the one most tagged images were tagged with."""
+    return s.scalars(select(ModelVersion).join(Image, Image.model_version_id == ModelVersion.id)
+                     .where(Image.status == TAGGED).group_by(ModelVersion.id)
+                     .order_by(func.count(Image.id).desc()).limit(1)).first()
+
+
+def tagged_versions(s: Session) -> set[str]:
+    """Version ids of every model that has tagged images in the collection."""
+    return set(s.scalars(select(ModelVersion.version).join(Image, Image.model_version_id == ModelVersion.id)
+                         .where(Image.status == TAGGED).distinct()))
 
 
 def get_or_create_model_version(s: Session, version: str, spec: str, embed_dim: int) -> ModelVersion:

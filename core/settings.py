@@ -8,7 +8,8 @@ Precedence: explicit overrides (CLI flags) > environment (``TAGSCOPE_*``) > ``ta
 | home           | TAGSCOPE_HOME            | ./tagscope-data                            |
 | database_url   | TAGSCOPE_DATABASE_URL    | sqlite:///<home>/tagscope.sqlite (WAL)     |
 | broker_url     | TAGSCOPE_BROKER_URL      | unset: tasks run in-process                |
-| model          | TAGSCOPE_MODEL           | open_clip:ViT-B-32:laion2b_s34b_b79k       |
+| model          | TAGSCOPE_MODEL           | unset: tag with DEFAULT_MODEL_SPEC,        |
+|                |                          | search with the collection's model         |
 | device         | TAGSCOPE_DEVICE          | cuda if available, else cpu                |
 | batch_size     | TAGSCOPE_BATCH_SIZE      | 64                                         |
 | loader_workers | TAGSCOPE_LOADER_WORKERS  | min(4, cpu count)                          |
@@ -27,8 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mkt.errors import TagscopeError
-from mkt.specs import DEFAULT_MODEL_SPEC
+from core.errors import TagscopeError
+from core.images import DEFAULT_MAX_PIXELS
+from core.modelspec import DEFAULT_MODEL_SPEC, ModelSpec, parse_spec
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -47,14 +49,16 @@ class Settings:
     home: Path = Path("tagscope-data")
     database_url: str = ""
     broker_url: str = ""
-    model: str = DEFAULT_MODEL_SPEC
+    # Parsed once here into its canonical value; None = not set anywhere: tagging uses the
+    # default model, searching the model the collection was tagged with.
+    model: ModelSpec | None = None
     device: str = ""
     batch_size: int = 64
     loader_workers: int = field(default_factory=_default_workers)
     task_size: int = 512
     top_n: int = 20
     min_score: float | None = None
-    max_pixels: int = 178_956_970
+    max_pixels: int = DEFAULT_MAX_PIXELS
 
     # -- derived paths ----------------------------------------------------------------------
     @property
@@ -74,6 +78,11 @@ class Settings:
         """The broker ``tagscope worker --embedded`` uses: kombu's SQLAlchemy transport on SQLite."""
         return f"sqla+sqlite:///{(self.home / 'broker.sqlite').resolve()}"
 
+    @property
+    def tagging_model(self) -> ModelSpec:
+        """The model ``tagscope tag`` uses: the one set, or the default."""
+        return self.model or parse_spec(DEFAULT_MODEL_SPEC)
+
     def resolved_device(self) -> str:
         if self.device:
             return self.device
@@ -82,7 +91,9 @@ class Settings:
         return "cuda" if torch.cuda.is_available() else "cpu"
 
     def replace(self, **changes: Any) -> Settings:
-        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+        """A copy with ``changes`` (``None`` values ignored), checked like any other source."""
+        return dataclasses.replace(self, **{k: _coerce(k, v, f"--{k.replace('_', '-')}")
+                                            for k, v in changes.items() if v is not None})
 
 
 _ENV = {
@@ -105,6 +116,11 @@ def _coerce(name: str, value: Any, source: str) -> Any:
     try:
         if name == "home":
             return Path(str(value)).expanduser()
+        if name == "model":
+            try:
+                return parse_spec(value)
+            except TagscopeError as exc:
+                raise TagscopeError(f"{exc} (model set in {source})") from None
         if kind in ("int",):
             out = int(value)
             if out < 0 or (name in ("batch_size", "task_size", "top_n", "max_pixels") and out == 0):

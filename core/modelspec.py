@@ -1,4 +1,5 @@
-"""Model spec strings (see :mod:`mkt.factory`); parsing them imports nothing heavy."""
+"""Model specs: parsed once, when settings load, into one canonical value (see :mod:`mkt.factory`
+for what each kind loads). Parsing imports nothing heavy."""
 
 from __future__ import annotations
 
@@ -6,17 +7,23 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from mkt.errors import TagscopeError
+from core.errors import TagscopeError
 
 DEFAULT_MODEL_SPEC = "open_clip:ViT-B-32:laion2b_s34b_b79k"
+WEIGHT_SUFFIXES = {".bin", ".safetensors", ".pt", ".pth"}
 
 
 @dataclass(frozen=True)
 class ModelSpec:
+    """A parsed model spec in canonical form: file paths absolute, so the same model named from
+    two working directories (``mkt:runs/b.pt`` and ``mkt:/home/me/runs/b.pt``) is one value, and
+    ``str(spec)`` is what SQL stores and what comparisons use. The identity of the model itself
+    is the version id of what it loads (:class:`core.db.ModelVersion`)."""
+
     kind: str  # "open_clip" | "mkt" | "synthetic"
     arch: str = ""
-    pretrained: str = ""
-    path: str = ""
+    pretrained: str = ""  # a pretrained tag, or an absolute weights file path
+    path: str = ""  # mkt: absolute bundle path
 
     def __str__(self) -> str:
         if self.kind == "synthetic":
@@ -26,17 +33,33 @@ class ModelSpec:
         return f"open_clip:{self.arch}" + (f":{self.pretrained}" if self.pretrained else "")
 
 
-def parse_spec(spec: str) -> ModelSpec:
-    """Parse a model spec string; raises :class:`TagscopeError` naming the accepted forms."""
+def _absolute(path: str) -> str:
+    return str(Path(path).expanduser().resolve())
+
+
+def _looks_like_file(pretrained: str) -> bool:
+    """A weights file rather than a pretrained tag (tags have no path separators or suffixes)."""
+    return "/" in pretrained or os.sep in pretrained or Path(pretrained).suffix.lower() in WEIGHT_SUFFIXES \
+        or Path(pretrained).expanduser().exists()
+
+
+def parse_spec(spec: str | ModelSpec) -> ModelSpec:
+    """Parse a model spec into its canonical value (relative paths resolved against the working
+    directory now); raises :class:`TagscopeError` naming the accepted forms."""
+    if isinstance(spec, ModelSpec):
+        return spec
     spec = (spec or "").strip()
     if spec == "synthetic":
         return ModelSpec("synthetic")
     kind, _, rest = spec.partition(":")
     if kind == "mkt" and rest:
-        return ModelSpec("mkt", path=rest)
+        return ModelSpec("mkt", path=_absolute(rest))
     if kind == "open_clip" and rest:
         arch, _, pretrained = rest.partition(":")
-        return ModelSpec("open_clip", arch=arch, pretrained=pretrained)
+        if pretrained and _looks_like_file(pretrained):
+            pretrained = _absolute(pretrained)
+        if arch:
+            return ModelSpec("open_clip", arch=arch, pretrained=pretrained)
     raise TagscopeError(
         f"unknown model spec {spec!r}: use open_clip:ARCH:PRETRAINED (e.g. {DEFAULT_MODEL_SPEC}), "
         "open_clip:ARCH, mkt:PATH or synthetic")
@@ -67,5 +90,3 @@ def check_offline_weights(spec: ModelSpec) -> None:
             return
     raise offline_error(spec, "HF_HUB_OFFLINE is set")
 
-
-WEIGHT_SUFFIXES = {".bin", ".safetensors", ".pt", ".pth"}

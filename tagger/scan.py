@@ -1,0 +1,107 @@
+"""Registration: walk folders, record each image file in SQL, and decide which need tagging.
+
+Image files are recognised by extension (as photo managers do); a file with an image extension
+that does not decode is registered and later recorded as failed with a reason. A file whose
+size or mtime changed is tagged again; one that is gone is marked missing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import select, update
+
+from core.db import FAILED, MISSING, PENDING, TAGGED, Database, Image, path_key
+from core.files import FoundFile, display_path, walk_files
+from core.images import IMAGE_EXTENSIONS
+
+
+@dataclass
+class ScanResult:
+    image_ids: list[int] = field(default_factory=list)
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    skipped: int = 0  # files without an image extension (documents, videos, sidecars...)
+    missing: list[int] = field(default_factory=list)  # registered under a root, no longer there
+
+
+def scan(db: Database, roots: Iterable[str | os.PathLike], chunk: int = 1000) -> ScanResult:
+    """Register every image file under ``roots``; one whose size or mtime changed is tagged again.
+
+    Image files are recognised by extension (as photo managers do); a file with an image
+    extension that does not decode is registered and later recorded as failed with a reason.
+    """
+    result = ScanResult()
+    batch: list[FoundFile] = []
+    for found in walk_files(roots):
+        if os.path.splitext(found.path)[1].lower() not in IMAGE_EXTENSIONS:
+            result.skipped += 1
+            continue
+        batch.append(found)
+        if len(batch) >= chunk:
+            _register(db, batch, result)
+            batch = []
+    if batch:
+        _register(db, batch, result)
+    _mark_missing(db, roots, result)
+    return result
+
+
+def _mark_missing(db: Database, roots: Iterable[str | os.PathLike], result: ScanResult, chunk: int = 5000) -> None:
+    """Images registered under a scanned folder that the walk no longer found become MISSING."""
+    found = set(result.image_ids)
+    for root in roots:
+        if not os.path.isdir(root):
+            continue
+        prefix = display_path(os.path.join(os.path.abspath(os.fsdecode(root)), ""))
+        with db.session() as s:
+            ids = s.scalars(select(Image.id).where(Image.path.startswith(prefix, autoescape=True),
+                                                   Image.status != MISSING)).all()
+            gone = [i for i in ids if i not in found]
+            for start in range(0, len(gone), chunk):
+                s.execute(update(Image).where(Image.id.in_(gone[start:start + chunk]))
+                          .values(status=MISSING, error="file no longer found"))
+        result.missing.extend(gone)
+
+
+def _register(db: Database, files: Sequence[FoundFile], result: ScanResult) -> None:
+    raws = {f.path: os.fsencode(f.path) for f in files}
+    keys = {f.path: path_key(raws[f.path]) for f in files}
+    with db.session() as s:
+        existing = {img.path_key: img for img in
+                    s.scalars(select(Image).where(Image.path_key.in_(list(keys.values()))))}
+        for f in files:
+            img = existing.get(keys[f.path])
+            if img is None:
+                img = Image(path=display_path(f.path), path_raw=raws[f.path], path_key=keys[f.path],
+                            size_bytes=f.size, mtime=f.mtime, status=PENDING)
+                s.add(img)
+                existing[img.path_key] = img
+                result.new += 1
+            elif img.size_bytes != f.size or img.mtime != f.mtime or img.status == MISSING:
+                img.size_bytes, img.mtime = f.size, f.mtime
+                img.status, img.content_hash, img.error, img.duplicate_of = PENDING, None, None, None
+                result.changed += 1
+            else:
+                result.unchanged += 1
+        s.flush()
+        result.image_ids.extend(existing[keys[f.path]].id for f in files)
+
+
+def images_to_tag(db: Database, image_ids: Sequence[int], model_version_id: int,
+                  retry_failed: bool = False, retag: bool = False, chunk: int = 5000) -> list[int]:
+    """The ids among ``image_ids`` that need work for this model version (resume = skip the rest)."""
+    todo: list[int] = []
+    for start in range(0, len(image_ids), chunk):
+        ids = list(image_ids[start:start + chunk])
+        with db.session() as s:
+            rows = s.execute(select(Image.id, Image.status, Image.model_version_id)
+                             .where(Image.id.in_(ids))).all()
+        for image_id, status, mv in rows:
+            if status == PENDING or (status == TAGGED and (retag or mv != model_version_id)) or \
+                    (status == FAILED and retry_failed):
+                todo.append(image_id)
+    return sorted(todo)

@@ -1,0 +1,73 @@
+"""The label vocabulary that tagging scores: seeding it, reading it, and its embeddings.
+
+Search does not need the vocabulary (any text is embedded at query time); tagging stores the
+best ``top_n`` vocabulary labels per image.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from importlib import resources
+from pathlib import Path
+
+import torch
+from sqlalchemy import func, select
+
+from core.db import Database, Label
+from mkt.data import read_label_list
+from mkt.tagmodel import TagModel
+
+
+def vocabulary(db: Database) -> list[tuple[int, str]]:
+    """Every label as (id, name), in id order."""
+    with db.session() as s:
+        return [(i, n) for i, n in s.execute(select(Label.id, Label.name).order_by(Label.id))]
+
+
+_label_cache: dict[tuple[str, str], tuple[list[int], torch.Tensor]] = {}
+
+
+def label_embeddings(model: TagModel, labels: Sequence[tuple[int, str]]) -> tuple[list[int], torch.Tensor]:
+    """Embeddings of the vocabulary, cached per model version and label set."""
+    digest = hashlib.sha256("\n".join(f"{i}\t{n}" for i, n in labels).encode()).hexdigest()
+    key = (model.version, digest)
+    if key not in _label_cache:
+        with torch.inference_mode():
+            emb = model.encode_labels([name for _, name in labels])
+        _label_cache.clear()  # one vocabulary at a time is what a worker needs
+        _label_cache[key] = ([i for i, _ in labels], emb)
+    return _label_cache[key]
+
+
+def default_label_names() -> list[str]:
+    """The vocabulary for real photos shipped with the package (tagger/data/default_labels.txt)."""
+    return read_label_list(Path(str(resources.files("tagger") / "data" / "default_labels.txt")))
+
+
+def vocabulary_size(db: Database) -> int:
+    with db.session() as s:
+        return int(s.scalar(select(func.count()).select_from(Label)) or 0)
+
+
+def seed_labels(db: Database, names: Iterable[str], source: str) -> int:
+    """Add labels not yet in the vocabulary; returns how many were new."""
+    clean = []
+    seen = set()
+    for name in names:
+        name = " ".join(name.split())
+        if name and name.lower() not in seen:
+            seen.add(name.lower())
+            clean.append(name)
+    if not clean:
+        return 0
+    added = 0
+    with db.session() as s:
+        existing = {n.lower() for n in s.scalars(select(Label.name))}
+        for name in clean:
+            if name.lower() not in existing:
+                if len(name) > 200:
+                    raise ValueError(f"label too long ({len(name)} characters, at most 200): {name[:40]}...")
+                s.add(Label(name=name, source=source))
+                added += 1
+    return added

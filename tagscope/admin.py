@@ -1,0 +1,87 @@
+"""Commands that run the machinery: the database schema, Celery workers, the vector index."""
+
+from __future__ import annotations
+
+import click
+
+from core.db import get_database
+from core.errors import TagscopeError
+from tagscope.common import database, fail_cleanly, settings_for
+
+
+@click.group()
+def db() -> None:
+    """Database schema (Alembic migrations)."""
+
+
+@db.command("upgrade")
+@click.argument("revision", default="head")
+@click.pass_context
+@fail_cleanly
+def db_upgrade(ctx: click.Context, revision: str) -> None:
+    """Migrate the database to REVISION (default: head)."""
+    settings = settings_for(ctx)
+    db_ = get_database(settings.db_url, migrate=False)
+    before = db_.current_revision()
+    db_.upgrade(revision)
+    click.echo(f"database {before or 'empty'} -> {db_.current_revision()}")
+
+
+@db.command("current")
+@click.pass_context
+@fail_cleanly
+def db_current(ctx: click.Context) -> None:
+    """Print the schema revision of the database."""
+    click.echo(get_database(settings_for(ctx).db_url, migrate=False).current_revision() or "empty")
+
+
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.option("--concurrency", type=int, default=1, show_default=True,
+              help="Worker processes; keep 1 per GPU (each loads the model).")
+@click.option("--device", help="This worker's device: cpu, cuda, cuda:1 ... (TAGSCOPE_DEVICE).")
+@click.option("--batch-size", type=int, help="This worker's images per inference batch (TAGSCOPE_BATCH_SIZE).")
+@click.option("--loader-workers", type=int, help="This worker's decode processes (TAGSCOPE_LOADER_WORKERS).")
+@click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+@fail_cleanly
+def worker(ctx: click.Context, concurrency: int, device: str | None, batch_size: int | None,
+           loader_workers: int | None, celery_args: tuple[str, ...]) -> None:
+    """Start a Celery worker that tags batches (needs TAGSCOPE_BROKER_URL, or 'embedded').
+
+    A worker runs every job on its own machine's settings (device, batch size, decode workers),
+    whoever queued the job; the model is the job's model version."""
+    from tagger.celery_app import TASK_QUEUE, create_celery_app
+
+    settings = settings_for(ctx, device=device, batch_size=batch_size, loader_workers=loader_workers)
+    if not settings.broker_url:
+        raise TagscopeError("no broker configured: set TAGSCOPE_BROKER_URL=embedded (no server needed), "
+                            "or redis://HOST:6379/0, or amqp://USER:PASS@HOST//")
+    database(settings)  # migrate / check the schema before taking work
+    app = create_celery_app(settings)
+    # Solo pool: the task itself starts DataLoader processes, which a prefork child may not do.
+    pool = "solo" if concurrency == 1 else "threads"
+    argv = ["worker", f"--pool={pool}", f"--concurrency={concurrency}", "-Q", TASK_QUEUE,
+            "--loglevel=INFO", *celery_args]
+    app.worker_main(argv)
+
+
+@click.group()
+def index() -> None:
+    """The vector index."""
+
+
+@index.command("sync")
+@click.pass_context
+@fail_cleanly
+def index_sync(ctx: click.Context) -> None:
+    """Merge embeddings that workers spooled into the index of every model version."""
+    from sqlalchemy import select
+
+    from core.db import ModelVersion
+    from indexer.spool import sync_index
+
+    settings = settings_for(ctx)
+    with database(settings).session() as s:
+        versions = s.execute(select(ModelVersion.version, ModelVersion.embed_dim)).all()
+    n = sum(sync_index(settings, version, dim) for version, dim in versions)
+    click.echo(f"merged {n} vectors")

@@ -1,0 +1,142 @@
+"""The commands people run on a collection: tag, search, serve, status, and the demo.
+
+Heavy modules (torch, open_clip, the tagger) are imported inside the commands, so that
+``--help`` and errors a user can fix come back at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import click
+
+from core.errors import TagscopeError
+from core.modelspec import check_offline_weights
+from core.settings import Settings
+from tagscope.common import fail_cleanly, settings_for
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--model", help="Model spec (TAGSCOPE_MODEL): open_clip:ARCH:PRETRAINED, mkt:PATH, synthetic.")
+@click.option("--batch-size", type=int, help="Images per inference batch (in-process tagging; workers use theirs).")
+@click.option("--loader-workers", type=int, help="DataLoader processes decoding images (in-process tagging).")
+@click.option("--top-n", type=int, help="Tags stored per image at most.")
+@click.option("--min-score", type=float, help="Only store tags scoring at least this.")
+@click.option("--device", help="cpu, cuda, cuda:1 ... (in-process tagging; workers use their own).")
+@click.option("--retry-failed", is_flag=True, help="Try failed images again.")
+@click.option("--retag", is_flag=True, help="Tag finished images again (e.g. after adding labels).")
+@click.option("--wait/--no-wait", default=True, help="With a broker: wait for the workers to finish.")
+@click.pass_context
+@fail_cleanly
+def tag(ctx: click.Context, paths: tuple[str, ...], model: str | None, batch_size: int | None,
+        loader_workers: int | None, top_n: int | None, min_score: float | None, device: str | None,
+        retry_failed: bool, retag: bool, wait: bool) -> None:
+    """Register, tag, embed and index the images under PATHS (resumable)."""
+    settings = settings_for(ctx, model=model, batch_size=batch_size, loader_workers=loader_workers, top_n=top_n,
+                            min_score=min_score, device=device)
+    for p in paths:
+        if not os.path.exists(p):
+            raise TagscopeError(f"{p} does not exist: pass a folder or image file to tag")
+    check_offline_weights(settings.tagging_model)  # before seconds of imports
+    from tagger.tag_job import run_tag_job
+
+    summary = run_tag_job(settings, paths, retry_failed=retry_failed, retag=retag, wait=wait,
+                          echo=lambda msg: click.echo(msg, err=True))
+    click.echo(summary)
+
+
+@click.command()
+@click.argument("text")
+@click.option("-k", "--top-k", "k", type=int, default=20, show_default=True, help="Results to return.")
+@click.option("--model", help="Model spec (default: the one the collection was tagged with).")
+@click.option("--min-score", type=float, help="Relevance cutoff: only results scoring at least this.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: {query, results: [{image_id, path, score}]}.")
+@click.pass_context
+@fail_cleanly
+def search(ctx: click.Context, text: str, k: int, model: str | None, min_score: float | None, as_json: bool) -> None:
+    """Rank tagged images by any label TEXT, seen in training or not."""
+    from indexer.search import Searcher, parse_min_score
+
+    hits = Searcher(settings_for(ctx, model=model)).search(text, k, parse_min_score(min_score))
+    if as_json:
+        click.echo(json.dumps({"query": text, "results": [h.to_json() for h in hits]}, ensure_ascii=False))
+        return
+    if not hits:
+        click.echo("no results: is the collection tagged with this model? (tagscope status)", err=True)
+    for rank, h in enumerate(hits, 1):
+        click.echo(f"{rank:3d}  {h.score:.3f}  {h.path}")
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, type=int, show_default=True)
+@click.option("--model", help="Model spec (default: the one the collection was tagged with).")
+@click.pass_context
+@fail_cleanly
+def serve(ctx: click.Context, host: str, port: int, model: str | None) -> None:
+    """Serve the search UI and JSON API."""
+    run_server(settings_for(ctx, model=model), host, port)
+
+
+def run_server(settings: Settings, host: str, port: int) -> None:
+    from web import create_app
+
+    app = create_app(settings)
+    spec = app.extensions["tagscope.searcher"].model.spec  # a wrong model fails now, not on the first query
+    click.echo(f"Tagscope on http://{host}:{port}  (model {spec}; Ctrl-C to stop)", err=True)
+    app.run(host=host, port=port, threaded=True, use_reloader=False)
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@fail_cleanly
+def status(ctx: click.Context, as_json: bool) -> None:
+    """Report the collection: image counts, labels, model version, index size, failures."""
+    from tagger.status import collection_status
+
+    st = collection_status(settings_for(ctx))
+    if as_json:
+        click.echo(json.dumps(st, indent=1, ensure_ascii=False))
+        return
+    im = st["images"]
+    click.echo(f"images   {im['total']} total: {im['tagged']} tagged, {im['failed']} failed, "
+               f"{im['pending']} pending, {im['duplicates']} duplicates, {im['missing']} missing")
+    click.echo(f"labels   {st['labels']}")
+    model = st["model"]
+    click.echo(f"model    {model['spec']} (version {model['version']})" if model else "model    none yet")
+    click.echo(f"index    {st['index']['size']} vectors" + (f" in {st['index']['path']}" if st["index"]["path"]
+                                                          else ""))
+    if st["last_job"]:
+        j = st["last_job"]
+        click.echo(f"last job #{j['id']} {j['kind']} {j['state']}: {j['done']}/{j['total']} done, "
+                   f"{j['failed']} failed")
+    for f in st["failures"]:
+        click.echo(f"failed   {f['path']}: {f['error']}")
+
+
+@click.command()
+@click.option("--n", type=int, default=400, show_default=True, help="Images in the demo collection.")
+@click.option("--port", type=int, default=5000, show_default=True)
+@click.option("--serve/--no-serve", default=True, help="Start the web UI afterwards.")
+@click.pass_context
+@fail_cleanly
+def demo(ctx: click.Context, n: int, port: int, serve: bool) -> None:
+    """Generate a synthetic collection, tag it with the bundled model and serve search."""
+    from mkt.synthetic import generate
+    from tagger.tag_job import run_tag_job
+
+    settings = settings_for(ctx, model="synthetic")
+    photos = settings.home / "demo-photos"
+    if not (photos / "labels.jsonl").exists():
+        click.echo(f"generating {n} synthetic images in {photos} ...", err=True)
+        generate(photos, n=n, seed=0)
+        # A few broken files, as real folders have: they are recorded as failed.
+        (photos / "broken-empty.jpg").write_bytes(b"")
+        (photos / "broken-notes.png").write_text("not an image")
+    click.echo(run_tag_job(settings, [str(photos)], echo=lambda m: click.echo(m, err=True)))
+    if serve:
+        click.echo("try: red circle, striped background, green thing", err=True)
+        run_server(settings, "127.0.0.1", port)

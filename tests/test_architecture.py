@@ -1,0 +1,150 @@
+"""The floor plan holds: layers import only downward, no two modules import each other, and
+every command a message or a document names exists."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import click
+import pytest
+
+from .conftest import ROOT
+
+# Lowest first. A module may import its own layer and the layers below it, never above.
+LAYERS = [("core", "migrations"), ("mkt",), ("indexer",), ("tagger",), ("web",), ("tagscope",)]
+LAYER_OF = {package: n for n, packages in enumerate(LAYERS) for package in packages}
+
+
+def project_modules() -> dict[str, Path]:
+    modules = {}
+    for package in LAYER_OF:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            parts = list(path.relative_to(ROOT).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts.pop()
+            modules[".".join(parts)] = path
+    return modules
+
+
+def imports_of(path: Path, modules: dict[str, Path]) -> set[str]:
+    """Project modules that ``path`` imports anywhere (module level or inside functions)."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            # "from a.b import c" imports a.b, and a.b.c too when c is a module
+            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        out |= {name for name in names if name in modules}
+    return out
+
+
+def import_graph() -> dict[str, set[str]]:
+    modules = project_modules()
+    return {name: imports_of(path, modules) - {name} for name, path in modules.items()}
+
+
+def test_the_layers_cover_every_package():
+    graph = import_graph()
+    assert {name.split(".")[0] for name in graph} == set(LAYER_OF)
+    assert len(graph) > 40
+
+
+def test_imports_run_only_down_the_layers():
+    upward = [f"{module} imports {target}" for module, targets in import_graph().items() for target in targets
+              if LAYER_OF[target.split(".")[0]] > LAYER_OF[module.split(".")[0]]]
+    assert not upward, "imports that run back up the layers:\n" + "\n".join(sorted(upward))
+
+
+def strongly_connected(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Tarjan's algorithm: the groups of modules that import each other (directly or round a loop)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    groups: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                groups.append(sorted(group))
+
+    for v in graph:
+        if v not in index:
+            visit(v)
+    return groups
+
+
+def test_no_modules_import_each_other():
+    assert strongly_connected(import_graph()) == []
+
+
+def test_the_cycle_check_finds_a_loop():
+    assert strongly_connected({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def _named_commands() -> list[tuple[str, str]]:
+    """Every `tagscope ...` in backticks in the code's strings and in the documents."""
+    texts = [p for p in project_modules().values()] + [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    found = []
+    for path in texts:
+        for match in re.finditer(r"`tagscope ([^`]+)`", path.read_text()):
+            found.append((path.relative_to(ROOT).as_posix(), match.group(1)))
+    return found
+
+
+def resolve(group: click.Group, words: list[str]) -> click.Command | None:
+    """The command that ``tagscope WORDS...`` runs, or None when a subcommand does not exist."""
+    command: click.Command = group
+    words = list(words)
+    while isinstance(command, click.Group) and words:
+        word = words.pop(0)
+        if word == "...":  # "and so on": the words so far name the command
+            break
+        if word.startswith("-"):
+            option = next((p for p in command.params if word.split("=")[0] in p.opts), None)
+            if option is None:
+                return None
+            if not (option.is_flag or option.count) and "=" not in word and words:
+                words.pop(0)  # the option's value
+            continue
+        command = command.get_command(click.Context(command), word)
+        if command is None:
+            return None
+    return command
+
+
+def test_every_command_that_messages_and_documents_name_exists():
+    from tagscope.cli import cli
+
+    named = _named_commands()
+    assert len(named) > 10
+    missing = [f"{where}: tagscope {text}" for where, text in named if resolve(cli, text.split()) is None]
+    assert not missing, "messages name commands that do not exist:\n" + "\n".join(missing)
+
+
+@pytest.mark.parametrize("text", ["index rebuild", "labels frobnicate", "--home x nothing"])
+def test_the_command_check_catches_a_missing_command(text):
+    from tagscope.cli import cli
+
+    assert resolve(cli, text.split()) is None
