@@ -114,6 +114,32 @@ class Tag(Base):
     score: Mapped[float] = mapped_column(Float)
 
 
+class Embedding(Base):
+    """An image's embedding under one model version: the source of truth the vector index is
+    built from (float16 bytes; ``patches`` [P, D] only for models with a local stream)."""
+
+    __tablename__ = "embeddings"
+
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), primary_key=True)
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"),
+                                                  primary_key=True, index=True)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    patches: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+
+class IndexChange(Base):
+    """A change the vector index of a model version has not applied yet: the image's embedding
+    was stored, replaced or dropped. Written in the same transaction as the change; deleted once a
+    merge has applied it (the merge reads the image's current state, so replaying is harmless)."""
+
+    __tablename__ = "index_changes"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                                    autoincrement=True)
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"), index=True)
+    image_id: Mapped[int] = mapped_column(Integer)
+
+
 class Job(Base):
     __tablename__ = "jobs"
 

@@ -17,6 +17,7 @@ Precedence: explicit overrides (CLI flags) > environment (``TAGSCOPE_*``) > ``ta
 | top_n          | TAGSCOPE_TOP_N           | 20 stored tags per image at most           |
 | min_score      | TAGSCOPE_MIN_SCORE       | none: keep the top_n whatever their score  |
 | max_pixels     | TAGSCOPE_MAX_PIXELS      | 178956970 (larger images fail as bombs)    |
+| index_kind     | TAGSCOPE_INDEX_KIND      | auto (by size), flat, hnsw or ivfpq        |
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 CONFIG_FILE = "tagscope.toml"
+INDEX_KINDS = ("auto", "flat", "hnsw", "ivfpq")  # see indexer.ann
 
 
 def _default_workers() -> int:
@@ -59,6 +61,7 @@ class Settings:
     top_n: int = 20
     min_score: float | None = None
     max_pixels: int = DEFAULT_MAX_PIXELS
+    index_kind: str = "auto"
 
     # -- derived paths ----------------------------------------------------------------------
     @property
@@ -108,6 +111,7 @@ _ENV = {
     "top_n": "TAGSCOPE_TOP_N",
     "min_score": "TAGSCOPE_MIN_SCORE",
     "max_pixels": "TAGSCOPE_MAX_PIXELS",
+    "index_kind": "TAGSCOPE_INDEX_KIND",
 }
 
 
@@ -116,6 +120,11 @@ def _coerce(name: str, value: Any, source: str) -> Any:
     try:
         if name == "home":
             return Path(str(value)).expanduser()
+        if name == "index_kind":
+            if value not in INDEX_KINDS:
+                raise TagscopeError(f"bad value {value!r} for index_kind in {source}: use one of "
+                                    f"{', '.join(INDEX_KINDS)}")
+            return str(value)
         if name == "model":
             try:
                 return parse_spec(value)

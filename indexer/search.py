@@ -11,17 +11,21 @@ import threading
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from sqlalchemy import select
 
-from core.db import TAGGED, Database, Image, collection_model_version, get_database, tagged_versions
+from core.db import TAGGED, Database, Image, ModelVersion, collection_model_version, get_database, tagged_versions
 from core.errors import TagscopeError
 from core.settings import Settings
+from indexer import store
 from indexer.vector_index import VectorIndex
 from mkt.factory import get_model
-from mkt.tagmodel import TagModel
+from mkt.tagmodel import ImageEmbeddings, TagModel
 
 MAX_K = 1000
+RERANK_POOL = 200  # candidates re-ranked by the model's own score (MKT models, approximate indexes)
+MAX_POOL = 4000
 MAX_QUERY_CHARS = 300
 
 
@@ -71,6 +75,7 @@ class Searcher:
         self._model = model
         self._index: VectorIndex | None = None
         self._lock = threading.Lock()
+        self._version_row: int | None = None
 
     @property
     def db(self) -> Database:
@@ -117,11 +122,21 @@ class Searcher:
 
     def search(self, text: str, k: int = 20, min_score: float | None = None) -> list[Hit]:
         """The ``k`` best images for ``text``; with ``min_score``, only those scoring at least that
-        (a relevance cutoff: fewer than ``k`` when fewer images match)."""
+        (a relevance cutoff: fewer than ``k`` when fewer images match).
+
+        The index proposes candidates by the global embedding; when its ranking is not the model's
+        own (an approximate index, or a model whose score also has a local stream, as MKT's),
+        :func:`rerank` orders a pool of candidates by the model's score from the stored embeddings
+        (the score tags store), so search and tags agree."""
         text, k = check_query(text, k)
         index = self.index()
-        scores, ids = index.search(self.embed_query(text).numpy(), k)
-        ranked = [(int(i), float(s)) for i, s in zip(ids[0], scores[0])
+        query = self.embed_query(text)
+        exact = index.exact and self.model.local_top_k <= 0
+        scores, ids = index.search(query.numpy(), k if exact else min(max(4 * k, RERANK_POOL), MAX_POOL))
+        ids, scores = ids[0], scores[0]
+        if not exact:
+            ids, scores = rerank(self.model, self.db, self._version_id(), ids[ids >= 0], query)
+        ranked = [(int(i), float(s)) for i, s in zip(ids[:k], scores[:k])
                   if i >= 0 and (min_score is None or s >= min_score)]
         if not ranked:
             return []
@@ -129,3 +144,26 @@ class Searcher:
             paths = dict(s.execute(select(Image.id, Image.path)
                                    .where(Image.id.in_([i for i, _ in ranked]), Image.status == TAGGED)).all())
         return [Hit(i, paths[i], sc) for i, sc in ranked if i in paths]
+
+    def _version_id(self) -> int:
+        if self._version_row is None:
+            with self.db.session() as s:
+                self._version_row = s.scalar(select(ModelVersion.id).where(ModelVersion.version == self.model.version))
+        return self._version_row
+
+
+def rerank(model: TagModel, db: Database, model_version_id: int, ids: np.ndarray, query: torch.Tensor
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, scores) of the candidates ``ids`` by the model's own score (:meth:`TagModel.score`:
+    the two-stream score for MKT models) from their stored embeddings, best first. Candidates
+    without a stored embedding (no longer tagged) drop out."""
+    found, vectors, patches = store.get_with_patches(db, model_version_id, ids.tolist(), model.embed_dim,
+                                                     patches=model.local_top_k > 0)
+    if not len(found):
+        return found, np.zeros(0, np.float32)
+    emb = ImageEmbeddings(torch.from_numpy(vectors).to(model.device),
+                          None if patches is None else torch.from_numpy(patches).to(model.device))
+    with torch.inference_mode():
+        scores = model.score(emb, query.to(model.device)).float().cpu().numpy()[:, 0]
+    order = np.argsort(-scores, kind="stable")
+    return found[order], scores[order]

@@ -2,7 +2,7 @@
 
 Embeddings are L2-normalised, so inner product = cosine similarity. One index per model
 version: vectors from different models are never mixed. Workers do not write the index:
-they hand embeddings over through :mod:`indexer.spool`.
+it is a cache of the embedding store (:mod:`indexer.store`), kept in step by :mod:`indexer.sync`.
 """
 
 from __future__ import annotations
@@ -17,25 +17,34 @@ import numpy as np
 
 from core.atomic import atomic_write
 from core.errors import TagscopeError
+from indexer import ann
 
 log = logging.getLogger(__name__)
 
-DEFAULT_FACTORY = "IDMap2,Flat"
-# The index holds the only copy of the embeddings, so rebuilding it means embedding the photos again.
-REBUILD_HINT = "delete it and run `tagscope tag PATH --retag` to embed the photos again"
+# The index is a cache of the embedding store: rebuilding it reads no photo.
+REBUILD_HINT = "run `tagscope index rebuild` (it rebuilds the index from the stored embeddings)"
 
 
 class VectorIndex:
-    """Inner-product FAISS index over normalised embeddings; ids are SQL image ids."""
+    """An inner-product FAISS index over normalised embeddings of one model version; ids are SQL
+    image ids. Its kind (:mod:`indexer.ann`: flat, hnsw, ivfpq) is chosen at build time."""
 
-    def __init__(self, folder: str | os.PathLike, version: str, dim: int,
-                 factory: str = DEFAULT_FACTORY) -> None:
+    def __init__(self, folder: str | os.PathLike, version: str, dim: int, kind: str = "flat",
+                 index: faiss.Index | None = None, factory: str | None = None) -> None:
         self.folder = Path(folder)
         self.version = version
         self.dim = dim
-        self.factory = factory
-        self.index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+        self.kind = kind
+        self.index = index if index is not None else ann.build_index("flat", dim, 0)
+        self.factory = factory or ann.factory_string(kind, 0, dim)
         self.loaded_mtime: float | None = None
+
+    @classmethod
+    def build(cls, folder: str | os.PathLike, version: str, dim: int, kind: str, n_hint: int,
+              sample: np.ndarray | None = None) -> VectorIndex:
+        """An empty index of ``kind`` sized for ``n_hint`` vectors, trained on ``sample`` if it must be."""
+        return cls(folder, version, dim, kind, ann.build_index(kind, dim, n_hint, sample),
+                   ann.factory_string(kind, n_hint, dim))
 
     # -- files ------------------------------------------------------------------------------
     @property
@@ -47,10 +56,9 @@ class VectorIndex:
         return self.folder / f"{self.version}.json"
 
     @classmethod
-    def open(cls, folder: str | os.PathLike, version: str, dim: int,
-             factory: str = DEFAULT_FACTORY) -> VectorIndex:
-        """Load the index of ``version`` from ``folder``, or start an empty one."""
-        idx = cls(folder, version, dim, factory)
+    def open(cls, folder: str | os.PathLike, version: str, dim: int) -> VectorIndex:
+        """Load the index of ``version`` from ``folder``, or start an empty flat one."""
+        idx = cls(folder, version, dim)
         if idx.path.exists():
             idx.reload()
         return idx
@@ -69,7 +77,9 @@ class VectorIndex:
         if self.index.d != self.dim:
             raise TagscopeError(f"index {self.path} has dimension {self.index.d}, the model {self.dim}: "
                                 f"{REBUILD_HINT}")
+        self.kind = meta.get("kind") or ann.kind_of(self.index)
         self.factory = meta.get("factory", self.factory)
+        ann.apply_search_params(self.index, self.kind)
         self.loaded_mtime = mtime
 
     def is_stale(self) -> bool:
@@ -82,10 +92,15 @@ class VectorIndex:
         """Write index then metadata, each to a temp file renamed into place."""
         self.folder.mkdir(parents=True, exist_ok=True)
         atomic_write(self.path, lambda p: faiss.write_index(self.index, str(p)))
-        meta = {"version": self.version, "dim": self.dim, "factory": self.factory,
+        meta = {"version": self.version, "dim": self.dim, "kind": self.kind, "factory": self.factory,
                 "metric": "inner_product", "count": len(self)}
         atomic_write(self.meta_path, lambda p: p.write_text(json.dumps(meta, indent=1)))
         self.loaded_mtime = self.path.stat().st_mtime
+
+    @property
+    def exact(self) -> bool:
+        """True when search ranks by the exact inner product (a flat index), not an approximation."""
+        return ann.SPECS[self.kind].exact
 
     # -- contents ---------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -100,7 +115,8 @@ class VectorIndex:
         return ids, vectors
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        """Insert or replace the vectors of ``ids`` (re-tagging replaces, never duplicates)."""
+        """Insert or replace the vectors of ``ids`` (re-tagging replaces, never duplicates; an hnsw
+        index, which cannot delete, keeps the old entry as a tombstone that re-ranking drops)."""
         ids, vectors = self._check(ids, vectors)
         if not len(ids):
             return
@@ -108,12 +124,12 @@ class VectorIndex:
         _, last = np.unique(ids[::-1], return_index=True)
         keep = np.sort(len(ids) - 1 - last)
         ids, vectors = ids[keep], vectors[keep]
-        self.index.remove_ids(ids)
-        self.index.add_with_ids(vectors, ids)
+        ann.remove(self.index, ids)
+        ann.add(self.index, ids, vectors)
 
     def remove(self, ids: np.ndarray) -> int:
         ids, _ = self._check(ids)
-        return int(self.index.remove_ids(ids)) if len(ids) else 0
+        return ann.remove(self.index, ids)
 
     def contains(self, image_id: int) -> bool:
         try:
@@ -123,8 +139,9 @@ class VectorIndex:
             return False
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` (scores, ids) per query row; missing slots have id -1."""
+        """Top-``k`` (scores, ids) per query row by the index's own scores (approximate unless
+        :attr:`exact`; :func:`indexer.search.rerank` makes them exact); missing slots have id -1."""
         queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)
         if len(self) == 0 or k <= 0:
             return (np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64))
-        return self.index.search(queries, min(k, len(self)))
+        return ann.search(self.index, queries, min(k, len(self)))

@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from core.db import FAILED, MISSING, PENDING, TAGGED, Database, Image, path_key
 from core.files import FoundFile, display_path, walk_files
 from core.images import IMAGE_EXTENSIONS
+from indexer import store
 
 
 @dataclass
@@ -64,6 +65,8 @@ def _mark_missing(db: Database, roots: Iterable[str | os.PathLike], result: Scan
             for start in range(0, len(gone), chunk):
                 s.execute(update(Image).where(Image.id.in_(gone[start:start + chunk]))
                           .values(status=MISSING, error="file no longer found"))
+            # Out of the search index (rows, tags and embeddings stay, should the files come back).
+            store.mark_images_changed(s, gone)
         result.missing.extend(gone)
 
 

@@ -12,9 +12,12 @@ from core.db import (
     IMAGE_STATES,
     MISSING,
     TAGGED,
+    Database,
     Image,
     Job,
     Label,
+    ModelVersion,
+    Tag,
     collection_model_version,
     get_database,
 )
@@ -58,3 +61,20 @@ def _safe_url(url: str) -> str:
     from sqlalchemy.engine import make_url
 
     return make_url(url).render_as_string(hide_password=True)
+
+
+def image_record(db: Database, image_id: int) -> dict[str, Any] | None:
+    """One image and its stored tags, best first (a duplicate shows its original's): the shape of
+    ``GET /api/images/ID`` and ``tagscope show ID --json``. None when no such image."""
+    with db.session() as s:
+        img = s.get(Image, image_id)
+        if img is None:
+            return None
+        source = img.duplicate_of or img.id
+        tags = s.execute(select(Label.name, Tag.score, ModelVersion.version)
+                         .join(Label, Label.id == Tag.label_id)
+                         .join(ModelVersion, ModelVersion.id == Tag.model_version_id)
+                         .where(Tag.image_id == source).order_by(Tag.score.desc(), Label.name)).all()
+        return {"image_id": img.id, "path": img.path, "status": img.status, "error": img.error,
+                "width": img.width, "height": img.height, "format": img.format, "duplicate_of": img.duplicate_of,
+                "tags": [{"label": n, "score": sc, "model_version": v} for n, sc, v in tags]}

@@ -6,14 +6,13 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-import numpy as np
 from sqlalchemy import select
 from tqdm import tqdm
 
 from core.db import DUPLICATE, FAILED, TAGGED, Database, Image, Job, get_database
 from core.errors import TagscopeError
 from core.settings import Settings
-from indexer.spool import spool_dir, spool_removals, sync_index
+from indexer.sync import sync_index
 from mkt.factory import get_model
 from mkt.tagmodel import TagModel
 from tagger.celery_app import create_celery_app
@@ -39,7 +38,7 @@ def run_tag_job(settings: Settings, paths: Sequence[str], *, retry_failed: bool 
     _seed_vocabulary(db, model, echo)
     mv_id = ensure_model_version(db, model)
     found = scan(db, paths)
-    _report_scan(settings, model, found, echo)
+    _report_scan(found, echo)
     todo = images_to_tag(db, found.image_ids, mv_id, retry_failed=retry_failed, retag=retag)
     job_id = create_tag_job(db, mv_id, todo, JobParams.from_settings(settings))
     chunks = [todo[i:i + settings.task_size] for i in range(0, len(todo), settings.task_size)]
@@ -65,16 +64,14 @@ def _seed_vocabulary(db: Database, model: TagModel, echo: Echo) -> None:
     """First run: start from the model's own vocabulary (bundles carry one) or the default list."""
     if vocabulary_size(db) == 0:
         added = seed_labels(db, model.labels or default_label_names(), source="model" if model.labels else "default")
-        echo(f"vocabulary: {added} labels from the {'model' if model.labels else 'default list'} "
+        echo(f"vocabulary: {len(added)} labels from the {'model' if model.labels else 'default list'} "
              "(`tagscope labels add` for more)")
 
 
-def _report_scan(settings: Settings, model: TagModel, found: ScanResult, echo: Echo) -> None:
+def _report_scan(found: ScanResult, echo: Echo) -> None:
     echo(f"found {len(found.image_ids)} files: {found.new} new, {found.changed} changed, "
          f"{found.unchanged} unchanged" + (f" ({found.skipped} non-image files skipped)" if found.skipped else ""))
     if found.missing:
-        # Out of the search index at once (their rows and tags stay, should the files come back).
-        spool_removals(spool_dir(settings.home, model.version), np.asarray(found.missing))
         echo(f"{len(found.missing)} registered files are no longer there: marked missing")
 
 

@@ -2,10 +2,10 @@
 in-process).
 
 Decode in DataLoader worker processes, embed and score in batches under
-``torch.inference_mode`` (AMP on CUDA), store each image's best label scores in SQL and spool its
-embedding for the vector index. The job row says which model version and result parameters to
-use; this machine's settings say on which device, in which batch size, with how many decode
-workers.
+``torch.inference_mode`` (AMP on CUDA), store each image's best label scores and its embedding
+in SQL in one transaction per batch; the vector index follows within seconds
+(:mod:`indexer.sync`). The job row says which model version and result parameters to use; this
+machine's settings say on which device, in which batch size, with how many decode workers.
 """
 
 from __future__ import annotations
@@ -14,18 +14,21 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.orm import Session
 from torch.utils.data import DataLoader, Dataset
 
 from core.db import DUPLICATE, FAILED, TAGGED, Database, Image, Tag, get_database, utcnow
 from core.images import ImageDecodeError, read_image
 from core.settings import Settings
-from indexer.spool import spool_dir, spool_embeddings, spool_removals, sync_index
-from mkt.tagmodel import TagModel
+from indexer import store
+from indexer.sync import maybe_sync, sync_index
+from mkt.tagmodel import ImageEmbeddings, TagModel
 from tagger.jobs import JobParams, count_progress, finish_if_complete, load_job, load_job_model
 from tagger.vocabulary import label_embeddings, vocabulary
 
@@ -83,34 +86,54 @@ def tag_images(settings: Settings, job_id: int, image_ids: Sequence[int],
     loader = DataLoader(_ImageFiles(items, model.preprocess, job.params.max_pixels), batch_size=settings.batch_size,
                         num_workers=settings.loader_workers, collate_fn=_collate,
                         pin_memory=model.device.type == "cuda", persistent_workers=False)
-    spool = spool_dir(settings.home, model.version)
     done = failed = 0
     for batch in loader:
-        ids, vectors, rows = _embed_and_score(model, batch, label_ids, label_emb, job.params)
-        n_ok, n_failed = _store_batch(db, batch, ids, vectors, rows, job.model_version_id, spool)
+        encoded = _embed_and_score(model, batch, label_ids, label_emb, job.params)
+        n_ok, n_failed = _store_batch(db, batch, encoded, job.model_version_id)
         done += n_ok
         failed += n_failed
         count_progress(db, job_id, n_ok, n_failed)
         if progress:
             progress(n_ok, n_failed)
-    if finish_if_complete(db, job_id):  # the task that completes a job merges the spool into the index
+        maybe_sync(settings, model.version, model.embed_dim)  # searchable while the job runs
+    if finish_if_complete(db, job_id):  # the task that completes a job brings the index up to date
         sync_index(settings, model.version, model.embed_dim)
     return done, failed
 
 
+@dataclass
+class Encoded:
+    """A batch's decoded images, embedded and scored: ids, global embeddings [B, D] and (models
+    with a local stream) patch features [B, P, D], both as stored (float16 values), and the best
+    labels per image."""
+
+    ids: list[int] = field(default_factory=list)
+    vectors: np.ndarray | None = None
+    patches: np.ndarray | None = None
+    best: list[list[tuple[int, float]]] = field(default_factory=list)
+
+
+def as_stored(emb: ImageEmbeddings) -> ImageEmbeddings:
+    """The embeddings rounded to float16 as the store keeps them: tags scored from them are the
+    tags that scoring the stored embeddings later (new labels) gives."""
+    patches = emb.patches.half().float() if emb.patches is not None else None
+    return ImageEmbeddings(emb.global_.half().float(), patches)
+
+
 def _embed_and_score(model: TagModel, batch: dict[str, Any], label_ids: list[int], label_emb: torch.Tensor,
-                     params: JobParams) -> tuple[list[int], np.ndarray | None, list[list[tuple[int, float]]]]:
-    """(image ids, global embeddings, best labels per image) of a batch's decoded images."""
+                     params: JobParams) -> Encoded:
     if not batch["ok"]:
-        return [], None, []
+        return Encoded()
     device = model.device
     amp = torch.autocast("cuda", dtype=torch.float16) if device.type == "cuda" else nullcontext()
     with torch.inference_mode(), amp:
         emb = model.encode_images(batch["pixels"].to(device, non_blocking=True), with_patches=model.local_top_k > 0)
-        scores = model.score(emb, label_emb).float() if label_ids else None
-    vectors = emb.global_.float().cpu().numpy()
-    rows = _best_labels(scores.cpu(), label_ids, params.top_n, params.min_score) if scores is not None else []
-    return [it["id"] for it in batch["ok"]], vectors, rows
+    with torch.inference_mode():
+        emb = as_stored(emb)
+        scores = model.score(emb, label_emb).float().cpu() if label_ids else None
+    best = _best_labels(scores, label_ids, params.top_n, params.min_score) if scores is not None else []
+    patches = emb.patches.cpu().numpy() if emb.patches is not None and model.local_top_k > 0 else None
+    return Encoded([it["id"] for it in batch["ok"]], emb.global_.cpu().numpy(), patches, best)
 
 
 def _best_labels(scores: torch.Tensor, label_ids: list[int], top_n: int,
@@ -124,18 +147,13 @@ def _best_labels(scores: torch.Tensor, label_ids: list[int], top_n: int,
     return out
 
 
-def _store_batch(db: Database, batch: dict[str, Any], ids: list[int], vectors: np.ndarray | None,
-                 rows: list[list[tuple[int, float]]], mv_id: int, spool) -> tuple[int, int]:
-    """One transaction per batch: statuses, replaced tags; embeddings spooled first."""
+def _store_batch(db: Database, batch: dict[str, Any], enc: Encoded, mv_id: int) -> tuple[int, int]:
+    """One transaction per batch: statuses, replaced tags and embeddings (with the index's change
+    rows), so a kill at any moment leaves them consistent."""
     now = utcnow()
-    keep_ids, keep_vecs = [], []
+    keep: list[int] = []  # positions in the batch of images that are tagged (not duplicates)
     with db.session() as s:
-        hashes = [it["hash"] for it in batch["ok"]]
-        canonical = dict(s.execute(
-            select(Image.content_hash, func.min(Image.id))
-            .where(Image.content_hash.in_(hashes), Image.status == TAGGED, Image.model_version_id == mv_id,
-                   Image.id.not_in(ids))
-            .group_by(Image.content_hash)).all()) if hashes else {}
+        canonical = _originals(s, [it["hash"] for it in batch["ok"]], enc.ids, mv_id)
         tag_rows = []
         for n, it in enumerate(batch["ok"]):
             fields = {"content_hash": it["hash"], "width": it["width"], "height": it["height"],
@@ -146,24 +164,32 @@ def _store_batch(db: Database, batch: dict[str, Any], ids: list[int], vectors: n
             else:
                 canonical[it["hash"]] = it["id"]
                 fields.update(status=TAGGED, duplicate_of=None)
-                keep_ids.append(it["id"])
-                keep_vecs.append(vectors[n])
-                if rows:
+                keep.append(n)
+                if enc.best:
                     tag_rows.extend({"image_id": it["id"], "label_id": lid, "model_version_id": mv_id,
-                                     "score": float(sc)} for lid, sc in rows[n])
+                                     "score": float(sc)} for lid, sc in enc.best[n])
             s.execute(update(Image).where(Image.id == it["id"]).values(**fields))
         for it in batch["failed"]:
             s.execute(update(Image).where(Image.id == it["id"])
                       .values(status=FAILED, error=it["error"][:1000], model_version_id=mv_id, tagged_at=now))
-        if ids:
+        if enc.ids:
             # Re-tagging replaces: tags of earlier model versions for these images go.
-            s.execute(delete(Tag).where(Tag.image_id.in_(ids)))
+            s.execute(delete(Tag).where(Tag.image_id.in_(enc.ids)))
         if tag_rows:
             s.execute(insert(Tag), tag_rows)
-        if keep_ids:
-            spool_embeddings(spool, np.asarray(keep_ids), np.stack(keep_vecs))
-        # An image that was indexed before and now fails or turned out a duplicate leaves the index.
-        dropped = [it["id"] for it in batch["failed"]] + sorted(set(ids) - set(keep_ids))
-        if dropped:
-            spool_removals(spool, np.asarray(dropped))
+        # Failed images and duplicates keep no embedding (and leave every index); tagged ones keep this one.
+        kept_ids = [enc.ids[n] for n in keep]
+        store.drop(s, [it["id"] for it in batch["failed"]] + sorted(set(enc.ids) - set(kept_ids)))
+        if keep:
+            store.put(s, mv_id, kept_ids, enc.vectors[keep], None if enc.patches is None else enc.patches[keep])
     return len(batch["ok"]), len(batch["failed"])
+
+
+def _originals(s: Session, hashes: list[str], ids: list[int], mv_id: int) -> dict[str, int]:
+    """content hash -> the id of an image already tagged with those bytes (this batch's aside)."""
+    if not hashes:
+        return {}
+    return dict(s.execute(select(Image.content_hash, func.min(Image.id))
+                          .where(Image.content_hash.in_(hashes), Image.status == TAGGED,
+                                 Image.model_version_id == mv_id, Image.id.not_in(ids))
+                          .group_by(Image.content_hash)).all())

@@ -50,8 +50,9 @@ def vocabulary_size(db: Database) -> int:
         return int(s.scalar(select(func.count()).select_from(Label)) or 0)
 
 
-def seed_labels(db: Database, names: Iterable[str], source: str) -> int:
-    """Add labels not yet in the vocabulary; returns how many were new."""
+def seed_labels(db: Database, names: Iterable[str], source: str) -> list[str]:
+    """Add labels not yet in the vocabulary (whitespace folded, case-insensitively new); returns
+    the names added."""
     clean = []
     seen = set()
     for name in names:
@@ -59,9 +60,9 @@ def seed_labels(db: Database, names: Iterable[str], source: str) -> int:
         if name and name.lower() not in seen:
             seen.add(name.lower())
             clean.append(name)
+    added: list[str] = []
     if not clean:
-        return 0
-    added = 0
+        return added
     with db.session() as s:
         existing = {n.lower() for n in s.scalars(select(Label.name))}
         for name in clean:
@@ -69,5 +70,5 @@ def seed_labels(db: Database, names: Iterable[str], source: str) -> int:
                 if len(name) > 200:
                     raise ValueError(f"label too long ({len(name)} characters, at most 200): {name[:40]}...")
                 s.add(Label(name=name, source=source))
-                added += 1
+                added.append(name)
     return added

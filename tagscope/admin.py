@@ -70,18 +70,63 @@ def index() -> None:
     """The vector index."""
 
 
+def _versions(settings) -> list[tuple[str, int]]:
+    """(version, dim) of every model version the collection has embeddings or an index for."""
+    from sqlalchemy import select
+
+    from core.db import ModelVersion
+
+    with database(settings).session() as s:
+        return [tuple(row) for row in s.execute(select(ModelVersion.version, ModelVersion.embed_dim)
+                                                .order_by(ModelVersion.id))]
+
+
 @index.command("sync")
 @click.pass_context
 @fail_cleanly
 def index_sync(ctx: click.Context) -> None:
-    """Merge embeddings that workers spooled into the index of every model version."""
-    from sqlalchemy import select
-
-    from core.db import ModelVersion
-    from indexer.spool import sync_index
+    """Apply stored embeddings not yet in the index (tagging does this every few seconds)."""
+    from indexer.sync import sync_index
 
     settings = settings_for(ctx)
-    with database(settings).session() as s:
-        versions = s.execute(select(ModelVersion.version, ModelVersion.embed_dim)).all()
-    n = sum(sync_index(settings, version, dim) for version, dim in versions)
-    click.echo(f"merged {n} vectors")
+    n = sum(sync_index(settings, version, dim) or 0 for version, dim in _versions(settings))
+    click.echo(f"applied {n} changes")
+
+
+@index.command("rebuild")
+@click.option("--kind", type=click.Choice(["auto", "flat", "hnsw", "ivfpq"]),
+              help="Index kind (TAGSCOPE_INDEX_KIND; auto: exact below ~10^5 vectors, approximate above).")
+@click.pass_context
+@fail_cleanly
+def index_rebuild(ctx: click.Context, kind: str | None) -> None:
+    """Rebuild the index of every model version from the stored embeddings (no photo is read)."""
+    import time
+
+    from indexer.sync import rebuild_index
+
+    settings = settings_for(ctx, index_kind=kind)
+    for version, dim in _versions(settings):
+        t0 = time.time()
+        size = rebuild_index(settings, version, dim)
+        click.echo(f"index {version}: {size} vectors from the embedding store in {time.time() - t0:.1f}s")
+
+
+@index.command("status")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@fail_cleanly
+def index_status_cmd(ctx: click.Context, as_json: bool) -> None:
+    """Kind, size, memory and freshness of each model version's index."""
+    import json
+
+    from indexer.sync import index_status
+
+    settings = settings_for(ctx)
+    rows = [index_status(settings, version, dim) for version, dim in _versions(settings)]
+    if as_json:
+        click.echo(json.dumps(rows, indent=1))
+        return
+    for r in rows:
+        fresh = "up to date" if r["fresh"] else f"{r['pending_changes']} changes pending (`tagscope index sync`)"
+        click.echo(f"{r['version']}  {r['kind']} ({r['factory']})  {r['size']} vectors of "
+                   f"{r['stored_embeddings']} stored, {r['file_bytes'] / 1e6:.1f} MB, {fresh}")

@@ -14,7 +14,7 @@ import click
 from core.errors import TagscopeError
 from core.modelspec import check_offline_weights
 from core.settings import Settings
-from tagscope.common import fail_cleanly, settings_for
+from tagscope.common import database, fail_cleanly, settings_for
 
 
 @click.command()
@@ -115,6 +115,26 @@ def status(ctx: click.Context, as_json: bool) -> None:
                    f"{j['failed']} failed")
     for f in st["failures"]:
         click.echo(f"failed   {f['path']}: {f['error']}")
+
+
+@click.command()
+@click.argument("image_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: the shape of GET /api/images/ID.")
+@click.pass_context
+@fail_cleanly
+def show(ctx: click.Context, image_id: int, as_json: bool) -> None:
+    """Show one image and its stored tags, best first."""
+    from tagger.status import image_record
+
+    record = image_record(database(settings_for(ctx)), image_id)
+    if record is None:
+        raise TagscopeError(f"no image {image_id}: `tagscope search TEXT` or `tagscope status` show image ids")
+    if as_json:
+        click.echo(json.dumps(record, ensure_ascii=False))
+        return
+    click.echo(f"{record['image_id']}  {record['status']}  {record['path']}")
+    for tag in record["tags"]:
+        click.echo(f"  {tag['score']:.3f}  {tag['label']}")
 
 
 @click.command()

@@ -18,16 +18,30 @@ def labels() -> None:
     """Manage the label vocabulary that tagging scores (search needs no vocabulary)."""
 
 
+def _add(ctx: click.Context, names: list[str], source: str, where: str = "") -> None:
+    """Add labels and score them for every tagged image from the stored embeddings."""
+    import time
+
+    from tagger.relabel import score_new_labels
+    from tagger.vocabulary import seed_labels
+
+    settings = settings_for(ctx)
+    t0 = time.time()
+    added = seed_labels(database(settings), names, source=source)
+    scored = score_new_labels(settings, added) if added else 0
+    line = f"added {len(added)} label(s){where}, {len(names) - len(added)} already present"
+    if scored:
+        line += f"; scored for {scored} tagged images from stored embeddings in {time.time() - t0:.1f}s (no photo read)"
+    click.echo(line)
+
+
 @labels.command("add")
 @click.argument("names", nargs=-1, required=True)
 @click.pass_context
 @fail_cleanly
 def labels_add(ctx: click.Context, names: tuple[str, ...]) -> None:
-    """Add label NAMES (re-tag with `tagscope tag --retag` to score them on tagged images)."""
-    from tagger.vocabulary import seed_labels
-
-    added = seed_labels(database(settings_for(ctx)), names, source="user")
-    click.echo(f"added {added} label(s), {len(names) - added} already present")
+    """Add label NAMES and score them for every tagged image (from stored embeddings, no photo read)."""
+    _add(ctx, list(names), "user")
 
 
 @labels.command("import")
@@ -35,13 +49,23 @@ def labels_add(ctx: click.Context, names: tuple[str, ...]) -> None:
 @click.pass_context
 @fail_cleanly
 def labels_import(ctx: click.Context, file: str) -> None:
-    """Add the labels in FILE (one per line; '#' starts a comment)."""
+    """Add the labels in FILE (one per line; '#' starts a comment) and score them like `labels add`."""
     from mkt.data import read_label_list
-    from tagger.vocabulary import seed_labels
 
-    names = read_label_list(file)
-    added = seed_labels(database(settings_for(ctx)), names, source="import")
-    click.echo(f"added {added} label(s) from {file}, {len(names) - added} already present")
+    _add(ctx, read_label_list(file), "import", f" from {file}")
+
+
+@labels.command("remove")
+@click.argument("names", nargs=-1, required=True)
+@click.pass_context
+@fail_cleanly
+def labels_remove(ctx: click.Context, names: tuple[str, ...]) -> None:
+    """Remove label NAMES and their tags; images that lose a tag get their next-best label."""
+    from tagger.relabel import remove_labels
+
+    removed, rescored = remove_labels(settings_for(ctx), list(names))
+    click.echo(f"removed {removed} label(s), {len(names) - removed} not in the vocabulary; "
+               f"re-scored {rescored} images from stored embeddings")
 
 
 @labels.command("list")

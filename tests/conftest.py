@@ -99,3 +99,25 @@ def tagged_home(tmp_path_factory, synthetic_photos) -> Path:
     home = tmp_path_factory.mktemp("tagged-home")
     run_cli("tag", str(synthetic_photos), "--model", "synthetic", home=home)
     return home
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def home_env(request, tmp_path) -> tuple[Path, dict[str, str], str]:
+    """(home, environment, database URL) of an empty collection, on SQLite and on PostgreSQL."""
+    home = tmp_path / "home"
+    env = {"TAGSCOPE_MODEL": "synthetic"}
+    if getattr(request, "param", "sqlite") == "postgresql":
+        url = request.getfixturevalue("postgres_url")
+        env["TAGSCOPE_DATABASE_URL"] = url
+        run_cli("db", "upgrade", home=home, **env)
+    else:
+        url = f"sqlite:///{home.resolve()}/tagscope.sqlite"
+    return home, env, url
+
+
+def photos_subset(synthetic_photos: Path, folder: Path, n: int) -> Path:
+    """``n`` photos of the shared synthetic collection in a folder of their own (hard links)."""
+    folder.mkdir(parents=True)
+    for name in sorted(read_labels_jsonl(synthetic_photos))[:n]:
+        os.link(synthetic_photos / name, folder / name)
+    return folder

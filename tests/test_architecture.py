@@ -143,7 +143,7 @@ def test_every_command_that_messages_and_documents_name_exists():
     assert not missing, "messages name commands that do not exist:\n" + "\n".join(missing)
 
 
-@pytest.mark.parametrize("text", ["index rebuild", "labels frobnicate", "--home x nothing"])
+@pytest.mark.parametrize("text", ["index rebuilt", "labels frobnicate", "--home x nothing"])
 def test_the_command_check_catches_a_missing_command(text):
     from tagscope.cli import cli
 

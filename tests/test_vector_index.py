@@ -2,7 +2,6 @@ import numpy as np
 import pytest
 
 from core.errors import TagscopeError
-from indexer.spool import merge_spool, spool_embeddings, spool_removals
 from indexer.vector_index import VectorIndex
 
 
@@ -38,39 +37,5 @@ def test_saved_index_reloads_with_its_model_version(tmp_path):
     again = VectorIndex.open(tmp_path, "v1", 16)
     assert len(again) == 5 and not again.is_stale()
     assert not list(tmp_path.glob("*.tmp"))  # written through temp files, renamed into place
-    with pytest.raises(TagscopeError, match="tagscope tag PATH --retag"):
+    with pytest.raises(TagscopeError, match="tagscope index rebuild"):
         VectorIndex.open(tmp_path, "v1", 32)
-
-
-def test_merge_spool_upserts_every_batch_and_clears_the_spool(tmp_path):
-    vecs = unit(20)
-    spool_embeddings(tmp_path / "spool", np.arange(10), vecs[:10])
-    spool_embeddings(tmp_path / "spool", np.arange(10, 20), vecs[10:])
-    assert merge_spool(tmp_path / "ix", tmp_path / "spool", "v1", 16) == 20
-    assert not list((tmp_path / "spool").glob("*.npz"))
-    # a batch merged twice (crash between save and delete) changes nothing
-    spool_embeddings(tmp_path / "spool", np.arange(5), vecs[:5])
-    merge_spool(tmp_path / "ix", tmp_path / "spool", "v1", 16)
-    assert len(VectorIndex.open(tmp_path / "ix", "v1", 16)) == 20
-
-
-def test_reader_sees_a_merge_by_another_process(tmp_path):
-    vecs = unit(4)
-    spool_embeddings(tmp_path / "spool", np.arange(2), vecs[:2])
-    merge_spool(tmp_path / "ix", tmp_path / "spool", "v1", 16)
-    reader = VectorIndex.open(tmp_path / "ix", "v1", 16)
-    spool_embeddings(tmp_path / "spool", np.arange(2, 4), vecs[2:])
-    merge_spool(tmp_path / "ix", tmp_path / "spool", "v1", 16)
-    assert reader.is_stale()
-    reader.reload()
-    assert len(reader) == 4
-
-
-def test_spooled_removals_leave_the_index(tmp_path):
-    vecs = unit(6)
-    spool_embeddings(tmp_path / "spool", np.arange(6), vecs)
-    merge_spool(tmp_path / "ix", tmp_path / "spool", "v1", 16)
-    spool_removals(tmp_path / "spool", np.array([1, 4]))
-    merge_spool(tmp_path / "ix", tmp_path / "spool", "v1", 16)
-    idx = VectorIndex.open(tmp_path / "ix", "v1", 16)
-    assert len(idx) == 4 and not idx.contains(1) and not idx.contains(4) and idx.contains(5)

@@ -68,3 +68,17 @@ def test_min_score_is_a_relevance_cutoff(client):
     kept = client.get(f"/api/search?q=red+thing&k=50&min_score={cutoff}").get_json()["results"]
     assert 10 <= len(kept) < 50 and all(r["score"] >= cutoff for r in kept)
     assert "between -1 and 1" in client.get("/api/search?q=red&min_score=7").get_json()["error"]
+
+
+def test_show_json_has_the_shape_of_the_image_api(client, tagged_home):
+    import json
+
+    from .conftest import run_cli
+
+    image_id = client.get("/api/search?q=red+circle&k=1").get_json()["results"][0]["image_id"]
+    shown = json.loads(run_cli("show", str(image_id), "--json", home=tagged_home).stdout)
+    assert shown == client.get(f"/api/images/{image_id}").get_json()
+    assert {"image_id", "path", "status", "tags"} <= set(shown) and shown["status"] == "tagged"
+    assert shown["tags"] and shown["tags"] == sorted(shown["tags"], key=lambda t: -t["score"])
+    missing = run_cli("show", "999999", home=tagged_home, check=False)
+    assert missing.returncode == 2 and "no image 999999" in missing.stderr

@@ -5,42 +5,31 @@ from __future__ import annotations
 import hashlib
 
 from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request
-from sqlalchemy import select
 
 from core.atomic import atomic_write_bytes
-from core.db import Image, Label, ModelVersion, Tag, get_database
+from core.db import Image, get_database
 from core.images import ImageDecodeError, make_thumbnail
+from tagger.status import image_record
 
 bp = Blueprint("images", __name__)
 THUMB_SIZE = 256
 
 
-def _image_and_tags(image_id: int) -> tuple[Image, list[tuple[str, float, str]]]:
-    settings = current_app.config["TAGSCOPE_SETTINGS"]
-    with get_database(settings.db_url).session() as s:
-        img = s.get(Image, image_id)
-        if img is None:
-            abort(404)
-        source = img.duplicate_of or img.id  # a duplicate shows its original's tags
-        tags = s.execute(select(Label.name, Tag.score, ModelVersion.version)
-                         .join(Label, Label.id == Tag.label_id)
-                         .join(ModelVersion, ModelVersion.id == Tag.model_version_id)
-                         .where(Tag.image_id == source).order_by(Tag.score.desc())).all()
-    return img, [tuple(t) for t in tags]
+def _record(image_id: int) -> dict:
+    record = image_record(get_database(current_app.config["TAGSCOPE_SETTINGS"].db_url), image_id)
+    if record is None:
+        abort(404)
+    return record
 
 
 @bp.get("/image/<int:image_id>")
 def page(image_id: int):
-    img, tags = _image_and_tags(image_id)
-    return render_template("image.html", image=img, tags=tags)
+    return render_template("image.html", image=_record(image_id))
 
 
 @bp.get("/api/images/<int:image_id>")
 def api_image(image_id: int):
-    img, tags = _image_and_tags(image_id)
-    return jsonify({"image_id": img.id, "path": img.path, "status": img.status, "error": img.error,
-                    "width": img.width, "height": img.height, "duplicate_of": img.duplicate_of,
-                    "tags": [{"label": n, "score": sc, "model_version": v} for n, sc, v in tags]})
+    return jsonify(_record(image_id))
 
 
 @bp.get("/thumb/<int:image_id>")

@@ -1,0 +1,264 @@
+"""Index kinds for every collection size, and search that re-ranks ANN candidates exactly.
+
+A pure library (numpy + FAISS, no SQL, no settings). Vectors are L2-normalised embeddings, so
+inner product = cosine; ids are int64 SQL image ids. Three kinds, chosen by size
+(:func:`choose_kind`) or forced:
+
+- ``flat``: exact brute force (``IDMap2,Flat``). Below ~10^5 vectors it answers in a few ms.
+- ``hnsw``: a graph over 8-bit scalar-quantised vectors (``IDMap,HNSW32,SQ8``, ~0.8 KB per vector).
+  FAISS cannot delete from it: removed ids stay in the graph as tombstones, which the caller's
+  SQL filter and the re-rank (an id the store no longer has) drop; rebuild when they pile up.
+- ``ivfpq``: inverted lists under an HNSW coarse quantizer holding 4-bit fast-scan PQ codes
+  (``IVF{nlist}_HNSW32,PQ{m}x4fsr``, ~75 B per vector at 512-d) for 10^7 and more.
+
+The index is a cache: the durable float16 embedding store is the source of truth, and
+:func:`search` re-reads the exact vectors of the ANN candidates from it (the ``exact``
+callable) to return the exact top-k. The thresholds and search parameters below were chosen by
+measurement with ``python -m bench.search`` (docs/benchmarks.md, "Search index").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import faiss
+import numpy as np
+
+from core.errors import TagscopeError
+
+KINDS = ("flat", "hnsw", "ivfpq")
+METRIC = faiss.METRIC_INNER_PRODUCT
+FLAT_MAX = 100_000  # below this many vectors: exact search
+HNSW_MAX = 3_000_000  # up to this many: HNSW; above: IVF-PQ
+ADD_BATCH = 100_000
+
+# An `exact` callable: ids [m] -> their stored vectors [m, dim] (float16 or float32), a NaN row for
+# an id the store no longer holds.
+ExactFn = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    """One kind of index as data. ``factory`` is a FAISS factory string with ``{nlist}`` and
+    ``{m}`` filled in by :func:`factory_string`; ``search_params`` a ``faiss.ParameterSpace``
+    string; ``oversample`` how many ANN candidates per wanted result the exact re-rank reads
+    (1: the index scores exactly, no re-rank); training wants ``train_vectors`` plus
+    ``train_per_list`` per inverted list (FAISS asks for 30-256 per list)."""
+
+    factory: str
+    search_params: str
+    oversample: int
+    exact: bool
+    can_remove: bool
+    train_vectors: int = 0
+    train_per_list: int = 0
+
+
+SPECS: dict[str, KindSpec] = {
+    "flat": KindSpec("IDMap2,Flat", "", oversample=1, exact=True, can_remove=True),
+    "hnsw": KindSpec("IDMap,HNSW32,SQ8", "efSearch=128", oversample=2, exact=False, can_remove=False,
+                     train_vectors=20_000),
+    "ivfpq": KindSpec("IVF{nlist}_HNSW32,PQ{m}x4fsr", "nprobe=32,quantizer_efSearch=64", oversample=20,
+                      exact=False, can_remove=True, train_per_list=64),
+}
+MAX_CANDIDATES = 2_000  # re-rank reads at most this many stored vectors per query (2 MB at 512-d)
+
+
+def choose_kind(n: int) -> str:
+    """The kind ``auto`` picks for ``n`` vectors (see the module docstring and docs/scale.md)."""
+    if n < FLAT_MAX:
+        return "flat"
+    return "hnsw" if n <= HNSW_MAX else "ivfpq"
+
+
+def resolve_kind(kind: str, n: int) -> str:
+    """``kind`` as given (``--kind``), with ``auto`` resolved for ``n`` vectors."""
+    if kind == "auto":
+        return choose_kind(n)
+    _spec(kind)
+    return kind
+
+
+def rebuild_reason(index: faiss.Index, n_stored: int, kind: str = "auto") -> str | None:
+    """Why ``index`` should be rebuilt from the store now holding ``n_stored`` embeddings, or
+    None: the wanted kind changed, the collection outgrew (or shrank from) the inverted lists
+    4x, or more than a fifth of an hnsw graph is tombstones."""
+    have, want = kind_of(index), resolve_kind(kind, n_stored)
+    if have != want:
+        return f"{n_stored} embeddings want a {want} index, this one is {have}"
+    if have == "ivfpq":
+        nlist, best = int(faiss.extract_index_ivf(index).nlist), n_lists(n_stored)
+        if max(nlist, best) >= 4 * min(nlist, best):
+            return f"{n_stored} embeddings want {best} inverted lists, this index has {nlist}"
+    if have == "hnsw" and index.ntotal > 1.25 * max(n_stored, 1):
+        return f"{index.ntotal - n_stored} of the {index.ntotal} vectors in the graph are tombstones"
+    return None
+
+
+def n_lists(n: int) -> int:
+    """Inverted lists for ``n`` vectors: the power of two nearest sqrt(n), 16 to 65,536."""
+    return int(min(65_536, max(16, 2 ** round(np.log2(max(n, 1)) / 2))))
+
+
+def pq_subquantizers(dim: int) -> int:
+    """PQ sub-vectors: 4 dimensions each (4 bits per sub-vector: dim/2 bytes per code)."""
+    return max(1, dim // 4)
+
+
+def factory_string(kind: str, n: int, dim: int) -> str:
+    """The FAISS factory string of ``kind`` sized for ``n`` vectors of ``dim`` dimensions."""
+    return _spec(kind).factory.format(nlist=n_lists(n), m=pq_subquantizers(dim))
+
+
+def train_size(kind: str, n: int) -> int:
+    """How many stored embeddings :func:`build_index` wants as its training sample (0: none)."""
+    spec = _spec(kind)
+    return min(n, spec.train_vectors + spec.train_per_list * (n_lists(n) if spec.train_per_list else 0))
+
+
+def _spec(kind: str) -> KindSpec:
+    if kind not in SPECS:
+        raise TagscopeError(f"unknown index kind {kind!r}: use one of auto, {', '.join(KINDS)}")
+    return SPECS[kind]
+
+
+def build_index(kind: str, dim: int, n_hint: int, sample: np.ndarray | None = None) -> faiss.Index:
+    """An empty index of ``kind`` sized for about ``n_hint`` vectors, trained on ``sample`` (a
+    random sample of stored embeddings, :func:`train_size` rows) when the kind needs training,
+    with its search parameters set. Fill it with :func:`add`."""
+    index = faiss.index_factory(dim, factory_string(kind, n_hint, dim), METRIC)
+    if not index.is_trained:
+        need = n_lists(n_hint) if _spec(kind).train_per_list else 1
+        have = 0 if sample is None else len(sample)
+        if have < need:
+            raise TagscopeError(f"a {kind} index needs at least {need} stored embeddings to train on, "
+                                f"{have} given: use --kind flat or hnsw for a collection this small")
+        index.train(_as_matrix(sample, dim))
+    apply_search_params(index, kind)
+    return index
+
+
+def apply_search_params(index: faiss.Index, kind: str | None = None) -> None:
+    """Set the measured search parameters of ``kind`` (default: the kind of ``index``); call it
+    again after :func:`faiss.read_index` so an index saved by an older release searches as now."""
+    params = _spec(kind or kind_of(index)).search_params
+    if params:
+        faiss.ParameterSpace().set_index_parameters(index, params)
+
+
+def kind_of(index: faiss.Index) -> str:
+    """Which of :data:`KINDS` ``index`` is (after loading one from disk, say)."""
+    inner = _inner(index)
+    if isinstance(inner, faiss.IndexFlat):
+        return "flat"
+    if isinstance(inner, faiss.IndexHNSW):
+        return "hnsw"
+    if isinstance(inner, faiss.IndexIVF):
+        return "ivfpq"
+    raise ValueError(f"not an index this module builds: {type(inner).__name__}")
+
+
+def _inner(index: faiss.Index) -> faiss.Index:
+    """The index inside an id map (flat and hnsw keep SQL ids in one), downcast."""
+    index = faiss.downcast_index(index)
+    return faiss.downcast_index(index.index) if isinstance(index, faiss.IndexIDMap) else index
+
+
+def add(index: faiss.Index, ids: np.ndarray, vectors: np.ndarray, batch: int = ADD_BATCH) -> None:
+    """Add ``vectors`` under SQL ``ids``, ``batch`` rows at a time (float16 rows are converted one
+    batch at a time, so a memmap of the store can be passed whole). Does not replace: remove an
+    id first where the kind can (:func:`remove`); in hnsw the old entry stays as a tombstone."""
+    ids = np.ascontiguousarray(ids, dtype=np.int64).reshape(-1)
+    if len(vectors) != len(ids):
+        raise ValueError(f"{len(ids)} ids for {len(vectors)} vectors")
+    for start in range(0, len(ids), batch):
+        index.add_with_ids(_as_matrix(vectors[start:start + batch], index.d), ids[start:start + batch])
+
+
+def remove(index: faiss.Index, ids: np.ndarray) -> int:
+    """Remove ``ids``; the number removed. 0 for hnsw, which cannot delete: its removed ids stay as
+    tombstones that :func:`search` with ``exact`` (and the caller's SQL filter) drop."""
+    ids = np.ascontiguousarray(ids, dtype=np.int64).reshape(-1)
+    if not len(ids) or not _spec(kind_of(index)).can_remove:
+        return 0
+    return int(index.remove_ids(ids))
+
+
+def search(index: faiss.Index, queries: np.ndarray, k: int, exact: ExactFn | None = None,
+           oversample: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The top ``k`` (scores, ids) of each query row, arrays of shape (len(queries), k) as FAISS
+    returns them: best first, id -1 and score -inf in slots without a result.
+
+    With ``exact`` (ids -> stored vectors, NaN rows for ids no longer stored) and an index that
+    does not score exactly, the ANN gives ``k * oversample`` candidates per query (default: the
+    kind's measured ``oversample``), ``exact`` is called once with the unique candidate ids of
+    all queries, and the result is the top ``k`` by exact inner product; ids with NaN rows are
+    dropped (tombstones). Flat indexes are exact: ``exact`` is not called. Without ``exact``,
+    scores are the index's own (approximate for hnsw and ivfpq). Either way an id appears at
+    most once per row."""
+    queries = _as_matrix(np.asarray(queries).reshape(-1, index.d), index.d)
+    k = max(int(k), 0)
+    if k == 0 or index.ntotal == 0:
+        return np.full((len(queries), k), -np.inf, np.float32), np.full((len(queries), k), -1, np.int64)
+    spec = SPECS[kind_of(index)]
+    rerank = exact is not None and not spec.exact
+    fetch = k * (oversample or spec.oversample) if rerank else k
+    fetch = min(max(k, min(fetch, MAX_CANDIDATES)), int(index.ntotal))
+    scores, ids = index.search(queries, fetch, params=_params_for(index, fetch))
+    if rerank:
+        scores = _exact_scores(queries, ids, exact)
+    return _top_k(scores, ids, k)
+
+
+def _params_for(index: faiss.Index, fetch: int) -> faiss.SearchParameters | None:
+    """HNSW explores only ``efSearch`` nodes even when asked for more results: widen it to ``fetch``."""
+    inner = _inner(index)
+    if isinstance(inner, faiss.IndexHNSW) and fetch > inner.hnsw.efSearch:
+        params = faiss.SearchParametersHNSW()
+        params.efSearch = fetch
+        return params
+    return None
+
+
+def _exact_scores(queries: np.ndarray, ids: np.ndarray, exact: ExactFn) -> np.ndarray:
+    """Inner products of each query with the stored vectors of its candidates; -inf for empty
+    slots and for ids the store no longer holds."""
+    scores = np.full(ids.shape, -np.inf, np.float32)
+    valid = ids >= 0
+    unique, inverse = np.unique(ids[valid], return_inverse=True)
+    if not len(unique):
+        return scores
+    vectors = np.asarray(exact(unique))
+    if vectors.shape != (len(unique), queries.shape[1]):
+        raise ValueError(f"exact() returned shape {vectors.shape} for {len(unique)} ids of dim {queries.shape[1]}")
+    rows = np.nonzero(valid)[0]
+    found = np.einsum("ij,ij->i", vectors.astype(np.float32, copy=False)[inverse], queries[rows])
+    scores[valid] = np.where(np.isnan(found), -np.inf, found)
+    return scores
+
+
+def _top_k(scores: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the ``k`` best distinct ids with a finite score, best first, padded with -1/-inf."""
+    out_scores = np.full((len(ids), k), -np.inf, np.float32)
+    out_ids = np.full((len(ids), k), -1, np.int64)
+    for row, (s, i) in enumerate(zip(scores, ids)):
+        order = np.argsort(-s, kind="stable")
+        order = order[(i[order] >= 0) & np.isfinite(s[order]) & (s[order] > -np.finfo(np.float32).max)]
+        _, first = np.unique(i[order], return_index=True)
+        order = order[np.sort(first)][:k]
+        out_scores[row, :len(order)] = s[order]
+        out_ids[row, :len(order)] = i[order]
+    return out_scores, out_ids
+
+
+def index_memory_bytes(index: faiss.Index) -> int:
+    """The index's size in RAM, taken as its serialized size (codes, ids, centroids, graph)."""
+    return int(faiss.serialize_index(index).nbytes)
+
+
+def _as_matrix(x: np.ndarray, dim: int) -> np.ndarray:
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if x.ndim != 2 or x.shape[1] != dim:
+        raise ValueError(f"expected vectors of shape (n, {dim}), got {x.shape}")
+    return x

@@ -1,0 +1,146 @@
+"""The embedding store: every tagged image's embedding, per model version, in SQL.
+
+Embeddings are data, the FAISS index a cache built from them (:mod:`indexer.sync`). They live
+in the ``embeddings`` table as float16 bytes (1 KiB per 512-d vector; for models with a local
+stream also the patch features, [P, D] float16), written in the same transaction as the image's
+status and tags, so a kill at any moment leaves SQL, tags and embeddings consistent, and any
+machine that reaches the database can rebuild the index: no shared folder, no orphans. Why a
+column and not shard files: docs/benchmarks.md ("Embedding store").
+
+Every change that the index must follow (stored, replaced, dropped) also writes an
+``index_changes`` row for the model version; merges apply and delete those rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+
+import numpy as np
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.orm import Session
+
+from core.db import TAGGED, Database, Embedding, Image, IndexChange
+
+DTYPE = np.float16
+CHUNK = 5000  # ids per IN (...) clause
+
+
+def chunks(ids: Sequence[int], size: int = CHUNK) -> Iterator[list[int]]:
+    ids = list(ids)
+    for start in range(0, len(ids), size):
+        yield ids[start:start + size]
+
+
+def to_bytes(array: np.ndarray) -> bytes:
+    return np.ascontiguousarray(array, dtype=DTYPE).tobytes()
+
+
+def from_bytes(rows: Iterable[bytes], dim: int) -> np.ndarray:
+    """float32 ``[N, dim]`` from stored float16 rows (one row per vector)."""
+    return np.frombuffer(b"".join(rows), dtype=DTYPE).astype(np.float32).reshape(-1, dim)
+
+
+def mark_changed(s: Session, model_version_id: int, image_ids: Iterable[int]) -> None:
+    rows = [{"model_version_id": model_version_id, "image_id": int(i)} for i in image_ids]
+    if rows:
+        s.execute(insert(IndexChange), rows)
+
+
+def drop(s: Session, image_ids: Sequence[int]) -> None:
+    """Drop the embeddings of ``image_ids`` under every model version (failed, duplicate, changed
+    files), telling each version's index."""
+    for chunk in chunks(image_ids):
+        held = s.execute(select(Embedding.model_version_id, Embedding.image_id)
+                         .where(Embedding.image_id.in_(chunk))).all()
+        if held:
+            s.execute(insert(IndexChange), [{"model_version_id": mv, "image_id": i} for mv, i in held])
+            s.execute(delete(Embedding).where(Embedding.image_id.in_(chunk)))
+
+
+def mark_images_changed(s: Session, image_ids: Sequence[int]) -> None:
+    """Tell the index of every version holding these images to look at them again (e.g. missing)."""
+    for chunk in chunks(image_ids):
+        held = s.execute(select(Embedding.model_version_id, Embedding.image_id)
+                         .where(Embedding.image_id.in_(chunk))).all()
+        if held:
+            s.execute(insert(IndexChange), [{"model_version_id": mv, "image_id": i} for mv, i in held])
+
+
+def put(s: Session, model_version_id: int, image_ids: Sequence[int], vectors: np.ndarray,
+        patches: np.ndarray | None = None) -> None:
+    """Store (replace) the embeddings of ``image_ids`` for one model version; an image keeps one
+    embedding, its current one, so those of other versions go (their indexes are told)."""
+    drop(s, image_ids)
+    rows = [{"image_id": int(i), "model_version_id": model_version_id, "vector": to_bytes(vectors[n]),
+             "patches": None if patches is None else to_bytes(patches[n])} for n, i in enumerate(image_ids)]
+    if rows:
+        s.execute(insert(Embedding), rows)
+        mark_changed(s, model_version_id, image_ids)
+
+
+def get(db: Database, model_version_id: int, image_ids: Sequence[int], dim: int,
+        tagged_only: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, float32 vectors) of those ``image_ids`` that have a stored embedding (of an image still
+    tagged, unless ``tagged_only`` is False), in ascending id order."""
+    ids, vectors, _ = get_with_patches(db, model_version_id, image_ids, dim, tagged_only, patches=False)
+    return ids, vectors
+
+
+def get_with_patches(db: Database, model_version_id: int, image_ids: Sequence[int], dim: int,
+                     tagged_only: bool = True, patches: bool = True
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """:func:`get`, plus the patch features ``[N, P, dim]`` when asked for and every image has them."""
+    found_ids: list[int] = []
+    found: list[bytes] = []
+    found_patches: list[bytes | None] = []
+    columns = [Embedding.image_id, Embedding.vector] + ([Embedding.patches] if patches else [])
+    with db.session() as s:
+        for chunk in chunks(sorted(set(map(int, image_ids)))):
+            query = select(*columns).where(Embedding.model_version_id == model_version_id,
+                                           Embedding.image_id.in_(chunk))
+            if tagged_only:
+                query = query.join(Image, Image.id == Embedding.image_id).where(Image.status == TAGGED)
+            for row in s.execute(query.order_by(Embedding.image_id)):
+                found_ids.append(row[0])
+                found.append(row[1])
+                found_patches.append(row[2] if patches else None)
+    vectors = from_bytes(found, dim)
+    local = None
+    if patches and found_patches and all(p is not None for p in found_patches):
+        local = from_bytes(found_patches, dim).reshape(len(found_patches), -1, dim)
+    return np.asarray(found_ids, dtype=np.int64), vectors, local
+
+
+def scan(db: Database, model_version_id: int, dim: int, chunk: int = 20_000, with_patches: bool = False
+         ) -> Iterator[tuple[np.ndarray, np.ndarray, list[bytes | None]]]:
+    """Every stored embedding of a version whose image is tagged, in id order, ``chunk`` at a time:
+    (ids, float32 vectors, raw patch bytes or Nones). Keyset pagination: constant cost per chunk."""
+    last = -1
+    while True:
+        columns = [Embedding.image_id, Embedding.vector] + ([Embedding.patches] if with_patches else [])
+        with db.session() as s:
+            rows = s.execute(select(*columns).join(Image, Image.id == Embedding.image_id)
+                             .where(Embedding.model_version_id == model_version_id, Image.status == TAGGED,
+                                    Embedding.image_id > last)
+                             .order_by(Embedding.image_id).limit(chunk)).all()
+        if not rows:
+            return
+        last = rows[-1][0]
+        yield (np.asarray([r[0] for r in rows], dtype=np.int64), from_bytes([r[1] for r in rows], dim),
+               [r[2] if with_patches else None for r in rows])
+
+
+def count(db: Database, model_version_id: int) -> int:
+    """How many tagged images have a stored embedding of this version."""
+    with db.session() as s:
+        return int(s.scalar(select(func.count()).select_from(Embedding).join(Image, Image.id == Embedding.image_id)
+                            .where(Embedding.model_version_id == model_version_id, Image.status == TAGGED)) or 0)
+
+
+def sample(db: Database, model_version_id: int, dim: int, n: int) -> np.ndarray:
+    """A random sample of ``n`` stored vectors (float32) of tagged images: what ANN indexes train on."""
+    with db.session() as s:
+        rows = s.scalars(select(Embedding.vector).join(Image, Image.id == Embedding.image_id)
+                         .where(Embedding.model_version_id == model_version_id, Image.status == TAGGED)
+                         .order_by(func.random()).limit(n)).all()
+    return from_bytes(rows, dim)

@@ -1,0 +1,158 @@
+"""New labels without re-reading photos: score the vocabulary's changes from stored embeddings.
+
+``tagscope labels add`` scores the new labels for every tagged image from the embedding store
+(:mod:`indexer.store`), with no photo read: the photo folders may be offline. An image keeps
+the best ``top_n`` labels (above ``min_score``, if set): the new top-n is the top-n of its
+stored tags and the new labels' scores, which is exactly what a full re-tag stores with the
+same ``top_n`` (a label that was not among an image's top-n cannot enter it when labels are
+added), because tagging scores the same float16 embeddings the store keeps
+(:func:`tagger.tagging.as_stored`). ``tagscope labels remove`` deletes labels and their tags, and
+re-scores only the images that lose a tag against the remaining vocabulary, so the next-best
+label takes the freed place as a re-tag would. Models with a local stream (MKT bundles) score
+from their stored patch features.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from sqlalchemy import delete, insert, select
+
+from core.db import TAGGED, Database, Embedding, Image, Label, ModelVersion, Tag, get_database
+from core.errors import TagscopeError
+from core.modelspec import parse_spec
+from core.settings import Settings
+from indexer import store
+from mkt.factory import get_model
+from mkt.tagmodel import ImageEmbeddings, TagModel
+from tagger.vocabulary import label_embeddings, vocabulary
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Which labels an image keeps: the best ``top_n``, those scoring at least ``min_score``."""
+
+    top_n: int
+    min_score: float | None
+
+    def keep(self, scored: dict[int, float]) -> list[tuple[int, float]]:
+        best = sorted(scored.items(), key=lambda item: -item[1])[:self.top_n]
+        return [(label, score) for label, score in best if self.min_score is None or score >= self.min_score]
+
+
+def _tagged_versions(db: Database) -> list[ModelVersion]:
+    with db.session() as s:
+        return list(s.scalars(select(ModelVersion).join(Image, Image.model_version_id == ModelVersion.id)
+                              .where(Image.status == TAGGED).distinct().order_by(ModelVersion.id)))
+
+
+def _model_of(mv: ModelVersion, settings: Settings) -> TagModel:
+    model = get_model(parse_spec(mv.spec), settings.resolved_device())
+    if model.version != mv.version:
+        raise TagscopeError(f"the collection was tagged with {mv.spec} version {mv.version}, which now loads "
+                            f"version {model.version}: scoring labels needs the same model; re-tag with "
+                            "`tagscope tag PATH --retag`")
+    return model
+
+
+def _embeddings(model: TagModel, vectors: np.ndarray, patches: list[bytes | None]) -> ImageEmbeddings:
+    global_ = torch.from_numpy(vectors).to(model.device)
+    if model.local_top_k <= 0 or any(p is None for p in patches):
+        return ImageEmbeddings(global_)
+    local = store.from_bytes(patches, vectors.shape[1]).reshape(len(patches), -1, vectors.shape[1])
+    return ImageEmbeddings(global_, torch.from_numpy(local).to(model.device))
+
+
+def _stored_tags(db: Database, mv_id: int, ids: Sequence[int]) -> dict[int, dict[int, float]]:
+    out: dict[int, dict[int, float]] = {int(i): {} for i in ids}
+    with db.session() as s:
+        for chunk in store.chunks(list(ids)):
+            for image_id, label_id, score in s.execute(select(Tag.image_id, Tag.label_id, Tag.score)
+                                                       .where(Tag.model_version_id == mv_id,
+                                                              Tag.image_id.in_(chunk))):
+                out[image_id][label_id] = score
+    return out
+
+
+def _write(db: Database, mv_id: int, kept: dict[int, list[tuple[int, float]]]) -> None:
+    with db.session() as s:
+        for chunk in store.chunks(list(kept)):
+            s.execute(delete(Tag).where(Tag.model_version_id == mv_id, Tag.image_id.in_(chunk)))
+        rows = [{"image_id": i, "label_id": label, "model_version_id": mv_id, "score": float(score)}
+                for i, labels in kept.items() for label, score in labels]
+        if rows:
+            s.execute(insert(Tag), rows)
+
+
+def _rescore(db: Database, mv: ModelVersion, model: TagModel, label_ids: list[int], label_emb: torch.Tensor,
+             rule: Rule, only: set[int] | None = None, merge_stored: bool = True) -> int:
+    """Score ``label_ids`` for the tagged images of ``mv`` (or those in ``only``) from the store and
+    keep the best per ``rule``, merged with their stored tags when ``merge_stored``."""
+    n = 0
+    for ids, vectors, patches in store.scan(db, mv.id, mv.embed_dim, with_patches=model.local_top_k > 0):
+        if only is not None:
+            pick = np.isin(ids, list(only))
+            ids, vectors, patches = ids[pick], vectors[pick], [p for p, k in zip(patches, pick) if k]
+            if not len(ids):
+                continue
+        with torch.inference_mode():
+            scores = model.score(_embeddings(model, vectors, patches), label_emb).float().cpu().numpy()
+        current = _stored_tags(db, mv.id, ids.tolist()) if merge_stored else {int(i): {} for i in ids}
+        kept = {}
+        for row, image_id in enumerate(ids.tolist()):
+            before = set(current[image_id])
+            current[image_id].update(zip(label_ids, scores[row].tolist()))
+            best = rule.keep(current[image_id])
+            if not merge_stored or {label for label, _ in best} != before:  # most images keep their tags
+                kept[image_id] = best
+        _write(db, mv.id, kept)
+        n += len(ids)
+    return n
+
+
+def score_new_labels(settings: Settings, names: Sequence[str]) -> int:
+    """Score the labels ``names`` (already in the vocabulary) for every tagged image; returns how
+    many images were scored. No photo is read."""
+    db = get_database(settings.db_url)
+    with db.session() as s:
+        labels = s.execute(select(Label.id, Label.name).where(Label.name.in_(list(names)))).all()
+    if not labels:
+        return 0
+    rule, n = Rule(settings.top_n, settings.min_score), 0
+    for mv in _tagged_versions(db):
+        model = _model_of(mv, settings)
+        with torch.inference_mode():
+            label_emb = model.encode_labels([name for _, name in labels])
+        n += _rescore(db, mv, model, [i for i, _ in labels], label_emb, rule)
+    return n
+
+
+def remove_labels(settings: Settings, names: Sequence[str]) -> tuple[int, int]:
+    """Delete labels and their tags; the images that lost a tag are re-scored against the remaining
+    vocabulary. Returns (labels removed, images re-scored)."""
+    db = get_database(settings.db_url)
+    with db.session() as s:
+        ids = list(s.scalars(select(Label.id).where(Label.name.in_(list(names)))))
+        affected = set(s.scalars(select(Tag.image_id).where(Tag.label_id.in_(ids)).distinct())) if ids else set()
+        if ids:
+            s.execute(delete(Tag).where(Tag.label_id.in_(ids)))
+            s.execute(delete(Label).where(Label.id.in_(ids)))
+    rule, n = Rule(settings.top_n, settings.min_score), 0
+    if affected:
+        vocab = vocabulary(db)
+        for mv in _tagged_versions(db):
+            model = _model_of(mv, settings)
+            label_ids, label_emb = label_embeddings(model, vocab)
+            n += _rescore(db, mv, model, label_ids, label_emb, rule, only=affected, merge_stored=False)
+    return len(ids), n
+
+
+def has_embeddings(db: Database) -> bool:
+    with db.session() as s:
+        return s.scalar(select(Embedding.image_id).limit(1)) is not None
