@@ -149,18 +149,18 @@ def test_images_are_searchable_while_the_job_runs(home_env, synthetic_photos, tm
 # 150 vectors are too coarse for that (bench.search measures them at 10^5-10^7); here the re-rank
 # pool covers the set, which still checks the path: ANN candidates, stored vectors, exact order.
 @pytest.mark.parametrize("kind, n", [("hnsw", 300), ("ivfpq", 150)])
-def test_an_approximate_index_with_re_ranking_returns_the_exact_top_k(kind, n, synthetic_photos, tmp_path):
+def test_an_approximate_index_with_re_ranking_returns_the_exact_top_k(kind, n, home_env, synthetic_photos, tmp_path):
     from core.settings import load_settings
     from indexer.search import Searcher
 
-    home = tmp_path / "home"
-    run_cli("tag", str(photos_subset(synthetic_photos, tmp_path / "photos", n)), "--model", "synthetic", home=home)
-    settings = load_settings(environ={}, home=str(home), model="synthetic", loader_workers=0)
+    home, env, url = home_env
+    run_cli("tag", str(photos_subset(synthetic_photos, tmp_path / "photos", n)), home=home, **env)
+    settings = load_settings(environ={}, home=str(home), database_url=url, model="synthetic", loader_workers=0)
     queries = ["red circle", "blue star", "striped background", "green thing", "purple heart", "shiny cube"]
     exact = {q: Searcher(settings).search(q, 10) for q in queries}
-    out = run_cli("index", "rebuild", "--kind", kind, home=home)
+    out = run_cli("index", "rebuild", "--kind", kind, home=home, **env)
     assert f"{n} vectors from the embedding store" in out.stdout
-    status = json.loads(run_cli("index", "status", "--json", home=home).stdout)
+    status = json.loads(run_cli("index", "status", "--json", home=home, **env).stdout)
     assert status[0]["kind"] == kind and status[0]["size"] == n
     approximate = Searcher(settings)
     assert not approximate.index().exact
