@@ -2,19 +2,24 @@
 
 A pure library (numpy + FAISS, no SQL, no settings). Vectors are L2-normalised embeddings, so
 inner product = cosine; ids are int64 SQL image ids. Three kinds, chosen by size
-(:func:`choose_kind`) or forced:
+(:func:`choose_kind`, measured on this 2-core machine with ``python -m bench.search``; figures
+in docs/benchmarks.md, "Search index") or forced:
 
-- ``flat``: exact brute force (``IDMap2,Flat``). Below ~10^5 vectors it answers in a few ms.
-- ``hnsw``: a graph over 8-bit scalar-quantised vectors (``IDMap,HNSW32,SQ8``, ~0.8 KB per vector).
-  FAISS cannot delete from it: removed ids stay in the graph as tombstones, which the caller's
-  SQL filter and the re-rank (an id the store no longer has) drop; rebuild when they pile up.
-- ``ivfpq``: inverted lists under an HNSW coarse quantizer holding 4-bit fast-scan PQ codes
-  (``IVF{nlist}_HNSW32,PQ{m}x4fsr``, ~75 B per vector at 512-d) for 10^7 and more.
+- ``flat`` below 5x10^4: exact brute force (``IDMap2,Flat``, 2 KiB per vector). Its p50 grows
+  linearly, ~4.7 ms at 5x10^4 and ~8.8 ms at 10^5, where the ANN kinds answer in under 1 ms.
+- ``hnsw`` up to 2x10^5: a graph over 8-bit scalar-quantised vectors (``IDMap,HNSW32,SQ8``,
+  ~0.8 KiB per vector), no training. Recall@10 0.986 at 10^5 but 0.956 at 3x10^5 and ~0.84 at
+  10^6 on clustered data, where ivfpq does better at every size. FAISS cannot delete from it:
+  removed ids stay as tombstones that the re-rank (ids the store no longer has) and the
+  caller's SQL filter drop; :func:`rebuild_reason` says when to rebuild.
+- ``ivfpq`` above: inverted lists (~sqrt(n) of them) under an HNSW coarse quantizer, holding
+  4-bit fast-scan PQ codes of 4 dimensions per byte-half (``IVF{nlist}_HNSW32,PQ{dim/4}x4fsr``:
+  ~76 B per vector at 512-d, ids included). The codes alone rank poorly (recall@10 ~0.5), so
+  :func:`search` reads 20 candidates per result and re-ranks them exactly (recall@10 0.98).
 
 The index is a cache: the durable float16 embedding store is the source of truth, and
 :func:`search` re-reads the exact vectors of the ANN candidates from it (the ``exact``
-callable) to return the exact top-k. The thresholds and search parameters below were chosen by
-measurement with ``python -m bench.search`` (docs/benchmarks.md, "Search index").
+callable) to return the exact top-k.
 """
 
 from __future__ import annotations
@@ -29,8 +34,8 @@ from core.errors import TagscopeError
 
 KINDS = ("flat", "hnsw", "ivfpq")
 METRIC = faiss.METRIC_INNER_PRODUCT
-FLAT_MAX = 100_000  # below this many vectors: exact search
-HNSW_MAX = 3_000_000  # up to this many: HNSW; above: IVF-PQ
+FLAT_MAX = 50_000  # below this many vectors: exact search (p50 <= ~5 ms here)
+HNSW_MAX = 200_000  # up to this many: HNSW; above: IVF-PQ (better recall from here on, 10x smaller)
 ADD_BATCH = 100_000
 
 # An `exact` callable: ids [m] -> their stored vectors [m, dim] (float16 or float32), a NaN row for
