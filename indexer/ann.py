@@ -6,16 +6,17 @@ inner product = cosine; ids are int64 SQL image ids. Three kinds, chosen by size
 in docs/benchmarks.md, "Search index") or forced:
 
 - ``flat`` below 5x10^4: exact brute force (``IDMap2,Flat``, 2 KiB per vector). Its p50 grows
-  linearly, ~4.7 ms at 5x10^4 and ~8.8 ms at 10^5, where the ANN kinds answer in under 1 ms.
+  linearly, ~5 ms at 5x10^4 and ~10 ms at 10^5, where the ANN kinds answer in under 1 ms.
 - ``hnsw`` up to 2x10^5: a graph over 8-bit scalar-quantised vectors (``IDMap,HNSW32,SQ8``,
   ~0.8 KiB per vector), no training. Recall@10 0.986 at 10^5 but 0.956 at 3x10^5 and ~0.84 at
-  10^6 on clustered data, where ivfpq does better at every size. FAISS cannot delete from it:
+  10^6 on clustered data, where ivfpq does better from ~2x10^5 up. FAISS cannot delete from it:
   removed ids stay as tombstones that the re-rank (ids the store no longer has) and the
   caller's SQL filter drop; :func:`rebuild_reason` says when to rebuild.
-- ``ivfpq`` above: inverted lists (~sqrt(n) of them) under an HNSW coarse quantizer, holding
-  4-bit fast-scan PQ codes of 4 dimensions per byte-half (``IVF{nlist}_HNSW32,PQ{dim/4}x4fsr``:
-  ~76 B per vector at 512-d, ids included). The codes alone rank poorly (recall@10 ~0.5), so
-  :func:`search` reads 20 candidates per result and re-ranks them exactly (recall@10 0.98).
+- ``ivfpq`` above: ~sqrt(n) inverted lists under an HNSW coarse quantizer, holding 4-bit
+  fast-scan PQ codes, one 4-bit code per 4 dimensions (``IVF{nlist}_HNSW32,PQ{dim/4}x4fsr``:
+  75-80 B per vector at 512-d, ids included). The codes alone rank poorly (recall@10 0.35-0.69),
+  so :func:`search` reads 20 candidates per result from the store and re-ranks them exactly
+  (recall@10 0.985 at 10^6, 0.948 at 10^7, p50 0.76 / 1.27 ms).
 
 The index is a cache: the durable float16 embedding store is the source of truth, and
 :func:`search` re-reads the exact vectors of the ANN candidates from it (the ``exact``

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from core.db import TAGGED, Database, Image, ModelVersion, collection_model_version, get_database, tagged_versions
 from core.errors import TagscopeError
 from core.settings import Settings
-from indexer import store
+from indexer import ann, store
 from indexer.vector_index import VectorIndex
 from mkt.factory import get_model
 from mkt.tagmodel import ImageEmbeddings, TagModel
@@ -132,7 +132,8 @@ class Searcher:
         index = self.index()
         query = self.embed_query(text)
         exact = index.exact and self.model.local_top_k <= 0
-        scores, ids = index.search(query.numpy(), k if exact else min(max(4 * k, RERANK_POOL), MAX_POOL))
+        pool = max(4 * k, k * ann.SPECS[index.kind].oversample, RERANK_POOL)  # ivfpq needs 20 per result
+        scores, ids = index.search(query.numpy(), k if exact else min(pool, MAX_POOL))
         ids, scores = ids[0], scores[0]
         if not exact:
             ids, scores = rerank(self.model, self.db, self._version_id(), ids[ids >= 0], query)

@@ -147,7 +147,7 @@ _upgrading: set[str] = set()
 
 
 def upgrade_in_background(settings: Settings, version: str, dim: int, size: int, kind: str) -> bool:
-    """With ``index_kind = auto``, when the collection outgrew its index kind (flat past ~10^5
+    """With ``index_kind = auto``, when the collection outgrew its index kind (flat past 5x10^4
     vectors, say), rebuild it as the kind its size calls for in a background thread; searches
     keep using the old index until the new one is swapped in. True when a rebuild started."""
     if settings.index_kind != "auto" or ann.choose_kind(size) == kind:

@@ -95,7 +95,7 @@ def index_sync(ctx: click.Context) -> None:
 
 @index.command("rebuild")
 @click.option("--kind", type=click.Choice(["auto", "flat", "hnsw", "ivfpq"]),
-              help="Index kind (TAGSCOPE_INDEX_KIND; auto: exact below ~10^5 vectors, approximate above).")
+              help="Index kind (TAGSCOPE_INDEX_KIND; auto: exact below 5x10^4 vectors, approximate above).")
 @click.pass_context
 @fail_cleanly
 def index_rebuild(ctx: click.Context, kind: str | None) -> None:
