@@ -10,6 +10,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -75,11 +77,19 @@ def test_rebuild_from_the_store_equals_the_index_built_while_tagging(home_env, s
     assert len(hits) == 20
 
 
-def start_tagging(photos: Path, home: Path, env: dict[str, str]) -> subprocess.Popen:
-    """``tagscope tag`` in its own process group, slowed down (tiny batches, no decode workers)."""
-    return subprocess.Popen([sys.executable, "-m", "tagscope", "tag", str(photos), "--batch-size", "2",
+@contextmanager
+def tagging(photos: Path, home: Path, env: dict[str, str]) -> Iterator[subprocess.Popen]:
+    """``tagscope tag`` in its own process group, slowed down (tiny batches, no decode workers);
+    the whole group is killed on the way out if it still runs."""
+    proc = subprocess.Popen([sys.executable, "-m", "tagscope", "tag", str(photos), "--batch-size", "2",
                              "--loader-workers", "0"], cwd=ROOT, env=tagscope_env(home, **env),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=60)
 
 
 def wait_until(condition, timeout: float = 180, every: float = 0.2):
@@ -103,14 +113,10 @@ def tagged_count(url: str) -> int:
 def test_a_kill_between_writes_leaves_sql_and_the_store_consistent(home_env, synthetic_photos, tmp_path):
     home, env, url = home_env
     photos = photos_subset(synthetic_photos, tmp_path / "photos", 200)
-    proc = start_tagging(photos, home, env)
-    try:
+    with tagging(photos, home, env) as proc:
         wait_until(lambda: tagged_count(url) >= 20)
         os.killpg(proc.pid, signal.SIGKILL)  # mid-batch, mid-transaction: wherever it is
         proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
     partial = assert_consistent(url)
     assert 20 <= partial < 200
     run_cli("tag", str(photos), home=home, **env)  # resumes
@@ -126,8 +132,7 @@ def test_images_are_searchable_while_the_job_runs(home_env, synthetic_photos, tm
 
     home, env, url = home_env
     photos = photos_subset(synthetic_photos, tmp_path / "photos", 300)
-    proc = start_tagging(photos, home, env)
-    try:
+    with tagging(photos, home, env):
         wait_until(lambda: tagged_count(url) >= 10)
         searcher = Searcher(load_settings(environ={}, home=str(home), database_url=url, model="synthetic"))
 
@@ -140,9 +145,6 @@ def test_images_are_searchable_while_the_job_runs(home_env, synthetic_photos, tm
 
         hits = wait_until(hits_while_running, timeout=60, every=0.5)
         assert 0 < len(hits) <= 5
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=60)
 
 
 # hnsw over 300 images: the graph's 200 candidates hold the exact top 10. 4-bit PQ codes trained on
