@@ -123,6 +123,15 @@ def train_size(kind: str, n: int) -> int:
     return min(n, spec.train_vectors + spec.train_per_list * (n_lists(n) if spec.train_per_list else 0))
 
 
+def train_minimum(kind: str, n: int) -> int:
+    """The fewest stored embeddings a ``kind`` index for ``n`` vectors can train on (0: no training;
+    FAISS wants one vector per inverted list at the very least)."""
+    spec = _spec(kind)
+    if spec.train_per_list:
+        return n_lists(n)
+    return 1 if spec.train_vectors else 0
+
+
 def _spec(kind: str) -> KindSpec:
     if kind not in SPECS:
         raise TagscopeError(f"unknown index kind {kind!r}: use one of auto, {', '.join(KINDS)}")
@@ -135,7 +144,7 @@ def build_index(kind: str, dim: int, n_hint: int, sample: np.ndarray | None = No
     with its search parameters set. Fill it with :func:`add`."""
     index = faiss.index_factory(dim, factory_string(kind, n_hint, dim), METRIC)
     if not index.is_trained:
-        need = n_lists(n_hint) if _spec(kind).train_per_list else 1
+        need = max(1, train_minimum(kind, n_hint))
         have = 0 if sample is None else len(sample)
         if have < need:
             raise TagscopeError(f"a {kind} index needs at least {need} stored embeddings to train on, "

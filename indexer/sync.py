@@ -8,82 +8,37 @@ atomically, then deletes the rows it applied. Reading state instead of replaying
 makes a merge idempotent and order-free: a crash anywhere means the next merge does it again.
 During a job, tasks merge every few seconds (:func:`maybe_sync`), so tagged images become
 searchable while the job runs; the web process reloads the index file when it changes.
-:func:`rebuild_index` builds the index from the store alone, without reading a photo.
+:func:`indexer.rebuild.rebuild_index` builds the index from the store alone, without reading a
+photo; after a merge, :func:`indexer.rebuild.start_upgrade_if_needed` starts one in the background
+when the collection outgrew its index.
 """
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
-import numpy as np
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 
-from core.db import Database, Embedding, IndexChange, ModelVersion, get_database
+from core.db import Embedding, IndexChange, get_database
 from core.settings import Settings
-from indexer import ann, store
+from indexer.locks import index_lock, is_held, rebuild_lock_path
+from indexer.merge import apply_changes, version_id
+from indexer.rebuild import rebuild_status, start_upgrade_if_needed, upgrade_reason
 from indexer.vector_index import VectorIndex
 
 log = logging.getLogger(__name__)
 
-MERGE_BATCH = 50_000  # changes applied per round
 MIN_MERGE_INTERVAL_S = 2.0
-
-
-@contextmanager
-def index_lock(folder: str | Path, version: str, blocking: bool = True) -> Iterator[bool]:
-    """Exclusive lock on one version's index (a file lock, so it also holds across processes)."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / f"{version}.lock", "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def _version_id(db: Database, version: str) -> int | None:
-    with db.session() as s:
-        return s.scalar(select(ModelVersion.id).where(ModelVersion.version == version))
-
-
-def _apply_changes(db: Database, index: VectorIndex, mv_id: int) -> int:
-    """Apply pending changes to ``index`` round by round: read the changed images' current state,
-    update the index, save it, and only then delete the change rows. Returns how many were applied."""
-    applied = 0
-    while True:
-        with db.session() as s:
-            rows = s.execute(select(IndexChange.id, IndexChange.image_id).where(IndexChange.model_version_id == mv_id)
-                             .order_by(IndexChange.id).limit(MERGE_BATCH)).all()
-        if not rows:
-            return applied
-        changed = np.unique(np.asarray([image_id for _, image_id in rows], dtype=np.int64))
-        ids, vectors = store.get(db, mv_id, changed.tolist(), index.dim)
-        index.remove(np.setdiff1d(changed, ids))
-        index.add(ids, vectors)
-        index.save()
-        with db.session() as s:
-            for chunk in store.chunks([change_id for change_id, _ in rows]):
-                s.execute(delete(IndexChange).where(IndexChange.id.in_(chunk)))
-        applied += len(rows)
 
 
 def sync_index(settings: Settings, version: str, dim: int, blocking: bool = True) -> int | None:
     """Apply the pending changes of ``version`` to its index and save it. Returns the number of
     changes applied, or None when another process holds the lock and ``blocking`` is False."""
     db = get_database(settings.db_url)
-    mv_id = _version_id(db, version)
+    mv_id = version_id(db, version)
     if mv_id is None:
         return 0
     with index_lock(settings.index_dir, version, blocking) as locked:
@@ -93,9 +48,13 @@ def sync_index(settings: Settings, version: str, dim: int, blocking: bool = True
             if not s.scalar(select(func.count()).select_from(IndexChange).where(IndexChange.model_version_id == mv_id)):
                 return 0
         index = VectorIndex.open(settings.index_dir, version, dim)
-        applied = _apply_changes(db, index, mv_id)
+        # Checked under the index lock: a rebuild takes this lock once after its own (a barrier),
+        # so either this merge ends before its snapshot or it sees the rebuild and keeps its rows.
+        rebuilding = is_held(rebuild_lock_path(settings.index_dir, version))
+        applied = apply_changes(db, index, mv_id, keep_rows=rebuilding)
         log.info("index %s: applied %d changes (%d vectors)", version, applied, len(index))
-    upgrade_in_background(settings, version, dim, len(index), index.kind)
+    if not rebuilding:
+        start_upgrade_if_needed(settings, version, dim, index)
     return applied
 
 
@@ -119,60 +78,12 @@ def maybe_sync(settings: Settings, version: str, dim: int) -> int | None:
     return applied
 
 
-def rebuild_index(settings: Settings, version: str, dim: int, kind: str | None = None) -> int:
-    """Build the index of ``version`` from the embedding store alone (no photo is read) and swap it
-    in atomically; returns its size. ``kind``: flat, hnsw, ivfpq, or auto (default: the
-    ``index_kind`` setting) to choose by size (:func:`indexer.ann.choose_kind`); an approximate
-    kind trains on a random sample of stored embeddings. Pending changes stay queued:
-    re-applying them is harmless."""
-    db = get_database(settings.db_url)
-    mv_id = _version_id(db, version)
-    n = store.count(db, mv_id) if mv_id is not None else 0
-    kind = kind or settings.index_kind
-    kind = ann.choose_kind(n) if kind == "auto" else kind
-    want = ann.train_size(kind, n)
-    index = VectorIndex.build(settings.index_dir, version, dim, kind, n,
-                              store.sample(db, mv_id, dim, want) if want and mv_id is not None else None)
-    # Under the lock: a merge meanwhile could apply (and delete) a change this snapshot misses.
-    with index_lock(settings.index_dir, version):
-        if mv_id is not None:
-            for ids, vectors, _ in store.scan(db, mv_id, dim):
-                index.add(ids, vectors)
-        index.save()
-    log.info("index %s: rebuilt as %s with %d vectors", version, index.factory, len(index))
-    return len(index)
-
-
-_upgrading: set[str] = set()
-
-
-def upgrade_in_background(settings: Settings, version: str, dim: int, size: int, kind: str) -> bool:
-    """With ``index_kind = auto``, when the collection outgrew its index kind (flat past 5x10^4
-    vectors, say), rebuild it as the kind its size calls for in a background thread; searches
-    keep using the old index until the new one is swapped in. True when a rebuild started."""
-    if settings.index_kind != "auto" or ann.choose_kind(size) == kind:
-        return False
-    with _merge_guard:
-        if version in _upgrading:
-            return False
-        _upgrading.add(version)
-
-    def run() -> None:
-        try:
-            rebuild_index(settings, version, dim)
-        except Exception:  # noqa: BLE001 - a failed upgrade leaves the old index serving
-            log.exception("background index rebuild of %s failed", version)
-        finally:
-            _upgrading.discard(version)
-
-    threading.Thread(target=run, name=f"index-upgrade-{version}", daemon=True).start()
-    return True
-
-
 def index_status(settings: Settings, version: str, dim: int) -> dict[str, Any]:
-    """Kind, size, memory, and freshness (changes not yet applied, embeddings stored) of one index."""
+    """Kind, size, memory, and freshness (changes not yet applied, embeddings stored) of one
+    index; ``rebuild``: the last rebuild's record and whether one runs; ``rebuild_wanted``: why
+    the index should be rebuilt (a merge starts that in the background), or None."""
     db = get_database(settings.db_url)
-    mv_id = _version_id(db, version)
+    mv_id = version_id(db, version)
     index = VectorIndex.open(settings.index_dir, version, dim)
     with db.session() as s:
         pending = s.scalar(select(func.count()).select_from(IndexChange)
@@ -184,4 +95,6 @@ def index_status(settings: Settings, version: str, dim: int) -> dict[str, Any]:
             "path": str(index.path) if exists else None,
             "file_bytes": index.path.stat().st_size if exists else 0,
             "saved_at": index.path.stat().st_mtime if exists else None,
-            "pending_changes": int(pending), "stored_embeddings": int(stored), "fresh": pending == 0}
+            "pending_changes": int(pending), "stored_embeddings": int(stored), "fresh": pending == 0,
+            "rebuild": rebuild_status(settings.index_dir, version),
+            "rebuild_wanted": upgrade_reason(settings, db, mv_id, index) if mv_id is not None else None}

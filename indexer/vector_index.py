@@ -127,6 +127,12 @@ class VectorIndex:
         ann.remove(self.index, ids)
         ann.add(self.index, ids, vectors)
 
+    def extend(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Append vectors of ids NOT in the index yet (a rebuild filling a new index): no removal
+        pass, which costs a scan of the whole index per call in the flat and IVF kinds."""
+        ids, vectors = self._check(ids, vectors)
+        ann.add(self.index, ids, vectors)
+
     def remove(self, ids: np.ndarray) -> int:
         ids, _ = self._check(ids)
         return ann.remove(self.index, ids)

@@ -95,19 +95,21 @@ def index_sync(ctx: click.Context) -> None:
 
 @index.command("rebuild")
 @click.option("--kind", type=click.Choice(["auto", "flat", "hnsw", "ivfpq"]),
-              help="Index kind (TAGSCOPE_INDEX_KIND; auto: exact below 5x10^4 vectors, approximate above).")
+              help="Index kind (default: TAGSCOPE_INDEX_KIND, else the last --kind given, else auto: exact "
+                   "below 5x10^4 vectors, approximate above). A kind given here sticks: later background "
+                   "rebuilds keep it until --kind auto.")
 @click.pass_context
 @fail_cleanly
 def index_rebuild(ctx: click.Context, kind: str | None) -> None:
     """Rebuild the index of every model version from the stored embeddings (no photo is read)."""
     import time
 
-    from indexer.sync import rebuild_index
+    from indexer.rebuild import rebuild_index
 
-    settings = settings_for(ctx, index_kind=kind)
+    settings = settings_for(ctx)
     for version, dim in _versions(settings):
         t0 = time.time()
-        size = rebuild_index(settings, version, dim)
+        size = rebuild_index(settings, version, dim, kind)
         click.echo(f"index {version}: {size} vectors from the embedding store in {time.time() - t0:.1f}s")
 
 
@@ -130,3 +132,25 @@ def index_status_cmd(ctx: click.Context, as_json: bool) -> None:
         fresh = "up to date" if r["fresh"] else f"{r['pending_changes']} changes pending (`tagscope index sync`)"
         click.echo(f"{r['version']}  {r['kind']} ({r['factory']})  {r['size']} vectors of "
                    f"{r['stored_embeddings']} stored, {r['file_bytes'] / 1e6:.1f} MB, {fresh}")
+        click.echo(f"  rebuild: {_describe_rebuild(r['rebuild'], r['rebuild_wanted'])}")
+
+
+def _describe_rebuild(last: dict, wanted: str | None) -> str:
+    """One line on the index's rebuilds: running, the last one, and whether one is wanted."""
+    if last.get("running"):
+        return f"running since {_when(last.get('started_at'))} ({last.get('reason')}) as {last.get('kind')}"
+    parts = []
+    if last.get("state") == "done":
+        parts.append(f"last {_when(last.get('finished_at'))} as {last['kind']} in {last.get('seconds', 0):.1f}s")
+    elif last.get("state") in ("failed", "running"):  # "running" without the lock: it was killed
+        parts.append(f"last one failed {_when(last.get('finished_at') or last.get('started_at'))}: "
+                     f"{last.get('error', 'killed')}")
+    parts.append(f"wanted: {wanted} (starts with the next merge, or `tagscope index rebuild`)" if wanted
+                 else "none needed")
+    return "; ".join(parts)
+
+
+def _when(timestamp: float | None) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp)) if timestamp else "?"
