@@ -170,3 +170,24 @@ def test_an_approximate_index_with_re_ranking_returns_the_exact_top_k(kind, n, h
         got = approximate.search(q, 10)
         assert [h.image_id for h in got] == [h.image_id for h in exact[q]], q
         assert [h.score for h in got] == pytest.approx([h.score for h in exact[q]], abs=1e-5), q
+
+
+@pytest.mark.parametrize("sort_max", [10_000, 0])  # ORDER BY random(); random ids fetched by key
+def test_a_training_sample_is_distinct_stored_vectors(sort_max, home_env, synthetic_photos, tmp_path):
+    from indexer.store import sample
+
+    home, env, url = home_env
+    run_cli("tag", str(photos_subset(synthetic_photos, tmp_path / "photos", 50)), home=home, **env)
+    ids, vectors = stored(url)
+    with get_database(url).session() as s:
+        mv = s.scalars(select(ModelVersion)).one()
+    db = get_database(url)
+    got = sample(db, mv.id, mv.embed_dim, 20, seed=0, sort_max=sort_max)
+    assert got.shape == (20, mv.embed_dim)
+    rows = {v.tobytes(): i for i, v in zip(ids, vectors)}
+    picked = [rows[v.tobytes()] for v in got]  # each is a stored vector ...
+    assert len(set(picked)) == 20  # ... and none twice
+    assert len(sample(db, mv.id, mv.embed_dim, 500, sort_max=sort_max)) == 50  # all when fewer
+    seeds = {tuple(sorted(rows[v.tobytes()] for v in sample(db, mv.id, mv.embed_dim, 10, seed=k, sort_max=sort_max)))
+             for k in range(5)}
+    assert len(seeds) > 1  # random, not the first rows
