@@ -88,6 +88,10 @@ class Image(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
     tagged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The job that last stored this image's state: a job's progress is a count of its images.
+    job_id: Mapped[int | None] = mapped_column(Integer)
+
+    __table_args__ = (Index("ix_images_job_id_status", "job_id", "status"),)
 
     @property
     def fs_path(self) -> str:
@@ -155,6 +159,47 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    runner: Mapped[str | None] = mapped_column(String(16))  # in-process | workers
+    schedule_id: Mapped[int | None] = mapped_column(Integer)
+    # A queued or scanning job's lease (its scan runs on a worker; see tagger.leases).
+    worker: Mapped[str | None] = mapped_column(String(255))
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class JobTask(Base):
+    """One task of a job: a few hundred image ids, leased by the worker running it."""
+
+    __tablename__ = "job_tasks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    image_ids: Mapped[bytes] = mapped_column(LargeBinary)  # int64 array
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    state: Mapped[str] = mapped_column(String(16), default="queued")
+    worker: Mapped[str | None] = mapped_column(String(255))
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    queued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_job_tasks_state_lease", "state", "lease_until"),)
+
+
+class Schedule(Base):
+    """Periodic re-tagging of some folders with one model spec."""
+
+    __tablename__ = "schedules"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    paths: Mapped[list[str]] = mapped_column(JSON)
+    every_s: Mapped[int] = mapped_column(Integer)
+    spec: Mapped[str] = mapped_column(Text)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    next_run_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    last_run_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_job_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 # -- engine and sessions ---------------------------------------------------------------------

@@ -18,6 +18,9 @@ Precedence: explicit overrides (CLI flags) > environment (``TAGSCOPE_*``) > ``ta
 | min_score      | TAGSCOPE_MIN_SCORE       | none: keep the top_n whatever their score  |
 | max_pixels     | TAGSCOPE_MAX_PIXELS      | 178956970 (larger images fail as bombs)    |
 | index_kind     | TAGSCOPE_INDEX_KIND      | auto (by size), flat, hnsw or ivfpq        |
+| task_lease     | TAGSCOPE_TASK_LEASE      | 60 s: a dead worker's task is sent again    |
+|                |                          | within about this long                     |
+| beat_tick      | TAGSCOPE_BEAT_TICK       | 5 s between beat's checks for due schedules |
 """
 
 from __future__ import annotations
@@ -62,6 +65,8 @@ class Settings:
     min_score: float | None = None
     max_pixels: int = DEFAULT_MAX_PIXELS
     index_kind: str = "auto"
+    task_lease: int = 60
+    beat_tick: int = 5
 
     # -- derived paths ----------------------------------------------------------------------
     @property
@@ -112,6 +117,8 @@ _ENV = {
     "min_score": "TAGSCOPE_MIN_SCORE",
     "max_pixels": "TAGSCOPE_MAX_PIXELS",
     "index_kind": "TAGSCOPE_INDEX_KIND",
+    "task_lease": "TAGSCOPE_TASK_LEASE",
+    "beat_tick": "TAGSCOPE_BEAT_TICK",
 }
 
 
@@ -132,7 +139,8 @@ def _coerce(name: str, value: Any, source: str) -> Any:
                 raise TagscopeError(f"{exc} (model set in {source})") from None
         if kind in ("int",):
             out = int(value)
-            if out < 0 or (name in ("batch_size", "task_size", "top_n", "max_pixels") and out == 0):
+            if out < 0 or (name in ("batch_size", "task_size", "top_n", "max_pixels", "task_lease", "beat_tick")
+                            and out == 0):
                 raise ValueError
             return out
         if kind == "float | None":

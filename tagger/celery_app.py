@@ -4,21 +4,51 @@ With no broker configured, tasks run in-process (``task_always_eager``): the sam
 no server. ``TAGSCOPE_BROKER_URL=embedded`` uses kombu's SQLAlchemy transport on a SQLite file
 in the data directory, so a real ``tagscope worker`` runs with no broker server. Past one
 machine, point it at Redis (``redis://host:6379/0``) or RabbitMQ (``amqp://user:pass@host//``).
+
+Settings that matter for long GPU batches, and why:
+
+- ``task_acks_late`` + ``worker_prefetch_multiplier = 1``: a worker holds one message at a time
+  and acknowledges it after the task's results are stored, so the broker still has the message
+  of a task whose worker died, and no message waits behind a long batch in a busy worker.
+- ``task_reject_on_worker_lost``: a task whose worker process dies is requeued, not acked.
+- Leases (:mod:`tagger.leases`) and the sweeper (:mod:`tagger.sweeper`) do not rely on either:
+  work a dead worker held is sent again within about a lease (``task_lease``, 60 s), on every
+  broker, and a message delivered twice does nothing the second time.
+- Redis's ``visibility_timeout`` (how long an unacknowledged message waits before Redis hands it
+  to another worker; an hour by default) is set from the task length: ``task_size`` images at
+  a pessimistic :data:`SECONDS_PER_IMAGE` on a CPU, twice over, at least :data:`MIN_VISIBILITY_S`.
+  Shorter would send running tasks again (harmless, but wasted deliveries); longer only delays
+  what the sweeper does anyway.
+- The pool is ``solo`` (``tagscope worker``): one process per GPU that keeps the model loaded
+  and starts DataLoader decode processes itself (a prefork child may not have children; forking
+  after CUDA is initialised is unsafe). Scale with more worker processes, one per GPU
+  (``--device cuda:N``). Recycling: the solo pool has no ``max_tasks_per_child``; memory stays
+  flat because the model is cached once per process and decode processes end with each task;
+  restart workers from the process supervisor (systemd ``Restart=always``) if a driver leaks.
+- RabbitMQ closes a channel whose message stays unacknowledged past its ``consumer_timeout``
+  (30 min by default): keep a task (``task_size`` images) well under it.
 """
 
 from __future__ import annotations
 
-from celery import Celery
+from celery import Celery, signals
 
 from core.settings import Settings
 
 TASK_QUEUE = "tagscope"
+SECONDS_PER_IMAGE = 0.5  # a slow CPU worker decoding full-size photos
+MIN_VISIBILITY_S = 600
 
 
 def broker_url(settings: Settings) -> str:
     if settings.broker_url == "embedded":
         return settings.embedded_broker_url
     return settings.broker_url
+
+
+def visibility_timeout(settings: Settings) -> int:
+    """Seconds Redis waits for an unacknowledged task before handing it out again."""
+    return int(max(MIN_VISIBILITY_S, 2 * settings.task_size * SECONDS_PER_IMAGE))
 
 
 def create_celery_app(settings: Settings) -> Celery:
@@ -29,21 +59,42 @@ def create_celery_app(settings: Settings) -> Celery:
         broker_url=url or "memory://localhost/",
         task_always_eager=not url,
         task_eager_propagates=True,
-        # Results travel through SQL (job counters), not a result backend.
+        # Results travel through SQL (image states), not a result backend.
         task_ignore_result=True,
         task_default_queue=TASK_QUEUE,
-        # A batch is minutes of GPU work: take one at a time, acknowledge after it is stored,
-        # so a worker that dies mid-batch hands it to another (tasks are idempotent).
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
+        # Redis only (other transports take no such option: the SQL one passes them to create_engine).
+        broker_transport_options={"visibility_timeout": visibility_timeout(settings)}
+        if url.startswith(("redis", "rediss")) else {},
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=3,
         worker_hijack_root_logger=False,
         task_serializer="json",
         accept_content=["json"],
+        beat_schedule={"tagscope-schedules": {"task": "tagscope.tick", "schedule": float(settings.beat_tick),
+                                              "options": {"expires": float(settings.beat_tick)}}},
     )
     app.conf.tagscope_settings = settings
     import tagger.tasks  # noqa: F401  (registers the shared tasks)
 
+    _sweep_when_ready(app, settings)
     return app
+
+
+def _sweep_when_ready(app: Celery, settings: Settings) -> None:
+    """Start the sweeper thread in a worker process once it consumes (not in beat or clients)."""
+    from tagger import sweeper
+
+    def on_ready(sender=None, **_kw) -> None:
+        if getattr(sender, "app", None) is app:
+            sweeper.start(app, settings)
+
+    signals.worker_ready.connect(on_ready, weak=False, dispatch_uid=f"tagscope-sweeper-{id(app)}")
+
+
+def beat_argv(settings: Settings) -> list[str]:
+    """Where beat keeps its own state (last run times of its one entry): the data directory."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    return ["--schedule", str((settings.home / "celerybeat-schedule").resolve())]

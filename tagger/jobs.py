@@ -1,27 +1,54 @@
 """Job rows: what a tagging job is (its model version and the parameters its results depend
-on), how far it got, and how it ends.
+on), its tasks, how far it got, and how it ends.
 
 A job is queued by one machine and run by others. What the stored results depend on (the model
 version, ``top_n``, ``min_score``, ``max_pixels``) is fixed in the job row when it is queued; how
 to run it (device, batch size, decode workers) is each worker's own setting, never the
 submitter's. A worker loads the job's model version and checks it has that version before it
 writes anything.
+
+Progress is never counted: each image row records the job that last stored it
+(``images.job_id``, written in the same transaction as its status and tags), so a job's
+done/failed figures are a count of its images' states, exact whatever was killed when. A job
+is complete when all its tasks (:mod:`tagger.leases`) are done; whoever sees that first closes
+it (:func:`close_if_complete`), freezes its figures and brings the index up to date.
+
+States: ``queued`` (a scheduled job waiting for its scan), ``scanning``, ``running``, then
+``done``, ``failed`` (the model could not run it) or ``cancelled`` (``tagscope jobs cancel``,
+or an in-process run that was interrupted; ``tagscope jobs resume`` goes on).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
 
-from core.db import Database, Job, ModelVersion, get_or_create_model_version, utcnow
+from core.db import (
+    DUPLICATE,
+    FAILED,
+    TAGGED,
+    Database,
+    Image,
+    Job,
+    JobTask,
+    ModelVersion,
+    get_or_create_model_version,
+    utcnow,
+)
 from core.errors import TagscopeError
 from core.images import DEFAULT_MAX_PIXELS
 from core.settings import Settings
+from indexer.sync import sync_index
 from mkt.factory import get_model
 from mkt.tagmodel import TagModel
+from tagger import leases
+
+IN_PROCESS, WORKERS = "in-process", "workers"
 
 
 @dataclass(frozen=True)
@@ -64,15 +91,71 @@ def ensure_model_version(db: Database, model: TagModel) -> int:
 
 
 def create_tag_job(db: Database, model_version_id: int, image_ids: Sequence[int], params: JobParams,
-                   kind: str = "tag") -> int:
-    """A job row for tagging ``image_ids`` with one model version; done at once when empty."""
+                   task_size: int, runner: str, kind: str = "tag") -> tuple[int, list[int]]:
+    """A running job tagging ``image_ids`` with one model version, split into tasks of
+    ``task_size``; done at once when empty. Returns (job id, task ids)."""
     with db.session() as s:
-        job = Job(kind=kind, state="running" if image_ids else "done", model_version_id=model_version_id,
-                  total=len(image_ids), params={"tag": params.to_json()}, started_at=utcnow(),
-                  finished_at=None if image_ids else utcnow())
+        job = Job(kind=kind, state="running", model_version_id=model_version_id, total=0, runner=runner,
+                  params={"tag": params.to_json()}, started_at=utcnow())
         s.add(job)
         s.flush()
-        return job.id
+        job_id = job.id
+    return job_id, add_work(db, job_id, model_version_id, image_ids, task_size)
+
+
+def add_work(db: Database, job_id: int, model_version_id: int, image_ids: Sequence[int], task_size: int) -> list[int]:
+    """Give a job (running, or a scan that just ended) its images and tasks; closes it at once
+    when there is nothing to do. Returns the task ids to send."""
+    chunks = [list(image_ids[i:i + task_size]) for i in range(0, len(image_ids), task_size)]
+    task_ids = leases.add_tasks(db, job_id, chunks)
+    with db.session() as s:
+        s.execute(update(Job).where(Job.id == job_id).values(
+            model_version_id=model_version_id, total=len(image_ids), state="running" if chunks else "done",
+            lease_until=None, finished_at=None if chunks else utcnow(), started_at=func.coalesce(Job.started_at,
+                                                                                                utcnow())))
+    return task_ids
+
+
+def queue_scan_job(s: Session, paths: Sequence[str], spec: str, params: JobParams, lease_s: float,
+                   schedule_id: int | None = None) -> int:
+    """A queued job that still has to register its folders (a schedule's run): whoever runs its
+    scan (:mod:`tagger.job_start`) decides what it tags."""
+    job = Job(kind="schedule" if schedule_id else "scan", state="queued", schedule_id=schedule_id, runner=WORKERS,
+              params={"tag": params.to_json(), "paths": list(paths), "spec": spec},
+              lease_until=utcnow() + timedelta(seconds=lease_s))
+    s.add(job)
+    s.flush()
+    return job.id
+
+
+def claim_scan(db: Database, job_id: int, lease_s: float) -> dict[str, Any] | None:
+    """Take the lease on a queued job's scan: its params, or None when another live worker has
+    it or it is past scanning."""
+    now = utcnow()
+    with db.session() as s:
+        won = s.execute(update(Job).where(Job.id == job_id, (Job.state == "queued") | (
+            (Job.state == "scanning") & (Job.lease_until < now)))
+            .values(state="scanning", worker=leases.worker_name(), lease_until=now + timedelta(seconds=lease_s),
+                    started_at=now)).rowcount
+        return dict(s.get(Job, job_id).params) if won else None
+
+
+def renew_scan(db: Database, job_id: int, lease_s: float) -> bool:
+    with db.session() as s:
+        return bool(s.execute(update(Job).where(Job.id == job_id, Job.state == "scanning",
+                                                Job.worker == leases.worker_name())
+                              .values(lease_until=utcnow() + timedelta(seconds=lease_s))).rowcount)
+
+
+def expired_scans(db: Database, lease_s: float) -> list[int]:
+    """Queued or scanning jobs whose lease ran out (the scan's worker died, or its message was
+    lost): each handed to exactly one caller, to send again."""
+    now = utcnow()
+    with db.session() as s:
+        ids = s.scalars(select(Job.id).where(Job.state.in_(("queued", "scanning")), Job.lease_until < now)).all()
+        return [i for i in ids if s.execute(
+            update(Job).where(Job.id == i, Job.state.in_(("queued", "scanning")), Job.lease_until < now)
+            .values(state="queued", lease_until=now + timedelta(seconds=lease_s))).rowcount]
 
 
 def load_job(db: Database, job_id: int) -> JobInfo:
@@ -97,20 +180,67 @@ def load_job_model(db: Database, job: JobInfo, device: str) -> TagModel:
     return model
 
 
-def count_progress(db: Database, job_id: int, n_ok: int, n_failed: int) -> None:
+def is_running(db: Database, job_id: int) -> bool:
     with db.session() as s:
-        s.execute(update(Job).where(Job.id == job_id).values(done=Job.done + n_ok, failed=Job.failed + n_failed))
+        return s.scalar(select(Job.state).where(Job.id == job_id)) == "running"
 
 
-def finish_if_complete(db: Database, job_id: int) -> bool:
-    """Mark the job done if every image was processed; True for the one caller that did it."""
+def unprocessed(db: Database, job_id: int, image_ids: Sequence[int]) -> list[int]:
+    """Those of ``image_ids`` this job has not stored yet (a task run again after a kill skips
+    what its first run committed)."""
+    done: set[int] = set()
     with db.session() as s:
-        return bool(s.execute(update(Job).where(Job.id == job_id, Job.state == "running",
-                                                Job.done + Job.failed >= Job.total)
-                              .values(state="done", finished_at=utcnow())).rowcount)
+        for start in range(0, len(image_ids), 5000):
+            chunk = list(image_ids[start:start + 5000])
+            done.update(s.scalars(select(Image.id).where(Image.id.in_(chunk), Image.job_id == job_id,
+                                                         Image.status.in_((TAGGED, DUPLICATE, FAILED)))))
+    return [i for i in image_ids if i not in done]
+
+
+def progress(s: Session, job: Job) -> tuple[int, int]:
+    """(done, failed) of a job: counted from its images, frozen once it is done or failed (a
+    cancelled job can be resumed, and its last batch may land after the cancel: counted live)."""
+    if job.state in ("done", "failed"):
+        return job.done, job.failed
+    counts = dict(s.execute(select(Image.status, func.count()).where(Image.job_id == job.id)
+                            .group_by(Image.status)).all())
+    return counts.get(TAGGED, 0) + counts.get(DUPLICATE, 0), counts.get(FAILED, 0)
+
+
+def running_job_ids(db: Database) -> list[int]:
+    with db.session() as s:
+        return list(s.scalars(select(Job.id).where(Job.state == "running")))
+
+
+def close_if_complete(settings: Settings, db: Database, job_id: int) -> bool:
+    """Close a running job whose tasks are all done: freeze its figures, mark it done, bring
+    its index up to date. True for the one caller that closed it."""
+    with db.session() as s:
+        job = s.get(Job, job_id)
+        if job is None or job.state != "running" or s.scalar(
+                select(func.count()).select_from(JobTask).where(JobTask.job_id == job_id,
+                                                                 JobTask.state != leases.DONE)):
+            return False
+        done, failed = progress(s, job)
+        closed = s.execute(update(Job).where(Job.id == job_id, Job.state == "running")
+                           .values(state="done", done=done, failed=failed, finished_at=utcnow())).rowcount
+        mv = s.get(ModelVersion, job.model_version_id)
+    if closed:
+        sync_index(settings, mv.version, mv.embed_dim)
+    return bool(closed)
 
 
 def fail_job(db: Database, job_id: int, message: str) -> None:
+    end_job(db, job_id, "failed", message)
+
+
+def end_job(db: Database, job_id: int, state: str, message: str | None) -> bool:
+    """Freeze an active job's figures and end it in ``state``; False when it had ended already."""
     with db.session() as s:
-        s.execute(update(Job).where(Job.id == job_id).values(state="failed", error=message[:1000],
-                                                             finished_at=utcnow()))
+        job = s.get(Job, job_id)
+        if job is None or job.state not in leases.ACTIVE_JOB_STATES:
+            return False
+        done, failed = progress(s, job)
+        return bool(s.execute(update(Job).where(Job.id == job_id, Job.state.in_(leases.ACTIVE_JOB_STATES))
+                              .values(state=state, error=message[:1000] if message else None, done=done,
+                                      failed=failed, finished_at=utcnow(), lease_until=None)).rowcount)

@@ -23,6 +23,7 @@ from core.db import (
 )
 from core.settings import Settings
 from indexer.vector_index import VectorIndex
+from tagger.jobs import progress
 
 
 def collection_status(settings: Settings, max_failures: int = 100) -> dict[str, Any]:
@@ -50,8 +51,10 @@ def collection_status(settings: Settings, max_failures: int = 100) -> dict[str, 
         index = VectorIndex.open(settings.index_dir, mv.version, mv.embed_dim)
         out["index"] = {"size": len(index), "path": str(index.path) if index.path.exists() else None}
     if last_job is not None:
+        with db.session() as s:
+            done, failed = progress(s, last_job)
         out["last_job"] = {"id": last_job.id, "kind": last_job.kind, "state": last_job.state,
-                           "total": last_job.total, "done": last_job.done, "failed": last_job.failed,
+                           "total": last_job.total, "done": done, "failed": failed,
                            "created_at": last_job.created_at.isoformat() if last_job.created_at else None,
                            "finished_at": last_job.finished_at.isoformat() if last_job.finished_at else None}
     return out

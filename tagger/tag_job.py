@@ -1,4 +1,5 @@
-"""A whole tagging job, as ``tagscope tag`` runs it: register, split into tasks, wait, index."""
+"""A whole tagging job, as ``tagscope tag`` runs it: register, split into tasks, run or queue
+them, wait, index."""
 
 from __future__ import annotations
 
@@ -14,12 +15,11 @@ from core.errors import TagscopeError
 from core.settings import Settings
 from indexer.sync import sync_index
 from mkt.factory import get_model
-from mkt.tagmodel import TagModel
+from tagger import jobs
 from tagger.celery_app import create_celery_app
-from tagger.jobs import JobParams, create_tag_job, ensure_model_version
-from tagger.scan import ScanResult, images_to_tag, scan
+from tagger.job_control import interrupt_dead_in_process_jobs
+from tagger.job_start import start_tag_job
 from tagger.tasks import tag_images_task
-from tagger.vocabulary import default_label_names, seed_labels, vocabulary_size
 
 Echo = Callable[[str], None]
 
@@ -35,59 +35,56 @@ def run_tag_job(settings: Settings, paths: Sequence[str], *, retry_failed: bool 
     # Either way a model error comes before any write.
     model = get_model(settings.tagging_model, settings.resolved_device() if in_process else "cpu")
     db = get_database(settings.db_url)
-    _seed_vocabulary(db, model, echo)
-    mv_id = ensure_model_version(db, model)
-    found = scan(db, paths)
-    _report_scan(found, echo)
-    todo = images_to_tag(db, found.image_ids, mv_id, retry_failed=retry_failed, retag=retag)
-    job_id = create_tag_job(db, mv_id, todo, JobParams.from_settings(settings))
-    chunks = [todo[i:i + settings.task_size] for i in range(0, len(todo), settings.task_size)]
-    bar = tqdm(total=len(todo), unit="img", desc=f"tagging (job {job_id})", file=sys.stderr,
-               disable=not sys.stderr.isatty() or not todo, dynamic_ncols=True, smoothing=0.1)
-    with bar:
+    if in_process:
+        interrupt_dead_in_process_jobs(db, settings.task_lease)
+    started = start_tag_job(settings, model, paths, jobs.IN_PROCESS if in_process else jobs.WORKERS,
+                            retry_failed=retry_failed, retag=retag, echo=echo)
+    job_id, task_ids = started.job_id, started.task_ids
+    with _progress_bar(db, job_id) as bar:
         if in_process:
             app.conf.tagscope_progress = lambda ok, failed: bar.update(ok + failed)
-            for chunk in chunks:
-                tag_images_task.delay(job_id, chunk)
+            for task_id in task_ids:
+                tag_images_task.delay(job_id, task_id)
         else:
-            for chunk in chunks:
-                tag_images_task.apply_async((job_id, chunk))
-            echo(f"queued {len(chunks)} task(s) on {settings.broker_url}; workers: `tagscope worker`")
+            for task_id in task_ids:
+                tag_images_task.apply_async((job_id, task_id))
+            echo(f"queued {len(task_ids)} task(s) on {settings.broker_url}; workers: `tagscope worker`")
             if not wait:
-                return f"job {job_id} queued: {len(todo)} images in {len(chunks)} tasks (see `tagscope status`)"
-            _wait_for(db, job_id, bar, echo, poll_seconds)
+                return (f"job {job_id} queued: {_total(db, job_id)} images in "
+                        f"{len(task_ids)} tasks (see `tagscope jobs show {job_id}`)")
+            wait_for_job(db, job_id, bar, echo, poll_seconds)
     sync_index(settings, model.version, model.embed_dim)
-    return _summary(db, job_id, found.image_ids, time.time() - t0)
+    return _summary(db, job_id, started.found.image_ids, time.time() - t0)
 
 
-def _seed_vocabulary(db: Database, model: TagModel, echo: Echo) -> None:
-    """First run: start from the model's own vocabulary (bundles carry one) or the default list."""
-    if vocabulary_size(db) == 0:
-        added = seed_labels(db, model.labels or default_label_names(), source="model" if model.labels else "default")
-        echo(f"vocabulary: {len(added)} labels from the {'model' if model.labels else 'default list'} "
-             "(`tagscope labels add` for more)")
+def _total(db: Database, job_id: int) -> int:
+    with db.session() as s:
+        return s.get(Job, job_id).total
 
 
-def _report_scan(found: ScanResult, echo: Echo) -> None:
-    echo(f"found {len(found.image_ids)} files: {found.new} new, {found.changed} changed, "
-         f"{found.unchanged} unchanged" + (f" ({found.skipped} non-image files skipped)" if found.skipped else ""))
-    if found.missing:
-        echo(f"{len(found.missing)} registered files are no longer there: marked missing")
+def _progress_bar(db: Database, job_id: int) -> tqdm:
+    total = _total(db, job_id)
+    return tqdm(total=total, unit="img", desc=f"tagging (job {job_id})", file=sys.stderr,
+                disable=not sys.stderr.isatty() or not total, dynamic_ncols=True, smoothing=0.1)
 
 
-def _wait_for(db: Database, job_id: int, bar: tqdm, echo: Echo, poll_seconds: float) -> None:
+def wait_for_job(db: Database, job_id: int, bar: tqdm | None = None, echo: Echo = lambda _m: None,
+                 poll_seconds: float = 0.5) -> str:
+    """Wait until the job ends (done, failed, cancelled), following its progress; its state."""
     last_progress, last_seen, hinted = time.time(), 0, False
     while True:
         with db.session() as s:
             job = s.get(Job, job_id)
-            seen, total, state, error = job.done + job.failed, job.total, job.state, job.error
+            done, failed = jobs.progress(s, job)
+            state, error = job.state, job.error
         if state == "failed":
             raise TagscopeError(f"job {job_id} failed: {error}")
-        if seen > last_seen:
-            bar.update(seen - last_seen)
-            last_seen, last_progress = seen, time.time()
-        if state == "done" or seen >= total:
-            return
+        if done + failed > last_seen:
+            if bar is not None:
+                bar.update(done + failed - last_seen)
+            last_seen, last_progress = done + failed, time.time()
+        if state in ("done", "cancelled"):
+            return state
         if not hinted and time.time() - last_progress > 30:
             echo("no progress for 30 s: is a worker running? start one with `tagscope worker`")
             hinted = True
@@ -97,6 +94,7 @@ def _wait_for(db: Database, job_id: int, bar: tqdm, echo: Echo, poll_seconds: fl
 def _summary(db: Database, job_id: int, image_ids: Sequence[int], seconds: float) -> str:
     with db.session() as s:
         job = s.get(Job, job_id)
+        done, failed = jobs.progress(s, job)
         counts = {TAGGED: 0, FAILED: 0, DUPLICATE: 0, "pending": 0}
         failures = []
         for start in range(0, len(image_ids), 5000):
@@ -106,8 +104,8 @@ def _summary(db: Database, job_id: int, image_ids: Sequence[int], seconds: float
                 counts[st] = counts.get(st, 0) + 1
                 if st == FAILED and len(failures) < 10:
                     failures.append(f"  failed: {path}: {err}")
-    rate = job.done / seconds if seconds > 0 else 0.0
-    lines = [f"job {job_id}: {job.done + job.failed} processed this run ({job.failed} failed) in {seconds:.1f}s "
+    rate = done / seconds if seconds > 0 else 0.0
+    lines = [f"job {job_id}: {done + failed} processed this run ({failed} failed) in {seconds:.1f}s "
              f"({rate:.1f} img/s); collection under these paths: {counts[TAGGED]} tagged, "
              f"{counts[FAILED]} failed, {counts[DUPLICATE]} duplicates, {counts['pending']} pending"]
     lines += failures

@@ -27,9 +27,9 @@ from core.db import DUPLICATE, FAILED, TAGGED, Database, Image, Tag, get_databas
 from core.images import ImageDecodeError, read_image
 from core.settings import Settings
 from indexer import store
-from indexer.sync import maybe_sync, sync_index
+from indexer.sync import maybe_sync
 from mkt.tagmodel import ImageEmbeddings, TagModel
-from tagger.jobs import JobParams, count_progress, finish_if_complete, load_job, load_job_model
+from tagger.jobs import JobParams, is_running, load_job, load_job_model
 from tagger.vocabulary import label_embeddings, vocabulary
 
 log = logging.getLogger(__name__)
@@ -72,8 +72,11 @@ def _collate(items: list[dict[str, Any]]) -> dict[str, Any]:
 # -- tagging -----------------------------------------------------------------------------------
 
 def tag_images(settings: Settings, job_id: int, image_ids: Sequence[int],
-               progress: ProgressFn | None = None) -> tuple[int, int]:
-    """Tag ``image_ids`` for job ``job_id``; returns (done, failed). Idempotent: safe to retry."""
+               progress: ProgressFn | None = None) -> tuple[int, int, bool]:
+    """Tag ``image_ids`` for job ``job_id``: (done, failed, complete); not complete when the job
+    stopped running meanwhile (cancelled), checked before each batch. Idempotent: safe to retry."""
+    if not image_ids:
+        return 0, 0, True
     db = get_database(settings.db_url)
     job = load_job(db, job_id)
     with db.session() as s:
@@ -88,17 +91,17 @@ def tag_images(settings: Settings, job_id: int, image_ids: Sequence[int],
                         pin_memory=model.device.type == "cuda", persistent_workers=False)
     done = failed = 0
     for batch in loader:
+        if not is_running(db, job_id):
+            log.info("job %d is no longer running: stopping after %d images", job_id, done + failed)
+            return done, failed, False
         encoded = _embed_and_score(model, batch, label_ids, label_emb, job.params)
-        n_ok, n_failed = _store_batch(db, batch, encoded, job.model_version_id)
+        n_ok, n_failed = _store_batch(db, batch, encoded, job.model_version_id, job_id)
         done += n_ok
         failed += n_failed
-        count_progress(db, job_id, n_ok, n_failed)
         if progress:
             progress(n_ok, n_failed)
         maybe_sync(settings, model.version, model.embed_dim)  # searchable while the job runs
-    if finish_if_complete(db, job_id):  # the task that completes a job brings the index up to date
-        sync_index(settings, model.version, model.embed_dim)
-    return done, failed
+    return done, failed, True
 
 
 @dataclass
@@ -147,9 +150,10 @@ def _best_labels(scores: torch.Tensor, label_ids: list[int], top_n: int,
     return out
 
 
-def _store_batch(db: Database, batch: dict[str, Any], enc: Encoded, mv_id: int) -> tuple[int, int]:
-    """One transaction per batch: statuses, replaced tags and embeddings (with the index's change
-    rows), so a kill at any moment leaves them consistent."""
+def _store_batch(db: Database, batch: dict[str, Any], enc: Encoded, mv_id: int, job_id: int) -> tuple[int, int]:
+    """One transaction per batch: statuses (with the job that stored them: its progress), replaced
+    tags and embeddings (with the index's change rows), so a kill at any moment leaves them
+    consistent."""
     now = utcnow()
     keep: list[int] = []  # positions in the batch of images that are tagged (not duplicates)
     with db.session() as s:
@@ -157,7 +161,8 @@ def _store_batch(db: Database, batch: dict[str, Any], enc: Encoded, mv_id: int) 
         tag_rows = []
         for n, it in enumerate(batch["ok"]):
             fields = {"content_hash": it["hash"], "width": it["width"], "height": it["height"],
-                      "format": it["format"], "error": None, "model_version_id": mv_id, "tagged_at": now}
+                      "format": it["format"], "error": None, "model_version_id": mv_id, "tagged_at": now,
+                      "job_id": job_id}
             original = canonical.get(it["hash"])
             if original is not None and original != it["id"]:
                 fields.update(status=DUPLICATE, duplicate_of=original)
@@ -171,7 +176,8 @@ def _store_batch(db: Database, batch: dict[str, Any], enc: Encoded, mv_id: int) 
             s.execute(update(Image).where(Image.id == it["id"]).values(**fields))
         for it in batch["failed"]:
             s.execute(update(Image).where(Image.id == it["id"])
-                      .values(status=FAILED, error=it["error"][:1000], model_version_id=mv_id, tagged_at=now))
+                      .values(status=FAILED, error=it["error"][:1000], model_version_id=mv_id, tagged_at=now,
+                              job_id=job_id))
         if enc.ids:
             # Re-tagging replaces: tags of earlier model versions for these images go.
             s.execute(delete(Tag).where(Tag.image_id.in_(enc.ids)))

@@ -41,16 +41,19 @@ def db_current(ctx: click.Context) -> None:
 @click.option("--device", help="This worker's device: cpu, cuda, cuda:1 ... (TAGSCOPE_DEVICE).")
 @click.option("--batch-size", type=int, help="This worker's images per inference batch (TAGSCOPE_BATCH_SIZE).")
 @click.option("--loader-workers", type=int, help="This worker's decode processes (TAGSCOPE_LOADER_WORKERS).")
+@click.option("--beat", "with_beat", is_flag=True,
+              help="Also run Celery beat in this worker, which starts scheduled re-tagging (`tagscope schedule`); "
+                   "one per installation, as `tagscope beat` is.")
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
 @fail_cleanly
 def worker(ctx: click.Context, concurrency: int, device: str | None, batch_size: int | None,
-           loader_workers: int | None, celery_args: tuple[str, ...]) -> None:
+           loader_workers: int | None, with_beat: bool, celery_args: tuple[str, ...]) -> None:
     """Start a Celery worker that tags batches (needs TAGSCOPE_BROKER_URL, or 'embedded').
 
     A worker runs every job on its own machine's settings (device, batch size, decode workers),
     whoever queued the job; the model is the job's model version."""
-    from tagger.celery_app import TASK_QUEUE, create_celery_app
+    from tagger.celery_app import TASK_QUEUE, beat_argv, create_celery_app
 
     settings = settings_for(ctx, device=device, batch_size=batch_size, loader_workers=loader_workers)
     if not settings.broker_url:
@@ -61,7 +64,7 @@ def worker(ctx: click.Context, concurrency: int, device: str | None, batch_size:
     # Solo pool: the task itself starts DataLoader processes, which a prefork child may not do.
     pool = "solo" if concurrency == 1 else "threads"
     argv = ["worker", f"--pool={pool}", f"--concurrency={concurrency}", "-Q", TASK_QUEUE,
-            "--loglevel=INFO", *celery_args]
+            "--loglevel=INFO", *(["--beat", *beat_argv(settings)] if with_beat else []), *celery_args]
     app.worker_main(argv)
 
 

@@ -26,11 +26,23 @@ def create_app(settings: Settings | None = None, test_config: dict[str, Any] | N
     get_database(settings.db_url)  # fail at start-up, not on the first request
     app.extensions["tagscope.searcher"] = Searcher(settings)
 
+    from tagger.job_control import NoSuchJob
     from web.images import bp as images_bp
+    from web.jobs import NoBroker
+    from web.jobs import bp as jobs_bp
     from web.search import bp as search_bp
 
     app.register_blueprint(search_bp)
     app.register_blueprint(images_bp)
+    app.register_blueprint(jobs_bp)
+
+    @app.errorhandler(NoBroker)
+    def no_broker(exc: NoBroker):
+        return jsonify({"error": str(exc)}), 409
+
+    @app.errorhandler(NoSuchJob)
+    def no_job(exc: NoSuchJob):
+        return jsonify({"error": str(exc)}), 404
 
     @app.errorhandler(TagscopeError)
     def user_error(exc: TagscopeError):

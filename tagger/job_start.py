@@ -1,0 +1,85 @@
+"""Starting a job: seed the vocabulary, register the folders, pick what needs tagging, split it
+into tasks. ``tagscope tag`` does it in its own process; a schedule's job does it on a worker
+(``tagscope.start_job``), under a lease like any task, so a scan whose worker died is sent
+again by a sweeper (:mod:`tagger.sweeper`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from core.db import Database, get_database
+from core.modelspec import parse_spec
+from core.settings import Settings
+from mkt.factory import get_model
+from mkt.tagmodel import TagModel
+from tagger import jobs, leases
+from tagger.scan import ScanResult, images_to_tag, scan
+from tagger.vocabulary import default_label_names, seed_labels, vocabulary_size
+
+Echo = Callable[[str], None]
+
+
+@dataclass
+class Started:
+    """A job with its work split: the job id, the task ids to send, and what the scan found."""
+
+    job_id: int
+    task_ids: list[int]
+    found: ScanResult
+    model: TagModel
+
+
+def seed_vocabulary(db: Database, model: TagModel, echo: Echo) -> None:
+    """First run: start from the model's own vocabulary (bundles carry one) or the default list."""
+    if vocabulary_size(db) == 0:
+        added = seed_labels(db, model.labels or default_label_names(), source="model" if model.labels else "default")
+        echo(f"vocabulary: {len(added)} labels from the {'model' if model.labels else 'default list'} "
+             "(`tagscope labels add` for more)")
+
+
+def report_scan(found: ScanResult, echo: Echo) -> None:
+    echo(f"found {len(found.image_ids)} files: {found.new} new, {found.changed} changed, "
+         f"{found.unchanged} unchanged" + (f" ({found.skipped} non-image files skipped)" if found.skipped else ""))
+    if found.missing:
+        echo(f"{len(found.missing)} registered files are no longer there: marked missing")
+
+
+def prepare(db: Database, model: TagModel, paths: Sequence[str], *, retry_failed: bool = False,
+            retag: bool = False, echo: Echo = lambda _m: None) -> tuple[int, ScanResult, list[int]]:
+    """Seed the vocabulary, record the model version, register ``paths``: (model version id, the
+    scan's result, the ids of images that need tagging with this version)."""
+    seed_vocabulary(db, model, echo)
+    mv_id = jobs.ensure_model_version(db, model)
+    found = scan(db, paths)
+    report_scan(found, echo)
+    return mv_id, found, images_to_tag(db, found.image_ids, mv_id, retry_failed=retry_failed, retag=retag)
+
+
+def start_tag_job(settings: Settings, model: TagModel, paths: Sequence[str], runner: str, *,
+                  retry_failed: bool = False, retag: bool = False, echo: Echo = lambda _m: None) -> Started:
+    """``tagscope tag``: prepare, then a running job with its tasks (none sent yet)."""
+    db = get_database(settings.db_url)
+    mv_id, found, todo = prepare(db, model, paths, retry_failed=retry_failed, retag=retag, echo=echo)
+    job_id, task_ids = jobs.create_tag_job(db, mv_id, todo, jobs.JobParams.from_settings(settings),
+                                           settings.task_size, runner)
+    return Started(job_id, task_ids, found, model)
+
+
+def run_scan(settings: Settings, job_id: int) -> list[int] | None:
+    """The scan of a queued job (a schedule's run), on this worker under a lease: the task ids
+    to send, or None when the job is not this worker's to scan (done, or leased elsewhere)."""
+    db = get_database(settings.db_url)
+    params = jobs.claim_scan(db, job_id, settings.task_lease)
+    if params is None:
+        return None
+    with leases.heartbeat(lambda: jobs.renew_scan(db, job_id, settings.task_lease), settings.task_lease,
+                          f"scan of job {job_id}"):
+        try:
+            model = get_model(parse_spec(params["spec"]), settings.resolved_device())
+        except Exception as exc:  # noqa: BLE001 - a model that cannot load fails the job, with why
+            jobs.fail_job(db, job_id, f"cannot load model {params['spec']}: {exc}")
+            raise
+        mv_id, _, todo = prepare(db, model, params["paths"])
+        return jobs.add_work(db, job_id, mv_id, todo, settings.task_size)

@@ -1,0 +1,107 @@
+"""The sweeper: every worker process hands out again the work dead workers held.
+
+A thread in each ``tagscope worker`` (started when the worker is ready) runs :func:`sweep`
+every quarter lease:
+
+1. tasks whose lease expired (their worker died: ``kill -9``, OOM, a lost machine) go back to
+   the queue and are sent again, by exactly one sweeper (:func:`tagger.leases.expire`);
+2. while this worker is idle, queued tasks nobody claimed for a whole lease are sent again: an
+   idle worker with prefetch 1 would have been given them, so their message is lost (kombu's
+   SQL transport, the embedded broker, drops what a killed consumer held);
+3. scans of scheduled jobs whose worker died are sent again (:mod:`tagger.job_start`);
+4. running jobs whose tasks are all done but that nobody closed (the closing worker died
+   between the two writes) are closed;
+5. index changes nobody applied (the worker that was to merge them died) are merged.
+
+So a job survives killed workers within about a lease and a quarter of the last restart,
+whatever the broker's own redelivery does (Redis: its visibility timeout, RabbitMQ: when the
+connection drops). Messages sent twice are harmless: a task runs only under its lease.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import select
+
+from core.db import Database, IndexChange, ModelVersion, get_database
+from core.settings import Settings
+from indexer.sync import sync_index
+from tagger import jobs, leases
+
+log = logging.getLogger(__name__)
+
+TAG_TASK = "tagscope.tag_images"
+SCAN_TASK = "tagscope.start_job"
+RESEND_LIMIT = 16  # lost messages sent again per sweep
+
+_activity = {"busy": 0, "idle_since": time.monotonic()}
+_guard = threading.Lock()
+
+
+@contextmanager
+def busy() -> Iterator[None]:
+    """Wrap a task's run: while any runs in this process, the worker is not idle."""
+    with _guard:
+        _activity["busy"] += 1
+    try:
+        yield
+    finally:
+        with _guard:
+            _activity["busy"] -= 1
+            _activity["idle_since"] = time.monotonic()
+
+
+def idle_for() -> float:
+    """Seconds this process has run no task (0 while one runs)."""
+    with _guard:
+        return 0.0 if _activity["busy"] else time.monotonic() - _activity["idle_since"]
+
+
+def sweep(app: Any, settings: Settings) -> dict[str, int]:
+    """One pass (module docstring); returns how many of each it handled."""
+    db = get_database(settings.db_url)
+    lease = settings.task_lease
+    expired = leases.expire(db)
+    lost = leases.unclaimed(db, lease, RESEND_LIMIT) if idle_for() >= lease else []
+    for job_id, task_id in expired + lost:
+        app.send_task(TAG_TASK, args=(job_id, task_id))
+    scans = jobs.expired_scans(db, lease)
+    for job_id in scans:
+        app.send_task(SCAN_TASK, args=(job_id,))
+    closed = [job_id for job_id in jobs.running_job_ids(db) if jobs.close_if_complete(settings, db, job_id)]
+    for version, dim in pending_index_versions(db):
+        sync_index(settings, version, dim, blocking=False)
+    counts = {"expired": len(expired), "lost": len(lost), "scans": len(scans), "closed": len(closed)}
+    if any(counts.values()):
+        log.warning("sweeper: sent again %d expired and %d lost task(s), %d scan(s); closed %d job(s)",
+                    counts["expired"], counts["lost"], counts["scans"], counts["closed"])
+    return counts
+
+
+def pending_index_versions(db: Database) -> list[tuple[str, int]]:
+    """(version, dim) of model versions with index changes not applied yet."""
+    with db.session() as s:
+        pending = select(IndexChange.id).where(IndexChange.model_version_id == ModelVersion.id).exists()
+        return [tuple(row) for row in s.execute(select(ModelVersion.version, ModelVersion.embed_dim).where(pending))]
+
+
+def start(app: Any, settings: Settings) -> threading.Thread:
+    """The sweeper thread of a worker process (a daemon: it dies with the worker)."""
+
+    def loop() -> None:
+        while True:
+            time.sleep(settings.task_lease / 4)
+            try:
+                sweep(app, settings)
+            except Exception:  # noqa: BLE001 - a database hiccup must not stop the sweeper
+                log.exception("sweeper pass failed")
+
+    thread = threading.Thread(target=loop, name="tagscope-sweeper", daemon=True)
+    thread.start()
+    return thread

@@ -1,0 +1,188 @@
+"""Job control and periodic re-tagging: ``tagscope jobs``, ``tagscope schedule``, ``tagscope beat``."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from core.errors import TagscopeError
+from tagscope.common import database, fail_cleanly, settings_for
+
+
+@click.group(invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (the shape of GET /api/jobs).")
+@click.option("--limit", type=int, default=20, show_default=True)
+@click.pass_context
+@fail_cleanly
+def jobs(ctx: click.Context, as_json: bool, limit: int) -> None:
+    """Tagging jobs: list them (newest first), or show, cancel, resume or retry one."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from tagger.job_control import list_jobs
+
+    rows = list_jobs(database(settings_for(ctx)), limit)
+    if as_json:
+        click.echo(json.dumps({"jobs": rows}, indent=1))
+        return
+    if not rows:
+        click.echo("no jobs yet: `tagscope tag PATH` starts one")
+    for r in rows:
+        click.echo(_line(r))
+
+
+def _line(r: dict) -> str:
+    eta = f", ETA {r['eta_s']:.0f}s" if r["eta_s"] is not None else ""
+    where = f" on {', '.join(r['workers'])}" if r["workers"] else ""
+    sched = f" (schedule {r['schedule_id']})" if r["schedule_id"] else ""
+    return (f"job {r['id']}  {r['kind']}{sched}  {r['state']}  {r['done']} done, {r['failed']} failed of "
+            f"{r['total']}  {r['rate_img_s']:.1f} img/s{eta}{where}" + (f"  ({r['error']})" if r["error"] else ""))
+
+
+@jobs.command("show")
+@click.argument("job_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (the shape of GET /api/jobs/ID).")
+@click.pass_context
+@fail_cleanly
+def show_cmd(ctx: click.Context, job_id: int, as_json: bool) -> None:
+    """One job: figures counted from its images, tasks, workers holding them, rate and ETA."""
+    from tagger.job_control import show_job
+
+    row = show_job(database(settings_for(ctx)), job_id)
+    if as_json:
+        click.echo(json.dumps(row, indent=1))
+        return
+    click.echo(_line(row))
+    t = row["tasks"]
+    click.echo(f"  tasks: {t['queued']} queued, {t['running']} running, {t['done']} done; "
+               f"model {(row['model'] or {}).get('spec')}; created {row['created_at']}, finished {row['finished_at']}")
+
+
+@jobs.command("cancel")
+@click.argument("job_id", type=int)
+@click.pass_context
+@fail_cleanly
+def cancel_cmd(ctx: click.Context, job_id: int) -> None:
+    """Stop a job; running tasks stop after their current batch, what is stored stays."""
+    from tagger.job_control import cancel_job
+
+    click.echo(_line(cancel_job(database(settings_for(ctx)), job_id)))
+
+
+@jobs.command("resume")
+@click.argument("job_id", type=int)
+@click.pass_context
+@fail_cleanly
+def resume_cmd(ctx: click.Context, job_id: int) -> None:
+    """Run a cancelled, failed or interrupted job again from where it stopped (without a broker,
+    in this process)."""
+    from tagger.job_control import resume_job, send, show_job
+
+    settings = settings_for(ctx)
+    kind, ids = resume_job(database(settings), job_id)
+    send(settings, job_id, kind, ids)
+    click.echo(_line(show_job(database(settings), job_id)))
+
+
+@jobs.command("retry")
+@click.argument("job_id", type=int)
+@click.pass_context
+@fail_cleanly
+def retry_cmd(ctx: click.Context, job_id: int) -> None:
+    """Tag again, in a new job, the images this job recorded as failed."""
+    from tagger.job_control import retry_failed, send, show_job
+
+    settings = settings_for(ctx)
+    new_id, task_ids = retry_failed(database(settings), job_id, settings.task_size, _runner(settings))
+    send(settings, new_id, "tasks", task_ids)
+    click.echo(_line(show_job(database(settings), new_id)))
+
+
+def _runner(settings) -> str:
+    from tagger.jobs import IN_PROCESS, WORKERS
+
+    return WORKERS if settings.broker_url else IN_PROCESS
+
+
+@click.group()
+def schedule() -> None:
+    """Periodic re-tagging, run by Celery beat (`tagscope beat`, or `tagscope worker --beat`)."""
+
+
+@schedule.command("add")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--every", "every", required=True, help="Interval: 10s, 15m, 1h, 1d, 1h30m ...")
+@click.option("--model", help="Model spec to tag with (default: TAGSCOPE_MODEL, else the collection's, "
+                              "else the default model).")
+@click.pass_context
+@fail_cleanly
+def schedule_add(ctx: click.Context, paths: tuple[str, ...], every: str, model: str | None) -> None:
+    """Re-tag PATHS every interval: each run registers new, changed and missing files and tags
+    only what needs it; a run never overlaps the schedule's previous one."""
+    from core.db import collection_model_version
+    from tagger.jobs import JobParams
+    from tagger.schedules import add_schedule, format_every, parse_every
+
+    settings = settings_for(ctx, model=model)
+    if not settings.broker_url:
+        raise TagscopeError("schedules run on workers: set TAGSCOPE_BROKER_URL=embedded (one machine, no server) "
+                            "or a Redis/RabbitMQ URL, then run `tagscope worker --beat`")
+    every_s = parse_every(every)
+    db = database(settings)
+    spec = settings.model
+    if spec is None:
+        with db.session() as s:
+            current = collection_model_version(s)
+        spec = current.spec if current is not None else settings.tagging_model
+    schedule_id = add_schedule(db, paths, every_s, str(spec), JobParams.from_settings(settings))
+    click.echo(f"schedule {schedule_id}: {', '.join(paths)} every {format_every(every_s)} with {spec}; "
+               "runs while `tagscope beat` (or `tagscope worker --beat`) and a worker run")
+
+
+@schedule.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@fail_cleanly
+def schedule_list(ctx: click.Context, as_json: bool) -> None:
+    """The schedules, their next run and their last job."""
+    from tagger.schedules import list_schedules
+
+    rows = list_schedules(database(settings_for(ctx)))
+    if as_json:
+        click.echo(json.dumps({"schedules": rows}, indent=1))
+        return
+    if not rows:
+        click.echo("no schedules: `tagscope schedule add PATH --every 1d` adds one")
+    for r in rows:
+        last = r["last_job"]
+        click.echo(f"schedule {r['id']}  every {r['every']}  {', '.join(r['paths'])}  model {r['model']}  "
+                   f"next {r['next_run_at']}  last job "
+                   + (f"{last['id']} ({last['state']})" if last else "none"))
+
+
+@schedule.command("remove")
+@click.argument("schedule_id", type=int)
+@click.pass_context
+@fail_cleanly
+def schedule_remove(ctx: click.Context, schedule_id: int) -> None:
+    """Remove a schedule (its jobs and what they stored stay)."""
+    from tagger.schedules import remove_schedule
+
+    remove_schedule(database(settings_for(ctx)), schedule_id)
+    click.echo(f"schedule {schedule_id} removed")
+
+
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+@fail_cleanly
+def beat(ctx: click.Context, celery_args: tuple[str, ...]) -> None:
+    """Run Celery beat: it starts the schedules' jobs (`tagscope schedule`); run exactly one."""
+    from tagger.celery_app import beat_argv, create_celery_app
+
+    settings = settings_for(ctx)
+    if not settings.broker_url:
+        raise TagscopeError("beat needs a broker: set TAGSCOPE_BROKER_URL=embedded (one machine, no server) "
+                            "or a Redis/RabbitMQ URL")
+    database(settings)
+    create_celery_app(settings).start(["beat", *beat_argv(settings), "--loglevel=INFO", *celery_args])
