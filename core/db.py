@@ -65,6 +65,9 @@ class ModelVersion(Base):
     spec: Mapped[str] = mapped_column(Text)
     embed_dim: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # The version search serves is the one activated last (tagger.versions): a new version's
+    # tags and index are built beside the active one's, which serves until the switch.
+    active_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Image(Base):
@@ -321,16 +324,25 @@ def table_names(db: Database) -> list[str]:
 
 
 def collection_model_version(s: Session) -> ModelVersion | None:
-    """The collection's current model version: the one most tagged images were tagged with."""
+    """The collection's current model version: the one activated last (``tagscope models use``,
+    or a job that brought a new version to cover the collection), else the one most tagged
+    images were tagged with."""
+    active = s.scalars(select(ModelVersion).where(ModelVersion.active_since.is_not(None))
+                       .order_by(ModelVersion.active_since.desc()).limit(1)).first()
+    if active is not None:
+        return active
     return s.scalars(select(ModelVersion).join(Image, Image.model_version_id == ModelVersion.id)
                      .where(Image.status == TAGGED).group_by(ModelVersion.id)
                      .order_by(func.count(Image.id).desc()).limit(1)).first()
 
 
 def tagged_versions(s: Session) -> set[str]:
-    """Version ids of every model that has tagged images in the collection."""
-    return set(s.scalars(select(ModelVersion.version).join(Image, Image.model_version_id == ModelVersion.id)
-                         .where(Image.status == TAGGED).distinct()))
+    """Version ids of every model that has tagged images or stored embeddings in the collection."""
+    latest = set(s.scalars(select(ModelVersion.version).join(Image, Image.model_version_id == ModelVersion.id)
+                           .where(Image.status == TAGGED).distinct()))
+    stored = set(s.scalars(select(ModelVersion.version).where(
+        select(Embedding.image_id).where(Embedding.model_version_id == ModelVersion.id).exists())))
+    return latest | stored
 
 
 def get_or_create_model_version(s: Session, version: str, spec: str, embed_dim: int) -> ModelVersion:

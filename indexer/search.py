@@ -68,14 +68,27 @@ def check_query(text: str | None, k: int | str | None) -> tuple[str, int]:
 
 
 class Searcher:
-    """Holds the model and the index of its version; reloads the index when it changes on disk."""
+    """Holds the model and the index of its version; reloads the index when it changes on disk.
+    Unless a model is set (settings or ``model``), it serves the collection's active version and
+    follows a switch (an upgrade that completed, ``tagscope models use``) at the next query."""
 
     def __init__(self, settings: Settings, model: TagModel | None = None) -> None:
         self.settings = settings
         self._model = model
+        self._follows_active = model is None and settings.model is None
         self._index: VectorIndex | None = None
         self._lock = threading.Lock()
         self._version_row: int | None = None
+
+    def follow_active_version(self) -> None:
+        """Drop the loaded model and index when the collection's active version changed."""
+        if not self._follows_active or self._model is None:
+            return
+        with self.db.session() as s:
+            current = collection_model_version(s)
+        with self._lock:
+            if current is not None and self._model is not None and self._model.version != current.version:
+                self._model, self._index, self._version_row = None, None, None
 
     @property
     def db(self) -> Database:
@@ -129,6 +142,7 @@ class Searcher:
         :func:`rerank` orders a pool of candidates by the model's score from the stored embeddings
         (the score tags store), so search and tags agree."""
         text, k = check_query(text, k)
+        self.follow_active_version()
         index = self.index()
         query = self.embed_query(text)
         exact = index.exact and self.model.local_top_k <= 0

@@ -68,9 +68,12 @@ def mark_images_changed(s: Session, image_ids: Sequence[int]) -> None:
 
 def put(s: Session, model_version_id: int, image_ids: Sequence[int], vectors: np.ndarray,
         patches: np.ndarray | None = None) -> None:
-    """Store (replace) the embeddings of ``image_ids`` for one model version; an image keeps one
-    embedding, its current one, so those of other versions go (their indexes are told)."""
-    drop(s, image_ids)
+    """Store (replace) the embeddings of ``image_ids`` for one model version. Other versions'
+    embeddings of the same images stay: an upgrade builds the new version beside the active one
+    (:mod:`tagger.versions`); :func:`drop` removes them all when an image's content changes."""
+    for chunk in chunks(image_ids):
+        s.execute(delete(Embedding).where(Embedding.model_version_id == model_version_id,
+                                          Embedding.image_id.in_(chunk)))
     rows = [{"image_id": int(i), "model_version_id": model_version_id, "vector": to_bytes(vectors[n]),
              "patches": None if patches is None else to_bytes(patches[n])} for n, i in enumerate(image_ids)]
     if rows:

@@ -82,6 +82,15 @@ class VectorIndex:
         ann.apply_search_params(self.index, self.kind)
         self.loaded_mtime = mtime
 
+    @staticmethod
+    def remove_files(folder: str | os.PathLike, version: str) -> int:
+        """Delete a version's index and its bookkeeping files (a removed model version); how many."""
+        n = 0
+        for path in Path(folder).glob(f"{version}.*"):
+            path.unlink(missing_ok=True)
+            n += 1
+        return n
+
     def is_stale(self) -> bool:
         """True when the file on disk changed since this object loaded it."""
         if not self.path.exists():

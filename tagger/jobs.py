@@ -47,6 +47,7 @@ from indexer.sync import sync_index
 from mkt.factory import get_model
 from mkt.tagmodel import TagModel
 from tagger import leases
+from tagger.versions import switch_if_covering
 
 IN_PROCESS, WORKERS = "in-process", "workers"
 
@@ -227,6 +228,7 @@ def close_if_complete(settings: Settings, db: Database, job_id: int) -> bool:
         mv = s.get(ModelVersion, job.model_version_id)
     if closed:
         sync_index(settings, mv.version, mv.embed_dim)
+        switch_if_covering(db, mv.id)  # a new version serves once it covers the collection
     return bool(closed)
 
 

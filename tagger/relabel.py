@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from sqlalchemy import delete, insert, select
 
-from core.db import TAGGED, Database, Embedding, Image, Label, ModelVersion, Tag, get_database
+from core.db import Database, Embedding, Label, ModelVersion, Tag, get_database
 from core.errors import TagscopeError
 from core.modelspec import parse_spec
 from core.settings import Settings
@@ -47,9 +47,11 @@ class Rule:
 
 
 def _tagged_versions(db: Database) -> list[ModelVersion]:
+    """Every version with stored embeddings: the active one, one being built, one kept to switch back to."""
     with db.session() as s:
-        return list(s.scalars(select(ModelVersion).join(Image, Image.model_version_id == ModelVersion.id)
-                              .where(Image.status == TAGGED).distinct().order_by(ModelVersion.id)))
+        return list(s.scalars(select(ModelVersion).where(
+            select(Embedding.image_id).where(Embedding.model_version_id == ModelVersion.id).exists())
+            .order_by(ModelVersion.id)))
 
 
 def _model_of(mv: ModelVersion, settings: Settings) -> TagModel:

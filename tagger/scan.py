@@ -11,9 +11,9 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
-from core.db import FAILED, MISSING, PENDING, TAGGED, Database, Image, path_key
+from core.db import FAILED, MISSING, PENDING, TAGGED, Database, Image, Tag, path_key
 from core.files import FoundFile, display_path, walk_files
 from core.images import IMAGE_EXTENSIONS
 from indexer import store
@@ -73,6 +73,7 @@ def _mark_missing(db: Database, roots: Iterable[str | os.PathLike], result: Scan
 def _register(db: Database, files: Sequence[FoundFile], result: ScanResult) -> None:
     raws = {f.path: os.fsencode(f.path) for f in files}
     keys = {f.path: path_key(raws[f.path]) for f in files}
+    changed: list[int] = []
     with db.session() as s:
         existing = {img.path_key: img for img in
                     s.scalars(select(Image).where(Image.path_key.in_(list(keys.values()))))}
@@ -85,12 +86,17 @@ def _register(db: Database, files: Sequence[FoundFile], result: ScanResult) -> N
                 existing[img.path_key] = img
                 result.new += 1
             elif img.size_bytes != f.size or img.mtime != f.mtime or img.status == MISSING:
+                if img.size_bytes != f.size or img.mtime != f.mtime:  # other bytes: every version's results go
+                    changed.append(img.id)
                 img.size_bytes, img.mtime = f.size, f.mtime
                 img.status, img.content_hash, img.error, img.duplicate_of = PENDING, None, None, None
                 result.changed += 1
             else:
                 result.unchanged += 1
         s.flush()
+        store.drop(s, changed)
+        if changed:
+            s.execute(delete(Tag).where(Tag.image_id.in_(changed)))
         result.image_ids.extend(existing[keys[f.path]].id for f in files)
 
 

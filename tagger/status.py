@@ -68,16 +68,22 @@ def _safe_url(url: str) -> str:
 
 def image_record(db: Database, image_id: int) -> dict[str, Any] | None:
     """One image and its stored tags, best first (a duplicate shows its original's): the shape of
-    ``GET /api/images/ID`` and ``tagscope show ID --json``. None when no such image."""
+    ``GET /api/images/ID`` and ``tagscope show ID --json``. None when no such image. The tags are
+    the active model version's (those search serves), or, for an image only a newer version
+    has tagged so far, that version's."""
     with db.session() as s:
         img = s.get(Image, image_id)
         if img is None:
             return None
         source = img.duplicate_of or img.id
+        active = collection_model_version(s)
+        versions = set(s.scalars(select(Tag.model_version_id).where(Tag.image_id == source).distinct()))
+        shown = active.id if active is not None and active.id in versions else img.model_version_id
         tags = s.execute(select(Label.name, Tag.score, ModelVersion.version)
                          .join(Label, Label.id == Tag.label_id)
                          .join(ModelVersion, ModelVersion.id == Tag.model_version_id)
-                         .where(Tag.image_id == source).order_by(Tag.score.desc(), Label.name)).all()
+                         .where(Tag.image_id == source, Tag.model_version_id == shown)
+                         .order_by(Tag.score.desc(), Label.name)).all()
         return {"image_id": img.id, "path": img.path, "status": img.status, "error": img.error,
                 "width": img.width, "height": img.height, "format": img.format, "duplicate_of": img.duplicate_of,
                 "tags": [{"label": n, "score": sc, "model_version": v} for n, sc, v in tags]}

@@ -179,8 +179,9 @@ def _store_batch(db: Database, batch: dict[str, Any], enc: Encoded, mv_id: int, 
                       .values(status=FAILED, error=it["error"][:1000], model_version_id=mv_id, tagged_at=now,
                               job_id=job_id))
         if enc.ids:
-            # Re-tagging replaces: tags of earlier model versions for these images go.
-            s.execute(delete(Tag).where(Tag.image_id.in_(enc.ids)))
+            # Re-tagging replaces this version's tags; other versions' stay until they are removed
+            # (`tagscope models remove`): the active version serves while a new one is built.
+            s.execute(delete(Tag).where(Tag.image_id.in_(enc.ids), Tag.model_version_id == mv_id))
         if tag_rows:
             s.execute(insert(Tag), tag_rows)
         # Failed images and duplicates keep no embedding (and leave every index); tagged ones keep this one.

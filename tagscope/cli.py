@@ -10,6 +10,7 @@ import click
 from tagscope.admin import db, index, worker
 from tagscope.collection import demo, search, serve, show, status, tag
 from tagscope.jobs import beat, jobs, schedule
+from tagscope.models import models
 from tagscope.training import data, evaluate_cmd, synth, train
 from tagscope.vocabulary import labels
 
@@ -28,7 +29,7 @@ def cli(ctx: click.Context, home: str | None, database_url: str | None, broker_u
     ctx.obj = {"home": home, "database_url": database_url, "broker_url": broker_url}
 
 
-for command in (tag, search, show, serve, status, jobs, schedule, demo, labels, db, worker, beat, index, synth,
+for command in (tag, search, show, serve, status, jobs, schedule, models, demo, labels, db, worker, beat, index, synth,
                 train, evaluate_cmd, data):
     cli.add_command(command)
 

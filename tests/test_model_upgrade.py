@@ -1,0 +1,82 @@
+"""A model upgrade builds the new version beside the active one: searches during it never fail
+and answer from the old version until the new one covers the collection; then search switches,
+and a user can list both versions and switch back."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+from sqlalchemy import func, select
+
+from core.db import Embedding, ModelVersion, get_database
+from core.settings import load_settings
+from indexer.search import Searcher
+
+from .conftest import ROOT, photos_subset, run_cli, tagscope_env
+
+N = 150
+
+
+def models_json(home, **env) -> list[dict]:
+    return json.loads(run_cli("models", "--json", home=home, **env).stdout)["models"]
+
+
+def test_searches_during_an_upgrade_answer_from_the_old_version_until_the_switch(synthetic_photos, tmp_path):
+    from mkt.bundle import load_bundle, save_bundle
+    from mkt.factory import SYNTHETIC_BUNDLE
+
+    home = tmp_path / "home"
+    url = f"sqlite:///{home.resolve()}/tagscope.sqlite"
+    photos = photos_subset(synthetic_photos, tmp_path / "photos", N)
+    run_cli("tag", str(photos), home=home, TAGSCOPE_MODEL="synthetic")
+    [old] = models_json(home)
+    assert old["active"] and old["covers"] and old["embeddings"] == N
+    newer = load_bundle(SYNTHETIC_BUNDLE)  # the same weights re-saved with other metadata: another version
+    newer.head = {**newer.head, "upgrade": "test"}
+    save_bundle(newer, tmp_path / "newer.pt")
+    db = get_database(url)
+    searcher = Searcher(load_settings(environ={}, home=str(home), database_url=url, loader_workers=0))
+    assert searcher.search("red circle", 10) and searcher.model.version == old["version"]
+
+    def new_coverage() -> int:
+        with db.session() as s:
+            return int(s.scalar(select(func.count()).select_from(Embedding).join(
+                ModelVersion, ModelVersion.id == Embedding.model_version_id)
+                .where(ModelVersion.version != old["version"])) or 0)
+
+    upgrade = subprocess.Popen([sys.executable, "-m", "tagscope", "tag", str(photos), "--model",
+                                f"mkt:{tmp_path / 'newer.pt'}", "--batch-size", "2", "--loader-workers", "0"],
+                               cwd=ROOT, env=tagscope_env(home), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
+    served = []  # (version that answered, new version's coverage right after)
+    while upgrade.poll() is None:
+        hits = searcher.search("red circle", 10)  # never fails, never comes back short
+        assert len(hits) == 10
+        served.append((searcher.model.version, new_coverage()))
+        time.sleep(0.05)
+    output = upgrade.communicate()[0]
+    assert upgrade.returncode == 0, output
+    during = [(v, c) for v, c in served if 0 < c < N]
+    assert len(during) >= 3 and all(v == old["version"] for v, _ in during), served
+    assert all(c == N for v, c in served if v != old["version"])  # the new one only once it covers all
+    searcher.search("red circle", 10)
+    versions = {m["version"]: m for m in models_json(home)}
+    [new] = [m for m in versions.values() if m["version"] != old["version"]]
+    assert searcher.model.version == new["version"] and new["active"] and not versions[old["version"]]["active"]
+    assert new["covers"] and versions[old["version"]]["covers"]  # both kept: the user can switch back
+    out = run_cli("models", "use", old["version"][:12], home=home)
+    assert f"search now serves synthetic ({old['version'][:16]})" in out.stdout
+    searcher.search("red circle", 10)
+    assert searcher.model.version == old["version"]
+    record = json.loads(run_cli("show", "1", "--json", home=home).stdout)
+    assert record["tags"] and {t["model_version"] for t in record["tags"]} == {old["version"]}
+    refused = run_cli("models", "remove", old["version"], home=home, check=False)
+    assert refused.returncode == 2 and "active" in refused.stderr
+    run_cli("models", "remove", new["version"][:12], home=home)
+    assert [m["version"] for m in models_json(home) if m["embeddings"]] == [old["version"]]
+    again = run_cli("tag", str(photos), home=home, TAGSCOPE_MODEL="synthetic").stdout
+    assert "0 processed this run" in again  # images the removed version had tagged last are the old one's
+    assert not list((home / "index").glob(f"{new['version']}.*"))
