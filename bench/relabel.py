@@ -64,8 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         _grow(settings, args.n)
         names = [f"new label {i}" for i in range(args.labels)]
         t0 = time.perf_counter()
-        seed_labels(get_database(settings.db_url), names, source="user")
-        scored = score_new_labels(settings, names)
+        seed_labels(get_database(settings.db_url), names, source="user", state="pending")
+        scored = score_new_labels(settings)
         add_s = time.perf_counter() - t0
     per_add, per_tag = add_s / scored, tag_s / args.retag_n
     print(f"labels add: {args.labels} labels for {scored} tagged images in {add_s:.2f} s ({per_add * 1e3:.3f} ms/img)")

@@ -109,6 +109,8 @@ class Label(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     source: Mapped[str] = mapped_column(String(32), default="user")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # pending: being scored (its tags hidden until the switch); active; removing (hidden at once).
+    state: Mapped[str] = mapped_column(String(16), default="active", server_default="active")
 
 
 class Tag(Base):

@@ -10,6 +10,12 @@ added), because tagging scores the same float16 embeddings the store keeps
 re-scores only the images that lose a tag against the remaining vocabulary, so the next-best
 label takes the freed place as a re-tag would. Models with a local stream (MKT bundles) score
 from their stored patch features.
+
+Vocabulary changes switch atomically for readers (the image page, ``tagscope show``, the API):
+new labels are added ``pending`` and their tags are written BESIDE the tags readers see, which
+stay whole; one transaction then makes the labels active and trims each touched image to its
+best ``top_n``. An interrupted ``labels add`` leaves them pending and hidden; the next one
+finishes them. Removed labels are hidden at once (``removing``) before their tags go.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, func, insert, select, tuple_, update
 
 from core.db import Database, Embedding, Label, ModelVersion, Tag, get_database
 from core.errors import TagscopeError
@@ -29,7 +35,7 @@ from core.settings import Settings
 from indexer import store
 from mkt.factory import get_model
 from mkt.tagmodel import ImageEmbeddings, TagModel
-from tagger.vocabulary import label_embeddings, vocabulary
+from tagger.vocabulary import ACTIVE, PENDING, REMOVING, label_embeddings, vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -92,10 +98,40 @@ def _write(db: Database, mv_id: int, kept: dict[int, list[tuple[int, float]]]) -
             s.execute(insert(Tag), rows)
 
 
+def _add_beside(db: Database, mv_id: int, label_ids: list[int], kept: dict[int, list[tuple[int, float]]]) -> None:
+    """Write the new labels' entries of each image's new best beside its visible tags (the
+    displaced ones go when the labels switch to active, :func:`_activate`)."""
+    new = set(label_ids)
+    with db.session() as s:
+        for chunk in store.chunks(list(kept)):
+            s.execute(delete(Tag).where(Tag.model_version_id == mv_id, Tag.image_id.in_(chunk),
+                                        Tag.label_id.in_(label_ids)))  # a resumed run writes them again
+        rows = [{"image_id": i, "label_id": label, "model_version_id": mv_id, "score": float(score)}
+                for i, labels in kept.items() for label, score in labels if label in new]
+        if rows:
+            s.execute(insert(Tag), rows)
+
+
+def _activate(db: Database, label_ids: list[int], versions: list[ModelVersion], top_n: int) -> None:
+    """One transaction: the pending labels become active, and every image holding one of their
+    tags keeps its best ``top_n`` (by score), which is the top-n :func:`_rescore` computed."""
+    with db.session() as s:
+        s.execute(update(Label).where(Label.id.in_(label_ids)).values(state=ACTIVE))
+        for mv in versions:
+            touched = select(Tag.image_id).where(Tag.model_version_id == mv.id, Tag.label_id.in_(label_ids))
+            rank = func.row_number().over(partition_by=Tag.image_id, order_by=(Tag.score.desc(), Tag.label_id))
+            ranked = (select(Tag.image_id, Tag.label_id, rank.label("rank"))
+                      .where(Tag.model_version_id == mv.id, Tag.image_id.in_(touched)).subquery())
+            doomed = select(ranked.c.image_id, ranked.c.label_id).where(ranked.c.rank > top_n)
+            s.execute(delete(Tag).where(Tag.model_version_id == mv.id,
+                                        tuple_(Tag.image_id, Tag.label_id).in_(doomed)))
+
+
 def _rescore(db: Database, mv: ModelVersion, model: TagModel, label_ids: list[int], label_emb: torch.Tensor,
-             rule: Rule, only: set[int] | None = None, merge_stored: bool = True) -> int:
+             rule: Rule, only: set[int] | None = None, merge_stored: bool = True, beside: bool = False) -> int:
     """Score ``label_ids`` for the tagged images of ``mv`` (or those in ``only``) from the store and
-    keep the best per ``rule``, merged with their stored tags when ``merge_stored``."""
+    keep the best per ``rule``, merged with their stored tags when ``merge_stored``; ``beside``:
+    write only the new labels' entries next to the visible tags (:func:`_add_beside`)."""
     n = 0
     for ids, vectors, patches in store.scan(db, mv.id, mv.embed_dim, with_patches=model.local_top_k > 0):
         if only is not None:
@@ -113,25 +149,28 @@ def _rescore(db: Database, mv: ModelVersion, model: TagModel, label_ids: list[in
             best = rule.keep(current[image_id])
             if not merge_stored or {label for label, _ in best} != before:  # most images keep their tags
                 kept[image_id] = best
-        _write(db, mv.id, kept)
+        (_add_beside(db, mv.id, label_ids, kept) if beside else _write(db, mv.id, kept))
         n += len(ids)
     return n
 
 
-def score_new_labels(settings: Settings, names: Sequence[str]) -> int:
-    """Score the labels ``names`` (already in the vocabulary) for every tagged image; returns how
-    many images were scored. No photo is read."""
+def score_new_labels(settings: Settings) -> int:
+    """Score the pending labels (just added, or left pending by an interrupted run) for every
+    tagged image beside the visible tags, then switch them to active at once; returns how many
+    images were scored. No photo is read."""
     db = get_database(settings.db_url)
     with db.session() as s:
-        labels = s.execute(select(Label.id, Label.name).where(Label.name.in_(list(names)))).all()
+        labels = s.execute(select(Label.id, Label.name).where(Label.state == PENDING).order_by(Label.id)).all()
     if not labels:
         return 0
-    rule, n = Rule(settings.top_n, settings.min_score), 0
-    for mv in _tagged_versions(db):
+    rule, n, versions = Rule(settings.top_n, settings.min_score), 0, _tagged_versions(db)
+    label_ids = [i for i, _ in labels]
+    for mv in versions:
         model = _model_of(mv, settings)
         with torch.inference_mode():
             label_emb = model.encode_labels([name for _, name in labels])
-        n += _rescore(db, mv, model, [i for i, _ in labels], label_emb, rule)
+        n += _rescore(db, mv, model, label_ids, label_emb, rule, beside=True)
+    _activate(db, label_ids, versions, rule.top_n)
     return n
 
 
@@ -139,8 +178,10 @@ def remove_labels(settings: Settings, names: Sequence[str]) -> tuple[int, int]:
     """Delete labels and their tags; the images that lost a tag are re-scored against the remaining
     vocabulary. Returns (labels removed, images re-scored)."""
     db = get_database(settings.db_url)
-    with db.session() as s:
+    with db.session() as s:  # hidden from readers and from tagging at once
         ids = list(s.scalars(select(Label.id).where(Label.name.in_(list(names)))))
+        s.execute(update(Label).where(Label.id.in_(ids)).values(state=REMOVING))
+    with db.session() as s:
         affected = set(s.scalars(select(Tag.image_id).where(Tag.label_id.in_(ids)).distinct())) if ids else set()
         if ids:
             s.execute(delete(Tag).where(Tag.label_id.in_(ids)))

@@ -82,7 +82,7 @@ def image_record(db: Database, image_id: int) -> dict[str, Any] | None:
         tags = s.execute(select(Label.name, Tag.score, ModelVersion.version)
                          .join(Label, Label.id == Tag.label_id)
                          .join(ModelVersion, ModelVersion.id == Tag.model_version_id)
-                         .where(Tag.image_id == source, Tag.model_version_id == shown)
+                         .where(Tag.image_id == source, Tag.model_version_id == shown, Label.state == "active")
                          .order_by(Tag.score.desc(), Label.name)).all()
         return {"image_id": img.id, "path": img.path, "status": img.status, "error": img.error,
                 "width": img.width, "height": img.height, "format": img.format, "duplicate_of": img.duplicate_of,

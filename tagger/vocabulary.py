@@ -18,11 +18,15 @@ from core.db import Database, Label
 from mkt.data import read_label_list
 from mkt.tagmodel import TagModel
 
+ACTIVE, PENDING, REMOVING = "active", "pending", "removing"
+
 
 def vocabulary(db: Database) -> list[tuple[int, str]]:
-    """Every label as (id, name), in id order."""
+    """Every label tagging scores as (id, name), in id order: active ones and those being added
+    (their tags stay hidden until they switch to active), not those being removed."""
     with db.session() as s:
-        return [(i, n) for i, n in s.execute(select(Label.id, Label.name).order_by(Label.id))]
+        return [(i, n) for i, n in s.execute(select(Label.id, Label.name).where(Label.state != REMOVING)
+                                             .order_by(Label.id))]
 
 
 _label_cache: dict[tuple[str, str], tuple[list[int], torch.Tensor]] = {}
@@ -50,9 +54,10 @@ def vocabulary_size(db: Database) -> int:
         return int(s.scalar(select(func.count()).select_from(Label)) or 0)
 
 
-def seed_labels(db: Database, names: Iterable[str], source: str) -> list[str]:
-    """Add labels not yet in the vocabulary (whitespace folded, case-insensitively new); returns
-    the names added."""
+def seed_labels(db: Database, names: Iterable[str], source: str, state: str = ACTIVE) -> list[str]:
+    """Add labels not yet in the vocabulary (whitespace folded, case-insensitively new) in
+    ``state`` (``pending``: scored from stored embeddings before they show); returns the names
+    added."""
     clean = []
     seen = set()
     for name in names:
@@ -69,6 +74,6 @@ def seed_labels(db: Database, names: Iterable[str], source: str) -> list[str]:
             if name.lower() not in existing:
                 if len(name) > 200:
                     raise ValueError(f"label too long ({len(name)} characters, at most 200): {name[:40]}...")
-                s.add(Label(name=name, source=source))
+                s.add(Label(name=name, source=source, state=state))
                 added.append(name)
     return added

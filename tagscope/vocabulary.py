@@ -27,8 +27,8 @@ def _add(ctx: click.Context, names: list[str], source: str, where: str = "") -> 
 
     settings = settings_for(ctx)
     t0 = time.time()
-    added = seed_labels(database(settings), names, source=source)
-    scored = score_new_labels(settings, added) if added else 0
+    added = seed_labels(database(settings), names, source=source, state="pending")
+    scored = score_new_labels(settings)  # also finishes labels an interrupted run left pending
     line = f"added {len(added)} label(s){where}, {len(names) - len(added)} already present"
     if scored:
         line += f"; scored for {scored} tagged images from stored embeddings in {time.time() - t0:.1f}s (no photo read)"
@@ -75,9 +75,9 @@ def labels_remove(ctx: click.Context, names: tuple[str, ...]) -> None:
 def labels_list(ctx: click.Context, as_json: bool) -> None:
     """List the vocabulary."""
     with database(settings_for(ctx)).session() as s:
-        rows = s.execute(select(Label.name, Label.source).order_by(Label.id)).all()
+        rows = s.execute(select(Label.name, Label.source, Label.state).order_by(Label.id)).all()
     if as_json:
-        click.echo(json.dumps([{"name": n, "source": src} for n, src in rows], ensure_ascii=False))
+        click.echo(json.dumps([{"name": n, "source": src, "state": st} for n, src, st in rows], ensure_ascii=False))
     else:
-        for n, _ in rows:
-            click.echo(n)
+        for n, _, st in rows:
+            click.echo(n if st == "active" else f"{n} ({st}: `tagscope labels add` finishes it)")
