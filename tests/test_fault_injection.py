@@ -1,6 +1,6 @@
 """Jobs survive killed workers: real ``tagscope worker`` processes killed with SIGKILL at random
-moments mid-job and restarted, on the embedded broker and on Redis, one or two workers sharing
-the queue. The job must end ``done`` within a bounded time after the last restart, with every
+moments mid-job and restarted, on the embedded broker, Redis and RabbitMQ, one or two workers
+sharing the queue. The job must end ``done`` within a bounded time after the last restart, with every
 image tagged exactly once and the index holding exactly the tagged images."""
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ def job_row(home: Path, env: dict[str, str]) -> dict:
     return json.loads(run_cli("jobs", "show", "1", "--json", home=home, **env).stdout)
 
 
-@pytest.mark.parametrize("broker, n_workers", [("embedded", 1), ("redis", 1), ("embedded", 2), ("redis", 2)])
+@pytest.mark.parametrize("broker, n_workers", [("embedded", 1), ("redis", 1), ("rabbitmq", 1), ("embedded", 2),
+                                               ("redis", 2)])
 def test_a_job_survives_workers_killed_at_random_moments(broker, n_workers, synthetic_photos, tmp_path):
     home = tmp_path / "home"
     url = f"sqlite:///{home.resolve()}/tagscope.sqlite"
