@@ -84,3 +84,19 @@ def test_a_schedule_tags_added_files_and_marks_removed_ones_missing(synthetic_ph
     for before, after in zip(ended, ended[1:]):  # a run never overlaps the previous one
         assert datetime.fromisoformat(after["created_at"]) >= datetime.fromisoformat(before["finished_at"])
     assert "tagscope.tick" in (home / "beat.log").read_text()
+
+
+def test_a_worker_with_beat_runs_schedules_on_its_own(tmp_path):
+    home = tmp_path / "home"
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    env = {"TAGSCOPE_BROKER_URL": "embedded", "TAGSCOPE_MODEL": "synthetic", "TAGSCOPE_BEAT_TICK": "1"}
+    run_cli("schedule", "add", str(photos), "--every", "2s", home=home, **env)
+    worker = start_worker(home, env, "--beat")
+    try:
+        runs = wait_until(lambda: (lambda rows: len(rows) >= 2 and rows)(
+            json.loads(run_cli("jobs", "--json", home=home, **env).stdout)["jobs"]), timeout=90, every=1)
+    finally:
+        stop_worker(worker)
+    assert all(j["kind"] == "schedule" and j["state"] == "done" and j["total"] == 0 for j in runs[1:])
+    assert (home / "celerybeat-schedule").exists() or list(home.glob("celerybeat-schedule*"))
