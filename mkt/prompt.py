@@ -21,14 +21,9 @@ import torch
 from torch import nn
 
 from mkt.tagmodel import MKT_TEMPLATE
+from mkt.text import run_tower, text_tower
 
 PLACEHOLDER = "X"
-
-
-def text_tower(clip: nn.Module) -> nn.Module:
-    """The module holding token_embedding ... text_projection (CLIP or CustomTextCLIP)."""
-    tower = getattr(clip, "text", None)
-    return tower if tower is not None and hasattr(tower, "token_embedding") else clip
 
 
 def _template_parts(template: str) -> tuple[str, str]:
@@ -105,14 +100,7 @@ class PromptEncoder(nn.Module):
             eot = tokens.argmax(dim=-1)  # the suffix sits right before the end token
             for j in range(self.n_suffix):
                 x[rows, eot - self.n_suffix + j] = self.context_suffix[j].to(cast_dtype)
-        x = x + tower.positional_embedding.to(cast_dtype)
-        x = tower.transformer(x, attn_mask=tower.attn_mask)
-        x = tower.ln_final(x)
-        x = x[rows, tokens.argmax(dim=-1)]  # pooled at the end token, as CLIP's argmax pooling
-        proj = tower.text_projection
-        if proj is not None:
-            x = proj(x) if isinstance(proj, nn.Linear) else x @ proj
-        return x
+        return run_tower(tower, x, tokens)  # pooled at the end token, on the real token length
 
     def bundle_prompt(self) -> dict[str, Any]:
         return {"template": self.template, "context": self.context.detach().cpu(),

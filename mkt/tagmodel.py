@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mkt.text import encode_text
+
 DEFAULT_TEMPLATE = "a photo of a {label}."
 MKT_TEMPLATE = "There is a {label} in the scene"  # the paper's stage-1 template
 
@@ -75,7 +77,7 @@ def embed_label_texts(clip: nn.Module, tokenizer: Callable[[Sequence[str]], torc
         if prompt_encoder is not None:
             emb = prompt_encoder(chunk)
         else:
-            emb = clip.encode_text(tokenizer([template.format(label=t) for t in chunk]).to(device))
+            emb = encode_text(clip, tokenizer([template.format(label=t) for t in chunk]).to(device))
         out.append(F.normalize(emb.float(), dim=-1))
     return out[0] if len(out) == 1 else torch.cat(out)
 
