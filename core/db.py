@@ -171,6 +171,19 @@ class Job(Base):
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class LabelEmbedding(Base):
+    """A label text's embedding under one model version (float32), computed once and reused by
+    every run, process and worker (indexer.text_store)."""
+
+    __tablename__ = "label_embeddings"
+
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"),
+                                                  primary_key=True)
+    text_key: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of the text
+    text: Mapped[str] = mapped_column(Text)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class JobTask(Base):
     """One task of a job: a few hundred image ids, leased by the worker running it."""
 

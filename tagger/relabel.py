@@ -33,6 +33,7 @@ from core.errors import TagscopeError
 from core.modelspec import parse_spec
 from core.settings import Settings
 from indexer import store
+from indexer.text_store import get_or_encode
 from mkt.factory import get_model
 from mkt.tagmodel import ImageEmbeddings, TagModel
 from tagger.vocabulary import ACTIVE, PENDING, REMOVING, label_embeddings, vocabulary
@@ -167,8 +168,7 @@ def score_new_labels(settings: Settings) -> int:
     label_ids = [i for i, _ in labels]
     for mv in versions:
         model = _model_of(mv, settings)
-        with torch.inference_mode():
-            label_emb = model.encode_labels([name for _, name in labels])
+        label_emb, _ = get_or_encode(db, model, mv.id, [name for _, name in labels])
         n += _rescore(db, mv, model, label_ids, label_emb, rule, beside=True)
     _activate(db, label_ids, versions, rule.top_n)
     return n
@@ -191,7 +191,7 @@ def remove_labels(settings: Settings, names: Sequence[str]) -> tuple[int, int]:
         vocab = vocabulary(db)
         for mv in _tagged_versions(db):
             model = _model_of(mv, settings)
-            label_ids, label_emb = label_embeddings(model, vocab)
+            label_ids, label_emb = label_embeddings(model, vocab, db, mv.id)
             n += _rescore(db, mv, model, label_ids, label_emb, rule, only=affected, merge_stored=False)
     return len(ids), n
 

@@ -83,7 +83,7 @@ def tag_images(settings: Settings, job_id: int, image_ids: Sequence[int],
         items = [(i, raw) for i, raw in s.execute(select(Image.id, Image.path_raw).where(Image.id.in_(image_ids))
                                                   .order_by(Image.id))]
     model = load_job_model(db, job, settings.resolved_device())
-    label_ids, label_emb = label_embeddings(model, vocabulary(db))
+    label_ids, label_emb = label_embeddings(model, vocabulary(db), db, job.model_version_id)
     log.info("job %d: %d images on %s (batch %d, %d decode workers)", job_id, len(items), model.device,
              settings.batch_size, settings.loader_workers)
     loader = DataLoader(_ImageFiles(items, model.preprocess, job.params.max_pixels), batch_size=settings.batch_size,

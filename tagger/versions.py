@@ -15,7 +15,18 @@ from typing import Any
 
 from sqlalchemy import delete, func, select, update
 
-from core.db import TAGGED, Database, Embedding, Image, IndexChange, ModelVersion, Tag, collection_model_version, utcnow
+from core.db import (
+    TAGGED,
+    Database,
+    Embedding,
+    Image,
+    IndexChange,
+    LabelEmbedding,
+    ModelVersion,
+    Tag,
+    collection_model_version,
+    utcnow,
+)
 from core.errors import TagscopeError
 
 
@@ -92,6 +103,7 @@ def remove_version(db: Database, ref: str) -> tuple[ModelVersion, int]:
             raise TagscopeError(f"model {mv.spec} is the active one: `tagscope models use` another first")
         n = s.execute(delete(Embedding).where(Embedding.model_version_id == mv.id)).rowcount
         s.execute(delete(Tag).where(Tag.model_version_id == mv.id))
+        s.execute(delete(LabelEmbedding).where(LabelEmbedding.model_version_id == mv.id))
         s.execute(delete(IndexChange).where(IndexChange.model_version_id == mv.id))
         if active is not None:  # images it tagged last are the active version's again where it has them
             has_active = select(Embedding.image_id).where(Embedding.image_id == Image.id,

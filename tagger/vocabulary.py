@@ -15,6 +15,7 @@ import torch
 from sqlalchemy import func, select
 
 from core.db import Database, Label
+from indexer.text_store import get_or_encode
 from mkt.data import read_label_list
 from mkt.tagmodel import TagModel
 
@@ -32,13 +33,20 @@ def vocabulary(db: Database) -> list[tuple[int, str]]:
 _label_cache: dict[tuple[str, str], tuple[list[int], torch.Tensor]] = {}
 
 
-def label_embeddings(model: TagModel, labels: Sequence[tuple[int, str]]) -> tuple[list[int], torch.Tensor]:
-    """Embeddings of the vocabulary, cached per model version and label set."""
+def label_embeddings(model: TagModel, labels: Sequence[tuple[int, str]], db: Database | None = None,
+                     model_version_id: int | None = None) -> tuple[list[int], torch.Tensor]:
+    """Embeddings of the vocabulary, cached per model version and label set in this process and,
+    given the database and the version's row, stored in SQL: only labels never encoded under
+    this version go through the text tower (:mod:`indexer.text_store`)."""
     digest = hashlib.sha256("\n".join(f"{i}\t{n}" for i, n in labels).encode()).hexdigest()
     key = (model.version, digest)
     if key not in _label_cache:
-        with torch.inference_mode():
-            emb = model.encode_labels([name for _, name in labels])
+        names = [name for _, name in labels]
+        if db is not None and model_version_id is not None:
+            emb, _ = get_or_encode(db, model, model_version_id, names)
+        else:
+            with torch.inference_mode():
+                emb = model.encode_labels(names)
         _label_cache.clear()  # one vocabulary at a time is what a worker needs
         _label_cache[key] = ([i for i, _ in labels], emb)
     return _label_cache[key]
