@@ -8,6 +8,7 @@ was removed or failed since it was indexed never shows up.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -27,6 +28,7 @@ MAX_K = 1000
 RERANK_POOL = 200  # candidates re-ranked by the model's own score (MKT models, approximate indexes)
 MAX_POOL = 4000
 MAX_QUERY_CHARS = 300
+QUERY_CACHE = 4096  # query texts whose embeddings a searcher keeps (~2 KiB each at 512-d)
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,7 @@ class Searcher:
         self._index: VectorIndex | None = None
         self._lock = threading.Lock()
         self._version_row: int | None = None
+        self._queries: OrderedDict[tuple[str, str], torch.Tensor] = OrderedDict()
 
     def follow_active_version(self) -> None:
         """Drop the loaded model and index when the collection's active version changed."""
@@ -130,8 +133,21 @@ class Searcher:
             return self._index
 
     def embed_query(self, text: str) -> torch.Tensor:
+        """The query's embedding, from a per-process LRU cache of recent texts (per model version)."""
+        model = self.model
+        key = (model.version, text)
+        with self._lock:
+            cached = self._queries.get(key)
+            if cached is not None:
+                self._queries.move_to_end(key)
+                return cached
         with torch.inference_mode():
-            return self.model.encode_labels([text]).float().cpu()
+            emb = model.encode_labels([text]).float().cpu()
+        with self._lock:
+            self._queries[key] = emb
+            while len(self._queries) > QUERY_CACHE:
+                self._queries.popitem(last=False)
+        return emb
 
     def search(self, text: str, k: int = 20, min_score: float | None = None) -> list[Hit]:
         """The ``k`` best images for ``text``; with ``min_score``, only those scoring at least that
