@@ -4,8 +4,10 @@ for what each kind loads). Parsing imports nothing heavy."""
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from core.errors import TagscopeError
 
@@ -78,15 +80,37 @@ def _weight_caches() -> list[Path]:
     return [Path(hub) if hub else cache_home / "huggingface" / "hub", cache_home / "clip"]
 
 
-def check_offline_weights(spec: ModelSpec) -> None:
-    """With HF_HUB_OFFLINE set and no model weights cached at all, fail at once, before the
-    seconds it takes to import torch and open_clip. Anything cached: the real loader decides."""
+HUB_PROBE_TIMEOUT_S = 3.0
+
+
+def check_offline_weights(spec: ModelSpec, probe_network: bool = False) -> None:
+    """With no model weights cached at all, fail at once, before the seconds it takes to import
+    torch and open_clip: when HF_HUB_OFFLINE is set, or (``probe_network``: the command line,
+    before its imports) when the hub or the HTTPS proxy does not answer a TCP connection within
+    :data:`HUB_PROBE_TIMEOUT_S` (no network: the hub's own retries take about a minute).
+    Anything cached: the real loader decides."""
     if spec.kind != "open_clip" or not spec.pretrained or Path(spec.pretrained).expanduser().exists():
-        return
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("", "0", "false", "no"):
         return
     for cache in _weight_caches():
         if cache.is_dir() and any(p.suffix in WEIGHT_SUFFIXES for p in cache.rglob("*") if not p.is_dir()):
             return
-    raise offline_error(spec, "HF_HUB_OFFLINE is set")
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() not in ("", "0", "false", "no"):
+        raise offline_error(spec, "HF_HUB_OFFLINE is set")
+    if not probe_network:
+        return
+    host, port = _hub_address()
+    try:
+        socket.create_connection((host, port), timeout=HUB_PROBE_TIMEOUT_S).close()
+    except OSError as exc:
+        raise offline_error(spec, f"{host}:{port} does not answer: {exc.strerror or type(exc).__name__}; "
+                                  "no network?") from None
+
+
+def _hub_address() -> tuple[str, int]:
+    """Where a download would connect first: the HTTPS proxy if one is set, else the hub."""
+    env = os.environ
+    url = (env.get("HTTPS_PROXY") or env.get("https_proxy") or env.get("HF_ENDPOINT")
+           or "https://huggingface.co")
+    parsed = urlsplit(url if "://" in url else f"http://{url}")
+    return parsed.hostname or "huggingface.co", parsed.port or (443 if parsed.scheme == "https" else 80)
 

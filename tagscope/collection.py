@@ -39,7 +39,7 @@ def tag(ctx: click.Context, paths: tuple[str, ...], model: str | None, batch_siz
     for p in paths:
         if not os.path.exists(p):
             raise TagscopeError(f"{p} does not exist: pass a folder or image file to tag")
-    check_offline_weights(settings.tagging_model)  # before seconds of imports
+    check_offline_weights(settings.tagging_model, probe_network=True)  # before seconds of imports
     from tagger.tag_job import run_tag_job
 
     summary = run_tag_job(settings, paths, retry_failed=retry_failed, retag=retag, wait=wait,

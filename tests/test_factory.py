@@ -133,3 +133,18 @@ def test_local_weights_file_loads(tmp_path):
         b = ref.encode_images(pixels).global_
     assert torch.allclose(a, b, atol=1e-5)
     assert model.version != ref.version  # a different template and origin: a different model version
+
+
+def test_no_network_fails_fast_even_without_hf_hub_offline(tmp_path):
+    """No HF_HUB_OFFLINE, no cached weights, a hub that does not answer: one line within 5 s."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.new("RGB", (8, 8)).save(photos / "a.png")
+    started = time.monotonic()
+    proc = run_cli("tag", str(photos), "--model", "open_clip:ViT-B-32:laion2b_s34b_b79k", home=tmp_path / "h",
+                   check=False, HF_HUB_OFFLINE="", HF_HOME=str(tmp_path / "hf"), XDG_CACHE_HOME=str(tmp_path / "xdg"),
+                   HF_ENDPOINT="http://127.0.0.1:9", HTTPS_PROXY="", https_proxy="")
+    elapsed = time.monotonic() - started
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0, proc.stderr
+    assert "127.0.0.1:9 does not answer" in proc.stderr and "local file" in proc.stderr
+    assert elapsed < 5, f"took {elapsed:.1f}s"
