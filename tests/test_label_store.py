@@ -37,3 +37,20 @@ def test_label_embeddings_are_stored_reused_and_keyed_by_model_version(home_env,
         s.flush()
         other_id = other.id
     assert get_or_encode(db, model, other_id, names[:5])[1] == 5
+
+
+def test_search_keeps_the_embeddings_of_recent_query_texts(tmp_path):
+    from core.settings import load_settings
+    from indexer.search import QUERY_CACHE, Searcher
+    from mkt.factory import get_model
+
+    model = get_model("synthetic", "cpu")
+    searcher = Searcher(load_settings(environ={}, home=str(tmp_path)), model=model)
+    first = searcher.embed_query("red circle")
+    assert searcher.embed_query("red circle") is first  # the second time: no text tower
+    with torch.inference_mode():
+        assert torch.allclose(first, model.encode_labels(["red circle"]), atol=1e-6)
+    for n in range(QUERY_CACHE):
+        searcher._queries[(model.version, f"text {n}")] = first
+    searcher.embed_query("blue star")
+    assert len(searcher._queries) == QUERY_CACHE and (model.version, "red circle") not in searcher._queries
