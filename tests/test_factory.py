@@ -88,15 +88,20 @@ def test_unknown_architecture_and_tag_are_clear_errors():
         create_tag_model("open_clip:ViT-B-32:not_a_tag")
 
 
-def test_offline_pretrained_weights_fail_fast_with_the_fix(tmp_path):
-    """With HF_HUB_OFFLINE=1 and no cached weights: one line, naming the fix, within 5 seconds."""
+def tag_with_uncached_weights(tmp_path, **env: str):
+    """``tagscope tag`` of one photo with pretrained weights nothing has cached: (process, seconds)."""
     photos = tmp_path / "photos"
     photos.mkdir()
     Image.new("RGB", (8, 8)).save(photos / "a.png")
     started = time.monotonic()
     proc = run_cli("tag", str(photos), "--model", "open_clip:ViT-B-32:laion2b_s34b_b79k", home=tmp_path / "h",
-                   check=False, HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf"))
-    elapsed = time.monotonic() - started
+                   check=False, HF_HOME=str(tmp_path / "hf"), **env)
+    return proc, time.monotonic() - started
+
+
+def test_offline_pretrained_weights_fail_fast_with_the_fix(tmp_path):
+    """With HF_HUB_OFFLINE=1 and no cached weights: one line, naming the fix, within 5 seconds."""
+    proc, elapsed = tag_with_uncached_weights(tmp_path, HF_HUB_OFFLINE="1")
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("error: ") and proc.stderr.strip().count("\n") == 0, proc.stderr
     assert "HF_HUB_OFFLINE" in proc.stderr and "local file" in proc.stderr
@@ -137,14 +142,8 @@ def test_local_weights_file_loads(tmp_path):
 
 def test_no_network_fails_fast_even_without_hf_hub_offline(tmp_path):
     """No HF_HUB_OFFLINE, no cached weights, a hub that does not answer: one line within 5 s."""
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    Image.new("RGB", (8, 8)).save(photos / "a.png")
-    started = time.monotonic()
-    proc = run_cli("tag", str(photos), "--model", "open_clip:ViT-B-32:laion2b_s34b_b79k", home=tmp_path / "h",
-                   check=False, HF_HUB_OFFLINE="", HF_HOME=str(tmp_path / "hf"), XDG_CACHE_HOME=str(tmp_path / "xdg"),
-                   HF_ENDPOINT="http://127.0.0.1:9", HTTPS_PROXY="", https_proxy="")
-    elapsed = time.monotonic() - started
+    proc, elapsed = tag_with_uncached_weights(tmp_path, HF_HUB_OFFLINE="", XDG_CACHE_HOME=str(tmp_path / "xdg"),
+                                              HF_ENDPOINT="http://127.0.0.1:9", HTTPS_PROXY="", https_proxy="")
     assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0, proc.stderr
     assert "127.0.0.1:9 does not answer" in proc.stderr and "local file" in proc.stderr
     assert elapsed < 5, f"took {elapsed:.1f}s"
