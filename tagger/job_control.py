@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
-from core.db import FAILED, Database, Image, Job, JobTask, ModelVersion, utcnow
+from core.db import FAILED, Database, Image, Job, JobTask, ModelVersion, as_utc, iso_utc, utcnow
 from core.errors import TagscopeError
 from tagger import jobs, leases
 
@@ -27,8 +27,8 @@ def describe(s, job: Job) -> dict[str, Any]:
     workers = sorted(set(s.scalars(select(JobTask.worker).where(JobTask.job_id == job.id,
                                                                 JobTask.state == leases.RUNNING,
                                                                 JobTask.lease_until >= utcnow()))))
-    end = _aware(job.finished_at) or utcnow()
-    elapsed = (end - _aware(job.started_at)).total_seconds() if job.started_at else 0.0
+    end = as_utc(job.finished_at) or utcnow()
+    elapsed = (end - as_utc(job.started_at)).total_seconds() if job.started_at else 0.0
     rate = (done + failed) / elapsed if elapsed > 0 else 0.0
     remaining = max(job.total - done - failed, 0)
     version = s.get(ModelVersion, job.model_version_id) if job.model_version_id else None
@@ -38,8 +38,8 @@ def describe(s, job: Job) -> dict[str, Any]:
             "rate_img_s": round(rate, 2), "eta_s": round(remaining / rate, 1) if rate > 0 and
             job.state == "running" else None,
             "tasks": {state: int(tasks.get(state, 0)) for state in (leases.QUEUED, leases.RUNNING, leases.DONE)},
-            "workers": workers, "error": job.error, "created_at": _iso(job.created_at),
-            "started_at": _iso(job.started_at), "finished_at": _iso(job.finished_at)}
+            "workers": workers, "error": job.error, "created_at": iso_utc(job.created_at),
+            "started_at": iso_utc(job.started_at), "finished_at": iso_utc(job.finished_at)}
 
 
 def list_jobs(db: Database, limit: int = 20) -> list[dict[str, Any]]:
@@ -118,16 +118,6 @@ def _get(s, job_id: int) -> Job:
     if job is None:
         raise NoSuchJob(f"no job {job_id}: see `tagscope jobs`")
     return job
-
-
-def _aware(value):
-    from datetime import timezone
-
-    return value if value is None or value.tzinfo else value.replace(tzinfo=timezone.utc)
-
-
-def _iso(value) -> str | None:
-    return _aware(value).isoformat() if value else None
 
 
 def send(settings, job_id: int, kind: str, ids: list[int]) -> None:

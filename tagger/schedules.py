@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import delete, select, update
 
-from core.db import Database, Job, Schedule, utcnow
+from core.db import Database, Job, Schedule, iso_utc, utcnow
 from core.errors import TagscopeError
 from tagger.jobs import JobParams, queue_scan_job
 from tagger.leases import ACTIVE_JOB_STATES
@@ -80,7 +80,7 @@ def list_schedules(db: Database) -> list[dict[str, Any]]:
     for r in rows:
         job = last.get(r.last_job_id)
         out.append({"id": r.id, "paths": list(r.paths), "every_s": r.every_s, "every": format_every(r.every_s),
-                    "model": r.spec, "next_run_at": _iso(r.next_run_at), "last_run_at": _iso(r.last_run_at),
+                    "model": r.spec, "next_run_at": iso_utc(r.next_run_at), "last_run_at": iso_utc(r.last_run_at),
                     "last_job": None if job is None else {"id": job.id, "state": job.state}})
     return out
 
@@ -106,7 +106,3 @@ def start_due(db: Database, lease_s: float) -> list[int]:
             s.execute(update(Schedule).where(Schedule.id == sched.id).values(last_job_id=job_id, last_run_at=now))
         started.append(job_id)
     return started
-
-
-def _iso(value) -> str | None:
-    return value.isoformat() if value else None

@@ -25,6 +25,7 @@ from core.db import (
     ModelVersion,
     Tag,
     collection_model_version,
+    iso_utc,
     utcnow,
 )
 from core.errors import TagscopeError
@@ -64,7 +65,7 @@ def list_versions(db: Database) -> list[dict[str, Any]]:
         out.append({"version": mv.version, "spec": mv.spec, "dim": mv.embed_dim,
                     "active": active is not None and mv.id == active.id, "embeddings": have, "tagged_images": tagged,
                     "covers": tagged > 0 and have == tagged,
-                    "active_since": mv.active_since.isoformat() if mv.active_since else None})
+                    "active_since": iso_utc(mv.active_since)})
     return out
 
 
