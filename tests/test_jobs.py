@@ -57,7 +57,7 @@ def test_a_cancelled_job_stops_and_resume_finishes_it_on_a_worker(synthetic_phot
     env = {"TAGSCOPE_BROKER_URL": "embedded", "TAGSCOPE_MODEL": "synthetic", "TAGSCOPE_TASK_SIZE": "10",
            "TAGSCOPE_BATCH_SIZE": "2"}
     url = f"sqlite:///{home.resolve()}/tagscope.sqlite"
-    run_cli("tag", str(photos_subset(synthetic_photos, tmp_path / "photos", 70)), "--no-wait", home=home, **env)
+    run_cli("tag", str(photos_subset(synthetic_photos, tmp_path / "photos", 120)), "--no-wait", home=home, **env)
     worker = start_worker(home, env, "--loader-workers", "0")
     try:
         wait_until(lambda: tagged_count(url) >= 10, timeout=120, every=0.1)
@@ -67,15 +67,15 @@ def test_a_cancelled_job_stops_and_resume_finishes_it_on_a_worker(synthetic_phot
         time.sleep(3)  # the running task stops after its batch; queued tasks do nothing when they arrive
         stopped = tagged_count(url)
         time.sleep(3)
-        assert tagged_count(url) == stopped < 70
+        assert tagged_count(url) == stopped < 120
         assert jobs_json(home, "show", "1", **env)["done"] == stopped
         run_cli("jobs", "resume", "1", home=home, **env)
         done = wait_until(lambda: (lambda j: j["state"] == "done" and j)(jobs_json(home, "show", "1", **env)),
                           timeout=120, every=0.5)
     finally:
         stop_worker(worker)
-    assert (done["done"], done["failed"], done["total"]) == (70, 0, 70)
-    assert tagged_count(url) == 70
+    assert (done["done"], done["failed"], done["total"]) == (120, 0, 120)
+    assert tagged_count(url) == 120
 
 
 def test_an_interrupted_in_process_job_is_marked_and_resumed(synthetic_photos, tmp_path):
