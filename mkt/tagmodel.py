@@ -71,15 +71,23 @@ def embed_label_texts(clip: nn.Module, tokenizer: Callable[[Sequence[str]], torc
     if not texts:
         return torch.empty(0, clip_embed_dim(clip), device=device)
     step = batch_size or len(texts)
+    # In batches of similar length: the tower runs each batch on its longest text's tokens
+    # (mkt.text), so sorted batches do ~1.6x less work on the default vocabulary; a text's
+    # embedding does not depend on its batch mates.
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i])) if len(texts) > step else list(range(len(texts)))
     out = []
     for start in range(0, len(texts), step):
-        chunk = texts[start:start + step]
+        chunk = [texts[i] for i in order[start:start + step]]
         if prompt_encoder is not None:
             emb = prompt_encoder(chunk)
         else:
             emb = encode_text(clip, tokenizer([template.format(label=t) for t in chunk]).to(device))
         out.append(F.normalize(emb.float(), dim=-1))
-    return out[0] if len(out) == 1 else torch.cat(out)
+    if len(out) == 1:
+        return out[0]
+    restore = torch.empty(len(order), dtype=torch.long)
+    restore[torch.tensor(order)] = torch.arange(len(order))
+    return torch.cat(out)[restore.to(device)]
 
 
 @dataclass

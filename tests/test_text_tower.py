@@ -62,3 +62,15 @@ def test_a_tower_without_a_causal_mask_runs_the_full_context():
     assert not can_trim(Tower())
     with pytest.raises(AttributeError):
         encode_text(Tower(), torch.zeros(1, 77, dtype=torch.long))  # falls back to clip.encode_text
+
+
+def test_labels_encoded_in_length_sorted_batches_come_back_in_their_own_order():
+    from mkt.factory import get_model
+
+    model = get_model("synthetic", "cpu")
+    labels = ["a very long label made of many different words", "red", "blue square", "x", "striped background",
+              "green circle on a dotted background", "star"]
+    with torch.inference_mode():
+        batched = model.encode_labels(labels, batch_size=2)  # sorted by length into 4 batches
+        one_by_one = torch.cat([model.encode_labels([label]) for label in labels])
+    assert torch.allclose(batched, one_by_one, atol=1e-5), (batched - one_by_one).abs().max()
