@@ -1,80 +1,59 @@
 """Tagging one batch of images for a job: the unit of work a Celery task runs (or the CLI runs
 in-process).
 
-Decode in DataLoader worker processes, embed and score in batches under
-``torch.inference_mode`` (AMP on CUDA), store each image's best label scores and its embedding
-in SQL in one transaction per batch; the vector index follows within seconds
-(:mod:`indexer.sync`). The job row says which model version and result parameters to use; this
-machine's settings say on which device, in which batch size, with how many decode workers.
+Decode in DataLoader worker processes at the size the model needs (:mod:`tagger.decode`; nvJPEG
+on CUDA), embed and score in batches (:class:`mkt.runner.ImageRunner`: bf16 autocast on CUDA),
+and store each image's best label scores and its embedding in SQL in one transaction and a few
+bulk statements per batch on a writer thread (:mod:`tagger.batch_store`, :mod:`tagger.writer`),
+the three stages overlapping; the vector index follows within seconds (:mod:`indexer.sync`).
+The job row says which model version and result parameters to use; this machine's settings say
+on which device, in which batch size, with how many decode workers.
 """
 
 from __future__ import annotations
 
 import logging
-import os
+import time
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
-from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
-from sqlalchemy import delete, func, insert, select, update
-from sqlalchemy.orm import Session
-from torch.utils.data import DataLoader, Dataset
+from sqlalchemy import select
+from torch.utils.data import DataLoader
 
-from core.db import DUPLICATE, FAILED, TAGGED, Database, Image, Tag, get_database, utcnow
-from core.images import ImageDecodeError, read_image
+from core.db import Image, get_database
 from core.settings import Settings
-from indexer import store
 from indexer.sync import maybe_sync
+from mkt.runner import ImageRunner
 from mkt.tagmodel import ImageEmbeddings, TagModel
+from tagger.batch_store import Encoded, store_batch
+from tagger.decode import IO_BATCH, PhotoFiles, collate, describe, rebatch, to_device
 from tagger.jobs import JobParams, is_running, load_job, load_job_model
 from tagger.vocabulary import label_embeddings, vocabulary
+from tagger.writer import BatchWriter
 
 log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[int, int], None]  # (newly done, newly failed)
 
-
-# -- decoding in DataLoader workers -----------------------------------------------------------
-
-class _ImageFiles(Dataset):
-    def __init__(self, items: Sequence[tuple[int, bytes]], preprocess: Callable, max_pixels: int) -> None:
-        self.items = items
-        self.preprocess = preprocess
-        self.max_pixels = max_pixels
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        image_id, raw = self.items[i]
-        try:
-            image, info, digest = read_image(os.fsdecode(raw), max_pixels=self.max_pixels)
-            return {"id": image_id, "pixels": self.preprocess(image), "hash": digest,
-                    "width": info.width, "height": info.height, "format": info.format, "error": None}
-        except ImageDecodeError as exc:
-            return {"id": image_id, "pixels": None, "error": exc.reason}
-        except Exception as exc:  # a transform failing on odd pixels must not stop the job
-            return {"id": image_id, "pixels": None, "error": f"cannot process image: {type(exc).__name__}: {exc}"}
+_runners: dict[tuple[int, str, int], ImageRunner] = {}  # one per loaded model: compiled once
 
 
-def _collate(items: list[dict[str, Any]]) -> dict[str, Any]:
-    ok = [it for it in items if it["pixels"] is not None]
-    return {
-        "ok": ok,
-        "pixels": torch.stack([it["pixels"] for it in ok]) if ok else None,
-        "failed": [it for it in items if it["pixels"] is None],
-    }
+def runner_for(model: TagModel, settings: Settings) -> ImageRunner:
+    key = (id(model), settings.amp, settings.compile)
+    if key not in _runners or _runners[key].model is not model:
+        _runners.clear()
+        _runners[key] = ImageRunner(model, amp=settings.amp, compile=bool(settings.compile))
+    return _runners[key]
 
-
-# -- tagging -----------------------------------------------------------------------------------
 
 def tag_images(settings: Settings, job_id: int, image_ids: Sequence[int],
                progress: ProgressFn | None = None) -> tuple[int, int, bool]:
     """Tag ``image_ids`` for job ``job_id``: (done, failed, complete); not complete when the job
-    stopped running meanwhile (cancelled), checked before each batch. Idempotent: safe to retry."""
+    stopped running meanwhile (cancelled), checked before each batch. Idempotent: safe to retry.
+
+    Three stages overlap: decode workers (processes), the model (this thread), the writer (a
+    thread: :class:`tagger.writer.BatchWriter`). The log says where the time went."""
     if not image_ids:
         return 0, 0, True
     db = get_database(settings.db_url)
@@ -83,37 +62,59 @@ def tag_images(settings: Settings, job_id: int, image_ids: Sequence[int],
         items = [(i, raw) for i, raw in s.execute(select(Image.id, Image.path_raw).where(Image.id.in_(image_ids))
                                                   .order_by(Image.id))]
     model = load_job_model(db, job, settings.resolved_device())
+    runner = runner_for(model, settings)
     label_ids, label_emb = label_embeddings(model, vocabulary(db), db, job.model_version_id)
-    log.info("job %d: %d images on %s (batch %d, %d decode workers)", job_id, len(items), model.device,
-             settings.batch_size, settings.loader_workers)
-    loader = DataLoader(_ImageFiles(items, model.preprocess, job.params.max_pixels), batch_size=settings.batch_size,
-                        num_workers=settings.loader_workers, collate_fn=_collate,
-                        pin_memory=model.device.type == "cuda", persistent_workers=False)
-    done = failed = 0
-    for batch in loader:
-        if not is_running(db, job_id):
-            log.info("job %d is no longer running: stopping after %d images", job_id, done + failed)
-            return done, failed, False
-        encoded = _embed_and_score(model, batch, label_ids, label_emb, job.params)
-        n_ok, n_failed = _store_batch(db, batch, encoded, job.model_version_id, job_id)
-        done += n_ok
-        failed += n_failed
+    loader, batch_size = _loader(settings, runner, items, job.params.max_pixels, job_id)
+    counts, clock = [0, 0], dict.fromkeys(("decode wait", "device decode", "model", "writer wait"), 0.0)
+
+    def write(item: tuple[dict[str, Any], Encoded]) -> None:
+        n_ok, n_failed = store_batch(db, item[0], item[1], job.model_version_id, job_id)
+        counts[0] += n_ok
+        counts[1] += n_failed
         if progress:
             progress(n_ok, n_failed)
         maybe_sync(settings, model.version, model.embed_dim)  # searchable while the job runs
-    return done, failed, True
+
+    complete = True
+    t0 = tick = time.perf_counter()
+    with BatchWriter(write) as writer:
+        for batch in rebatch(loader, batch_size):
+            tick = _lap(clock, "decode wait", tick)
+            if not is_running(db, job_id):
+                log.info("job %d is no longer running: stopping", job_id)
+                complete = False
+                break
+            pixels = to_device(batch, runner.geometry, model.device, job.params.max_pixels) if batch["ok"] else None
+            tick = _lap(clock, "device decode", tick)
+            encoded = _embed_and_score(runner, batch, pixels, label_ids, label_emb, job.params)
+            tick = _lap(clock, "model", tick)
+            writer.put((batch, encoded))
+            tick = _lap(clock, "writer wait", tick)
+    log.info("job %d: %d images in %.2f s (%s); until the last write: %.2f s", job_id, len(items),
+             tick - t0, ", ".join(f"{k} {v:.2f} s" for k, v in clock.items()), time.perf_counter() - t0)
+    return counts[0], counts[1], complete
 
 
-@dataclass
-class Encoded:
-    """A batch's decoded images, embedded and scored: ids, global embeddings [B, D] and (models
-    with a local stream) patch features [B, P, D], both as stored (float16 values), and the best
-    labels per image."""
+def _lap(clock: dict[str, float], stage: str, since: float) -> float:
+    now = time.perf_counter()
+    clock[stage] += now - since
+    return now
 
-    ids: list[int] = field(default_factory=list)
-    vectors: np.ndarray | None = None
-    patches: np.ndarray | None = None
-    best: list[list[tuple[int, float]]] = field(default_factory=list)
+
+def _loader(settings: Settings, runner: ImageRunner, items: list[tuple[int, bytes]], max_pixels: int,
+            job_id: int) -> tuple[DataLoader, int]:
+    device = runner.device
+    gpu_share = settings.gpu_decode if device.type == "cuda" and runner.geometry is not None else 0.0
+    batch_size, workers = settings.batch_for(device.type), settings.workers_for(device.type)
+    log.info("job %d: %d images on %s (batch %d, %d decode workers, %s)", job_id, len(items), runner.describe(),
+             batch_size, workers, describe(runner.geometry, gpu_share))
+    # JPEG bytes bound for nvJPEG are not pinned: it copies them itself, and pinning 3 MB per
+    # photo would cost the pin-memory thread more than the copy saves.
+    loader = DataLoader(PhotoFiles(items, runner.model.preprocess, max_pixels, runner.geometry, gpu_share),
+                        batch_size=min(IO_BATCH, batch_size), num_workers=workers, collate_fn=collate,
+                        pin_memory=device.type == "cuda" and gpu_share == 0, persistent_workers=False,
+                        prefetch_factor=2 if workers else None)
+    return loader, batch_size
 
 
 def as_stored(emb: ImageEmbeddings) -> ImageEmbeddings:
@@ -123,19 +124,17 @@ def as_stored(emb: ImageEmbeddings) -> ImageEmbeddings:
     return ImageEmbeddings(emb.global_.half().float(), patches)
 
 
-def _embed_and_score(model: TagModel, batch: dict[str, Any], label_ids: list[int], label_emb: torch.Tensor,
-                     params: JobParams) -> Encoded:
+def _embed_and_score(runner: ImageRunner, batch: dict[str, Any], pixels: torch.Tensor | None,
+                     label_ids: list[int], label_emb: torch.Tensor, params: JobParams) -> Encoded:
     if not batch["ok"]:
         return Encoded()
-    device = model.device
-    amp = torch.autocast("cuda", dtype=torch.float16) if device.type == "cuda" else nullcontext()
-    with torch.inference_mode(), amp:
-        emb = model.encode_images(batch["pixels"].to(device, non_blocking=True), with_patches=model.local_top_k > 0)
+    model = runner.model
+    emb = runner.embed(pixels)
     with torch.inference_mode():
         emb = as_stored(emb)
-        scores = model.score(emb, label_emb).float().cpu() if label_ids else None
+        scores = model.score(emb, label_emb).float() if label_ids else None
     best = _best_labels(scores, label_ids, params.top_n, params.min_score) if scores is not None else []
-    patches = emb.patches.cpu().numpy() if emb.patches is not None and model.local_top_k > 0 else None
+    patches = emb.patches.cpu().numpy() if emb.patches is not None and runner.with_patches else None
     return Encoded([it["id"] for it in batch["ok"]], emb.global_.cpu().numpy(), patches, best)
 
 
@@ -148,55 +147,3 @@ def _best_labels(scores: torch.Tensor, label_ids: list[int], top_n: int,
     for vals, cols in zip(values.tolist(), idx.tolist()):
         out.append([(label_ids[c], v) for v, c in zip(vals, cols) if min_score is None or v >= min_score])
     return out
-
-
-def _store_batch(db: Database, batch: dict[str, Any], enc: Encoded, mv_id: int, job_id: int) -> tuple[int, int]:
-    """One transaction per batch: statuses (with the job that stored them: its progress), replaced
-    tags and embeddings (with the index's change rows), so a kill at any moment leaves them
-    consistent."""
-    now = utcnow()
-    keep: list[int] = []  # positions in the batch of images that are tagged (not duplicates)
-    with db.session() as s:
-        canonical = _originals(s, [it["hash"] for it in batch["ok"]], enc.ids, mv_id)
-        tag_rows = []
-        for n, it in enumerate(batch["ok"]):
-            fields = {"content_hash": it["hash"], "width": it["width"], "height": it["height"],
-                      "format": it["format"], "error": None, "model_version_id": mv_id, "tagged_at": now,
-                      "job_id": job_id}
-            original = canonical.get(it["hash"])
-            if original is not None and original != it["id"]:
-                fields.update(status=DUPLICATE, duplicate_of=original)
-            else:
-                canonical[it["hash"]] = it["id"]
-                fields.update(status=TAGGED, duplicate_of=None)
-                keep.append(n)
-                if enc.best:
-                    tag_rows.extend({"image_id": it["id"], "label_id": lid, "model_version_id": mv_id,
-                                     "score": float(sc)} for lid, sc in enc.best[n])
-            s.execute(update(Image).where(Image.id == it["id"]).values(**fields))
-        for it in batch["failed"]:
-            s.execute(update(Image).where(Image.id == it["id"])
-                      .values(status=FAILED, error=it["error"][:1000], model_version_id=mv_id, tagged_at=now,
-                              job_id=job_id))
-        if enc.ids:
-            # Re-tagging replaces this version's tags; other versions' stay until they are removed
-            # (`tagscope models remove`): the active version serves while a new one is built.
-            s.execute(delete(Tag).where(Tag.image_id.in_(enc.ids), Tag.model_version_id == mv_id))
-        if tag_rows:
-            s.execute(insert(Tag), tag_rows)
-        # Failed images and duplicates keep no embedding (and leave every index); tagged ones keep this one.
-        kept_ids = [enc.ids[n] for n in keep]
-        store.drop(s, [it["id"] for it in batch["failed"]] + sorted(set(enc.ids) - set(kept_ids)))
-        if keep:
-            store.put(s, mv_id, kept_ids, enc.vectors[keep], None if enc.patches is None else enc.patches[keep])
-    return len(batch["ok"]), len(batch["failed"])
-
-
-def _originals(s: Session, hashes: list[str], ids: list[int], mv_id: int) -> dict[str, int]:
-    """content hash -> the id of an image already tagged with those bytes (this batch's aside)."""
-    if not hashes:
-        return {}
-    return dict(s.execute(select(Image.content_hash, func.min(Image.id))
-                          .where(Image.content_hash.in_(hashes), Image.status == TAGGED,
-                                 Image.model_version_id == mv_id, Image.id.not_in(ids))
-                          .group_by(Image.content_hash)).all())

@@ -1,0 +1,104 @@
+"""Storing one tagged batch: image states, tags and embeddings in one transaction, in bulk.
+
+A batch costs a fixed number of statements whatever its size: one executemany UPDATE for the
+decoded images (tagged or duplicate), one for the failed ones, one DELETE and one multi-row
+INSERT for the tags, and the embedding store's bulk writes. Per-row statements cost ~0.7 ms an
+image and would cap a GPU pipeline near 1,400 img/s (issue 10); batched, the bookkeeping is a few
+microseconds an image on SQLite and PostgreSQL (docs/benchmarks.md, "Bookkeeping").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from core.db import DUPLICATE, FAILED, TAGGED, Database, Image, Tag, utcnow
+from indexer import store
+
+
+@dataclass
+class Encoded:
+    """A batch's decoded images, embedded and scored: ids, global embeddings [B, D] and (models
+    with a local stream) patch features [B, P, D], both as stored (float16 values), and the best
+    labels per image."""
+
+    ids: list[int] = field(default_factory=list)
+    vectors: np.ndarray | None = None
+    patches: np.ndarray | None = None
+    best: list[list[tuple[int, float]]] = field(default_factory=list)
+
+
+_IMAGES = Image.__table__
+_DECODED = ("content_hash", "width", "height", "format", "error", "model_version_id", "tagged_at", "job_id",
+            "status", "duplicate_of")
+_FAILED = ("status", "error", "model_version_id", "tagged_at", "job_id")
+
+
+def _bulk_update(fields: tuple[str, ...]):
+    """``UPDATE images SET f = :b_f, ... WHERE id = :b_id``, run once with every row's values."""
+    return (update(_IMAGES).where(_IMAGES.c.id == bindparam("b_id"))
+            .values({name: bindparam(f"b_{name}") for name in fields}))
+
+
+_UPDATE_DECODED = _bulk_update(_DECODED)
+_UPDATE_FAILED = _bulk_update(_FAILED)
+
+
+def _params(image_id: int, **values: Any) -> dict[str, Any]:
+    return {"b_id": image_id, **{f"b_{k}": v for k, v in values.items()}}
+
+
+def store_batch(db: Database, batch: dict[str, Any], enc: Encoded, mv_id: int, job_id: int) -> tuple[int, int]:
+    """One transaction per batch: statuses (with the job that stored them: its progress), replaced
+    tags and embeddings (with the index's change rows), so a kill at any moment leaves them
+    consistent. Returns (decoded, failed)."""
+    now = utcnow()
+    keep: list[int] = []  # positions in the batch of images that are tagged (not duplicates)
+    with db.session() as s:
+        canonical = originals(s, [it["hash"] for it in batch["ok"]], enc.ids, mv_id)
+        decoded, tag_rows = [], []
+        for n, it in enumerate(batch["ok"]):
+            original = canonical.get(it["hash"])
+            duplicate = original is not None and original != it["id"]
+            if not duplicate:
+                canonical[it["hash"]] = it["id"]
+                keep.append(n)
+                if enc.best:
+                    tag_rows.extend({"image_id": it["id"], "label_id": lid, "model_version_id": mv_id,
+                                     "score": float(sc)} for lid, sc in enc.best[n])
+            decoded.append(_params(it["id"], content_hash=it["hash"], width=it["width"], height=it["height"],
+                                   format=it["format"], error=None, model_version_id=mv_id, tagged_at=now,
+                                   job_id=job_id, status=DUPLICATE if duplicate else TAGGED,
+                                   duplicate_of=original if duplicate else None))
+        if decoded:
+            s.execute(_UPDATE_DECODED, decoded)
+        failed = [_params(it["id"], status=FAILED, error=it["error"][:1000], model_version_id=mv_id,
+                          tagged_at=now, job_id=job_id) for it in batch["failed"]]
+        if failed:
+            s.execute(_UPDATE_FAILED, failed)
+        if enc.ids:
+            # Re-tagging replaces this version's tags; other versions' stay until they are removed
+            # (`tagscope models remove`): the active version serves while a new one is built.
+            s.execute(delete(Tag).where(Tag.image_id.in_(enc.ids), Tag.model_version_id == mv_id))
+        if tag_rows:
+            s.execute(insert(Tag), tag_rows)
+        # Failed images and duplicates keep no embedding (and leave every index); tagged ones keep this one.
+        kept_ids = [enc.ids[n] for n in keep]
+        store.drop(s, [it["id"] for it in batch["failed"]] + sorted(set(enc.ids) - set(kept_ids)))
+        if keep:
+            store.put(s, mv_id, kept_ids, enc.vectors[keep], None if enc.patches is None else enc.patches[keep])
+    return len(batch["ok"]), len(batch["failed"])
+
+
+def originals(s: Session, hashes: list[str], ids: list[int], mv_id: int) -> dict[str, int]:
+    """content hash -> the id of an image already tagged with those bytes (this batch's aside)."""
+    if not hashes:
+        return {}
+    return dict(s.execute(select(Image.content_hash, func.min(Image.id))
+                          .where(Image.content_hash.in_(hashes), Image.status == TAGGED,
+                                 Image.model_version_id == mv_id, Image.id.not_in(ids))
+                          .group_by(Image.content_hash)).all())
