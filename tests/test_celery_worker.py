@@ -154,7 +154,7 @@ def test_worker_runs_a_job_queued_elsewhere_on_its_own_device_and_batch_size(syn
     log = (tmp_path / "worker.log").read_text()
     assert st["last_job"]["state"] == "done", log[-3000:]
     assert st["images"]["tagged"] > 0 and st["index"]["size"] == st["images"]["tagged"]
-    assert re.search(r"job 1: \d+ images on cpu \(batch 50,", log), log[-3000:]
+    assert re.search(r"job 1: \d+ images on cpu, fp32 \(batch 50,", log), log[-3000:]
 
 
 def test_worker_refuses_a_model_that_is_not_the_jobs_version(synthetic_photos, tmp_path):
