@@ -56,17 +56,32 @@ def tag(ctx: click.Context, paths: tuple[str, ...], model: str | None, batch_siz
 @click.pass_context
 @fail_cleanly
 def search(ctx: click.Context, text: str, k: int, model: str | None, min_score: float | None, as_json: bool) -> None:
-    """Rank tagged images by any label TEXT, seen in training or not."""
-    from indexer.search import Searcher, parse_min_score
+    """Rank tagged images by any label TEXT, seen in training or not.
 
-    hits = Searcher(settings_for(ctx, model=model)).search(text, k, parse_min_score(min_score))
+    Asks the `tagscope serve` running on this home when there is one (a fraction of a second),
+    else searches in this process (seconds: torch, the model and the index load first)."""
+    settings = settings_for(ctx, model=model)
+    hits = _ask_server(settings, text, k, min_score)
+    if hits is None:
+        if settings.model is not None:
+            check_offline_weights(settings.model, probe_network=True)  # before seconds of imports
+        from indexer.search import Searcher, parse_min_score
+
+        hits = [h.to_json() for h in Searcher(settings).search(text, k, parse_min_score(min_score))]
     if as_json:
-        click.echo(json.dumps({"query": text, "results": [h.to_json() for h in hits]}, ensure_ascii=False))
+        click.echo(json.dumps({"query": text, "results": hits}, ensure_ascii=False))
         return
     if not hits:
         click.echo("no results: is the collection tagged with this model? (tagscope status)", err=True)
     for rank, h in enumerate(hits, 1):
-        click.echo(f"{rank:3d}  {h.score:.3f}  {h.path}")
+        click.echo(f"{rank:3d}  {h['score']:.3f}  {h['path']}")
+
+
+def _ask_server(settings: Settings, text: str, k: int, min_score: float | None) -> list[dict] | None:
+    from tagscope.remote import remote_search, running_server
+
+    url = running_server(settings)
+    return remote_search(url, text, k, min_score) if url else None
 
 
 @click.command()
@@ -81,11 +96,17 @@ def serve(ctx: click.Context, host: str, port: int, model: str | None) -> None:
 
 
 def run_server(settings: Settings, host: str, port: int) -> None:
+    import signal
+    import sys
+
+    from tagscope.remote import announce
     from web import create_app
 
     app = create_app(settings)
     spec = app.extensions["tagscope.searcher"].model.spec  # a wrong model fails now, not on the first query
     click.echo(f"Tagscope on http://{host}:{port}  (model {spec}; Ctrl-C to stop)", err=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # exit handlers run: server.json is withdrawn
+    announce(settings, host, port, spec)  # `tagscope search` on this home asks this server
     app.run(host=host, port=port, threaded=True, use_reloader=False)
 
 

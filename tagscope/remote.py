@@ -1,0 +1,99 @@
+"""`tagscope search` through a running `tagscope serve`: answers in a fraction of a second.
+
+Searching in-process costs seconds before the first result (importing torch and open_clip,
+loading the model, reading the index); a server has all of that in memory and caches query
+embeddings. `tagscope serve` announces itself in ``<home>/server.json`` (its URL and pid) and
+removes the file when it stops; `tagscope search` on the same home asks it over HTTP, with the
+standard library only, and falls back to searching in-process when no server answers.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from core.atomic import atomic_write_bytes
+from core.errors import TagscopeError
+from core.settings import Settings
+
+ANNOUNCE_FILE = "server.json"
+TIMEOUT_S = 10.0
+
+
+def announce_file(settings: Settings) -> Path:
+    return settings.home / ANNOUNCE_FILE
+
+
+def announce(settings: Settings, host: str, port: int, model_spec: str) -> Path:
+    """Write ``server.json`` for this process; it is removed at exit (if still ours)."""
+    client_host = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+    if ":" in client_host and not client_host.startswith("["):
+        client_host = f"[{client_host}]"
+    path = announce_file(settings)
+    record = {"url": f"http://{client_host}:{port}", "pid": os.getpid(), "database": settings.db_url,
+              "model": model_spec, "explicit_model": str(settings.model) if settings.model else None}
+    atomic_write_bytes(path, json.dumps(record).encode())
+    atexit.register(_withdraw, path, os.getpid())
+    return path
+
+
+def _withdraw(path: Path, pid: int) -> None:
+    try:
+        if json.loads(path.read_text()).get("pid") == pid:
+            path.unlink()
+    except (OSError, ValueError):
+        pass
+
+
+def running_server(settings: Settings) -> str | None:
+    """The URL of a live server on this home's database that searches with the model asked
+    for (a server started without a model follows the collection's: it serves a search without
+    one), or None."""
+    try:
+        record = json.loads(announce_file(settings).read_text())
+        pid, url = int(record["pid"]), str(record["url"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if record.get("database") != settings.db_url:
+        return None
+    wanted = str(settings.model) if settings.model else None
+    if wanted != record.get("explicit_model") and wanted != record.get("model"):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:  # alive, another user's
+        pass
+    return url
+
+
+def remote_search(url: str, text: str, k: int, min_score: float | None,
+                  timeout: float = TIMEOUT_S) -> list[dict[str, Any]] | None:
+    """The server's hits (``[{image_id, path, score}]``), or None when it does not answer (the
+    caller searches in-process). A 4xx answer is the user's error: raised with the server's words."""
+    params = {"q": text, "k": k, **({"min_score": min_score} if min_score is not None else {})}
+    request = urllib.request.Request(f"{url}/api/search?{urllib.parse.urlencode(params)}",
+                                     headers={"Accept": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return json.loads(response.read())["results"]
+    except urllib.error.HTTPError as exc:
+        if 400 <= exc.code < 500:
+            raise TagscopeError(_error_text(exc)) from None
+        return None
+    except (urllib.error.URLError, OSError, ValueError, KeyError):
+        return None
+
+
+def _error_text(exc: urllib.error.HTTPError) -> str:
+    try:
+        return str(json.loads(exc.read())["error"])
+    except (ValueError, KeyError, TypeError, OSError):
+        return f"the server refused the search (HTTP {exc.code})"

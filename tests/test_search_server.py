@@ -1,0 +1,67 @@
+"""`tagscope search` asks the `tagscope serve` running on the same home, gets what an in-process
+search gives, and searches in-process when no server (or a stale record of one) is there."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+from .conftest import ROOT, run_cli, tagscope_env
+from .test_browser import free_port
+
+
+def start_server(home, log_path, *args: str) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "tagscope", "serve", "--port", str(port), *args], cwd=ROOT,
+                                env=tagscope_env(home), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status", timeout=2).close()
+            return proc, port
+        except OSError:
+            assert proc.poll() is None, log_path.read_text()
+            time.sleep(0.3)
+    raise AssertionError("tagscope serve did not start: " + log_path.read_text())
+
+
+def search_json(home, *args: str) -> list[dict]:
+    return json.loads(run_cli("search", *args, "--json", home=home).stdout)["results"]
+
+
+def test_search_asks_the_running_server_and_falls_back_when_it_is_gone(tagged_home, tmp_path):
+    home = tmp_path / "home"
+    shutil.copytree(tagged_home, home, ignore=shutil.ignore_patterns("server.json", "*.log"))
+    log = tmp_path / "serve.log"
+    proc, port = start_server(home, log)
+    try:
+        record = json.loads((home / "server.json").read_text())
+        assert record["url"] == f"http://127.0.0.1:{port}" and record["pid"] == proc.pid
+        served = search_json(home, "red circle", "-k", "7")
+        assert "GET /api/search?q=red+circle&k=7" in log.read_text()  # the server answered it
+        assert "--model" not in log.read_text()
+        refused = run_cli("search", "red circle", "-k", "0", home=home, check=False)
+        assert refused.returncode == 2 and refused.stderr.startswith("error: k must be between 1"), refused.stderr
+        # The server's own model named: it answers; another model: this process searches itself.
+        search_json(home, "red circle", "-k", "7", "--model", "synthetic")
+        requests = log.read_text().count("GET /api/search")
+        assert requests == 3
+        run_cli("search", "red circle", "--model", "open_clip:tagscope-tiny", home=home, check=False)
+        assert log.read_text().count("GET /api/search") == requests
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
+    assert not (home / "server.json").exists()  # withdrawn on SIGTERM
+    in_process = search_json(home, "red circle", "-k", "7")
+    assert [h["image_id"] for h in in_process] == [h["image_id"] for h in served]
+    assert all(abs(a["score"] - b["score"]) < 1e-5 for a, b in zip(in_process, served))
+    # A record left by a killed server (dead pid, closed port) is ignored.
+    (home / "server.json").write_text(json.dumps({**record, "pid": proc.pid}))
+    assert [h["image_id"] for h in search_json(home, "red circle", "-k", "7")] == [h["image_id"] for h in served]
