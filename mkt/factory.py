@@ -133,6 +133,9 @@ def _open_clip_model(spec: ModelSpec) -> TagModel:
         elif spec.pretrained in open_clip.list_pretrained_tags_by_model(spec.arch):
             version_key = f"{spec.arch}|{spec.pretrained}"
             pretrained = spec.pretrained
+            # No weights cached and no hub answering within seconds: fail now (search, serve and
+            # workers too), not after the hub client's retries (about a minute).
+            check_offline_weights(spec, probe_network=True)
         else:
             tags = ", ".join(open_clip.list_pretrained_tags_by_model(spec.arch)) or "none"
             raise TagscopeError(f"{spec.pretrained!r} is neither a file nor a pretrained tag of {spec.arch} "

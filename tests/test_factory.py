@@ -88,13 +88,15 @@ def test_unknown_architecture_and_tag_are_clear_errors():
         create_tag_model("open_clip:ViT-B-32:not_a_tag")
 
 
-def tag_with_uncached_weights(tmp_path, **env: str):
-    """``tagscope tag`` of one photo with pretrained weights nothing has cached: (process, seconds)."""
+def tag_with_uncached_weights(tmp_path, command: str = "tag", **env: str):
+    """``tagscope tag`` of one photo (or ``search``) with pretrained weights nothing has cached:
+    (process, seconds)."""
     photos = tmp_path / "photos"
-    photos.mkdir()
+    photos.mkdir(exist_ok=True)
     Image.new("RGB", (8, 8)).save(photos / "a.png")
     started = time.monotonic()
-    proc = run_cli("tag", str(photos), "--model", "open_clip:ViT-B-32:laion2b_s34b_b79k", home=tmp_path / "h",
+    target = str(photos) if command == "tag" else "a red bicycle"
+    proc = run_cli(command, target, "--model", "open_clip:ViT-B-32:laion2b_s34b_b79k", home=tmp_path / "h",
                    check=False, HF_HOME=str(tmp_path / "hf"), **env)
     return proc, time.monotonic() - started
 
@@ -140,10 +142,23 @@ def test_local_weights_file_loads(tmp_path):
     assert model.version != ref.version  # a different template and origin: a different model version
 
 
-def test_no_network_fails_fast_even_without_hf_hub_offline(tmp_path):
+@pytest.mark.parametrize("command", ["tag", "search"])
+def test_no_network_fails_fast_even_without_hf_hub_offline(tmp_path, command):
     """No HF_HUB_OFFLINE, no cached weights, a hub that does not answer: one line within 5 s."""
-    proc, elapsed = tag_with_uncached_weights(tmp_path, HF_HUB_OFFLINE="", XDG_CACHE_HOME=str(tmp_path / "xdg"),
-                                              HF_ENDPOINT="http://127.0.0.1:9", HTTPS_PROXY="", https_proxy="")
+    proc, elapsed = tag_with_uncached_weights(tmp_path, command, HF_HUB_OFFLINE="",
+                                              XDG_CACHE_HOME=str(tmp_path / "xdg"), HF_ENDPOINT="http://127.0.0.1:9",
+                                              HTTPS_PROXY="", https_proxy="")
     assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0, proc.stderr
     assert "127.0.0.1:9 does not answer" in proc.stderr and "local file" in proc.stderr
     assert elapsed < 5, f"took {elapsed:.1f}s"
+
+
+def test_a_worker_or_server_loading_uncached_weights_without_network_fails_fast(tmp_path, monkeypatch):
+    """The model loader itself probes the hub (search, serve and workers load through it)."""
+    for name, value in {"HF_HUB_OFFLINE": "", "HF_HOME": str(tmp_path / "hf"), "XDG_CACHE_HOME": str(tmp_path / "x"),
+                        "HF_ENDPOINT": "http://127.0.0.1:9", "HTTPS_PROXY": "", "https_proxy": ""}.items():
+        monkeypatch.setenv(name, value)
+    started = time.monotonic()
+    with pytest.raises(TagscopeError, match="127.0.0.1:9 does not answer"):
+        create_tag_model("open_clip:ViT-B-32:laion2b_s34b_b79k")
+    assert time.monotonic() - started < 5
