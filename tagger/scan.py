@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 
 from core.db import FAILED, MISSING, PENDING, TAGGED, Database, Image, Tag, path_key
 from core.files import FoundFile, display_path, walk_files
@@ -70,34 +70,48 @@ def _mark_missing(db: Database, roots: Iterable[str | os.PathLike], result: Scan
         result.missing.extend(gone)
 
 
+_IMAGES = Image.__table__
+_RESET = (update(_IMAGES).where(_IMAGES.c.id == bindparam("b_id"))
+          .values(size_bytes=bindparam("b_size"), mtime=bindparam("b_mtime"), status=PENDING, content_hash=None,
+                  error=None, duplicate_of=None))
+
+
 def _register(db: Database, files: Sequence[FoundFile], result: ScanResult) -> None:
-    raws = {f.path: os.fsencode(f.path) for f in files}
-    keys = {f.path: path_key(raws[f.path]) for f in files}
+    """One chunk of found files, in bulk: one SELECT, one multi-row INSERT (new files), one
+    executemany UPDATE (changed or returning files)."""
+    raws = [os.fsencode(f.path) for f in files]
+    keys = [path_key(raw) for raw in raws]
     changed: list[int] = []
     with db.session() as s:
-        existing = {img.path_key: img for img in
-                    s.scalars(select(Image).where(Image.path_key.in_(list(keys.values()))))}
-        for f in files:
-            img = existing.get(keys[f.path])
-            if img is None:
-                img = Image(path=display_path(f.path), path_raw=raws[f.path], path_key=keys[f.path],
-                            size_bytes=f.size, mtime=f.mtime, status=PENDING)
-                s.add(img)
-                existing[img.path_key] = img
-                result.new += 1
-            elif img.size_bytes != f.size or img.mtime != f.mtime or img.status == MISSING:
-                if img.size_bytes != f.size or img.mtime != f.mtime:  # other bytes: every version's results go
-                    changed.append(img.id)
-                img.size_bytes, img.mtime = f.size, f.mtime
-                img.status, img.content_hash, img.error, img.duplicate_of = PENDING, None, None, None
+        known = {row.path_key: row for row in s.execute(
+            select(Image.id, Image.path_key, Image.size_bytes, Image.mtime, Image.status)
+            .where(Image.path_key.in_(keys)))}
+        new, reset, ids = [], [], {}
+        for f, raw, key in zip(files, raws, keys):
+            row = known.get(key)
+            if row is None:
+                if key not in ids:
+                    ids[key] = None
+                    new.append({"path": display_path(f.path), "path_raw": raw, "path_key": key,
+                                "size_bytes": f.size, "mtime": f.mtime, "status": PENDING})
+                    result.new += 1
+                continue
+            ids[key] = row.id
+            if row.size_bytes != f.size or row.mtime != f.mtime or row.status == MISSING:
+                if row.size_bytes != f.size or row.mtime != f.mtime:  # other bytes: every version's results go
+                    changed.append(row.id)
+                reset.append({"b_id": row.id, "b_size": f.size, "b_mtime": f.mtime})
                 result.changed += 1
             else:
                 result.unchanged += 1
-        s.flush()
+        if new:
+            ids.update(s.execute(insert(_IMAGES).returning(_IMAGES.c.path_key, _IMAGES.c.id), new).tuples().all())
+        if reset:
+            s.execute(_RESET, reset)
         store.drop(s, changed)
         if changed:
             s.execute(delete(Tag).where(Tag.image_id.in_(changed)))
-        result.image_ids.extend(existing[keys[f.path]].id for f in files)
+        result.image_ids.extend(ids[key] for key in keys)
 
 
 def images_to_tag(db: Database, image_ids: Sequence[int], model_version_id: int,
