@@ -19,6 +19,9 @@ Precedence: explicit overrides (CLI flags) > environment (``TAGSCOPE_*``) > ``ta
 |                |                          | missing), fp32 on CPU; or bf16, fp16, off  |
 | compile        | TAGSCOPE_COMPILE         | 0; 1 runs the image tower through          |
 |                |                          | torch.compile (CUDA; eager if it fails)    |
+| trusted_hosts  | TAGSCOPE_TRUSTED_HOSTS   | loopback names only; more, comma-separated |
+| access_token   | TAGSCOPE_ACCESS_TOKEN    | unset; needed to serve beyond loopback     |
+| web_threads    | TAGSCOPE_WEB_THREADS     | 8 threads of the web server (waitress)     |
 | gpu_decode     | TAGSCOPE_GPU_DECODE      | 0.7: on CUDA, the share of JPEGs decoded   |
 |                |                          | on the GPU (nvJPEG); the rest decode in    |
 |                |                          | the workers at the same time (measured     |
@@ -79,6 +82,9 @@ class Settings:
     task_lease: int = 60
     beat_tick: int = 5
     amp: str = "auto"
+    trusted_hosts: str = ""
+    access_token: str = ""
+    web_threads: int = 8
     compile: int = 0
     gpu_decode: float = 0.7
 
@@ -145,6 +151,9 @@ _ENV = {
     "task_lease": "TAGSCOPE_TASK_LEASE",
     "beat_tick": "TAGSCOPE_BEAT_TICK",
     "amp": "TAGSCOPE_AMP",
+    "trusted_hosts": "TAGSCOPE_TRUSTED_HOSTS",
+    "access_token": "TAGSCOPE_ACCESS_TOKEN",
+    "web_threads": "TAGSCOPE_WEB_THREADS",
     "compile": "TAGSCOPE_COMPILE",
     "gpu_decode": "TAGSCOPE_GPU_DECODE",
 }
@@ -180,7 +189,8 @@ def _coerce(name: str, value: Any, source: str) -> Any:
                 raise TagscopeError(f"{exc} (model set in {source})") from None
         if kind in ("int",):
             out = int(value)
-            if out < 0 or (name in ("batch_size", "task_size", "top_n", "max_pixels", "task_lease", "beat_tick")
+            if out < 0 or (name in ("batch_size", "task_size", "top_n", "max_pixels", "task_lease", "beat_tick",
+                                    "web_threads")
                             and out == 0):
                 raise ValueError
             return out

@@ -8,6 +8,7 @@ was removed or failed since it was indexed never shows up.
 from __future__ import annotations
 
 import threading
+import unicodedata
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -28,6 +29,7 @@ MAX_K = 1000
 RERANK_POOL = 200  # candidates re-ranked by the model's own score (MKT models, approximate indexes)
 MAX_POOL = 4000
 MAX_QUERY_CHARS = 300
+_INVISIBLE = {"Cc", "Cf", "Co", "Cs", "Cn"}  # controls, format (zero-width...), private, surrogates, unassigned
 QUERY_CACHE = 4096  # query texts whose embeddings a searcher keeps (~2 KiB each at 512-d)
 
 
@@ -54,8 +56,13 @@ def parse_min_score(value: str | float | None) -> float | None:
 
 
 def check_query(text: str | None, k: int | str | None) -> tuple[str, int]:
-    """Validate a query; raises :class:`TagscopeError` with what to change."""
-    text = " ".join((text or "").split())
+    """Validate a query; raises :class:`TagscopeError` with what to change. Invisible characters
+    (controls, zero-width and format characters) are dropped; NUL and undecodable bytes (U+FFFD
+    from a bad %-escape) are refused."""
+    text = text or ""
+    if "\x00" in text or "\ufffd" in text:
+        raise TagscopeError("the query holds a NUL or bytes that are not UTF-8: type plain text")
+    text = " ".join("".join(ch for ch in text if ch.isspace() or unicodedata.category(ch) not in _INVISIBLE).split())
     if not text:
         raise TagscopeError("empty query: type a label or a description, e.g. \"red bicycle\"")
     if len(text) > MAX_QUERY_CHARS:

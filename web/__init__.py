@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask
 
-from core.errors import TagscopeError
 from core.settings import Settings, load_settings
 
 
@@ -27,33 +26,24 @@ def create_app(settings: Settings | None = None, test_config: dict[str, Any] | N
     app.extensions["tagscope.searcher"] = Searcher(settings)
 
     from tagger.job_control import NoSuchJob
+    from web import errors, security
     from web.images import bp as images_bp
     from web.jobs import NoBroker
     from web.jobs import bp as jobs_bp
     from web.search import bp as search_bp
 
+    errors.install(app)  # before the blueprints: their routes use the id converter
+    security.install(app, settings)
     app.register_blueprint(search_bp)
     app.register_blueprint(images_bp)
     app.register_blueprint(jobs_bp)
 
     @app.errorhandler(NoBroker)
     def no_broker(exc: NoBroker):
-        return jsonify({"error": str(exc)}), 409
+        return errors.respond(409, str(exc))
 
     @app.errorhandler(NoSuchJob)
     def no_job(exc: NoSuchJob):
-        return jsonify({"error": str(exc)}), 404
-
-    @app.errorhandler(TagscopeError)
-    def user_error(exc: TagscopeError):
-        if request.path.startswith("/api/"):
-            return jsonify({"error": str(exc)}), 400
-        return render_template("error.html", message=str(exc)), 400
-
-    @app.errorhandler(404)
-    def not_found(_exc: Exception):
-        if request.path.startswith("/api/"):
-            return jsonify({"error": "not found"}), 404
-        return render_template("error.html", message="Not found."), 404
+        return errors.respond(404, str(exc))
 
     return app

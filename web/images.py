@@ -22,17 +22,17 @@ def _record(image_id: int) -> dict:
     return record
 
 
-@bp.get("/image/<int:image_id>")
+@bp.get("/image/<id:image_id>")
 def page(image_id: int):
     return render_template("image.html", image=_record(image_id))
 
 
-@bp.get("/api/images/<int:image_id>")
+@bp.get("/api/images/<id:image_id>")
 def api_image(image_id: int):
     return jsonify(_record(image_id))
 
 
-@bp.get("/thumb/<int:image_id>")
+@bp.get("/thumb/<id:image_id>")
 def thumbnail(image_id: int):
     """Thumbnails exist only for registered images: no path ever comes from the request."""
     settings = current_app.config["TAGSCOPE_SETTINGS"]

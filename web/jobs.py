@@ -33,17 +33,17 @@ def list_jobs():
     return jsonify({"jobs": job_control.list_jobs(_db(), int(limit))})
 
 
-@bp.get("/api/jobs/<int:job_id>")
+@bp.get("/api/jobs/<id:job_id>")
 def show_job(job_id: int):
     return jsonify(job_control.show_job(_db(), job_id))
 
 
-@bp.post("/api/jobs/<int:job_id>/cancel")
+@bp.post("/api/jobs/<id:job_id>/cancel")
 def cancel_job(job_id: int):
     return jsonify(job_control.cancel_job(_db(), job_id))
 
 
-@bp.post("/api/jobs/<int:job_id>/resume")
+@bp.post("/api/jobs/<id:job_id>/resume")
 def resume_job(job_id: int):
     _need_broker(f"tagscope jobs resume {job_id}")
     kind, ids = job_control.resume_job(_db(), job_id)
@@ -51,7 +51,7 @@ def resume_job(job_id: int):
     return jsonify(job_control.show_job(_db(), job_id))
 
 
-@bp.post("/api/jobs/<int:job_id>/retry")
+@bp.post("/api/jobs/<id:job_id>/retry")
 def retry_job(job_id: int):
     _need_broker(f"tagscope jobs retry {job_id}")
     new_id, task_ids = job_control.retry_failed(_db(), job_id, _settings().task_size, WORKERS)

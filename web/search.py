@@ -26,7 +26,8 @@ def page():
         except TagscopeError as exc:
             error = str(exc)
     status = collection_status(current_app.config["TAGSCOPE_SETTINGS"], max_failures=0)
-    return render_template("search.html", query=query, hits=hits, error=error, status=status)
+    page = render_template("search.html", query=query, hits=hits, error=error, status=status)
+    return page, 400 if error else 200
 
 
 @bp.get("/api/search")
@@ -38,4 +39,9 @@ def api_search():
 
 @bp.get("/api/status")
 def api_status():
-    return jsonify(collection_status(current_app.config["TAGSCOPE_SETTINGS"]))
+    """The collection's status, without what only this machine's owner should see (the database
+    URL, which may hold a password; the index file's path)."""
+    status = collection_status(current_app.config["TAGSCOPE_SETTINGS"])
+    status.pop("database", None)
+    status["index"].pop("path", None)
+    return jsonify(status)

@@ -1,0 +1,101 @@
+"""What every request and response passes through: trusted Host names, an access token when the
+server listens beyond loopback, security headers, and an access log line.
+
+- Host: only names in :func:`trusted_hosts` (loopback names, plus ``trusted_hosts`` from the
+  settings) are answered. A DNS-rebinding page (evil.example resolving to 127.0.0.1) sends its
+  own name as Host and gets a 400, so it cannot read thumbnails or paths.
+- Token: with ``access_token`` set, every request needs it, as ``Authorization: Bearer TOKEN``,
+  or ``?token=TOKEN`` once in a browser (then an HttpOnly, SameSite=Strict cookie carries it).
+- Cross-site writes: a POST whose Origin is not a trusted host (or that the browser marks
+  cross-site) is refused, so another site's page cannot cancel a job through this browser.
+- Headers: a Content-Security-Policy that allows only this origin (no inline script, no
+  frames), ``nosniff``, ``X-Frame-Options: DENY``, ``Referrer-Policy: no-referrer``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from urllib.parse import urlsplit
+
+from flask import Flask, Response, request
+from werkzeug.exceptions import BadRequest, Forbidden, Unauthorized
+
+from core.settings import Settings
+
+access_log = logging.getLogger("tagscope.access")
+
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+TOKEN_COOKIE = "tagscope_token"
+CSP = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
+       "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
+HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",
+           "Referrer-Policy": "no-referrer", "Cross-Origin-Resource-Policy": "same-origin"}
+
+
+def trusted_hosts(settings: Settings) -> frozenset[str]:
+    extra = [h.strip().lower() for h in settings.trusted_hosts.split(",") if h.strip()]
+    return frozenset((*LOOPBACK_NAMES, *extra))
+
+
+def host_name(host_header: str) -> str:
+    """The name part of a Host header: ``[::1]:5000`` -> ``::1``, ``Example.org:80`` -> ``example.org``."""
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        return host[1:host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+class UntrustedHost(BadRequest):
+    description = ("untrusted Host header: open the page by a trusted name (localhost, 127.0.0.1) or add this "
+                   "name to TAGSCOPE_TRUSTED_HOSTS")
+
+
+class TokenRequired(Unauthorized):
+    description = "this server needs its access token: send 'Authorization: Bearer TOKEN' or open ?token=TOKEN once"
+
+
+class CrossSite(Forbidden):
+    description = "a request that changes something must come from this site's own pages (cross-site refused)"
+
+
+def _cross_site(hosts: frozenset[str]) -> bool:
+    """A state-changing request sent by another site's page (CSRF): its Origin is not trusted, or
+    the browser says cross-site. Scripts and the CLI send neither header."""
+    origin = request.headers.get("Origin")
+    if origin:
+        return host_name(urlsplit(origin).netloc) not in hosts
+    return request.headers.get("Sec-Fetch-Site", "same-origin") == "cross-site"
+
+
+def install(app: Flask, settings: Settings) -> None:
+    hosts = trusted_hosts(settings)
+    token = settings.access_token
+
+    @app.before_request
+    def check_request() -> None:
+        if host_name(request.headers.get("Host", "")) not in hosts:
+            raise UntrustedHost()
+        if token and not _has_token(token):
+            raise TokenRequired()
+        if request.method not in ("GET", "HEAD", "OPTIONS") and _cross_site(hosts):
+            raise CrossSite()
+
+    @app.after_request
+    def finish(response: Response) -> Response:
+        for name, value in HEADERS.items():
+            response.headers.setdefault(name, value)
+        if token and request.args.get("token") and _same(request.args["token"], token):
+            response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="Strict")
+        access_log.info("%s %s %s", request.method, request.full_path.rstrip("?"), response.status_code)
+        return response
+
+
+def _same(given: str, token: str) -> bool:
+    return hmac.compare_digest(given.encode(), token.encode())
+
+
+def _has_token(token: str) -> bool:
+    auth = request.headers.get("Authorization", "")
+    given = auth[7:] if auth.startswith("Bearer ") else request.args.get("token") or request.cookies.get(TOKEN_COOKIE)
+    return bool(given) and _same(given, token)
