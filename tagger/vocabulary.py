@@ -15,6 +15,7 @@ import torch
 from sqlalchemy import func, select
 
 from core.db import Database, Label
+from core.errors import TagscopeError
 from indexer.text_store import get_or_encode
 from mkt.data import read_label_list
 from mkt.tagmodel import TagModel
@@ -62,6 +63,28 @@ def vocabulary_size(db: Database) -> int:
         return int(s.scalar(select(func.count()).select_from(Label)) or 0)
 
 
+MAX_LABEL_CHARS = 200  # the labels.name column
+
+
+def _too_long(name: str) -> str:
+    return (f"label too long ({len(name)} characters, at most {MAX_LABEL_CHARS}): {name[:40]}...; "
+            "use a short name (search takes any longer text)")
+
+
+def check_label_names(names: Iterable[str]) -> list[str]:
+    """Label names as typed, whitespace folded; raises :class:`TagscopeError` naming the fix for an
+    empty or too long one."""
+    out = []
+    for raw in names:
+        name = " ".join(raw.split())
+        if not name:
+            raise TagscopeError('empty label: give a name, e.g. tagscope labels add "golden retriever"')
+        if len(name) > MAX_LABEL_CHARS:
+            raise TagscopeError(_too_long(name))
+        out.append(name)
+    return out
+
+
 def seed_labels(db: Database, names: Iterable[str], source: str, state: str = ACTIVE) -> list[str]:
     """Add labels not yet in the vocabulary (whitespace folded, case-insensitively new) in
     ``state`` (``pending``: scored from stored embeddings before they show); returns the names
@@ -80,8 +103,8 @@ def seed_labels(db: Database, names: Iterable[str], source: str, state: str = AC
         existing = {n.lower() for n in s.scalars(select(Label.name))}
         for name in clean:
             if name.lower() not in existing:
-                if len(name) > 200:
-                    raise ValueError(f"label too long ({len(name)} characters, at most 200): {name[:40]}...")
+                if len(name) > MAX_LABEL_CHARS:
+                    raise TagscopeError(_too_long(name))
                 s.add(Label(name=name, source=source, state=state))
                 added.append(name)
     return added

@@ -85,19 +85,42 @@ def _ask_server(settings: Settings, text: str, k: int, min_score: float | None) 
 
 
 @click.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; beyond loopback needs --allow-remote and TAGSCOPE_ACCESS_TOKEN.")
 @click.option("--port", default=5000, type=int, show_default=True)
 @click.option("--model", help="Model spec (default: the one the collection was tagged with).")
+@click.option("--threads", type=int, help="Request threads of the server (TAGSCOPE_WEB_THREADS, 8).")
+@click.option("--allow-remote", is_flag=True, help="Allow listening beyond loopback (with an access token).")
 @click.pass_context
 @fail_cleanly
-def serve(ctx: click.Context, host: str, port: int, model: str | None) -> None:
-    """Serve the search UI and JSON API."""
-    run_server(settings_for(ctx, model=model), host, port)
+def serve(ctx: click.Context, host: str, port: int, model: str | None, threads: int | None,
+          allow_remote: bool) -> None:
+    """Serve the search UI and JSON API (waitress, a production WSGI server)."""
+    settings = settings_for(ctx, model=model, web_threads=threads)
+    check_listen_address(settings, host, allow_remote)
+    run_server(settings, host, port)
+
+
+def check_listen_address(settings: Settings, host: str, allow_remote: bool) -> None:
+    """Loopback by default; anything else only on purpose, and never without a token."""
+    from web.security import LOOPBACK_NAMES
+
+    if host.strip("[]") in LOOPBACK_NAMES:
+        return
+    if not allow_remote:
+        raise TagscopeError(f"--host {host} would serve your photos beyond this machine: add --allow-remote "
+                            "(and set TAGSCOPE_ACCESS_TOKEN), or keep the default 127.0.0.1")
+    if len(settings.access_token) < 16:
+        raise TagscopeError("serving beyond loopback needs an access token of 16+ characters: set "
+                            "TAGSCOPE_ACCESS_TOKEN (e.g. `python -c 'import secrets; print(secrets.token_urlsafe())'`)")
 
 
 def run_server(settings: Settings, host: str, port: int) -> None:
+    import logging
     import signal
     import sys
+
+    import waitress
 
     from tagscope.remote import announce
     from web import create_app
@@ -105,9 +128,13 @@ def run_server(settings: Settings, host: str, port: int) -> None:
     app = create_app(settings)
     spec = app.extensions["tagscope.searcher"].model.spec  # a wrong model fails now, not on the first query
     click.echo(f"Tagscope on http://{host}:{port}  (model {spec}; Ctrl-C to stop)", err=True)
+    logging.getLogger("tagscope.access").setLevel(logging.INFO)  # one line per request on stderr
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # exit handlers run: server.json is withdrawn
     announce(settings, host, port, spec)  # `tagscope search` on this home asks this server
-    app.run(host=host, port=port, threaded=True, use_reloader=False)
+    # waitress: threads in one process, so the model and the index are loaded once and shared
+    # (gunicorn's forked workers would each hold a copy); pure Python, also on macOS and Windows.
+    waitress.serve(app, host=host, port=port, threads=settings.web_threads, ident="tagscope",
+                   max_request_header_size=65536, clear_untrusted_proxy_headers=True, _quiet=True)
 
 
 @click.command()

@@ -41,7 +41,9 @@ def _add(ctx: click.Context, names: list[str], source: str, where: str = "") -> 
 @fail_cleanly
 def labels_add(ctx: click.Context, names: tuple[str, ...]) -> None:
     """Add label NAMES and score them for every tagged image (from stored embeddings, no photo read)."""
-    _add(ctx, list(names), "user")
+    from tagger.vocabulary import check_label_names
+
+    _add(ctx, check_label_names(names), "user")
 
 
 @labels.command("import")
