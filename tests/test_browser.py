@@ -101,3 +101,36 @@ def test_bad_query_shows_the_error_state_in_the_page(server, browser):
     with urllib.request.urlopen(server + "/api/search?q=blue%20star&k=3") as resp:
         body = json.loads(resp.read())
     assert len(body["results"]) == 3
+
+
+@pytest.mark.parametrize("width", [390, 360])
+def test_the_search_box_and_button_fit_a_phone_screen(server, browser, width, tmp_path_factory):
+    page = browser.new_page(viewport={"width": width, "height": 780})
+    page.goto(server + "/?q=red+circle")
+    page.wait_for_selector("#results .result")
+    button = page.locator("form.search button").bounding_box()
+    box = page.locator("form.search input").bounding_box()
+    assert button["x"] >= 0 and button["x"] + button["width"] <= width, button
+    assert box["width"] >= 120, box  # room left to type
+    assert page.evaluate("document.documentElement.scrollWidth") <= width  # no sideways scrolling
+    page.screenshot(path=str(tmp_path_factory.mktemp("screens") / f"search-{width}px.png"))
+    page.close()
+
+
+def test_the_image_page_keeps_proportions_the_query_and_the_way_back(server, browser):
+    page = browser.new_page()
+    page.goto(server + "/?q=blue+star")
+    page.locator("#results .result a").first.click()
+    page.wait_for_selector("img.large")
+    deadline = time.monotonic() + 30
+    while not page.eval_on_selector("img.large", "i => i.complete && i.naturalWidth > 0"):
+        assert time.monotonic() < deadline, "the image did not load"
+        page.wait_for_timeout(100)
+    natural = page.eval_on_selector("img.large", "i => i.naturalWidth / i.naturalHeight")
+    shown = page.locator("img.large").bounding_box()
+    assert abs(shown["width"] / shown["height"] - natural) < 0.02, (shown, natural)  # not stretched
+    assert page.input_value("input[name=q]") == "blue star"  # the search box remembers the query
+    page.locator("#back").click()
+    page.wait_for_selector("#results .result")
+    assert "q=blue+star" in page.url and page.locator("#results .result").count() >= 10
+    page.close()

@@ -24,7 +24,9 @@ def _record(image_id: int) -> dict:
 
 @bp.get("/image/<id:image_id>")
 def page(image_id: int):
-    return render_template("image.html", image=_record(image_id))
+    """The image with its tags; ``q`` (the search it was opened from) stays in the search box and
+    gives the way back to the results."""
+    return render_template("image.html", image=_record(image_id), query=request.args.get("q", "").strip()[:300])
 
 
 @bp.get("/api/images/<id:image_id>")
