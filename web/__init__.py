@@ -30,6 +30,7 @@ def create_app(settings: Settings | None = None, test_config: dict[str, Any] | N
     from web.images import bp as images_bp
     from web.jobs import NoBroker
     from web.jobs import bp as jobs_bp
+    from web.openapi import bp as openapi_bp
     from web.search import bp as search_bp
 
     errors.install(app)  # before the blueprints: their routes use the id converter
@@ -37,6 +38,7 @@ def create_app(settings: Settings | None = None, test_config: dict[str, Any] | N
     app.register_blueprint(search_bp)
     app.register_blueprint(images_bp)
     app.register_blueprint(jobs_bp)
+    app.register_blueprint(openapi_bp)
 
     @app.errorhandler(NoBroker)
     def no_broker(exc: NoBroker):

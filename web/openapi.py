@@ -1,0 +1,130 @@
+"""The OpenAPI 3 document of the HTTP interface, served at ``GET /api/openapi.json``.
+
+Written by hand next to the routes it describes; tests/test_openapi.py validates it against the
+OpenAPI 3.0 schema, checks that every route of the app is in it, and checks real responses
+against its schemas.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, jsonify
+
+bp = Blueprint("openapi", __name__)
+
+_NULLABLE_STR = {"type": "string", "nullable": True}
+_NULLABLE_INT = {"type": "integer", "nullable": True}
+
+
+def _obj(props: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
+    return {"type": "object", "properties": props, "required": required if required is not None else list(props),
+            "additionalProperties": False}
+
+
+SCHEMAS: dict[str, Any] = {
+    "Error": _obj({"error": {"type": "string"}, "status": {"type": "integer"}}),
+    "Hit": _obj({"image_id": {"type": "integer"}, "path": {"type": "string"}, "score": {"type": "number"}}),
+    "SearchResults": _obj({"query": {"type": "string"},
+                           "results": {"type": "array", "items": {"$ref": "#/components/schemas/Hit"}}}),
+    "Tag": _obj({"label": {"type": "string"}, "score": {"type": "number"}, "model_version": {"type": "string"}}),
+    "Image": _obj({"image_id": {"type": "integer"}, "path": {"type": "string"}, "status": {"type": "string"},
+                   "error": _NULLABLE_STR, "width": _NULLABLE_INT, "height": _NULLABLE_INT,
+                   "format": _NULLABLE_STR, "duplicate_of": _NULLABLE_INT,
+                   "tags": {"type": "array", "items": {"$ref": "#/components/schemas/Tag"}}}),
+    "Model": {**_obj({"spec": {"type": "string"}, "version": {"type": "string"}}), "nullable": True},
+    "Job": _obj({
+        "id": {"type": "integer"}, "kind": {"type": "string"}, "state": {"type": "string"},
+        "runner": _NULLABLE_STR, "schedule_id": _NULLABLE_INT, "model": {"$ref": "#/components/schemas/Model"},
+        "total": {"type": "integer"}, "done": {"type": "integer"}, "failed": {"type": "integer"},
+        "remaining": {"type": "integer"}, "rate_img_s": {"type": "number"}, "eta_s": {"type": "number",
+                                                                                      "nullable": True},
+        "tasks": _obj({"queued": {"type": "integer"}, "running": {"type": "integer"}, "done": {"type": "integer"}}),
+        "workers": {"type": "array", "items": {"type": "string"}}, "error": _NULLABLE_STR,
+        "created_at": _NULLABLE_STR, "started_at": _NULLABLE_STR, "finished_at": _NULLABLE_STR}),
+    "Jobs": _obj({"jobs": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}}}),
+    "Status": {"type": "object", "required": ["images", "labels", "model", "index", "failures", "last_job"],
+               "properties": {
+                   "images": _obj({k: {"type": "integer"} for k in
+                                   ("total", "tagged", "failed", "pending", "duplicates", "missing")}),
+                   "labels": {"type": "integer"}, "model": {"$ref": "#/components/schemas/Model"},
+                   "index": _obj({"size": {"type": "integer"}}),
+                   "failures": {"type": "array", "items": {"type": "object"}},
+                   "last_job": {"type": "object", "nullable": True}}},
+}
+
+
+def _json(ref: str, description: str) -> dict[str, Any]:
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    words = {400: "bad input (the message says what to change)", 401: "access token missing or wrong",
+             403: "a write from another site's page", 404: "no such thing", 405: "method not allowed",
+             409: "needs a broker", 414: "address too long", 500: "internal error"}
+    return {str(c): _json("Error", words[c]) for c in codes}
+
+
+def _id(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True,
+            "schema": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}}
+
+
+def _html(summary: str, params: list | None = None) -> dict[str, Any]:
+    return {"get": {"summary": summary, "parameters": params or [],
+                    "responses": {"200": {"description": "an HTML page", "content": {"text/html": {}}},
+                                  **_errors(400, 404)}}}
+
+
+def _job_action(summary: str, code: str, codes: tuple[int, ...]) -> dict[str, Any]:
+    return {"post": {"summary": summary, "parameters": [_id("job_id")],
+                     "responses": {code: _json("Job", "the job"), **_errors(*codes)}}}
+
+
+PATHS: dict[str, Any] = {
+    "/api/search": {"get": {
+        "summary": "Rank tagged images by any text",
+        "parameters": [
+            {"name": "q", "in": "query", "required": True, "schema": {"type": "string", "maxLength": 300}},
+            {"name": "k", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 20}},
+            {"name": "min_score", "in": "query", "schema": {"type": "number", "minimum": -1, "maximum": 1}}],
+        "responses": {"200": _json("SearchResults", "hits, best first"), **_errors(400, 405, 414)}}},
+    "/api/images/{image_id}": {"get": {"summary": "One image and its stored tags", "parameters": [_id("image_id")],
+                                       "responses": {"200": _json("Image", "the image"), **_errors(404)}}},
+    "/api/status": {"get": {"summary": "The collection: counts, model, index size, last job",
+                            "responses": {"200": _json("Status", "the status")}}},
+    "/api/jobs": {"get": {"summary": "Jobs, newest first",
+                          "parameters": [{"name": "limit", "in": "query",
+                                          "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}],
+                          "responses": {"200": _json("Jobs", "the jobs"), **_errors(400)}}},
+    "/api/jobs/{job_id}": {"get": {"summary": "One job", "parameters": [_id("job_id")],
+                                   "responses": {"200": _json("Job", "the job"), **_errors(404)}}},
+    "/api/jobs/{job_id}/cancel": _job_action("Cancel an active job", "200", (400, 403, 404)),
+    "/api/jobs/{job_id}/resume": _job_action("Resume a stopped job (needs a broker)", "200", (400, 403, 404, 409)),
+    "/api/jobs/{job_id}/retry": _job_action("Retry a job's failed images in a new job (needs a broker)", "201",
+                                            (400, 403, 404, 409)),
+    "/api/openapi.json": {"get": {"summary": "This document",
+                                  "responses": {"200": {"description": "OpenAPI 3.0",
+                                                        "content": {"application/json": {}}}}}},
+    "/": _html("The search page", [{"name": "q", "in": "query", "schema": {"type": "string"}}]),
+    "/image/{image_id}": _html("One image's page", [_id("image_id")]),
+    "/thumb/{image_id}": {"get": {"summary": "A registered image's thumbnail (256 px)", "parameters": [_id("image_id")],
+                                  "responses": {"200": {"description": "JPEG", "content": {"image/jpeg": {}}},
+                                                "304": {"description": "not modified (ETag)"}, **_errors(404)}}},
+}
+
+DOCUMENT: dict[str, Any] = {
+    "openapi": "3.0.3",
+    "info": {"title": "Tagscope", "version": "1",
+             "description": "Open-vocabulary photo tagging and search. Every error under /api/ is an Error."},
+    "paths": PATHS,
+    "components": {"schemas": SCHEMAS,
+                   "securitySchemes": {"token": {"type": "http", "scheme": "bearer",
+                                                 "description": "only when the server has TAGSCOPE_ACCESS_TOKEN"}}},
+}
+
+
+@bp.get("/api/openapi.json")
+def document():
+    return jsonify(DOCUMENT)
