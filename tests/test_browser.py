@@ -50,6 +50,15 @@ def server(tagged_home):
     proc.wait(timeout=20)
 
 
+def wait_until(check, what: str, timeout: float = 30) -> None:
+    """Poll a page condition from Python: Playwright's wait_for_function evaluates its predicate
+    with eval(), which the page's Content-Security-Policy (no 'unsafe-eval') rightly refuses."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
+
+
 @pytest.fixture(scope="module")
 def browser():
     if not Path(CHROMIUM).exists():
@@ -72,12 +81,8 @@ def test_typing_a_query_shows_the_right_thumbnails(server, browser, synthetic_ph
     page.fill("input[name=q]", "red thing")
     page.keyboard.press("Enter")
     page.wait_for_selector("#results .result img")
-    # Polled from here: wait_for_function evaluates its predicate with eval(), which the page's
-    # Content-Security-Policy (no 'unsafe-eval') rightly refuses.
-    deadline = time.monotonic() + 30
-    while not page.eval_on_selector_all("#results img", "imgs => imgs.every(i => i.complete)"):
-        assert time.monotonic() < deadline, "thumbnails did not load"
-        page.wait_for_timeout(100)
+    wait_until(lambda: page.eval_on_selector_all("#results img", "imgs => imgs.every(i => i.complete)"),
+               "thumbnails did not load")
     results = page.locator("#results .result")
     assert results.count() >= 10
     loaded = page.eval_on_selector_all("#results img", "imgs => imgs.map(i => i.naturalWidth)")
@@ -122,10 +127,8 @@ def test_the_image_page_keeps_proportions_the_query_and_the_way_back(server, bro
     page.goto(server + "/?q=blue+star")
     page.locator("#results .result a").first.click()
     page.wait_for_selector("img.large")
-    deadline = time.monotonic() + 30
-    while not page.eval_on_selector("img.large", "i => i.complete && i.naturalWidth > 0"):
-        assert time.monotonic() < deadline, "the image did not load"
-        page.wait_for_timeout(100)
+    wait_until(lambda: page.eval_on_selector("img.large", "i => i.complete && i.naturalWidth > 0"),
+               "the image did not load")
     natural = page.eval_on_selector("img.large", "i => i.naturalWidth / i.naturalHeight")
     shown = page.locator("img.large").bounding_box()
     assert abs(shown["width"] / shown["height"] - natural) < 0.02, (shown, natural)  # not stretched
