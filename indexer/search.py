@@ -15,17 +15,23 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL.Image import Image as PILImage
 from sqlalchemy import select
 
 from core.db import TAGGED, Database, Image, ModelVersion, collection_model_version, get_database, tagged_versions
 from core.errors import TagscopeError
 from core.settings import Settings
 from indexer import ann, store
+from indexer import filters as flt
+from indexer.filters import Filters
+from indexer.relevance import TOP_N, Calibrator, Cutoff
 from indexer.vector_index import VectorIndex
 from mkt.factory import get_model
 from mkt.tagmodel import ImageEmbeddings, TagModel
 
 MAX_K = 1000
+MAX_DEPTH = 2000  # pages reach this deep into the ranking
+FILTER_EXACT = 20_000  # a filter passing at most this many photos is searched exactly over them
 RERANK_POOL = 200  # candidates re-ranked by the model's own score (MKT models, approximate indexes)
 MAX_POOL = 4000
 MAX_QUERY_CHARS = 300
@@ -35,12 +41,35 @@ QUERY_CACHE = 4096  # query texts whose embeddings a searcher keeps (~2 KiB each
 
 @dataclass(frozen=True)
 class Hit:
+    """One result: ``match`` says whether it passes the query's calibrated cutoff (None for image
+    queries, which have none); ``mtime`` is the file's modification time (seconds since 1970)."""
+
     image_id: int
     path: str
     score: float
+    match: bool | None = None
+    mtime: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Results:
+    """One page of results: ranks ``offset`` to ``offset + len(hits)``; ``more`` when a next page exists."""
+
+    query: str | None
+    hits: list[Hit]
+    offset: int
+    more: bool
+    cutoff: Cutoff | None
+    filters: Filters
+
+    def to_json(self) -> dict[str, Any]:
+        calibration = self.cutoff.to_json() if self.cutoff is not None else {"cutoff": None, "calibration": None}
+        return {"query": self.query, "offset": self.offset, "more": self.more, **calibration,
+                "filters": self.filters.to_json(), "matches": sum(bool(h.match) for h in self.hits),
+                "results": [h.to_json() for h in self.hits]}
 
 
 def parse_min_score(value: str | float | None) -> float | None:
@@ -53,6 +82,18 @@ def parse_min_score(value: str | float | None) -> float | None:
     if not -1.0 <= score <= 1.0:
         raise TagscopeError(f"min_score must be between -1 and 1 (scores are cosine similarities), got {score}")
     return score
+
+
+def check_offset(offset: int | str | None, k: int) -> int:
+    """A page's first rank: 0 up to ``MAX_DEPTH - k`` (search pages through the best ``MAX_DEPTH``)."""
+    try:
+        offset = int(offset or 0)
+    except (TypeError, ValueError):
+        raise TagscopeError(f"offset must be a whole number, got {offset!r}") from None
+    if not 0 <= offset <= MAX_DEPTH - k:
+        raise TagscopeError(f"offset must be between 0 and {MAX_DEPTH - k} (search pages through the best "
+                            f"{MAX_DEPTH} results; narrow the query or add a filter to see others), got {offset}")
+    return offset
 
 
 def check_query(text: str | None, k: int | str | None) -> tuple[str, int]:
@@ -89,6 +130,8 @@ class Searcher:
         self._lock = threading.Lock()
         self._version_row: int | None = None
         self._queries: OrderedDict[tuple[str, str], torch.Tensor] = OrderedDict()
+        self._cutoffs: OrderedDict[tuple, Cutoff] = OrderedDict()
+        self._calibrator: Calibrator | None = None
 
     def follow_active_version(self) -> None:
         """Drop the loaded model and index when the collection's active version changed."""
@@ -157,31 +200,105 @@ class Searcher:
         return emb
 
     def search(self, text: str, k: int = 20, min_score: float | None = None) -> list[Hit]:
-        """The ``k`` best images for ``text``; with ``min_score``, only those scoring at least that
-        (a relevance cutoff: fewer than ``k`` when fewer images match).
+        """The ``k`` best images for ``text``; with ``min_score``, only those scoring at least that.
+        Each hit says whether it matches (:mod:`indexer.relevance`). See :meth:`find`."""
+        return self.find(text, k=k, min_score=min_score).hits
 
-        The index proposes candidates by the global embedding; when its ranking is not the model's
-        own (an approximate index, or a model whose score also has a local stream, as MKT's),
-        :func:`rerank` orders a pool of candidates by the model's score from the stored embeddings
-        (the score tags store), so search and tags agree."""
-        text, k = check_query(text, k)
+    def find(self, text: str | None = None, *, image: torch.Tensor | None = None, k: int = 20, offset: int = 0,
+             min_score: float | None = None, filters: Filters | None = None, exclude: int | None = None,
+             ) -> Results:
+        """One page of results for a text (``text``) or an image (``image``: its normalised global
+        embedding [1, D]): ranks ``offset`` to ``offset + k`` of the best images, passing ``filters``.
+
+        Text is scored by the model's own score, as tags are: the index proposes candidates by the
+        global embedding and, when its ranking is not the model's (an approximate index, or an MKT
+        model whose score also has a local stream), :func:`rerank` orders a pool of candidates by
+        the model's score from the stored embeddings. Images are ranked by the cosine of global
+        embeddings. A text query also gets its calibrated cutoff and each hit a ``match`` flag."""
+        if text is not None:
+            text, k = check_query(text, k)
+        offset = check_offset(offset, k)
         self.follow_active_version()
+        query = self.embed_query(text) if text is not None else image.float().reshape(1, -1).cpu()
+        depth = offset + k + 1 + (exclude is not None)  # one more: is there a next page?
+        if filters:
+            ids, scores = self._filtered(query, depth, filters, by_model=text is not None)
+        else:
+            ids, scores = self._ranked(query, depth, by_model=text is not None)
+        ranked = [(int(i), float(s)) for i, s in zip(ids, scores)
+                  if i >= 0 and i != exclude and (min_score is None or s >= min_score)]
+        cutoff = self.cutoff(text, query) if text is not None else None
+        page = ranked[offset:offset + k]
+        return Results(text, self._hits(page, cutoff), offset, len(ranked) > offset + k, cutoff, filters or Filters())
+
+    def _ranked(self, query: torch.Tensor, n: int, by_model: bool) -> tuple[np.ndarray, np.ndarray]:
+        """The best ``n`` (ids, scores) of the collection, best first."""
         index = self.index()
-        query = self.embed_query(text)
-        exact = index.exact and self.model.local_top_k <= 0
-        pool = max(4 * k, k * ann.SPECS[index.kind].oversample, RERANK_POOL)  # ivfpq needs 20 per result
-        scores, ids = index.search(query.numpy(), k if exact else min(pool, MAX_POOL))
+        exact = index.exact and (self.model.local_top_k <= 0 or not by_model)
+        pool = max(4 * n, n * ann.SPECS[index.kind].oversample, RERANK_POOL)  # ivfpq needs 20 per result
+        scores, ids = index.search(query.numpy(), n if exact else min(pool, MAX_POOL))
         ids, scores = ids[0], scores[0]
         if not exact:
-            ids, scores = rerank(self.model, self.db, self._version_id(), ids[ids >= 0], query)
-        ranked = [(int(i), float(s)) for i, s in zip(ids[:k], scores[:k])
-                  if i >= 0 and (min_score is None or s >= min_score)]
+            ids, scores = rerank(self.model, self.db, self._version_id(), ids[ids >= 0], query, by_model)
+        return ids[:n], scores[:n]
+
+    def _filtered(self, query: torch.Tensor, n: int, filters: Filters, by_model: bool
+                  ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_ranked` among the photos passing ``filters``: exactly over them when at most
+        ``FILTER_EXACT`` pass, else over the index's best ``MAX_POOL`` candidates (fewer than ``n``
+        results then when the filter keeps few of those)."""
+        version_id = self._version_id()
+        allowed = flt.allowed_ids(self.db, filters, version_id, FILTER_EXACT)
+        if allowed is not None:
+            ids, scores = rerank(self.model, self.db, version_id, allowed, query, by_model)
+            return ids[:n], scores[:n]
+        ids, scores = self._ranked(query, min(MAX_POOL, max(8 * n, RERANK_POOL)), by_model)
+        passing = flt.keep(self.db, filters, version_id, ids.tolist())
+        mask = np.fromiter((int(i) in passing for i in ids), bool, len(ids))
+        return ids[mask][:n], scores[mask][:n]
+
+    def cutoff(self, text: str, query: torch.Tensor) -> Cutoff:
+        """The calibrated cutoff of a text query (cached per model version, text and index state)."""
+        index, model = self.index(), self.model
+        key = (model.version, text, index.loaded_mtime, len(index))
+        with self._lock:
+            cached = self._cutoffs.get(key)
+            calibrator = self._calibrator
+        if cached is not None:
+            return cached
+        if calibrator is None or calibrator.model is not model:
+            calibrator = Calibrator(model, self.db, self._version_id())
+            with self._lock:
+                self._calibrator = calibrator
+        ids, scores = self._ranked(query, TOP_N, by_model=True)
+        cutoff = calibrator.cutoff(query, ids, scores)
+        with self._lock:
+            self._cutoffs[key] = cutoff
+            while len(self._cutoffs) > QUERY_CACHE:
+                self._cutoffs.popitem(last=False)
+        return cutoff
+
+    def _hits(self, ranked: list[tuple[int, float]], cutoff: Cutoff | None) -> list[Hit]:
         if not ranked:
             return []
         with self.db.session() as s:
-            paths = dict(s.execute(select(Image.id, Image.path)
-                                   .where(Image.id.in_([i for i, _ in ranked]), Image.status == TAGGED)).all())
-        return [Hit(i, paths[i], sc) for i, sc in ranked if i in paths]
+            rows = {r.id: r for r in s.execute(select(Image.id, Image.path, Image.mtime)
+                                               .where(Image.id.in_([i for i, _ in ranked]), Image.status == TAGGED))}
+        return [Hit(i, rows[i].path, sc, None if cutoff is None else cutoff.matches(sc), rows[i].mtime)
+                for i, sc in ranked if i in rows]
+
+    def stored_embedding(self, image_id: int) -> torch.Tensor | None:
+        """The stored global embedding [1, D] of a tagged image (a "more like this" query), or None."""
+        self.follow_active_version()
+        _, vectors = store.get(self.db, self._version_id(), [image_id], self.model.embed_dim)
+        return torch.from_numpy(vectors[:1]) if len(vectors) else None
+
+    def embed_photo(self, photo: PILImage) -> torch.Tensor:
+        """The global embedding [1, D] of a decoded photo (an uploaded query; nothing is stored)."""
+        model = self.model
+        with torch.inference_mode():
+            pixels = model.preprocess(photo).unsqueeze(0).to(model.device)
+            return model.encode_images(pixels, with_patches=False).global_.float().cpu()
 
     def _version_id(self) -> int:
         if self._version_row is None:
@@ -190,13 +307,14 @@ class Searcher:
         return self._version_row
 
 
-def rerank(model: TagModel, db: Database, model_version_id: int, ids: np.ndarray, query: torch.Tensor
-           ) -> tuple[np.ndarray, np.ndarray]:
+def rerank(model: TagModel, db: Database, model_version_id: int, ids: np.ndarray, query: torch.Tensor,
+           by_model: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """(ids, scores) of the candidates ``ids`` by the model's own score (:meth:`TagModel.score`:
-    the two-stream score for MKT models) from their stored embeddings, best first. Candidates
-    without a stored embedding (no longer tagged) drop out."""
+    the two-stream score for MKT models; with ``by_model`` False the cosine of global embeddings,
+    for image queries) from their stored embeddings, best first. Candidates without a stored
+    embedding (no longer tagged) drop out."""
     found, vectors, patches = store.get_with_patches(db, model_version_id, ids.tolist(), model.embed_dim,
-                                                     patches=model.local_top_k > 0)
+                                                     patches=by_model and model.local_top_k > 0)
     if not len(found):
         return found, np.zeros(0, np.float32)
     emb = ImageEmbeddings(torch.from_numpy(vectors).to(model.device),

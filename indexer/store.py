@@ -146,21 +146,31 @@ SAMPLE_SORT_MAX = 200_000  # up to this many stored rows a sample sorts them all
 def sample(db: Database, model_version_id: int, dim: int, n: int, seed: int | None = None,
            sort_max: int = SAMPLE_SORT_MAX) -> np.ndarray:
     """A uniform random sample of ``n`` stored vectors (float32) of tagged images, or all of them
-    when fewer: what ANN indexes train on. Up to ``sort_max`` rows, ``ORDER BY random()``; above,
-    random image ids drawn between the smallest and largest stored id and fetched by primary
+    when fewer, in random order: what ANN indexes train on (see :func:`sample_ids`)."""
+    ids = sample_ids(db, model_version_id, n, seed, sort_max)
+    found, vectors = get(db, model_version_id, ids.tolist(), dim)
+    order = {int(i): k for k, i in enumerate(ids)}
+    return vectors[np.argsort([order[int(i)] for i in found], kind="stable")] if len(found) else vectors
+
+
+def sample_ids(db: Database, model_version_id: int, n: int, seed: int | None = None,
+               sort_max: int = SAMPLE_SORT_MAX) -> np.ndarray:
+    """The ids of a uniform random sample of ``n`` tagged images with a stored embedding, or of all
+    of them when fewer, in random order. Up to ``sort_max`` rows, ``ORDER BY random()``; above,
+    random image ids drawn between the smallest and largest stored id and checked by primary
     key, so a sample of 5x10^5 from 10^8 rows reads about 5x10^5 rows, not 10^8."""
     if n <= 0:
-        return np.zeros((0, dim), np.float32)
+        return np.zeros(0, np.int64)
     where = (Embedding.model_version_id == model_version_id, Image.status == TAGGED)
     with db.session() as s:
         lo, hi, total = s.execute(select(func.min(Embedding.image_id), func.max(Embedding.image_id), func.count())
                                   .join(Image, Image.id == Embedding.image_id).where(*where)).one()
         if not total:
-            return np.zeros((0, dim), np.float32)
+            return np.zeros(0, np.int64)
         if total <= sort_max or n >= total // 2:
-            rows = s.scalars(select(Embedding.vector).join(Image, Image.id == Embedding.image_id)
+            rows = s.scalars(select(Embedding.image_id).join(Image, Image.id == Embedding.image_id)
                              .where(*where).order_by(func.random()).limit(n)).all()
-            return from_bytes(rows, dim)
+            return np.asarray(rows, np.int64)
     rng = np.random.default_rng(seed)
     density = total / (hi - lo + 1)
     picked: set[int] = set()
@@ -169,6 +179,17 @@ def sample(db: Database, model_version_id: int, dim: int, n: int, seed: int | No
         size = min(int(1.2 * (n - have) / density) + 16, 20 * n)  # ids are seldom that sparse
         draw = np.setdiff1d(rng.integers(lo, hi + 1, size=size), np.fromiter(picked, np.int64, len(picked)))
         picked.update(draw.tolist())
-        _, vectors = get(db, model_version_id, draw.tolist(), dim)
-        parts.append(vectors[rng.permutation(len(vectors))])  # get() returns them by id
+        found = existing(db, model_version_id, draw.tolist())
+        parts.append(found[rng.permutation(len(found))])
     return np.concatenate(parts)[:n]
+
+
+def existing(db: Database, model_version_id: int, image_ids: Sequence[int]) -> np.ndarray:
+    """Those of ``image_ids`` that are tagged and have a stored embedding, ascending."""
+    found: list[int] = []
+    with db.session() as s:
+        for chunk in chunks(sorted(set(map(int, image_ids)))):
+            found += s.scalars(select(Embedding.image_id).join(Image, Image.id == Embedding.image_id)
+                               .where(Embedding.model_version_id == model_version_id, Image.status == TAGGED,
+                                      Embedding.image_id.in_(chunk)).order_by(Embedding.image_id)).all()
+    return np.asarray(found, np.int64)

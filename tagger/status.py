@@ -86,4 +86,5 @@ def image_record(db: Database, image_id: int) -> dict[str, Any] | None:
                          .order_by(Tag.score.desc(), Label.name)).all()
         return {"image_id": img.id, "path": img.path, "status": img.status, "error": img.error,
                 "width": img.width, "height": img.height, "format": img.format, "duplicate_of": img.duplicate_of,
+                "mtime": img.mtime,
                 "tags": [{"label": n, "score": sc, "model_version": v} for n, sc, v in tags]}

@@ -1,4 +1,7 @@
-"""A real browser (headless Debian Chromium via Playwright) searches through ``tagscope serve``."""
+"""A real browser (headless Debian Chromium via Playwright) uses ``tagscope serve``: search, matches
+vs others, paging, more like this, a photo as the query, the image page's navigation (mouse and
+keyboard), phone widths. Screenshots of each flow are kept as test artefacts in
+``test-artifacts/screenshots/`` (or ``$TAGSCOPE_SCREENSHOTS``)."""
 
 from __future__ import annotations
 
@@ -59,6 +62,19 @@ def wait_until(check, what: str, timeout: float = 30) -> None:
         time.sleep(0.1)
 
 
+@pytest.fixture(scope="session")
+def shots() -> Path:
+    folder = Path(os.environ.get("TAGSCOPE_SCREENSHOTS", ROOT / "test-artifacts" / "screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def loaded(page, selector: str) -> None:
+    page.wait_for_selector(selector)
+    wait_until(lambda: page.eval_on_selector_all(selector, "imgs => imgs.every(i => i.complete && i.naturalWidth > 0)"),
+               f"images {selector} did not load")
+
+
 @pytest.fixture(scope="module")
 def browser():
     if not Path(CHROMIUM).exists():
@@ -73,28 +89,144 @@ def browser():
         b.close()
 
 
-def test_typing_a_query_shows_the_right_thumbnails(server, browser, synthetic_photos):
+def test_typing_a_query_shows_matches_then_the_nearest_others(server, browser, synthetic_photos, shots):
     truth = read_labels_jsonl(synthetic_photos)
     page = browser.new_page()
     page.goto(server)
     assert page.locator("#empty-state").is_visible()
-    page.fill("input[name=q]", "red thing")
+    page.fill("input[name=q]", "striped background")
     page.keyboard.press("Enter")
-    page.wait_for_selector("#results .result img")
-    wait_until(lambda: page.eval_on_selector_all("#results img", "imgs => imgs.every(i => i.complete)"),
-               "thumbnails did not load")
-    results = page.locator("#results .result")
-    assert results.count() >= 10
-    loaded = page.eval_on_selector_all("#results img", "imgs => imgs.map(i => i.naturalWidth)")
-    assert all(w > 0 for w in loaded)  # every thumbnail was served and decoded
-    paths = page.eval_on_selector_all("#results img", "imgs => imgs.map(i => i.alt)")
-    top10 = [Path(p).name for p in paths[:10]]
-    hits = sum("red thing" in truth[name] for name in top10)
-    assert hits >= 8, top10
-    page.screenshot(path=str(Path(os.environ.get("TAGSCOPE_SCREENSHOTS", "/tmp")) / "tagscope-search.png"))
-    page.locator("#results .result a").first.click()
-    page.wait_for_selector("#tags")
-    assert "red thing" in page.locator("#tags").inner_text()
+    loaded(page, "#matches img")
+    matches = [Path(p).name for p in page.eval_on_selector_all("#matches img", "imgs => imgs.map(i => i.alt)")]
+    assert len(matches) >= 10 and sum("striped background" in truth[n] for n in matches) >= 0.9 * len(matches)
+    assert "match" in page.locator("#match-count").inner_text()
+    names = page.locator("#matches .result .name").all_inner_texts()
+    dates = page.locator("#matches .result time.date").all_inner_texts()
+    assert names[0] == matches[0] and dates[0][:2] == "20"  # file name and date under each thumbnail
+    assert "modified" in page.locator("#matches .result a").first.get_attribute("title")
+    page.screenshot(path=str(shots / "search-matches.png"), full_page=True)
+    page.goto(server + "/?q=blue+star")  # a compound: some matches, then the others
+    loaded(page, "#matches img")
+    assert page.locator("#others-heading").is_visible() and page.locator("#others .result").count() >= 1
+    page.screenshot(path=str(shots / "search-matches-and-others.png"), full_page=True)
+    page.close()
+
+
+def test_a_text_that_describes_nothing_shows_no_matches_but_the_nearest(server, browser, shots):
+    page = browser.new_page()
+    page.goto(server + "/?q=crimson+object")
+    page.wait_for_selector("#others .result")
+    assert "No photos match" in page.locator("#match-count").inner_text()
+    assert page.locator("#matches").count() == 0
+    page.screenshot(path=str(shots / "search-no-matches.png"))
+    page.close()
+
+
+def test_paging_through_results(server, browser, shots):
+    page = browser.new_page()
+    page.goto(server + "/?q=red+thing")
+    page.wait_for_selector(".result")
+    first = page.eval_on_selector_all(".result", "rs => rs.map(r => r.dataset.imageId)")
+    page.locator("#next-page").click()
+    page.wait_for_selector("#prev-page")
+    second = page.eval_on_selector_all(".result", "rs => rs.map(r => r.dataset.imageId)")
+    assert "page=2" in page.url and len(second) == 40 and not set(first) & set(second)
+    page.screenshot(path=str(shots / "search-page-2.png"))
+    page.locator("#prev-page").click()
+    page.wait_for_selector("#next-page")
+    assert page.eval_on_selector_all(".result", "rs => rs.map(r => r.dataset.imageId)") == first
+    page.close()
+
+
+def test_more_like_this_from_the_image_page(server, browser, synthetic_photos, shots):
+    truth = read_labels_jsonl(synthetic_photos)
+    page = browser.new_page()
+    page.goto(server + "/?q=green+square")
+    page.locator("#matches .result a").first.click()
+    page.wait_for_selector("#more-like-this")
+    source = Path(page.locator("h1.path").inner_text()).name
+    page.locator("#more-like-this").click()
+    loaded(page, "#results img")
+    assert page.locator("#like-heading").is_visible()
+    similar = [Path(p).name for p in page.eval_on_selector_all("#results img", "imgs => imgs.map(i => i.alt)")]
+    assert source not in similar and len(similar) == 40
+    shared = [len(set(truth[source]) & set(truth[name])) for name in similar[:10]]
+    assert sum(s >= 2 for s in shared) >= 7, shared  # the nearest share at least two labels with it
+    page.screenshot(path=str(shots / "more-like-this.png"))
+    page.close()
+
+
+def test_a_photo_uploaded_as_the_query_finds_itself(server, browser, synthetic_photos, shots):
+    photo = sorted(synthetic_photos.glob("*.png"))[11]
+    page = browser.new_page()
+    page.goto(server)
+    page.locator("#upload summary").click()
+    page.set_input_files("#photo", str(photo))
+    page.locator("#upload-button").click()
+    loaded(page, "#results img")
+    assert "not stored" in page.locator("#upload-heading").inner_text()
+    assert Path(page.locator("#results img").first.get_attribute("alt")).name == photo.name
+    page.screenshot(path=str(shots / "upload-query.png"))
+    page.close()
+
+
+def test_filters_by_folder_and_tag_in_the_page(server, browser, synthetic_photos):
+    page = browser.new_page()
+    page.goto(server + "/?q=circle")
+    page.locator("#filters summary").click()
+    page.fill("#tag", "blue thing")
+    page.locator(".filter-form button").click()
+    page.wait_for_selector(".result")
+    assert "tag=blue+thing" in page.url and "blue thing" in page.locator("#filters summary").inner_text()
+    page.fill("#folder", str(synthetic_photos.parent / "elsewhere"))
+    page.locator(".filter-form button").click()
+    page.wait_for_selector("#no-results")
+    page.close()
+
+
+def test_the_image_page_navigates_the_results_with_mouse_and_keys(server, browser, shots):
+    page = browser.new_page()
+    page.goto(server + "/?q=blue+star")
+    order = page.eval_on_selector_all(".result", "rs => rs.map(r => r.dataset.imageId)")
+    page.locator(".result a").first.click()
+    loaded(page, "img.large")
+    natural = page.eval_on_selector("img.large", "i => i.naturalWidth / i.naturalHeight")
+    shown = page.locator("img.large").bounding_box()
+    assert abs(shown["width"] / shown["height"] - natural) < 0.02, (shown, natural)  # not stretched
+    assert page.input_value("input[name=q]") == "blue star"  # the search box remembers the query
+    assert "blue star" in page.locator("#tags").inner_text() or page.locator("#tags tr").count() > 1
+    assert page.locator("#model-version").inner_text().startswith("model version")
+    page.locator("#next").click()
+    page.wait_for_selector("#prev")
+    assert f"/image/{order[1]}?" in page.url
+    page.keyboard.press("ArrowRight")
+    page.wait_for_url(f"**/image/{order[2]}?**")
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_url(f"**/image/{order[1]}?**")
+    page.screenshot(path=str(shots / "image-page.png"))
+    page.locator("#full-size").click()
+    page.wait_for_url("**/full")
+    assert page.evaluate("document.images.length") == 1  # the browser shows the photo itself
+    page.go_back()
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#matches, #others")
+    assert "q=blue+star" in page.url
+    page.close()
+
+
+def test_keyboard_moves_between_results_and_opens_one(server, browser):
+    page = browser.new_page()
+    page.goto(server + "/?q=red+circle")
+    page.wait_for_selector(".result")
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")
+    focused = page.evaluate("document.activeElement.parentElement.dataset.imageId")
+    second = page.eval_on_selector_all(".result", "rs => rs.map(r => r.dataset.imageId)")[1]
+    assert focused == second
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"**/image/{second}?**")
+    page.keyboard.press("/")
+    assert page.evaluate("document.activeElement.id") == "q"
     page.close()
 
 
@@ -109,31 +241,20 @@ def test_bad_query_shows_the_error_state_in_the_page(server, browser):
 
 
 @pytest.mark.parametrize("width", [390, 360])
-def test_the_search_box_and_button_fit_a_phone_screen(server, browser, width, tmp_path_factory):
+def test_the_pages_fit_a_phone_screen(server, browser, width, shots):
     page = browser.new_page(viewport={"width": width, "height": 780})
     page.goto(server + "/?q=red+circle")
-    page.wait_for_selector("#results .result")
+    page.wait_for_selector(".result")
     button = page.locator("form.search button").bounding_box()
     box = page.locator("form.search input").bounding_box()
     assert button["x"] >= 0 and button["x"] + button["width"] <= width, button
     assert box["width"] >= 120, box  # room left to type
+    page.locator("#filters summary").click()
+    page.locator("#upload summary").click()
     assert page.evaluate("document.documentElement.scrollWidth") <= width  # no sideways scrolling
-    page.screenshot(path=str(tmp_path_factory.mktemp("screens") / f"search-{width}px.png"))
-    page.close()
-
-
-def test_the_image_page_keeps_proportions_the_query_and_the_way_back(server, browser):
-    page = browser.new_page()
-    page.goto(server + "/?q=blue+star")
-    page.locator("#results .result a").first.click()
+    page.screenshot(path=str(shots / f"search-{width}px.png"), full_page=True)
+    page.locator(".result a").first.click()
     page.wait_for_selector("img.large")
-    wait_until(lambda: page.eval_on_selector("img.large", "i => i.complete && i.naturalWidth > 0"),
-               "the image did not load")
-    natural = page.eval_on_selector("img.large", "i => i.naturalWidth / i.naturalHeight")
-    shown = page.locator("img.large").bounding_box()
-    assert abs(shown["width"] / shown["height"] - natural) < 0.02, (shown, natural)  # not stretched
-    assert page.input_value("input[name=q]") == "blue star"  # the search box remembers the query
-    page.locator("#back").click()
-    page.wait_for_selector("#results .result")
-    assert "q=blue+star" in page.url and page.locator("#results .result").count() >= 10
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    page.screenshot(path=str(shots / f"image-{width}px.png"), full_page=True)
     page.close()

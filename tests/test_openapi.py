@@ -3,6 +3,7 @@ match its schemas (and its error shape)."""
 
 from __future__ import annotations
 
+import io
 import re
 
 import pytest
@@ -49,6 +50,12 @@ def test_responses_match_the_documented_schemas(app, doc):
     search = client.get("/api/search?q=red+circle&k=5").get_json()
     check(doc, search, "SearchResults")
     image_id = search["results"][0]["image_id"]
+    check(doc, client.get("/api/search?q=crimson+object&k=3&offset=3").get_json(), "SearchResults")  # no cutoff
+    check(doc, client.get(f"/api/search?like={image_id}&k=3&tag=red+thing").get_json(), "SearchResults")
+    thumb = client.get(f"/thumb/{image_id}").data
+    photo = client.post("/api/search/photo", data={"photo": (io.BytesIO(thumb), "q.jpg")},
+                        content_type="multipart/form-data")
+    check(doc, photo.get_json(), "SearchResults")
     check(doc, client.get(f"/api/images/{image_id}").get_json(), "Image")
     check(doc, client.get("/api/status").get_json(), "Status")
     jobs = client.get("/api/jobs").get_json()
@@ -61,10 +68,14 @@ def test_responses_match_the_documented_schemas(app, doc):
 @pytest.mark.parametrize("method, url, path, status", [
     ("get", "/api/search?q=", "/api/search", 400), ("get", "/api/images/99999999", "/api/images/{image_id}", 404),
     ("post", "/api/jobs/1/resume", "/api/jobs/{job_id}/resume", 409), ("get", "/api/jobs?limit=0", "/api/jobs", 400),
-    ("post", "/api/search?q=x", "/api/search", 405)])
+    ("post", "/api/search?q=x", "/api/search", 405), ("get", "/api/search?like=99999999", "/api/search", 404),
+    ("post", "/api/search/photo", "/api/search/photo", 400), ("get", "/image/99999999/full", None, 404)])
 def test_errors_match_the_documented_error_and_status(app, doc, method, url, path, status):
     resp = getattr(app.test_client(), method)(url)
     assert resp.status_code == status
+    if path is None:  # not under /api/: the HTML error page
+        assert resp.mimetype == "text/html"
+        return
     check(doc, resp.get_json(), "Error")
     if status == 405:  # a method the document does not offer for the path
         assert method not in doc["paths"][path]

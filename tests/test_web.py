@@ -19,7 +19,8 @@ def test_api_search_has_the_documented_shape(client):
     body = resp.get_json()
     assert body["query"] == "red circle" and len(body["results"]) == 5
     first = body["results"][0]
-    assert set(first) == {"image_id", "path", "score"}
+    assert set(first) == {"image_id", "path", "score", "match", "mtime"}
+    assert set(body) >= {"cutoff", "calibration", "matches", "more", "offset", "filters"}
     scores = [r["score"] for r in body["results"]]
     assert scores == sorted(scores, reverse=True)
 
@@ -33,7 +34,7 @@ def test_api_search_rejects_bad_input_with_a_reason(client, query, fix):
 
 def test_search_page_shows_thumbnails_with_scores(client):
     html = client.get("/?q=blue+star").get_data(as_text=True)
-    assert 'id="results"' in html and html.count('class="result"') >= 10 and "/thumb/" in html
+    assert 'id="matches"' in html and html.count('class="result') >= 10 and "/thumb/" in html
 
 
 def test_search_page_empty_and_error_states(client):

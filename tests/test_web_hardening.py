@@ -108,6 +108,12 @@ def test_writes_from_another_site_are_refused(client):
     resp = client.post("/api/jobs/1/cancel", headers={"Sec-Fetch-Site": "cross-site"})
     assert resp.status_code == 403
     assert client.post("/api/jobs/1/cancel", headers={"Origin": "http://127.0.0.1:5000"}).status_code != 403
+    # Origin "null" (a form post under Referrer-Policy no-referrer, or a sandboxed frame): only the
+    # browser's own same-origin mark lets it through
+    null = {"Origin": "null"}
+    assert client.post("/api/jobs/1/cancel", headers=null).status_code == 403
+    assert client.post("/api/jobs/1/cancel", headers={**null, "Sec-Fetch-Site": "cross-site"}).status_code == 403
+    assert client.post("/api/jobs/1/cancel", headers={**null, "Sec-Fetch-Site": "same-origin"}).status_code != 403
 
 
 def test_the_status_api_holds_no_secrets(client):

@@ -6,6 +6,7 @@ one blueprint per feature, shared services kept in ``app.extensions``.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 from flask import Flask
@@ -19,7 +20,11 @@ def create_app(settings: Settings | None = None, test_config: dict[str, Any] | N
 
     settings = settings or load_settings()
     app = Flask(__name__)
-    app.config.update(JSON_SORT_KEYS=False, TAGSCOPE_SETTINGS=settings, MAX_CONTENT_LENGTH=1 << 20)
+    from web.upload import MAX_UPLOAD_BYTES
+
+    # a request body (an uploaded query photo and its form) larger than this is a 413
+    app.config.update(JSON_SORT_KEYS=False, TAGSCOPE_SETTINGS=settings,
+                      MAX_CONTENT_LENGTH=MAX_UPLOAD_BYTES + (64 << 10))
     if test_config:
         app.config.update(test_config)
     get_database(settings.db_url)  # fail at start-up, not on the first request
@@ -32,13 +37,17 @@ def create_app(settings: Settings | None = None, test_config: dict[str, Any] | N
     from web.jobs import bp as jobs_bp
     from web.openapi import bp as openapi_bp
     from web.search import bp as search_bp
+    from web.upload import bp as upload_bp
 
     errors.install(app)  # before the blueprints: their routes use the id converter
     security.install(app, settings)
     app.register_blueprint(search_bp)
     app.register_blueprint(images_bp)
     app.register_blueprint(jobs_bp)
+    app.register_blueprint(upload_bp)
     app.register_blueprint(openapi_bp)
+    app.add_template_filter(_local_time, "datetime")
+    app.add_template_filter(_iso_time, "isodate")
 
     @app.errorhandler(NoBroker)
     def no_broker(exc: NoBroker):
@@ -49,3 +58,14 @@ def create_app(settings: Settings | None = None, test_config: dict[str, Any] | N
         return errors.respond(404, str(exc))
 
     return app
+
+
+def _local_time(mtime: float | None) -> str:
+    """A file time as people read it (this machine's time zone, to the minute)."""
+    if not mtime:
+        return ""
+    return datetime.fromtimestamp(mtime).strftime("%Y-%m-%d %H:%M")
+
+
+def _iso_time(mtime: float | None) -> str:
+    return datetime.fromtimestamp(mtime or 0, tz=timezone.utc).isoformat(timespec="seconds")

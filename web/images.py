@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import hashlib
+from functools import partial
 
-from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request
+from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request, send_file, url_for
 
 from core.atomic import atomic_write_bytes
 from core.db import Image, get_database
+from core.errors import TagscopeError
 from core.images import ImageDecodeError, make_thumbnail
+from indexer.search import MAX_DEPTH
 from tagger.status import image_record
+from web.params import PER_PAGE, SearchArgs, whole_number
 
 bp = Blueprint("images", __name__)
 THUMB_SIZE = 256
+FULL_SIZE = 4096
+BROWSER_FORMATS = {"JPEG": "image/jpeg", "MPO": "image/jpeg", "PNG": "image/png", "GIF": "image/gif",
+                   "WEBP": "image/webp", "BMP": "image/bmp"}
 
 
 def _record(image_id: int) -> dict:
@@ -24,9 +31,59 @@ def _record(image_id: int) -> dict:
 
 @bp.get("/image/<id:image_id>")
 def page(image_id: int):
-    """The image with its tags; ``q`` (the search it was opened from) stays in the search box and
-    gives the way back to the results."""
-    return render_template("image.html", image=_record(image_id), query=request.args.get("q", "").strip()[:300])
+    """The image with its tags. Opened from results (``q`` or ``like``, filters, ``r`` = its rank),
+    it links to the previous and next result and back to the page of results it was on."""
+    record = _record(image_id)
+    args, rank = None, None
+    try:
+        args = SearchArgs.parse(request.args)
+        rank = whole_number(request.args.get("r"), "r", 0, MAX_DEPTH - 1) if args and "r" in request.args else None
+    except TagscopeError:
+        args = None  # a hand-edited link: show the image without its neighbours
+    neighbours = _neighbours(args, rank, image_id) if args is not None and rank is not None else {}
+    back = None
+    if args is not None:
+        back = url_for("search.page", page=(rank or 0) // PER_PAGE + 1, **args.url_args())
+    return render_template("image.html", image=record, args=args, rank=rank, back=back, query=args.q if args else "",
+                           folder=_folder(record["path"]), **neighbours)
+
+
+def _neighbours(args: SearchArgs, rank: int, image_id: int) -> dict[str, str | None]:
+    """Links to the results ranked just before and after ``rank`` (when the image is still there)."""
+    hits = args.at(rank - 1 if rank else 0, k=3 if rank else 2).run().hits
+    ids = [h.image_id for h in hits]
+    if image_id not in ids:
+        return {}
+    at = ids.index(image_id)
+    link = partial(url_for, "images.page", **args.url_args())
+    return {"prev_url": link(image_id=ids[at - 1], r=rank - 1) if at > 0 else None,
+            "next_url": link(image_id=ids[at + 1], r=rank + 1) if at + 1 < len(ids) else None}
+
+
+def _folder(path: str) -> str:
+    return path.replace("\\", "/").rsplit("/", 1)[0] or "/"
+
+
+@bp.get("/image/<id:image_id>/full")
+def full_size(image_id: int):
+    """The photo itself: the original file when browsers show its format, else a JPEG of it
+    (TIFF, HEIC...) at up to ``FULL_SIZE`` pixels a side."""
+    settings = current_app.config["TAGSCOPE_SETTINGS"]
+    with get_database(settings.db_url).session() as s:
+        img = s.get(Image, image_id)
+        if img is None:
+            abort(404)
+        fs_path, fmt = img.fs_path, img.format
+    try:
+        if fmt in BROWSER_FORMATS:
+            resp = send_file(fs_path, mimetype=BROWSER_FORMATS[fmt], conditional=True, max_age=3600)
+        else:
+            data = make_thumbnail(fs_path, size=FULL_SIZE, max_pixels=settings.max_pixels)
+            resp = Response(data, mimetype="image/jpeg")
+    except (ImageDecodeError, OSError):
+        abort(404, description="the photo can no longer be read from its file")
+    resp.headers["Content-Disposition"] = "inline"
+    return resp
 
 
 @bp.get("/api/images/<id:image_id>")

@@ -24,13 +24,28 @@ def _obj(props: dict[str, Any], required: list[str] | None = None) -> dict[str, 
 
 SCHEMAS: dict[str, Any] = {
     "Error": _obj({"error": {"type": "string"}, "status": {"type": "integer"}}),
-    "Hit": _obj({"image_id": {"type": "integer"}, "path": {"type": "string"}, "score": {"type": "number"}}),
-    "SearchResults": _obj({"query": {"type": "string"},
-                           "results": {"type": "array", "items": {"$ref": "#/components/schemas/Hit"}}}),
+    "Hit": _obj({"image_id": {"type": "integer"}, "path": {"type": "string"}, "score": {"type": "number"},
+                 "match": {"type": "boolean", "nullable": True,
+                           "description": "score >= cutoff (text queries); null for photo queries"},
+                 "mtime": {"type": "number", "nullable": True, "description": "file modified, seconds since 1970"}}),
+    "Calibration": {**_obj({"median": {"type": "number"}, "top": {"type": "number"},
+                            "background_margin": {"type": "number"}, "alpha": {"type": "number"},
+                            "guard": {"type": "number"}, "top_n": {"type": "integer"}, "guard_n": {"type": "integer"}}),
+                    "nullable": True, "description": "how the cutoff was derived (indexer/relevance.py)"},
+    "SearchResults": _obj({
+        "query": _NULLABLE_STR, "offset": {"type": "integer"}, "more": {"type": "boolean"},
+        "cutoff": {"type": "number", "nullable": True,
+                   "description": "results scoring at least this match the text; null: nothing matches "
+                                  "(or a photo query, which has no cutoff)"},
+        "calibration": {"$ref": "#/components/schemas/Calibration"},
+        "matches": {"type": "integer", "description": "results on this page with match = true"},
+        "filters": _obj({"folder": _NULLABLE_STR, "tag": _NULLABLE_STR}),
+        "results": {"type": "array", "items": {"$ref": "#/components/schemas/Hit"}}}),
     "Tag": _obj({"label": {"type": "string"}, "score": {"type": "number"}, "model_version": {"type": "string"}}),
     "Image": _obj({"image_id": {"type": "integer"}, "path": {"type": "string"}, "status": {"type": "string"},
                    "error": _NULLABLE_STR, "width": _NULLABLE_INT, "height": _NULLABLE_INT,
                    "format": _NULLABLE_STR, "duplicate_of": _NULLABLE_INT,
+                   "mtime": {"type": "number", "nullable": True},
                    "tags": {"type": "array", "items": {"$ref": "#/components/schemas/Tag"}}}),
     "Model": {**_obj({"spec": {"type": "string"}, "version": {"type": "string"}}), "nullable": True},
     "Job": _obj({
@@ -62,7 +77,7 @@ def _json(ref: str, description: str) -> dict[str, Any]:
 def _errors(*codes: int) -> dict[str, Any]:
     words = {400: "bad input (the message says what to change)", 401: "access token missing or wrong",
              403: "a write from another site's page", 404: "no such thing", 405: "method not allowed",
-             409: "needs a broker", 414: "address too long", 500: "internal error"}
+             409: "needs a broker", 413: "upload too large", 414: "address too long", 500: "internal error"}
     return {str(c): _json("Error", words[c]) for c in codes}
 
 
@@ -82,14 +97,35 @@ def _job_action(summary: str, code: str, codes: tuple[int, ...]) -> dict[str, An
                      "responses": {code: _json("Job", "the job"), **_errors(*codes)}}}
 
 
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "schema": schema, "description": description}
+
+
+_PAGE = [_query("k", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 20}, "results per page"),
+         _query("offset", {"type": "integer", "minimum": 0, "maximum": 2000}, "first rank (paging)"),
+         _query("folder", {"type": "string", "maxLength": 1000}, "only photos under this folder"),
+         _query("tag", {"type": "string", "maxLength": 1000}, "only photos with this stored tag")]
+
 PATHS: dict[str, Any] = {
     "/api/search": {"get": {
-        "summary": "Rank tagged images by any text",
+        "summary": "Rank tagged images by any text (q) or like a tagged photo (like)",
         "parameters": [
-            {"name": "q", "in": "query", "required": True, "schema": {"type": "string", "maxLength": 300}},
-            {"name": "k", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 20}},
-            {"name": "min_score", "in": "query", "schema": {"type": "number", "minimum": -1, "maximum": 1}}],
-        "responses": {"200": _json("SearchResults", "hits, best first"), **_errors(400, 405, 414)}}},
+            _query("q", {"type": "string", "maxLength": 300}, "a text; one of q and like is required"),
+            _query("like", {"type": "integer", "minimum": 1}, "an image id: photos most like it (more like this)"),
+            *_PAGE,
+            _query("min_score", {"type": "number", "minimum": -1, "maximum": 1}, "drop results scoring less")],
+        "responses": {"200": _json("SearchResults", "one page of results, best first"),
+                      **_errors(400, 404, 405, 414)}}},
+    "/api/search/photo": {"post": {
+        "summary": "Rank tagged images like an uploaded photo (decoded in memory, never stored)",
+        "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+            "type": "object", "required": ["photo"],
+            "properties": {"photo": {"type": "string", "format": "binary",
+                                     "description": "JPEG, PNG, WebP, GIF, BMP or TIFF; up to 20 MB, 50 MP"},
+                           "k": {"type": "integer", "minimum": 1, "maximum": 1000},
+                           "folder": {"type": "string"}, "tag": {"type": "string"}}}}}},
+        "responses": {"200": _json("SearchResults", "photos most like it, best first"),
+                      **_errors(400, 403, 413)}}},
     "/api/images/{image_id}": {"get": {"summary": "One image and its stored tags", "parameters": [_id("image_id")],
                                        "responses": {"200": _json("Image", "the image"), **_errors(404)}}},
     "/api/status": {"get": {"summary": "The collection: counts, model, index size, last job",
@@ -107,8 +143,20 @@ PATHS: dict[str, Any] = {
     "/api/openapi.json": {"get": {"summary": "This document",
                                   "responses": {"200": {"description": "OpenAPI 3.0",
                                                         "content": {"application/json": {}}}}}},
-    "/": _html("The search page", [{"name": "q", "in": "query", "schema": {"type": "string"}}]),
-    "/image/{image_id}": _html("One image's page", [_id("image_id")]),
+    "/": _html("The search page", [_query("q", {"type": "string"}, "a text"),
+                                   _query("like", {"type": "integer"}, "an image id"),
+                                   _query("page", {"type": "integer", "minimum": 1}, "1-based page of 40"),
+                                   *_PAGE[2:]]),
+    "/image/{image_id}": _html("One image's page (with q or like, filters and r = its rank: previous/next)",
+                               [_id("image_id")]),
+    "/image/{image_id}/full": {"get": {
+        "summary": "The photo at full size: the original file, or a JPEG of formats browsers do not show",
+        "parameters": [_id("image_id")],
+        "responses": {"200": {"description": "the photo", "content": {"image/*": {}}}, **_errors(404)}}},
+    "/search/photo": {"post": {"summary": "The results page for an uploaded photo",
+                               "requestBody": {"required": True, "content": {"multipart/form-data": {}}},
+                               "responses": {"200": {"description": "an HTML page", "content": {"text/html": {}}},
+                                             **_errors(400, 403, 413)}}},
     "/thumb/{image_id}": {"get": {"summary": "A registered image's thumbnail (256 px)", "parameters": [_id("image_id")],
                                   "responses": {"200": {"description": "JPEG", "content": {"image/jpeg": {}}},
                                                 "304": {"description": "not modified (ETag)"}, **_errors(404)}}},

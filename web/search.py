@@ -1,40 +1,59 @@
-"""Search: the page with the query box and results grid, and ``GET /api/search``."""
+"""Search: the page with the query box, filters and results, and ``GET /api/search``.
+
+Text queries split their results into "matches" (at or above the query's calibrated cutoff,
+:mod:`indexer.relevance`) and the nearest others; ``like=<image id>`` searches by a photo of the
+collection ("more like this"). Both page through the best ``MAX_DEPTH`` results."""
 
 from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, render_template, request
+from sqlalchemy import select
 
+from core.db import Label, get_database
 from core.errors import TagscopeError
-from indexer.search import Searcher, check_query, parse_min_score
+from indexer.search import parse_min_score
 from tagger.status import collection_status
+from web.params import SearchArgs, searcher
+from web.upload import MAX_UPLOAD_BYTES
 
 bp = Blueprint("search", __name__)
+MAX_TAG_CHOICES = 5000
 
 
-def searcher() -> Searcher:
-    return current_app.extensions["tagscope.searcher"]
+def tag_choices() -> list[str]:
+    """Active label names, offered by the tag filter."""
+    db = get_database(current_app.config["TAGSCOPE_SETTINGS"].db_url)
+    with db.session() as s:
+        return list(s.scalars(select(Label.name).where(Label.state == "active").order_by(Label.name)
+                              .limit(MAX_TAG_CHOICES)))
 
 
 @bp.get("/")
 def page():
-    query = request.args.get("q", "").strip()
-    k = request.args.get("k", 40)
-    hits, error = [], None
-    if query:
-        try:
-            hits = searcher().search(query, k)
-        except TagscopeError as exc:
-            error = str(exc)
+    args, results, error = None, None, None
+    try:
+        args = SearchArgs.parse(request.args)
+        results = args.run() if args else None
+    except TagscopeError as exc:
+        error = str(exc)
     status = collection_status(current_app.config["TAGSCOPE_SETTINGS"], max_failures=0)
-    page = render_template("search.html", query=query, hits=hits, error=error, status=status)
-    return page, 400 if error else 200
+    html = render_template("search.html", args=args, results=results, error=error, status=status,
+                           query=(args.q if args else request.args.get("q", "")) or "", tags=tag_choices(),
+                           filters=args.filters if args else None, upload_mb=MAX_UPLOAD_BYTES >> 20)
+    return html, 400 if error else 200
 
 
 @bp.get("/api/search")
 def api_search():
-    text, k = check_query(request.args.get("q"), request.args.get("k", 20))
-    hits = searcher().search(text, k, parse_min_score(request.args.get("min_score")))
-    return jsonify({"query": text, "results": [h.to_json() for h in hits]})
+    args = SearchArgs.parse(request.args, k_default=20)
+    if args is None:
+        raise TagscopeError("empty query: pass q (a text) or like (an image id), e.g. /api/search?q=red+bicycle")
+    min_score = parse_min_score(request.args.get("min_score"))
+    if min_score is not None and args.q is not None:
+        results = searcher().find(args.q, k=args.k, offset=args.offset, min_score=min_score, filters=args.filters)
+    else:
+        results = args.run()
+    return jsonify(results.to_json())
 
 
 @bp.get("/api/status")

@@ -63,9 +63,12 @@ def _cross_site(hosts: frozenset[str]) -> bool:
     """A state-changing request sent by another site's page (CSRF): its Origin is not trusted, or
     the browser says cross-site. Scripts and the CLI send neither header."""
     origin = request.headers.get("Origin")
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    if origin == "null":  # our Referrer-Policy (no-referrer) makes browsers send "null" on form posts:
+        return fetch_site != "same-origin"  # trust only the browser's own same-origin mark then
     if origin:
         return host_name(urlsplit(origin).netloc) not in hosts
-    return request.headers.get("Sec-Fetch-Site", "same-origin") == "cross-site"
+    return (fetch_site or "same-origin") == "cross-site"
 
 
 def install(app: Flask, settings: Settings) -> None:

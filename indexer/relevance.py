@@ -1,0 +1,139 @@
+"""Relevance cutoffs calibrated per query: which results "match" and which are only the nearest.
+
+One flat similarity cutoff cannot work (Immich's maintainers: the best score of one query can be
+below a relevant score of another), and no one ships thresholds for labels no one trained on.
+Here every query text gets its own cutoff from two things the collection itself says:
+
+- Its score distribution: the median score of a uniform sample of the collection (what an
+  unrelated photo scores) and ``top``, the mean of the query's ``TOP_N`` best scores over the
+  whole collection (what its clearest matches score). The cutoff lies a fixed share ``ALPHA`` of
+  the way from the one to the other: ``median + ALPHA * (top - median)``. Both ends move with the
+  query, so the cutoff follows each text's own scale. For compositional texts ("red circle")
+  partial matches (red things, circles) fill the middle of the range, and ALPHA is high enough
+  to leave them out.
+- Background texts: generic captions that fit any photo ("a photo of a thing."). A query
+  whose best photos fit it no better than they fit a generic caption (mean margin of its
+  ``GUARD_N`` best photos below ``GUARD``) describes nothing in the collection: no result
+  matches ("crimson object" on a collection of shapes).
+
+ALPHA and GUARD were chosen on a validation set of the synthetic world and measured on a
+separate test set (``python -m bench.relevance``; precision and recall per label family, seen
+and unseen, in docs/search-quality.md).
+
+A pure library over numpy/torch and the embedding store; the searcher keeps one
+:class:`Calibrator` per model version.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from core.db import Database
+from indexer import store
+from mkt.tagmodel import ImageEmbeddings, TagModel
+
+ALPHA = 0.72
+GUARD = -0.1
+TOP_N = 10
+GUARD_N = 3  # the background margin is that of the query's best few photos: a rare label has few
+SAMPLE = 4096  # images whose scores estimate a query's median (2 KiB each at 512-d)
+SAMPLE_BYTES = 128 << 20  # at most this much for the sample (patch features of MKT bundles are large)
+RESAMPLE_GROWTH = 0.1  # draw a new sample once the collection grew or shrank by this share
+BACKGROUND_TEXTS = ("thing", "object", "photo", "picture", "image", "something", "stuff", "item")
+
+
+@dataclass(frozen=True)
+class Cutoff:
+    """A query's cutoff: results scoring at least ``value`` match; ``value`` is None when nothing
+    in the collection matches. ``median``, ``top`` and ``margin`` say how it was derived."""
+
+    value: float | None
+    median: float
+    top: float
+    margin: float
+
+    def matches(self, score: float) -> bool:
+        return self.value is not None and score >= self.value
+
+    def to_json(self) -> dict[str, Any]:
+        return {"cutoff": None if self.value is None else round(self.value, 6),
+                "calibration": {"median": round(self.median, 6), "top": round(self.top, 6),
+                                "background_margin": round(self.margin, 6), "alpha": ALPHA, "guard": GUARD,
+                                "top_n": TOP_N, "guard_n": GUARD_N}}
+
+
+def calibrate(sample_scores: np.ndarray, top_scores: np.ndarray, top_background: np.ndarray) -> Cutoff:
+    """The cutoff from a query's scores on a uniform sample of the collection, its best scores over
+    the whole collection (up to ``TOP_N``, best first) and, for those same photos, their best
+    score on a background text."""
+    top_scores = np.asarray(top_scores, np.float64)[:TOP_N]
+    if not len(top_scores):
+        return Cutoff(None, float("nan"), float("nan"), float("nan"))
+    pool = np.asarray(sample_scores, np.float64)
+    median = float(np.median(pool)) if len(pool) else float(top_scores[-1])
+    top = float(top_scores.mean())
+    margins = top_scores[:GUARD_N] - np.asarray(top_background, np.float64)[:GUARD_N]
+    margin = float(margins.mean())
+    value = median + ALPHA * (top - median) if margin >= GUARD and top > median else None
+    return Cutoff(value, median, top, margin)
+
+
+class Calibrator:
+    """What one model version's cutoffs need: the stored embeddings of a uniform sample of the
+    collection (drawn again when the collection's size changed by ``RESAMPLE_GROWTH``) and the
+    background texts' embeddings."""
+
+    def __init__(self, model: TagModel, db: Database, model_version_id: int) -> None:
+        self.model, self.db, self.model_version_id = model, db, model_version_id
+        self._lock = threading.Lock()
+        self._sample: ImageEmbeddings | None = None
+        self._sampled_at = 0
+        with torch.inference_mode():
+            self._background = model.encode_labels(list(BACKGROUND_TEXTS)).float()
+
+    def sample_size(self) -> int:
+        per_image = 4 * self.model.embed_dim * (1 + (self._patch_count() if self.model.local_top_k > 0 else 0))
+        return max(64, min(SAMPLE, SAMPLE_BYTES // per_image))
+
+    def _patch_count(self) -> int:
+        grid = getattr(self.model.clip.visual, "grid_size", (14, 14))
+        return int(np.prod(grid)) + 1
+
+    def _embeddings(self) -> ImageEmbeddings:
+        count = store.count(self.db, self.model_version_id)
+        with self._lock:
+            if self._sample is None or abs(count - self._sampled_at) > RESAMPLE_GROWTH * max(self._sampled_at, 1):
+                ids = store.sample_ids(self.db, self.model_version_id, self.sample_size(), seed=0)
+                self._sample = self._load(ids)
+                self._sampled_at = count
+            return self._sample
+
+    def _load(self, ids: np.ndarray) -> ImageEmbeddings:
+        patches = self.model.local_top_k > 0
+        _, vectors, local = store.get_with_patches(self.db, self.model_version_id, ids.tolist(),
+                                                   self.model.embed_dim, patches=patches)
+        device = self.model.device
+        return ImageEmbeddings(torch.from_numpy(vectors).to(device),
+                               None if local is None else torch.from_numpy(local).to(device))
+
+    def cutoff(self, query: torch.Tensor, top_ids: np.ndarray, top_scores: np.ndarray) -> Cutoff:
+        """The cutoff of the query embedding ``query`` [1, D], given its best photos (ids, scores,
+        best first: the search's own results)."""
+        top_ids, top_scores = np.asarray(top_ids)[:TOP_N], np.asarray(top_scores)[:TOP_N]
+        sample = self._embeddings()
+        found, vectors, local = store.get_with_patches(self.db, self.model_version_id, top_ids.tolist(),
+                                                       self.model.embed_dim, patches=self.model.local_top_k > 0)
+        device = self.model.device
+        tops = ImageEmbeddings(torch.from_numpy(vectors).to(device),
+                               None if local is None else torch.from_numpy(local).to(device))
+        with torch.inference_mode():
+            sample_scores = self.model.score(sample, query.to(device)).float().cpu().numpy()[:, 0]
+            background = self.model.score(tops, self._background.to(device)).float().cpu().numpy().max(axis=1)
+        by_id = dict(zip(found.tolist(), background.tolist()))
+        keep = [k for k, i in enumerate(top_ids.tolist()) if i in by_id]
+        return calibrate(sample_scores, top_scores[keep], np.array([by_id[int(top_ids[k])] for k in keep]))

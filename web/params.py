@@ -1,0 +1,89 @@
+"""What a search is, as URL arguments: the text (``q``) or the photo (``like``: an image id) it
+asks for, filters (``folder``, ``tag``) and the page. The results page, the JSON API and the
+image page (previous/next within the results) read it the same way."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from flask import current_app
+from werkzeug.datastructures import MultiDict
+from werkzeug.exceptions import NotFound
+
+from core.errors import TagscopeError
+from indexer.filters import Filters
+from indexer.search import MAX_DEPTH, Results, Searcher, check_query
+
+PER_PAGE = 40
+
+
+def searcher() -> Searcher:
+    return current_app.extensions["tagscope.searcher"]
+
+
+def whole_number(value: Any, name: str, low: int, high: int) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise TagscopeError(f"{name} must be a whole number between {low} and {high}, got {value!r}") from None
+    if not low <= number <= high:
+        raise TagscopeError(f"{name} must be between {low} and {high}, got {number}")
+    return number
+
+
+@dataclass(frozen=True)
+class SearchArgs:
+    """One search: exactly one of ``q`` and ``like``; ``offset`` is the first rank shown."""
+
+    q: str | None
+    like: int | None
+    filters: Filters
+    k: int
+    offset: int = 0
+
+    @classmethod
+    def parse(cls, args: MultiDict, k_default: int = PER_PAGE) -> SearchArgs | None:
+        """From request arguments; None when they ask for no search. ``page`` (1-based, of ``k``
+        results) or ``offset`` picks the ranks."""
+        q, like = (args.get("q") or "").strip(), (args.get("like") or "").strip()
+        filters = Filters.parse(args.get("folder"), args.get("tag"))
+        if q and like:
+            raise TagscopeError("ask for a text (q) or a photo (like), not both")
+        if not q and not like:
+            if filters or args.get("q") is not None:
+                raise TagscopeError("empty query: type a label or a description, e.g. \"red bicycle\"")
+            return None
+        k = whole_number(args.get("k", k_default), "k", 1, 1000)
+        if q:
+            q, k = check_query(q, k)
+        image = whole_number(like, "like (an image id)", 1, 2 ** 63 - 1) if like else None
+        if "page" in args:
+            offset = (whole_number(args.get("page"), "page", 1, MAX_DEPTH) - 1) * k
+        else:
+            offset = whole_number(args.get("offset", 0), "offset", 0, MAX_DEPTH)
+        return cls(q or None, image, filters, k, offset)
+
+    @property
+    def page(self) -> int:
+        return self.offset // self.k + 1
+
+    def at(self, offset: int, k: int | None = None) -> SearchArgs:
+        return replace(self, offset=max(0, offset), k=k or self.k)
+
+    def url_args(self, **extra: Any) -> dict[str, Any]:
+        """Arguments that repeat this search in a link (without the page unless given)."""
+        out: dict[str, Any] = {"q": self.q} if self.q else {"like": self.like}
+        out.update({key: value for key, value in self.filters.to_json().items() if value})
+        out.update({key: value for key, value in extra.items() if value is not None})
+        return out
+
+    def run(self) -> Results:
+        s = searcher()
+        if self.q is not None:
+            return s.find(self.q, k=self.k, offset=self.offset, filters=self.filters)
+        vector = s.stored_embedding(self.like)
+        if vector is None:
+            raise NotFound(f"no tagged photo has id {self.like}: open a photo from the results and use "
+                           "\"More like this\"")
+        return s.find(image=vector, k=self.k, offset=self.offset, filters=self.filters, exclude=self.like)
