@@ -10,20 +10,23 @@ labels that the MKT results table holds out of MKT training (a plain CLIP model 
 in pretraining). Precision, recall and F1 are micro-averaged over the labels of a family.
 
 Two collections: the validation set (seed EVAL_SEED + 1), on which ``--grid`` prints F1 for other
-values of ALPHA and GUARD (how the constants in indexer/relevance.py were chosen), and the test
-set (EVAL_SEED), on which the shipped constants are reported.
+values of alpha and guard (how the defaults in mkt/calibration.py were chosen) and on which
+``--fit`` fits an MKT bundle's constants on its seen labels (``python -m mkt.calibrate``, on a
+copy of the bundle), and the test set (EVAL_SEED), on which each model's constants are reported.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import tempfile
 from pathlib import Path
 
 from core.settings import load_settings
-from indexer import relevance
 from indexer.search import Searcher
+from mkt.calibrate import fit_bundle
+from mkt.calibration import Constants, cutoff_value
 from mkt.synthetic import EVAL_SEED, generate, synthetic_split
 from mkt.synthetic.scenes import label_families
 from tagger.tag_job import run_tag_job
@@ -49,10 +52,9 @@ def searches(spec: str, photos: Path, home: Path) -> tuple[dict[str, tuple], dic
     return out, truth
 
 
-def cutoff_value(cutoff: relevance.Cutoff, alpha: float, guard: float) -> float | None:
-    if not cutoff.top > cutoff.median or cutoff.margin < guard:
-        return None
-    return cutoff.median + alpha * (cutoff.top - cutoff.median)
+def value_of(cutoff, constants: Constants | None) -> float | None:
+    """The cutoff under other constants (None: the model's own, as search used them)."""
+    return cutoff_value(cutoff.median, cutoff.top, cutoff.margin, constants or cutoff.constants)
 
 
 def groups(unseen: list[str]) -> dict[str, list[str]]:
@@ -63,12 +65,12 @@ def groups(unseen: list[str]) -> dict[str, list[str]]:
     return out
 
 
-def score(runs: dict, truth: dict[str, set[str]], labels: list[str], alpha: float, guard: float
+def score(runs: dict, truth: dict[str, set[str]], labels: list[str], constants: Constants | None
           ) -> dict[str, float]:
     tp = fp = fn = 0
     for label in labels:
         scores, cutoff = runs[label]
-        value = cutoff_value(cutoff, alpha, guard)
+        value = value_of(cutoff, constants)
         matched = {p for p, s in scores.items() if value is not None and s >= value}
         positive = {p for p, names in truth.items() if label in names}
         tp, fp, fn = tp + len(matched & positive), fp + len(matched - positive), fn + len(positive - matched)
@@ -80,12 +82,14 @@ def table(results: dict[str, dict]) -> str:
     lines = ["| model | family | labels | precision | recall | F1 |", "|---|---|---|---|---|---|"]
     for spec, fams in results.items():
         for name, r in fams.items():
-            if name == "nothing":
+            if name in ("nothing", "constants"):
                 continue
             lines.append(f"| `{spec}` | {name} | {r['labels']} | {100 * r['precision']:.1f} | "
                          f"{100 * r['recall']:.1f} | {100 * r['f1']:.1f} |")
         lines.append(f"| `{spec}` | texts that describe nothing here | {len(NOTHING)} | photos flagged: "
                      f"{fams['nothing']} | | |")
+        lines.append(f"| `{spec}` | constants | | alpha {fams['constants']['alpha']} | "
+                     f"guard {fams['constants']['guard']} | |")
     return "\n".join(lines)
 
 
@@ -94,16 +98,40 @@ def run_set(specs: list[str], n: int, seed: int, tmp: Path) -> dict[str, tuple]:
     return {spec: searches(spec, photos, tmp / f"home-{seed}-{i}") for i, spec in enumerate(specs)}
 
 
-def report(sets: dict[str, tuple], unseen: list[str], alpha: float, guard: float) -> dict[str, dict]:
+def report(sets: dict[str, tuple], unseen: list[str], constants: Constants | None) -> dict[str, dict]:
     results = {}
     for spec, (runs, truth) in sets.items():
-        fams = {name: {**score(runs, truth, labels, alpha, guard), "labels": len(labels)}
+        fams = {name: {**score(runs, truth, labels, constants), "labels": len(labels)}
                 for name, labels in groups(unseen).items()}
         fams["nothing"] = sum(
             1 for text in NOTHING for s in runs[text][0].values()
-            if (v := cutoff_value(runs[text][1], alpha, guard)) is not None and s >= v)
+            if (v := value_of(runs[text][1], constants)) is not None and s >= v)
+        fams["constants"] = vars(runs[NOTHING[0]][1].constants)
         results[spec] = fams
     return results
+
+
+def fitted(spec: str, tmp: Path, n: int) -> str:
+    """An MKT bundle spec -> a copy of the bundle with constants fitted on the validation set."""
+    if not spec.startswith("mkt:"):
+        return spec
+    copy = tmp / f"fitted-{Path(spec[4:]).name}"
+    shutil.copyfile(spec[4:], copy)
+    photos = tmp / f"photos-{EVAL_SEED + 1}"
+    if not (photos / "labels.jsonl").exists():
+        generate(photos, n=n, seed=EVAL_SEED + 1)
+    print(f"fitted {spec}: {fit_bundle(str(copy), str(photos))}")
+    return f"mkt:{copy}"
+
+
+def grid(validation: dict[str, tuple], unseen: list[str]) -> None:
+    for alpha in (0.5, 0.56, 0.6, 0.65, 0.7, 0.72, 0.75, 0.8):
+        for guard in (-1.0, -0.1, 0.0):
+            r = report(validation, unseen, Constants(alpha, guard))
+            cells = " ".join(f"{name[:12]}={100 * v['f1']:.0f}" for fams in r.values()
+                             for name, v in fams.items() if name not in ("nothing", "constants"))
+            nothing = [f["nothing"] for f in r.values()]
+            print(f"validation alpha={alpha} guard={guard}: {cells} nothing={nothing}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,21 +139,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", action="append", required=True, help="model spec (repeat)")
     p.add_argument("--n", type=int, default=1000, help="held-out images per set")
     p.add_argument("--grid", action="store_true", help="also print F1 on the validation set for other constants")
+    p.add_argument("--fit", action="store_true", help="fit each MKT bundle's constants on the validation set first")
     args = p.parse_args(argv)
     unseen = synthetic_split(20, seed=0).unseen
     with tempfile.TemporaryDirectory(prefix="tagscope-relevance-") as tmp:
+        specs = [fitted(spec, Path(tmp), args.n) if args.fit else spec for spec in args.model]
         if args.grid:
-            validation = run_set(args.model, args.n, EVAL_SEED + 1, Path(tmp))
-            for alpha in (0.5, 0.6, 0.65, 0.7, 0.72, 0.75, 0.8):
-                for guard in (-1.0, -0.1, 0.0):
-                    r = report(validation, unseen, alpha, guard)
-                    cells = " ".join(f"{name[:12]}={100 * v['f1']:.0f}" for fams in r.values()
-                                     for name, v in fams.items() if name != "nothing")
-                    nothing = [f["nothing"] for f in r.values()]
-                    print(f"validation alpha={alpha} guard={guard}: {cells} nothing={nothing}")
-        test = run_set(args.model, args.n, EVAL_SEED, Path(tmp))
-        results = report(test, unseen, relevance.ALPHA, relevance.GUARD)
-    print(f"test set (seed {EVAL_SEED}, {args.n} photos), alpha={relevance.ALPHA}, guard={relevance.GUARD}")
+            grid(run_set(specs, args.n, EVAL_SEED + 1, Path(tmp)), unseen)
+        test = run_set(specs, args.n, EVAL_SEED, Path(tmp))
+        results = report(test, unseen, None)
+    print(f"test set (seed {EVAL_SEED}, {args.n} photos), each model's constants")
     print(table(results))
     print(json.dumps(results))
     return 0

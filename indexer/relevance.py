@@ -6,19 +6,20 @@ Here every query text gets its own cutoff from two things the collection itself 
 
 - Its score distribution: the median score of a uniform sample of the collection (what an
   unrelated photo scores) and ``top``, the mean of the query's ``TOP_N`` best scores over the
-  whole collection (what its clearest matches score). The cutoff lies a fixed share ``ALPHA`` of
-  the way from the one to the other: ``median + ALPHA * (top - median)``. Both ends move with the
+  whole collection (what its clearest matches score). The cutoff lies a fixed share ``alpha`` of
+  the way from the one to the other: ``median + alpha * (top - median)``. Both ends move with the
   query, so the cutoff follows each text's own scale. For compositional texts ("red circle")
-  partial matches (red things, circles) fill the middle of the range, and ALPHA is high enough
+  partial matches (red things, circles) fill the middle of the range, and alpha is high enough
   to leave them out.
 - Background texts: generic captions that fit any photo ("a photo of a thing."). A query
   whose best photos fit it no better than they fit a generic caption (mean margin of its
-  ``GUARD_N`` best photos below ``GUARD``) describes nothing in the collection: no result
+  ``GUARD_N`` best photos below ``guard``) describes nothing in the collection: no result
   matches ("crimson object" on a collection of shapes).
 
-ALPHA and GUARD were chosen on a validation set of the synthetic world and measured on a
-separate test set (``python -m bench.relevance``; precision and recall per label family, seen
-and unseen, in docs/search-quality.md).
+``alpha`` and ``guard`` are constants of the model (:mod:`mkt.calibration`: fitted on an MKT
+bundle's seen labels and stored in it; for other models chosen on a validation set of the
+synthetic world). Measured on a separate test set (``python -m bench.relevance``; precision
+and recall per label family, seen and unseen, in docs/search-quality.md).
 
 A pure library over numpy/torch and the embedding store; the searcher keeps one
 :class:`Calibrator` per model version.
@@ -27,6 +28,7 @@ A pure library over numpy/torch and the embedding store; the searcher keeps one
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,16 +37,13 @@ import torch
 
 from core.db import Database
 from indexer import store
+from mkt.calibration import BACKGROUND_TEXTS, GUARD_N, TOP_N, Constants, cutoff_value
 from mkt.tagmodel import ImageEmbeddings, TagModel
 
-ALPHA = 0.72
-GUARD = -0.1
-TOP_N = 10
-GUARD_N = 3  # the background margin is that of the query's best few photos: a rare label has few
 SAMPLE = 4096  # images whose scores estimate a query's median (2 KiB each at 512-d)
 SAMPLE_BYTES = 128 << 20  # at most this much for the sample (patch features of MKT bundles are large)
 RESAMPLE_GROWTH = 0.1  # draw a new sample once the collection grew or shrank by this share
-BACKGROUND_TEXTS = ("thing", "object", "photo", "picture", "image", "something", "stuff", "item")
+RECOUNT_S = 30.0  # how often the collection's size is checked for that
 
 
 @dataclass(frozen=True)
@@ -56,21 +55,26 @@ class Cutoff:
     median: float
     top: float
     margin: float
+    constants: Constants = Constants()
 
     def matches(self, score: float) -> bool:
         return self.value is not None and score >= self.value
 
     def to_json(self) -> dict[str, Any]:
+        if not np.isfinite(self.median):  # an empty collection: nothing to calibrate on
+            return {"cutoff": None, "calibration": None}
         return {"cutoff": None if self.value is None else round(self.value, 6),
                 "calibration": {"median": round(self.median, 6), "top": round(self.top, 6),
-                                "background_margin": round(self.margin, 6), "alpha": ALPHA, "guard": GUARD,
+                                "background_margin": round(self.margin, 6), "alpha": self.constants.alpha,
+                                "guard": self.constants.guard,
                                 "top_n": TOP_N, "guard_n": GUARD_N}}
 
 
-def calibrate(sample_scores: np.ndarray, top_scores: np.ndarray, top_background: np.ndarray) -> Cutoff:
+def calibrate(sample_scores: np.ndarray, top_scores: np.ndarray, top_background: np.ndarray,
+              constants: Constants = Constants()) -> Cutoff:
     """The cutoff from a query's scores on a uniform sample of the collection, its best scores over
     the whole collection (up to ``TOP_N``, best first) and, for those same photos, their best
-    score on a background text."""
+    score on a background text (:func:`mkt.calibration.cutoff_value`)."""
     top_scores = np.asarray(top_scores, np.float64)[:TOP_N]
     if not len(top_scores):
         return Cutoff(None, float("nan"), float("nan"), float("nan"))
@@ -79,8 +83,7 @@ def calibrate(sample_scores: np.ndarray, top_scores: np.ndarray, top_background:
     top = float(top_scores.mean())
     margins = top_scores[:GUARD_N] - np.asarray(top_background, np.float64)[:GUARD_N]
     margin = float(margins.mean())
-    value = median + ALPHA * (top - median) if margin >= GUARD and top > median else None
-    return Cutoff(value, median, top, margin)
+    return Cutoff(cutoff_value(median, top, margin, constants), median, top, margin, constants)
 
 
 class Calibrator:
@@ -93,6 +96,7 @@ class Calibrator:
         self._lock = threading.Lock()
         self._sample: ImageEmbeddings | None = None
         self._sampled_at = 0
+        self._checked = 0.0
         with torch.inference_mode():
             self._background = model.encode_labels(list(BACKGROUND_TEXTS)).float()
 
@@ -105,8 +109,12 @@ class Calibrator:
         return int(np.prod(grid)) + 1
 
     def _embeddings(self) -> ImageEmbeddings:
+        with self._lock:
+            if self._sample is not None and time.monotonic() < self._checked + RECOUNT_S:
+                return self._sample
         count = store.count(self.db, self.model_version_id)
         with self._lock:
+            self._checked = time.monotonic()
             if self._sample is None or abs(count - self._sampled_at) > RESAMPLE_GROWTH * max(self._sampled_at, 1):
                 ids = store.sample_ids(self.db, self.model_version_id, self.sample_size(), seed=0)
                 self._sample = self._load(ids)
@@ -136,4 +144,5 @@ class Calibrator:
             background = self.model.score(tops, self._background.to(device)).float().cpu().numpy().max(axis=1)
         by_id = dict(zip(found.tolist(), background.tolist()))
         keep = [k for k, i in enumerate(top_ids.tolist()) if i in by_id]
-        return calibrate(sample_scores, top_scores[keep], np.array([by_id[int(top_ids[k])] for k in keep]))
+        return calibrate(sample_scores, top_scores[keep], np.array([by_id[int(top_ids[k])] for k in keep]),
+                         self.model.relevance)

@@ -32,6 +32,7 @@ from mkt.tagmodel import ImageEmbeddings, TagModel
 MAX_K = 1000
 MAX_DEPTH = 2000  # pages reach this deep into the ranking
 FILTER_EXACT = 20_000  # a filter passing at most this many photos is searched exactly over them
+FILTER_EXACT_PATCHES = 2_000  # the same for MKT text queries (patch features: ~200 KiB a photo at ViT-B/16)
 RERANK_POOL = 200  # candidates re-ranked by the model's own score (MKT models, approximate indexes)
 MAX_POOL = 4000
 MAX_QUERY_CHARS = 300
@@ -221,13 +222,16 @@ class Searcher:
         self.follow_active_version()
         query = self.embed_query(text) if text is not None else image.float().reshape(1, -1).cpu()
         depth = offset + k + 1 + (exclude is not None)  # one more: is there a next page?
+        best = None  # the collection's best TOP_N, which calibrate the cutoff
         if filters:
             ids, scores = self._filtered(query, depth, filters, by_model=text is not None)
         else:
-            ids, scores = self._ranked(query, depth, by_model=text is not None)
+            by_model = text is not None
+            ids, scores = self._ranked(query, max(depth, TOP_N) if by_model else depth, by_model=by_model)
+            best = ids[:TOP_N], scores[:TOP_N]
         ranked = [(int(i), float(s)) for i, s in zip(ids, scores)
                   if i >= 0 and i != exclude and (min_score is None or s >= min_score)]
-        cutoff = self.cutoff(text, query) if text is not None else None
+        cutoff = self.cutoff(text, query, best) if text is not None else None
         page = ranked[offset:offset + k]
         return Results(text, self._hits(page, cutoff), offset, len(ranked) > offset + k, cutoff, filters or Filters())
 
@@ -248,7 +252,8 @@ class Searcher:
         ``FILTER_EXACT`` pass, else over the index's best ``MAX_POOL`` candidates (fewer than ``n``
         results then when the filter keeps few of those)."""
         version_id = self._version_id()
-        allowed = flt.allowed_ids(self.db, filters, version_id, FILTER_EXACT)
+        patched = by_model and self.model.local_top_k > 0  # scoring reads each photo's patch features
+        allowed = flt.allowed_ids(self.db, filters, version_id, FILTER_EXACT_PATCHES if patched else FILTER_EXACT)
         if allowed is not None:
             ids, scores = rerank(self.model, self.db, version_id, allowed, query, by_model)
             return ids[:n], scores[:n]
@@ -257,8 +262,9 @@ class Searcher:
         mask = np.fromiter((int(i) in passing for i in ids), bool, len(ids))
         return ids[mask][:n], scores[mask][:n]
 
-    def cutoff(self, text: str, query: torch.Tensor) -> Cutoff:
-        """The calibrated cutoff of a text query (cached per model version, text and index state)."""
+    def cutoff(self, text: str, query: torch.Tensor, best: tuple[np.ndarray, np.ndarray] | None = None) -> Cutoff:
+        """The calibrated cutoff of a text query (cached per model version, text and index state);
+        ``best``: its best (ids, scores) over the collection when the caller has them."""
         index, model = self.index(), self.model
         key = (model.version, text, index.loaded_mtime, len(index))
         with self._lock:
@@ -270,7 +276,7 @@ class Searcher:
             calibrator = Calibrator(model, self.db, self._version_id())
             with self._lock:
                 self._calibrator = calibrator
-        ids, scores = self._ranked(query, TOP_N, by_model=True)
+        ids, scores = best if best is not None else self._ranked(query, TOP_N, by_model=True)
         cutoff = calibrator.cutoff(query, ids, scores)
         with self._lock:
             self._cutoffs[key] = cutoff

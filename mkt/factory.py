@@ -29,6 +29,7 @@ import torch
 from core.errors import TagscopeError
 from core.modelspec import ModelSpec, check_offline_weights, offline_error, parse_spec
 from mkt.bundle import Bundle, load_bundle
+from mkt.calibration import Constants
 from mkt.tagmodel import DEFAULT_TEMPLATE, TagModel
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,7 @@ def model_from_bundle(bundle: Bundle, spec: str) -> TagModel:
         labels=bundle.labels,
         label_families=bundle.label_families,
         kind=bundle.kind,
+        relevance=Constants.of(bundle.meta),
     )
 
 

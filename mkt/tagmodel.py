@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mkt.calibration import Constants
 from mkt.text import encode_text
 
 DEFAULT_TEMPLATE = "a photo of a {label}."
@@ -122,6 +123,7 @@ class TagModel(nn.Module):
         labels: Sequence[str] = (),
         label_families: dict[str, list[str]] | None = None,
         kind: str = "clip",
+        relevance: Constants | None = None,
     ) -> None:
         super().__init__()
         self.clip = clip
@@ -136,6 +138,7 @@ class TagModel(nn.Module):
         self.labels = list(labels)
         self.label_families = label_families
         self.kind = kind  # "clip" (zero-shot) or "mkt" (two-stream head, trained)
+        self.relevance = relevance or Constants()  # how search calls a result a match (mkt.calibration)
         self.eval()
 
     # -- properties -------------------------------------------------------------------------

@@ -74,7 +74,10 @@ def search(ctx: click.Context, text: str, k: int, model: str | None, min_score: 
     if not hits:
         click.echo("no results: is the collection tagged with this model? (tagscope status)", err=True)
     for rank, h in enumerate(hits, 1):
-        click.echo(f"{rank:3d}  {h['score']:.3f}  {h['path']}")
+        click.echo(f"{rank:3d} {'*' if h.get('match') else ' '} {h['score']:.3f}  {h['path']}")
+    if any(h.get("match") for h in hits):
+        click.echo("* matches the text (a cutoff calibrated on this collection); the others are only the nearest",
+                   err=True)
 
 
 def _ask_server(settings: Settings, text: str, k: int, min_score: float | None) -> list[dict] | None:

@@ -14,6 +14,7 @@ from core.errors import TagscopeError
 from core.settings import load_settings
 from indexer import relevance
 from indexer.filters import Filters
+from mkt import calibration
 from tests.conftest import read_labels_jsonl, run_cli
 from web import create_app
 
@@ -56,7 +57,10 @@ def search(client, query: str) -> dict:
 def test_calibrate_places_the_cutoff_between_median_and_top():
     sample = np.linspace(-0.4, 0.1, 500)
     cut = relevance.calibrate(sample, np.full(10, 0.6), np.full(10, 0.2))
-    assert cut.value == pytest.approx(np.median(sample) + relevance.ALPHA * (0.6 - np.median(sample)))
+    alpha = calibration.ALPHA
+    assert cut.value == pytest.approx(np.median(sample) + alpha * (0.6 - np.median(sample)))
+    own = relevance.calibrate(sample, np.full(10, 0.6), np.full(10, 0.2), calibration.Constants(0.5, -0.1))
+    assert own.value == pytest.approx(np.median(sample) + 0.5 * (0.6 - np.median(sample)))
     assert cut.matches(0.6) and not cut.matches(0.0)
 
 

@@ -1,0 +1,69 @@
+"""Fit a bundle's relevance constants (:mod:`mkt.calibration`) on annotated photos and store them.
+
+    python -m mkt.calibrate BUNDLE.pt --images VALIDATION_FOLDER [--labels SEEN.txt]
+
+The folder holds photos and ``labels.jsonl`` (never the test set). Only the labels the bundle was
+trained on are used (for the synthetic world, those its split did not hold out), so labels it never
+saw keep the constants fitted on the ones it did. The bundle file is rewritten with the constants
+in its ``meta``; its version (the scores it produces) does not change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from mkt.bundle import Bundle, load_bundle, save_bundle
+from mkt.calibration import BACKGROUND_TEXTS, fit
+from mkt.data import read_annotations
+from mkt.evaluate import predict
+from mkt.factory import model_from_bundle
+
+
+def seen_labels(bundle: Bundle) -> list[str]:
+    """The labels a bundle was trained on: for the synthetic world, those its split did not hold
+    out; otherwise its vocabulary."""
+    config = (bundle.meta or {}).get("config") or {}
+    if config.get("train") == "synthetic" and config.get("synthetic_unseen"):
+        from mkt.synthetic import synthetic_split
+
+        return synthetic_split(int(config["synthetic_unseen"]), seed=0).seen
+    return list(bundle.labels)
+
+
+def fit_bundle(path: str, images: str, labels: Sequence[str] | None = None) -> dict[str, float]:
+    """Fit a bundle's constants on an annotated folder (``labels.jsonl``) for its own labels (the
+    ones it was trained on), and store them in its ``meta["relevance"]``."""
+    bundle = load_bundle(path)
+    model = model_from_bundle(bundle, f"mkt:{path}")
+    examples = read_annotations(Path(images) / "labels.jsonl")
+    labels = list(labels or seen_labels(bundle))
+    with torch.inference_mode():
+        scores, truth = predict(model, images, examples, labels, score="product")
+        generic, _ = predict(model, images, examples, list(BACKGROUND_TEXTS), score="product")
+    result = fit(scores, truth > 0, generic.max(axis=1))
+    bundle.meta["relevance"] = {**result, "fitted_on": str(images)}
+    version = bundle.version
+    save_bundle(bundle, path)
+    assert bundle.version == version, "relevance constants must not change a bundle's version"
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m mkt.calibrate", description=__doc__.split("\n")[0])
+    p.add_argument("bundle", help="an MKT bundle file (.pt); rewritten with the fitted constants")
+    p.add_argument("--images", required=True, help="an annotated folder (labels.jsonl), NOT the test set")
+    p.add_argument("--labels", help="a file of the labels to fit on, one per line (default: the bundle's seen labels)")
+    args = p.parse_args(argv)
+    labels = [ln.strip() for ln in Path(args.labels).read_text().splitlines() if ln.strip()] if args.labels else None
+    print(json.dumps(fit_bundle(args.bundle, args.images, labels)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
