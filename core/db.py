@@ -133,6 +133,21 @@ class Tag(Base):
     score: Mapped[float] = mapped_column(Float)
 
 
+class Feedback(Base):
+    """A person's verdict on a label of a photo: ``confirm`` (also a tag added by hand) or
+    ``reject``; ``source`` is ``user`` or ``import`` (keywords read from XMP/IPTC). The label is
+    text, not a vocabulary entry: any tag can be confirmed, whether the model scores it or not."""
+
+    __tablename__ = "feedback"
+    __table_args__ = (Index("ix_feedback_label", "label"),)
+
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), primary_key=True)
+    label: Mapped[str] = mapped_column(String(200), primary_key=True)
+    verdict: Mapped[str] = mapped_column(String(8))
+    source: Mapped[str] = mapped_column(String(16), default="user")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class Embedding(Base):
     """An image's embedding under one model version: the source of truth the vector index is
     built from (float16 bytes; ``patches`` [P, D] only for models with a local stream)."""

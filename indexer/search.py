@@ -21,7 +21,7 @@ from sqlalchemy import select
 from core.db import TAGGED, Database, Image, ModelVersion, collection_model_version, get_database, tagged_versions
 from core.errors import TagscopeError
 from core.settings import Settings
-from indexer import ann, store
+from indexer import ann, feedback, store
 from indexer import filters as flt
 from indexer.filters import Filters
 from indexer.relevance import TOP_N, Calibrator, Cutoff
@@ -43,13 +43,15 @@ QUERY_CACHE = 4096  # query texts whose embeddings a searcher keeps (~2 KiB each
 @dataclass(frozen=True)
 class Hit:
     """One result: ``match`` says whether it passes the query's calibrated cutoff (None for image
-    queries, which have none); ``mtime`` is the file's modification time (seconds since 1970)."""
+    queries, which have none); ``mtime`` is the file's modification time (seconds since 1970);
+    ``confirmed``: a person confirmed the query's label on this photo (it comes first, and matches)."""
 
     image_id: int
     path: str
     score: float
     match: bool | None = None
     mtime: float | None = None
+    confirmed: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -232,8 +234,26 @@ class Searcher:
         ranked = [(int(i), float(s)) for i, s in zip(ids, scores)
                   if i >= 0 and i != exclude and (min_score is None or s >= min_score)]
         cutoff = self.cutoff(text, query, best) if text is not None else None
+        confirmed: set[int] = set()
+        if text is not None:
+            ranked, confirmed = self._curated(text, query, ranked, filters)
         page = ranked[offset:offset + k]
-        return Results(text, self._hits(page, cutoff), offset, len(ranked) > offset + k, cutoff, filters or Filters())
+        return Results(text, self._hits(page, cutoff, confirmed), offset, len(ranked) > offset + k, cutoff,
+                       filters or Filters())
+
+    def _curated(self, text: str, query: torch.Tensor, ranked: list[tuple[int, float]], filters: Filters | None
+                 ) -> tuple[list[tuple[int, float]], set[int]]:
+        """People's verdicts on the label ``text``: photos confirmed for it first (by score), photos
+        rejected for it never (:mod:`indexer.feedback`)."""
+        confirmed, rejected = feedback.for_label(self.db, text)
+        if not confirmed and not rejected:
+            return ranked, set()
+        if confirmed and filters:
+            confirmed &= flt.keep(self.db, filters, self._version_id(), sorted(confirmed))
+        ids, scores = rerank(self.model, self.db, self._version_id(), np.array(sorted(confirmed), np.int64), query)
+        first = [(int(i), float(s)) for i, s in zip(ids, scores)]
+        rest = [(i, s) for i, s in ranked if i not in confirmed and i not in rejected]
+        return first + rest, {i for i, _ in first}
 
     def _ranked(self, query: torch.Tensor, n: int, by_model: bool) -> tuple[np.ndarray, np.ndarray]:
         """The best ``n`` (ids, scores) of the collection, best first."""
@@ -284,14 +304,15 @@ class Searcher:
                 self._cutoffs.popitem(last=False)
         return cutoff
 
-    def _hits(self, ranked: list[tuple[int, float]], cutoff: Cutoff | None) -> list[Hit]:
+    def _hits(self, ranked: list[tuple[int, float]], cutoff: Cutoff | None, confirmed: set[int] = frozenset()
+              ) -> list[Hit]:
         if not ranked:
             return []
         with self.db.session() as s:
             rows = {r.id: r for r in s.execute(select(Image.id, Image.path, Image.mtime)
                                                .where(Image.id.in_([i for i, _ in ranked]), Image.status == TAGGED))}
-        return [Hit(i, rows[i].path, sc, None if cutoff is None else cutoff.matches(sc), rows[i].mtime)
-                for i, sc in ranked if i in rows]
+        return [Hit(i, rows[i].path, sc, True if i in confirmed else None if cutoff is None else cutoff.matches(sc),
+                    rows[i].mtime, i in confirmed) for i, sc in ranked if i in rows]
 
     def stored_embedding(self, image_id: int) -> torch.Tensor | None:
         """The stored global embedding [1, D] of a tagged image (a "more like this" query), or None."""
@@ -305,6 +326,10 @@ class Searcher:
         with torch.inference_mode():
             pixels = model.preprocess(photo).unsqueeze(0).to(model.device)
             return model.encode_images(pixels, with_patches=False).global_.float().cpu()
+
+    def version_id(self) -> int:
+        """The SQL id of the served model version."""
+        return self._version_id()
 
     def _version_id(self) -> int:
         if self._version_row is None:

@@ -54,10 +54,15 @@ def read_annotations(path: str | os.PathLike) -> list[Example]:
                 continue
             try:
                 row = json.loads(line)
-                out.append(Example(str(row["file"]), frozenset(row.get("labels", [])),
-                                   frozenset(row.get("ignore", []))))
+                example = Example(str(row["file"]), frozenset(row.get("labels", [])), frozenset(row.get("ignore", [])))
+                negatives = frozenset(row.get("negatives", []))  # explicit; every label not given is one anyway
             except (json.JSONDecodeError, KeyError, TypeError) as exc:
                 raise TagscopeError(f"{path}:{n}: expected {{\"file\": ..., \"labels\": [...]}} ({exc})") from None
+            both = (example.labels | example.ignore) & negatives or example.labels & example.ignore
+            if both:
+                raise TagscopeError(f"{path}:{n}: {sorted(both)[0]!r} is in two of labels, negatives and ignore: "
+                                    "keep it in one")
+            out.append(example)
     return out
 
 

@@ -121,6 +121,7 @@ def _open_clip_model(spec: ModelSpec) -> TagModel:
     if spec.arch not in open_clip.list_models():
         raise TagscopeError(f"unknown open_clip architecture {spec.arch!r}; "
                             "`python -c 'import open_clip; print(open_clip.list_models())'` lists them")
+    check_text_tower(spec.arch)
     if not spec.pretrained:
         warnings.warn(f"open_clip:{spec.arch} has random weights: its tags are meaningless "
                       "(use it for benchmarks only)", stacklevel=3)
@@ -150,6 +151,29 @@ def _open_clip_model(spec: ModelSpec) -> TagModel:
             raise offline_error(spec, "HF_HUB_OFFLINE is set" if offline else type(exc).__name__) from exc
     version = hashlib.sha256(f"open_clip|{version_key}|{DEFAULT_TEMPLATE}".encode()).hexdigest()[:12]
     return TagModel(clip, open_clip.get_tokenizer(spec.arch), preprocess, version=version, spec=str(spec))
+
+
+def check_text_tower(arch: str) -> None:
+    """Multilingual open_clip models (``xlm-roberta-base-ViT-B-32``, ``nllb-clip-base`` ...) encode
+    text with a Hugging Face model: it needs ``transformers`` and its tokenizer and config, which
+    download from the hub on first use. Fail in one line, at once, when either is missing."""
+    config = open_clip.get_model_config(arch) or {}
+    hf_name = (config.get("text_cfg") or {}).get("hf_model_name") or (config.get("text_cfg") or {}).get(
+        "hf_tokenizer_name")
+    if not hf_name:
+        return
+    try:
+        import transformers  # noqa: F401
+    except ImportError:
+        raise TagscopeError(f"{arch} encodes text with the Hugging Face model {hf_name}: install transformers "
+                            "(pip install 'tagscope[multilingual]')") from None
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = try_to_load_from_cache(hf_name, "config.json")
+    offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
+    if not isinstance(cached, str) and offline:
+        raise TagscopeError(f"the tokenizer and text config of {hf_name} ({arch}'s text tower) are not cached and "
+                            "HF_HUB_OFFLINE is set: run once with internet and HF_HUB_OFFLINE unset")
 
 
 def _file_digest(path: Path) -> str:

@@ -22,6 +22,7 @@ from core.db import (
     get_database,
 )
 from core.settings import Settings
+from indexer import feedback
 from indexer.vector_index import VectorIndex
 from tagger.jobs import progress
 
@@ -70,7 +71,8 @@ def image_record(db: Database, image_id: int) -> dict[str, Any] | None:
     """One image and its stored tags, best first (a duplicate shows its original's): the shape of
     ``GET /api/images/ID`` and ``tagscope show ID --json``. None when no such image. The tags are
     the active model version's (those search serves), or, for an image only a newer version
-    has tagged so far, that version's."""
+    has tagged so far, that version's; people's verdicts apply (:func:`indexer.feedback.apply`:
+    confirmed first, rejected only in ``rejected``)."""
     with db.session() as s:
         img = s.get(Image, image_id)
         if img is None:
@@ -84,7 +86,11 @@ def image_record(db: Database, image_id: int) -> dict[str, Any] | None:
                          .join(ModelVersion, ModelVersion.id == Tag.model_version_id)
                          .where(Tag.image_id == source, Tag.model_version_id == shown, Label.state == "active")
                          .order_by(Tag.score.desc(), Label.name)).all()
-        return {"image_id": img.id, "path": img.path, "status": img.status, "error": img.error,
-                "width": img.width, "height": img.height, "format": img.format, "duplicate_of": img.duplicate_of,
-                "mtime": img.mtime,
-                "tags": [{"label": n, "score": sc, "model_version": v} for n, sc, v in tags]}
+        record = {"image_id": img.id, "path": img.path, "status": img.status, "error": img.error,
+                  "width": img.width, "height": img.height, "format": img.format,
+                  "duplicate_of": img.duplicate_of, "mtime": img.mtime,
+                  "model_version": tags[0][2] if tags else None}
+    verdicts = feedback.for_image(db, image_id)
+    stored = [{"label": n, "score": sc, "model_version": v} for n, sc, v in tags]
+    return {**record, "tags": feedback.apply(stored, verdicts),
+            "rejected": sorted(label for label, v in verdicts.items() if v == feedback.REJECT)}

@@ -1,7 +1,8 @@
 """A real browser (headless Debian Chromium via Playwright) uses ``tagscope serve``: search, matches
 vs others, paging, more like this, a photo as the query, the image page's navigation (mouse and
-keyboard), phone widths. Screenshots of each flow are kept as test artefacts in
-``test-artifacts/screenshots/`` (or ``$TAGSCOPE_SCREENSHOTS``)."""
+keyboard), phone widths, confirming, rejecting and adding tags, the evidence map. Screenshots of
+each flow are kept as test artefacts in ``test-artifacts/screenshots/`` (or
+``$TAGSCOPE_SCREENSHOTS``)."""
 
 from __future__ import annotations
 
@@ -32,11 +33,16 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(tagged_home):
+    yield from serving(tagged_home)
+
+
+def serving(home: Path):
+    """``tagscope serve`` on ``home`` until the generator is closed; yields its URL."""
     port = free_port()
-    log_path = tagged_home / "serve.log"
+    log_path = home / "serve.log"
     with open(log_path, "w") as log:  # request logs go to a file: a full pipe would block the server
         proc = subprocess.Popen([sys.executable, "-m", "tagscope", "serve", "--port", str(port)], cwd=ROOT,
-                                env=tagscope_env(tagged_home), stdout=log, stderr=subprocess.STDOUT,
+                                env=tagscope_env(home), stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
@@ -257,4 +263,65 @@ def test_the_pages_fit_a_phone_screen(server, browser, width, shots):
     page.wait_for_selector("img.large")
     assert page.evaluate("document.documentElement.scrollWidth") <= width
     page.screenshot(path=str(shots / f"image-{width}px.png"), full_page=True)
+    page.close()
+
+
+@pytest.fixture(scope="module")
+def curation_server(tmp_path_factory, synthetic_photos):
+    """A server on a collection of its own (verdicts change it), tagged with a two-stream model."""
+    from tests.conftest import photos_subset, run_cli
+    from tests.test_evidence import two_stream_bundle
+
+    root = tmp_path_factory.mktemp("curation-ui")
+    spec = f"mkt:{two_stream_bundle(root / 'two-stream.pt')}"
+    photos_subset(synthetic_photos, root / "photos", 40)
+    run_cli("tag", str(root / "photos"), "--model", spec, home=root / "home")
+    yield from serving(root / "home")
+
+
+def tag_rows(page) -> list[str]:
+    return page.eval_on_selector_all("#tags tbody tr", "rows => rows.map(r => r.dataset.label)")
+
+
+def test_reject_confirm_and_add_tags_and_see_the_page_and_search_change(curation_server, browser, shots):
+    page = browser.new_page()
+    page.goto(curation_server + "/?q=blue+thing")
+    page.wait_for_selector("#matches .result")
+    first = page.eval_on_selector_all(".result", "rs => rs.map(r => r.dataset.imageId)")[0]
+    page.locator(".result a").first.click()
+    page.wait_for_selector("#tags")
+    page.locator('#tags tr[data-label="blue thing"] button.reject').click()  # reject
+    page.wait_for_selector("#rejected")
+    assert "blue thing" in page.locator("#rejected").inner_text() and "blue thing" not in tag_rows(page)
+    page.locator("#back").click()
+    page.wait_for_selector(".result")
+    assert first not in page.eval_on_selector_all(".result", "rs => rs.map(r => r.dataset.imageId)")
+    page.locator(".result a").first.click()
+    page.wait_for_selector("#tags")
+    third = tag_rows(page)[2]
+    page.locator(f'#tags tr[data-label="{third}"] button.confirm').click()  # confirm
+    page.wait_for_selector("#tags tr.confirmed")
+    assert tag_rows(page)[0] == third and "confirmed" in page.locator("#tags tr").nth(1).inner_text()
+    page.fill("#new-tag", "my cat")  # add one by hand
+    page.locator("#add-tag button").click()
+    page.wait_for_selector('#tags tr[data-label="my cat"]')
+    assert set(tag_rows(page)[:2]) == {third, "my cat"}
+    page.screenshot(path=str(shots / "curation.png"), full_page=True)
+    shown = page.url.split("/image/")[1].split("?")[0]
+    page.goto(curation_server + "/?q=my+cat")
+    page.wait_for_selector("#matches .result")
+    assert page.eval_on_selector_all("#matches .result", "rs => rs.map(r => r.dataset.imageId)")[0] == shown
+    page.close()
+
+
+def test_the_evidence_map_opens_on_demand(curation_server, browser, shots):
+    page = browser.new_page()
+    page.goto(curation_server + "/?q=red+circle")
+    page.locator(".result a").first.click()
+    page.wait_for_selector("#tags")
+    assert page.locator("#evidence").count() == 0  # only on demand
+    page.locator("#tags a.why").first.click()
+    loaded(page, "#evidence-map")
+    assert page.locator("#evidence figcaption").is_visible()
+    page.screenshot(path=str(shots / "evidence-map.png"), full_page=True)
     page.close()

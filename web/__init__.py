@@ -32,6 +32,8 @@ def create_app(settings: Settings | None = None, test_config: dict[str, Any] | N
 
     from tagger.job_control import NoSuchJob
     from web import errors, security
+    from web.evidence import bp as evidence_bp
+    from web.feedback import bp as feedback_bp
     from web.images import bp as images_bp
     from web.jobs import NoBroker
     from web.jobs import bp as jobs_bp
@@ -45,6 +47,8 @@ def create_app(settings: Settings | None = None, test_config: dict[str, Any] | N
     app.register_blueprint(images_bp)
     app.register_blueprint(jobs_bp)
     app.register_blueprint(upload_bp)
+    app.register_blueprint(feedback_bp)
+    app.register_blueprint(evidence_bp)
     app.register_blueprint(openapi_bp)
     app.add_template_filter(_local_time, "datetime")
     app.add_template_filter(_iso_time, "isodate")

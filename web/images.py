@@ -11,9 +11,10 @@ from core.atomic import atomic_write_bytes
 from core.db import Image, get_database
 from core.errors import TagscopeError
 from core.images import ImageDecodeError, make_thumbnail
+from indexer.evidence import NO_LOCAL_STREAM
 from indexer.search import MAX_DEPTH
 from tagger.status import image_record
-from web.params import PER_PAGE, SearchArgs, whole_number
+from web.params import PER_PAGE, SearchArgs, searcher, whole_number
 
 bp = Blueprint("images", __name__)
 THUMB_SIZE = 256
@@ -44,8 +45,12 @@ def page(image_id: int):
     back = None
     if args is not None:
         back = url_for("search.page", page=(rank or 0) // PER_PAGE + 1, **args.url_args())
+    why = " ".join(request.args.get("why", "").split())[:200] or None
+    why_reason = None
+    if why is not None and searcher().model.local_top_k <= 0:
+        why_reason = NO_LOCAL_STREAM
     return render_template("image.html", image=record, args=args, rank=rank, back=back, query=args.q if args else "",
-                           folder=_folder(record["path"]), **neighbours)
+                           folder=_folder(record["path"]), why=why, why_reason=why_reason, **neighbours)
 
 
 def _neighbours(args: SearchArgs, rank: int, image_id: int) -> dict[str, str | None]:

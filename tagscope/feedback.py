@@ -1,0 +1,76 @@
+"""``tagscope feedback``: confirm or reject a photo's tag from the shell, and export the verdicts
+as training data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from tagscope.common import database, fail_cleanly, settings_for
+
+
+@click.group()
+def feedback() -> None:
+    """Confirm or reject tags (also on each photo's page) and export them for training."""
+
+
+def _verdict(ctx: click.Context, image_id: int, label: str, verdict: str) -> None:
+    from core.errors import TagscopeError
+    from indexer import feedback as store
+
+    db = database(settings_for(ctx))
+    if verdict == "clear":
+        done = store.clear(db, image_id, label)
+        click.echo(f"image {image_id}: {'cleared' if done else 'no verdict on'} {label!r}")
+        return
+    try:
+        v = store.record(db, image_id, label, verdict)
+    except LookupError:
+        raise TagscopeError(f"no image {image_id}: `tagscope search TEXT` shows image ids") from None
+    click.echo(f"image {image_id}: {v.verdict}ed {v.label!r}")
+
+
+@feedback.command("confirm")
+@click.argument("image_id", type=int)
+@click.argument("label")
+@click.pass_context
+@fail_cleanly
+def confirm(ctx: click.Context, image_id: int, label: str) -> None:
+    """Confirm LABEL on the photo IMAGE_ID (adds it when the model did not tag it)."""
+    _verdict(ctx, image_id, label, "confirm")
+
+
+@feedback.command("reject")
+@click.argument("image_id", type=int)
+@click.argument("label")
+@click.pass_context
+@fail_cleanly
+def reject(ctx: click.Context, image_id: int, label: str) -> None:
+    """Reject LABEL on the photo IMAGE_ID: it never shows again, whatever a re-tag scores."""
+    _verdict(ctx, image_id, label, "reject")
+
+
+@feedback.command("clear")
+@click.argument("image_id", type=int)
+@click.argument("label")
+@click.pass_context
+@fail_cleanly
+def clear(ctx: click.Context, image_id: int, label: str) -> None:
+    """Forget the verdict on LABEL for the photo IMAGE_ID."""
+    _verdict(ctx, image_id, label, "clear")
+
+
+@feedback.command("export")
+@click.argument("out", type=click.Path(dir_okay=False))
+@click.pass_context
+@fail_cleanly
+def export(ctx: click.Context, out: str) -> None:
+    """Write the verdicts as a training annotation file OUT (JSONL) and OUT.labels.txt.
+
+    Then: tagscope train --train OUT --images / --seen OUT.labels.txt ..."""
+    from tagger.curation import export_training
+
+    result = export_training(database(settings_for(ctx)), Path(out))
+    click.echo(json.dumps(result))

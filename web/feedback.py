@@ -1,0 +1,50 @@
+"""Curation: confirm or reject a photo's tag, or add one by hand, from its page or the API.
+
+``POST /api/images/<id>/feedback`` (JSON ``{"label", "verdict"}``, verdict ``confirm``,
+``reject`` or ``clear``) answers the photo's record with its tags as people now see them;
+``POST /image/<id>/feedback`` is the page's form and sends the browser back to the page. Both
+are writes: refused from other sites' pages and, when the server has an access token, without
+it (:mod:`web.security`)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, jsonify, redirect, request, url_for
+
+from core.db import get_database
+from core.errors import TagscopeError
+from indexer import feedback
+from tagger.status import image_record
+
+bp = Blueprint("feedback", __name__)
+KEPT_ARGS = ("q", "like", "folder", "tag", "r")  # the search the page was opened from
+
+
+def _apply(image_id: int, label: str | None, verdict: str | None) -> None:
+    db = get_database(current_app.config["TAGSCOPE_SETTINGS"].db_url)
+    if verdict == "clear":
+        feedback.clear(db, image_id, label or "")
+        return
+    try:
+        feedback.record(db, image_id, label or "", verdict or "")
+    except LookupError:
+        abort(404, description=f"no image {image_id}")
+
+
+@bp.post("/api/images/<id:image_id>/feedback")
+def api(image_id: int):
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise TagscopeError('send JSON: {"label": "golden retriever", "verdict": "confirm"} '
+                            "(verdict: confirm, reject or clear)")
+    _apply(image_id, body.get("label"), body.get("verdict"))
+    record = image_record(get_database(current_app.config["TAGSCOPE_SETTINGS"].db_url), image_id)
+    if record is None:
+        abort(404)
+    return jsonify(record)
+
+
+@bp.post("/image/<id:image_id>/feedback")
+def form(image_id: int):
+    _apply(image_id, request.form.get("label"), request.form.get("verdict"))
+    kept = {key: request.form[key] for key in KEPT_ARGS if request.form.get(key)}
+    return redirect(url_for("images.page", image_id=image_id, **kept) + "#tags", code=303)
