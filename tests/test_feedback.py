@@ -134,3 +134,27 @@ def test_apply_orders_confirmed_first_and_drops_rejected():
     shown = feedback.apply(tags, {"C": feedback.CONFIRM, "a": feedback.REJECT, "z": feedback.CONFIRM})
     assert [t["label"] for t in shown] == ["c", "z", "b"] and [t["confirmed"] for t in shown] == [True, True, False]
 
+
+def test_verdicts_search_and_training_export_on_sqlite_and_postgresql(home_env, synthetic_photos, tmp_path):
+    """The verdict rules on both databases, and an export ``tagscope train`` trains on."""
+    home, env, url = home_env
+    photos = photos_subset(synthetic_photos, tmp_path / "photos", 16)
+    run_cli("tag", str(photos), "--model", "synthetic", home=home, **env)
+    hits = json.loads(run_cli("search", "red thing", "-k", "16", "--json", home=home, **env).stdout)["results"]
+    ids = [h["image_id"] for h in hits]
+    for image_id in ids[:6]:
+        run_cli("feedback", "confirm", str(image_id), "warm light", home=home, **env)
+    run_cli("feedback", "reject", str(ids[0]), "RED thing", home=home, **env)
+    again = json.loads(run_cli("search", "red thing", "-k", "16", "--json", home=home, **env).stdout)["results"]
+    assert ids[0] not in [h["image_id"] for h in again]
+    warm = json.loads(run_cli("search", "warm light", "-k", "6", "--json", home=home, **env).stdout)["results"]
+    assert sorted(h["image_id"] for h in warm) == sorted(ids[:6]) and all(h["confirmed"] for h in warm)
+    db = get_database(url)
+    assert feedback.for_label(db, "Warm  Light") == (set(ids[:6]), set())
+    out = tmp_path / "verdicts.jsonl"
+    run_cli("feedback", "export", str(out), home=home, **env)
+    trained = tmp_path / "from-verdicts.pt"
+    run_cli("train", "stage1", "--init", "synthetic", "--train", str(out), "--images", "/", "--seen",
+            str(out) + ".labels.txt", "--out", str(trained), "--max-steps", "2", "--batch-size", "4", "--workers", "0",
+            "--augment", "none", home=home, **env)
+    assert trained.is_file()
