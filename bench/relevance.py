@@ -23,6 +23,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from bench.search_quality import _truth
 from core.settings import load_settings
 from indexer.search import Searcher
 from mkt.calibrate import fit_bundle
@@ -32,11 +33,6 @@ from mkt.synthetic.scenes import label_families
 from tagger.tag_job import run_tag_job
 
 NOTHING = ["crimson object", "a dog", "sunset over the sea", "tax return", "magenta hexagon", "xyzzy"]
-
-
-def _truth(photos: Path) -> dict[str, set[str]]:
-    rows = [json.loads(line) for line in (photos / "labels.jsonl").read_text().splitlines()]
-    return {str((photos / r["file"]).resolve()): set(r["labels"]) for r in rows}
 
 
 def searches(spec: str, photos: Path, home: Path) -> tuple[dict[str, tuple], dict[str, set[str]]]:

@@ -24,6 +24,7 @@ from core.atomic import atomic_write
 from core.db import TAGGED, Database, Feedback, Image, Label, ModelVersion, Tag, collection_model_version
 from indexer import feedback
 from indexer.filters import Filters
+from indexer.store import chunks
 from tagger import xmp
 
 CHUNK = 1000
@@ -55,8 +56,7 @@ def photo_tags(db: Database, paths: Sequence[str], min_score: float | None = Non
     with db.session() as s:
         active = collection_model_version(s)
     ids = _ids_under(db, paths)
-    for start in range(0, len(ids), CHUNK):
-        chunk = ids[start:start + CHUNK]
+    for chunk in chunks(ids, CHUNK):
         with db.session() as s:
             photos = {r.id: r for r in s.execute(select(Image.id, Image.path, Image.path_raw)
                                                   .where(Image.id.in_(chunk), Image.status == TAGGED))}
@@ -117,7 +117,7 @@ def export_table(db: Database, paths: Sequence[str], out: Path, fmt: str, min_sc
 def import_keywords(db: Database, paths: Sequence[str]) -> dict[str, int]:
     """Keywords of the registered photos under ``paths`` -> confirmed tags (source ``import``)."""
     photos = imported = unreadable = 0
-    for ids in _chunks(_ids_under(db, paths)):
+    for ids in chunks(_ids_under(db, paths), CHUNK):
         with db.session() as s:
             rows = s.execute(select(Image.id, Image.path_raw).where(Image.id.in_(ids))).all()
         for image_id, raw in rows:
@@ -134,7 +134,3 @@ def import_keywords(db: Database, paths: Sequence[str]) -> dict[str, int]:
                     imported += 1
     return {"photos": photos, "keywords": imported, "unreadable": unreadable}
 
-
-def _chunks(ids: list[int]) -> Iterator[list[int]]:
-    for start in range(0, len(ids), CHUNK):
-        yield ids[start:start + CHUNK]

@@ -32,34 +32,21 @@ def _verdict(ctx: click.Context, image_id: int, label: str, verdict: str) -> Non
     click.echo(f"image {image_id}: {v.verdict}ed {v.label!r}")
 
 
-@feedback.command("confirm")
-@click.argument("image_id", type=int)
-@click.argument("label")
-@click.pass_context
-@fail_cleanly
-def confirm(ctx: click.Context, image_id: int, label: str) -> None:
-    """Confirm LABEL on the photo IMAGE_ID (adds it when the model did not tag it)."""
-    _verdict(ctx, image_id, label, "confirm")
+def _verdict_command(verdict: str, help_text: str) -> click.Command:
+    @feedback.command(verdict, help=help_text)
+    @click.argument("image_id", type=int)
+    @click.argument("label")
+    @click.pass_context
+    @fail_cleanly
+    def command(ctx: click.Context, image_id: int, label: str) -> None:
+        _verdict(ctx, image_id, label, verdict)
+
+    return command
 
 
-@feedback.command("reject")
-@click.argument("image_id", type=int)
-@click.argument("label")
-@click.pass_context
-@fail_cleanly
-def reject(ctx: click.Context, image_id: int, label: str) -> None:
-    """Reject LABEL on the photo IMAGE_ID: it never shows again, whatever a re-tag scores."""
-    _verdict(ctx, image_id, label, "reject")
-
-
-@feedback.command("clear")
-@click.argument("image_id", type=int)
-@click.argument("label")
-@click.pass_context
-@fail_cleanly
-def clear(ctx: click.Context, image_id: int, label: str) -> None:
-    """Forget the verdict on LABEL for the photo IMAGE_ID."""
-    _verdict(ctx, image_id, label, "clear")
+confirm = _verdict_command("confirm", "Confirm LABEL on the photo IMAGE_ID (adds it when the model did not tag it).")
+reject = _verdict_command("reject", "Reject LABEL on the photo IMAGE_ID: it never shows again, whatever re-tags score.")
+clear = _verdict_command("clear", "Forget the verdict on LABEL for the photo IMAGE_ID.")
 
 
 @feedback.command("export")
