@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from core.settings import load_settings
     from mkt.factory import get_model
-    from tagger.tag_job import run_tag_job
+    from tagger.jobs.run import run_tag_job
 
     work = Path(tempfile.mkdtemp(prefix="tagscope-bookkeeping-"))
     photos = work / "photos"

@@ -5,7 +5,7 @@
 Regenerates the held-out scenes (the results table's evaluation seed) with their objects' grid
 cells, scores every photo against the world's labels with the model's stored score, and for
 each correct compound tag (a true colour-shape label among the photo's ``--top`` best labels)
-asks :func:`indexer.evidence.patch_evidence` for the map (the vocabulary: the world's 126
+asks :func:`indexer.search.evidence.patch_evidence` for the map (the vocabulary: the world's 126
 labels): a hit when its best patch is the labelled object's cell (each object lies inside one
 16-px cell = one ViT patch). Reports the hit rate over all correct compound tags and over the
 unseen ones (target: >= 80%), for the shipped map and for raw patch cosines.
@@ -19,7 +19,7 @@ import json
 import numpy as np
 import torch
 
-from indexer.evidence import patch_evidence
+from indexer.search.evidence import patch_evidence
 from mkt.factory import create_tag_model
 from mkt.synthetic import EVAL_SEED, synthetic_split
 from mkt.synthetic.captions import scene_captions

@@ -137,7 +137,7 @@ def stage_end_to_end(photos: Path, work: Path, n: int, label: str, shares: tuple
     """For each GPU-decode share: a new collection (labels encoded), then ``--retag``."""
     from core.settings import load_settings
     from tagger import vocabulary
-    from tagger.tag_job import run_tag_job
+    from tagger.jobs.run import run_tag_job
 
     for share in shares:
         settings = load_settings(environ={}, home=str(work / f"home-{label}-{share}"), model=ARCH_SPEC,

@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     from core.settings import load_settings
     from mkt.factory import get_model
     from tagger import vocabulary
-    from tagger.tag_job import run_tag_job
+    from tagger.jobs.run import run_tag_job
 
     work = Path(tempfile.mkdtemp(prefix="tagscope-pipeline-"))
     paths = write_photos(work / "photos", args.n, args.size, distinct=args.distinct)

@@ -24,8 +24,8 @@ from core.db import TAGGED, Image, ModelVersion, get_database
 from core.settings import load_settings
 from indexer import store
 from mkt.synthetic import generate
+from tagger.jobs.run import run_tag_job
 from tagger.relabel import score_new_labels
-from tagger.tag_job import run_tag_job
 from tagger.vocabulary import seed_labels
 
 

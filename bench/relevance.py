@@ -11,7 +11,7 @@ in pretraining). Precision, recall and F1 are micro-averaged over the labels of 
 
 Two collections: the validation set (seed EVAL_SEED + 1), on which ``--grid`` prints F1 for other
 values of alpha and guard (how the defaults in mkt/calibration.py were chosen) and on which
-``--fit`` fits an MKT bundle's constants on its seen labels (``python -m mkt.calibrate``, on a
+``--fit`` fits an MKT bundle's constants on its seen labels (``python -m mkt.training.calibrate``, on a
 copy of the bundle), and the test set (EVAL_SEED), on which each model's constants are reported.
 """
 
@@ -25,12 +25,12 @@ from pathlib import Path
 
 from bench.search_quality import _truth
 from core.settings import load_settings
-from indexer.search import Searcher
-from mkt.calibrate import fit_bundle
+from indexer.search.searcher import Searcher
 from mkt.calibration import Constants, cutoff_value
 from mkt.synthetic import EVAL_SEED, generate, synthetic_split
 from mkt.synthetic.scenes import label_families
-from tagger.tag_job import run_tag_job
+from mkt.training.calibrate import fit_bundle
+from tagger.jobs.run import run_tag_job
 
 NOTHING = ["crimson object", "a dog", "sunset over the sea", "tax return", "magenta hexagon", "xyzzy"]
 

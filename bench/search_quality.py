@@ -24,10 +24,10 @@ from sqlalchemy import select
 
 from core.db import Embedding, Image, get_database
 from core.settings import load_settings
-from indexer.search import Searcher
-from mkt.metrics import mean_average_precision
+from indexer.search.searcher import Searcher
 from mkt.synthetic import EVAL_SEED, generate, synthetic_split
-from tagger.tag_job import run_tag_job
+from mkt.training.metrics import mean_average_precision
+from tagger.jobs.run import run_tag_job
 
 
 def _truth(photos: Path) -> dict[str, set[str]]:

@@ -22,7 +22,7 @@ import numpy as np
 
 def _tag_once(photos: Path, home: Path, model: str, device: str, batch_size: int, workers: int) -> float:
     from core.settings import load_settings
-    from tagger.tag_job import run_tag_job
+    from tagger.jobs.run import run_tag_job
 
     settings = load_settings(environ={}, home=str(home), model=model, device=device, batch_size=batch_size,
                              loader_workers=workers, task_size=100_000)
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ratio {name:28s} {rate / base:6.2f}x unbatched")
 
     from core.settings import load_settings
-    from indexer.search import Searcher
+    from indexer.search.searcher import Searcher
 
     settings = load_settings(environ={}, home=str(work / "home2"), model=args.model, device=args.device)
     searcher = Searcher(settings)

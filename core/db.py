@@ -191,7 +191,7 @@ class Job(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     runner: Mapped[str | None] = mapped_column(String(16))  # in-process | workers
     schedule_id: Mapped[int | None] = mapped_column(Integer)
-    # A queued or scanning job's lease (its scan runs on a worker; see tagger.leases).
+    # A queued or scanning job's lease (its scan runs on a worker; see tagger.jobs.leases).
     worker: Mapped[str | None] = mapped_column(String(255))
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 

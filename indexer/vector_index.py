@@ -155,7 +155,7 @@ class VectorIndex:
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` (scores, ids) per query row by the index's own scores (approximate unless
-        :attr:`exact`; :func:`indexer.search.rerank` makes them exact); missing slots have id -1."""
+        :attr:`exact`; :func:`indexer.search.searcher.rerank` makes them exact); missing slots have id -1."""
         queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)
         if len(self) == 0 or k <= 0:
             return (np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64))

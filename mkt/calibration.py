@@ -1,13 +1,13 @@
 """A model's relevance constants: how its scores say "this photo matches this text".
 
-Search calibrates a cutoff per query text on the collection (:mod:`indexer.relevance`):
+Search calibrates a cutoff per query text on the collection (:mod:`indexer.search.relevance`):
 ``median + alpha * (top - median)`` between the text's median score and the mean of its
 ``TOP_N`` best, and no match at all when its ``GUARD_N`` best photos fit it no better than a
 generic caption (mean margin below ``guard``). The formula is the same for every model; ``alpha``
 and ``guard`` are constants of the model, because models score on different scales (an MKT
 bundle's two-stream score compresses positives, its prompt-tuned text tower scores generic
 captions low). :func:`fit` chooses them on an annotated set for the model's seen labels only, and
-``python -m mkt.calibrate`` stores them in a bundle's ``meta`` (not part of its version: they
+``python -m mkt.training.calibrate`` stores them in a bundle's ``meta`` (not part of its version: they
 change which results are called matches, not any score). Unseen labels then use the constants
 fitted on seen ones, the way MKT transfers everything else.
 

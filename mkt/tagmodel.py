@@ -62,7 +62,7 @@ def embed_label_texts(clip: nn.Module, tokenizer: Callable[[Sequence[str]], torc
     MKT stage 2) or else the fixed ``template`` and CLIP's text tower.
 
     The one label encoder of inference (:meth:`TagModel.encode_labels`, batched) and training
-    (:meth:`mkt.model.MKT.label_embeddings`, one batch): it does not switch gradients off, so
+    (:meth:`mkt.training.model.MKT.label_embeddings`, one batch): it does not switch gradients off, so
     in training it stays differentiable through the prompt context.
     """
     if isinstance(texts, str):
@@ -105,7 +105,7 @@ class TagModel(nn.Module):
     ``local_top_k`` > 0 turns on MKT's two-stream scoring (global + mean of the top-k patch
     scores); 0 means plain CLIP scoring with the global embedding only. ``local_weight`` is the
     weight of the local stream against the global one in :meth:`score` (fitted at training
-    time, see :func:`mkt.train.stream_balance`).
+    time, see :func:`mkt.training.train.stream_balance`).
     """
 
     def __init__(

@@ -22,9 +22,9 @@ from core.db import (
     get_database,
 )
 from core.settings import Settings
-from indexer import feedback
+from indexer.search import feedback
 from indexer.vector_index import VectorIndex
-from tagger.jobs import progress
+from tagger.jobs.rows import progress
 
 
 def collection_status(settings: Settings, max_failures: int = 100) -> dict[str, Any]:
@@ -71,7 +71,7 @@ def image_record(db: Database, image_id: int) -> dict[str, Any] | None:
     """One image and its stored tags, best first (a duplicate shows its original's): the shape of
     ``GET /api/images/ID`` and ``tagscope show ID --json``. None when no such image. The tags are
     the active model version's (those search serves), or, for an image only a newer version
-    has tagged so far, that version's; people's verdicts apply (:func:`indexer.feedback.apply`:
+    has tagged so far, that version's; people's verdicts apply (:func:`indexer.search.feedback.apply`:
     confirmed first, rejected only in ``rejected``)."""
     with db.session() as s:
         img = s.get(Image, image_id)

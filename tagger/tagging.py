@@ -28,7 +28,7 @@ from mkt.runner import ImageRunner
 from mkt.tagmodel import ImageEmbeddings, TagModel
 from tagger.batch_store import Encoded, store_batch
 from tagger.decode import IO_BATCH, PhotoFiles, collate, describe, rebatch, to_device
-from tagger.jobs import JobParams, is_running, load_job, load_job_model
+from tagger.jobs.rows import JobParams, is_running, load_job, load_job_model
 from tagger.vocabulary import label_embeddings, vocabulary
 from tagger.writer import BatchWriter
 

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from core.db import Database, Label
 from core.errors import TagscopeError
 from indexer.text_store import get_or_encode
-from mkt.data import read_label_list
+from mkt.annotations import read_label_list
 from mkt.tagmodel import TagModel
 
 ACTIVE, PENDING, REMOVING = "active", "pending", "removing"

@@ -53,7 +53,7 @@ def worker(ctx: click.Context, concurrency: int, device: str | None, batch_size:
 
     A worker runs every job on its own machine's settings (device, batch size, decode workers),
     whoever queued the job; the model is the job's model version."""
-    from tagger.celery_app import TASK_QUEUE, beat_argv, create_celery_app
+    from tagger.jobs.celery_app import TASK_QUEUE, beat_argv, create_celery_app
 
     settings = settings_for(ctx, device=device, batch_size=batch_size, loader_workers=loader_workers)
     if not settings.broker_url:

@@ -40,7 +40,7 @@ def tag(ctx: click.Context, paths: tuple[str, ...], model: str | None, batch_siz
         if not os.path.exists(p):
             raise TagscopeError(f"{p} does not exist: pass a folder or image file to tag")
     check_offline_weights(settings.tagging_model, probe_network=True)  # before seconds of imports
-    from tagger.tag_job import run_tag_job
+    from tagger.jobs.run import run_tag_job
 
     summary = run_tag_job(settings, paths, retry_failed=retry_failed, retag=retag, wait=wait,
                           echo=lambda msg: click.echo(msg, err=True))
@@ -65,7 +65,7 @@ def search(ctx: click.Context, text: str, k: int, model: str | None, min_score: 
     if hits is None:
         if settings.model is not None:
             check_offline_weights(settings.model, probe_network=True)  # before seconds of imports
-        from indexer.search import Searcher, parse_min_score
+        from indexer.search.searcher import Searcher, parse_min_score
 
         hits = [h.to_json() for h in Searcher(settings).search(text, k, parse_min_score(min_score))]
     if as_json:
@@ -197,7 +197,7 @@ def show(ctx: click.Context, image_id: int, as_json: bool) -> None:
 def demo(ctx: click.Context, n: int, port: int, serve: bool) -> None:
     """Generate a synthetic collection, tag it with the bundled model and serve search."""
     from mkt.synthetic import generate
-    from tagger.tag_job import run_tag_job
+    from tagger.jobs.run import run_tag_job
 
     settings = settings_for(ctx, model="synthetic")
     photos = settings.home / "demo-photos"

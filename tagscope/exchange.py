@@ -37,7 +37,7 @@ def export_xmp(ctx: click.Context, paths: tuple[str, ...], style: str, min_score
                top: int | None) -> None:
     """Merge tags into XMP sidecars next to the photos under PATHS (dc:subject,
     lr:hierarchicalSubject, digiKam:TagsList); other tools' keywords stay, Tagscope's are replaced."""
-    from tagger.exchange import export_xmp as run
+    from tagger.exchange.tags import export_xmp as run
 
     click.echo(json.dumps(run(database(settings_for(ctx)), paths, style, min_score, top)))
 
@@ -51,7 +51,7 @@ def _table(fmt: str):
     @fail_cleanly
     def command(ctx: click.Context, out: str, paths: tuple[str, ...], min_score: float | None,
                 top: int | None) -> None:
-        from tagger.exchange import export_table
+        from tagger.exchange.tags import export_table
 
         result = export_table(database(settings_for(ctx)), paths or ("/",), Path(out), fmt, min_score, top)
         click.echo(json.dumps(result))
@@ -77,6 +77,6 @@ def import_() -> None:
 def import_xmp(ctx: click.Context, paths: tuple[str, ...]) -> None:
     """Keywords of the tagged photos under PATHS (XMP sidecars, embedded XMP, IPTC) -> confirmed
     tags. Your own confirmations and rejections are never overridden."""
-    from tagger.exchange import import_keywords
+    from tagger.exchange.tags import import_keywords
 
     click.echo(json.dumps(import_keywords(database(settings_for(ctx)), paths)))

@@ -18,7 +18,7 @@ def feedback() -> None:
 
 def _verdict(ctx: click.Context, image_id: int, label: str, verdict: str) -> None:
     from core.errors import TagscopeError
-    from indexer import feedback as store
+    from indexer.search import feedback as store
 
     db = database(settings_for(ctx))
     if verdict == "clear":
@@ -57,7 +57,7 @@ def export(ctx: click.Context, out: str) -> None:
     """Write the verdicts as a training annotation file OUT (JSONL) and OUT.labels.txt.
 
     Then: tagscope train --train OUT --images / --seen OUT.labels.txt ..."""
-    from tagger.curation import export_training
+    from tagger.exchange.training import export_training
 
     result = export_training(database(settings_for(ctx)), Path(out))
     click.echo(json.dumps(result))

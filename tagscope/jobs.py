@@ -19,7 +19,7 @@ def jobs(ctx: click.Context, as_json: bool, limit: int) -> None:
     """Tagging jobs: list them (newest first), or show, cancel, resume or retry one."""
     if ctx.invoked_subcommand is not None:
         return
-    from tagger.job_control import list_jobs
+    from tagger.jobs.control import list_jobs
 
     rows = list_jobs(database(settings_for(ctx)), limit)
     if as_json:
@@ -46,7 +46,7 @@ def _line(r: dict) -> str:
 @fail_cleanly
 def show_cmd(ctx: click.Context, job_id: int, as_json: bool) -> None:
     """One job: figures counted from its images, tasks, workers holding them, rate and ETA."""
-    from tagger.job_control import show_job
+    from tagger.jobs.control import show_job
 
     row = show_job(database(settings_for(ctx)), job_id)
     if as_json:
@@ -64,7 +64,7 @@ def show_cmd(ctx: click.Context, job_id: int, as_json: bool) -> None:
 @fail_cleanly
 def cancel_cmd(ctx: click.Context, job_id: int) -> None:
     """Stop a job; running tasks stop after their current batch, what is stored stays."""
-    from tagger.job_control import cancel_job
+    from tagger.jobs.control import cancel_job
 
     click.echo(_line(cancel_job(database(settings_for(ctx)), job_id)))
 
@@ -76,7 +76,7 @@ def cancel_cmd(ctx: click.Context, job_id: int) -> None:
 def resume_cmd(ctx: click.Context, job_id: int) -> None:
     """Run a cancelled, failed or interrupted job again from where it stopped (without a broker,
     in this process)."""
-    from tagger.job_control import resume_job, send, show_job
+    from tagger.jobs.control import resume_job, send, show_job
 
     settings = settings_for(ctx)
     kind, ids = resume_job(database(settings), job_id)
@@ -90,7 +90,7 @@ def resume_cmd(ctx: click.Context, job_id: int) -> None:
 @fail_cleanly
 def retry_cmd(ctx: click.Context, job_id: int) -> None:
     """Tag again, in a new job, the images this job recorded as failed."""
-    from tagger.job_control import retry_failed, send, show_job
+    from tagger.jobs.control import retry_failed, send, show_job
 
     settings = settings_for(ctx)
     new_id, task_ids = retry_failed(database(settings), job_id, settings.task_size, _runner(settings))
@@ -99,7 +99,7 @@ def retry_cmd(ctx: click.Context, job_id: int) -> None:
 
 
 def _runner(settings) -> str:
-    from tagger.jobs import IN_PROCESS, WORKERS
+    from tagger.jobs.rows import IN_PROCESS, WORKERS
 
     return WORKERS if settings.broker_url else IN_PROCESS
 
@@ -120,8 +120,8 @@ def schedule_add(ctx: click.Context, paths: tuple[str, ...], every: str, model: 
     """Re-tag PATHS every interval: each run registers new, changed and missing files and tags
     only what needs it; a run never overlaps the schedule's previous one."""
     from core.db import collection_model_version
-    from tagger.jobs import JobParams
-    from tagger.schedules import add_schedule, format_every, parse_every
+    from tagger.jobs.rows import JobParams
+    from tagger.jobs.schedules import add_schedule, format_every, parse_every
 
     settings = settings_for(ctx, model=model)
     if not settings.broker_url:
@@ -145,7 +145,7 @@ def schedule_add(ctx: click.Context, paths: tuple[str, ...], every: str, model: 
 @fail_cleanly
 def schedule_list(ctx: click.Context, as_json: bool) -> None:
     """The schedules, their next run and their last job."""
-    from tagger.schedules import list_schedules
+    from tagger.jobs.schedules import list_schedules
 
     rows = list_schedules(database(settings_for(ctx)))
     if as_json:
@@ -166,7 +166,7 @@ def schedule_list(ctx: click.Context, as_json: bool) -> None:
 @fail_cleanly
 def schedule_remove(ctx: click.Context, schedule_id: int) -> None:
     """Remove a schedule (its jobs and what they stored stay)."""
-    from tagger.schedules import remove_schedule
+    from tagger.jobs.schedules import remove_schedule
 
     remove_schedule(database(settings_for(ctx)), schedule_id)
     click.echo(f"schedule {schedule_id} removed")
@@ -178,7 +178,7 @@ def schedule_remove(ctx: click.Context, schedule_id: int) -> None:
 @fail_cleanly
 def beat(ctx: click.Context, celery_args: tuple[str, ...]) -> None:
     """Run Celery beat: it starts the schedules' jobs (`tagscope schedule`); run exactly one."""
-    from tagger.celery_app import beat_argv, create_celery_app
+    from tagger.jobs.celery_app import beat_argv, create_celery_app
 
     settings = settings_for(ctx)
     if not settings.broker_url:

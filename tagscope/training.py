@@ -42,7 +42,7 @@ def synth_generate(out: str, n: int, seed: int) -> None:
 @fail_cleanly
 def synth_pretrain(out: str, seed: int, steps: int | None, batch_size: int | None, lr: float | None) -> None:
     """Pretrain the tiny CLIP contrastively on the synthetic world (CPU, minutes)."""
-    from mkt.pretrain_synthetic import PretrainConfig, pretrain
+    from mkt.training.pretrain import PretrainConfig, pretrain
 
     kwargs = {k: v for k, v in {"steps": steps, "batch_size": batch_size, "lr": lr}.items() if v is not None}
     result = pretrain(PretrainConfig(out, seed=seed, **kwargs))
@@ -52,14 +52,14 @@ def synth_pretrain(out: str, seed: int, steps: int | None, batch_size: int | Non
 @click.group()
 def train() -> None:
     """Train MKT: `stage1` (image side) then `stage2` (prompt). `tagscope train stage1 -h` for options;
-    `torchrun --nproc_per_node=N -m mkt.train stage1 ...` for several GPUs."""
+    `torchrun --nproc_per_node=N -m mkt.training.train stage1 ...` for several GPUs."""
 
 
 @train.command("stage1", context_settings={"ignore_unknown_options": True, "help_option_names": []})
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def train_stage1(args: tuple[str, ...]) -> None:
     """Stage 1: fine-tune the image tower (ranking + distillation). Options: -h."""
-    from mkt.train import main as train_main
+    from mkt.training.train import main as train_main
 
     sys.exit(train_main(["stage1", *args]))
 
@@ -68,7 +68,7 @@ def train_stage1(args: tuple[str, ...]) -> None:
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def train_stage2(args: tuple[str, ...]) -> None:
     """Stage 2: prompt tuning with the image side frozen. Options: -h."""
-    from mkt.train import main as train_main
+    from mkt.training.train import main as train_main
 
     sys.exit(train_main(["stage2", *args]))
 
@@ -77,7 +77,7 @@ def train_stage2(args: tuple[str, ...]) -> None:
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def evaluate_cmd(args: tuple[str, ...]) -> None:
     """ZSL/GZSL mAP and F1@K of a model on a labelled set. Options: -h."""
-    from mkt.evaluate import main as eval_main
+    from mkt.training.evaluate import main as eval_main
 
     sys.exit(eval_main(list(args)))
 
@@ -98,7 +98,7 @@ def data() -> None:
 @fail_cleanly
 def data_nus_wide(biam_features: str, biam_names: str, taglist: str, concepts: str, out: str) -> None:
     """Convert BiAM's NUS-WIDE annotations to train.jsonl / test.jsonl / seen.txt / unseen.txt."""
-    from mkt.data import convert_biam
+    from mkt.training.data import convert_biam
 
     counts = convert_biam(biam_features, biam_names, taglist, concepts, out)
     click.echo(f"wrote {counts['train']} training and {counts['test']} test images to {out}")

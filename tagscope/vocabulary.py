@@ -52,7 +52,7 @@ def labels_add(ctx: click.Context, names: tuple[str, ...]) -> None:
 @fail_cleanly
 def labels_import(ctx: click.Context, file: str) -> None:
     """Add the labels in FILE (one per line; '#' starts a comment) and score them like `labels add`."""
-    from mkt.data import read_label_list
+    from mkt.annotations import read_label_list
 
     _add(ctx, read_label_list(file), "import", f" from {file}")
 

@@ -6,10 +6,11 @@ import shutil
 import numpy as np
 import pytest
 
-from mkt import calibrate, calibration
+from mkt import calibration
 from mkt.bundle import load_bundle
 from mkt.factory import SYNTHETIC_BUNDLE, create_tag_model
 from mkt.synthetic import generate
+from mkt.training import calibrate
 
 
 def test_fit_picks_constants_that_separate_matches():

@@ -88,7 +88,7 @@ def purge_rabbitmq(url: str) -> None:
     """Drop messages an earlier, interrupted run may have left in the queue."""
     from kombu import Connection
 
-    from tagger.celery_app import TASK_QUEUE
+    from tagger.jobs.celery_app import TASK_QUEUE
 
     with Connection(url) as conn:
         channel = conn.channel()

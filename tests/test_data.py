@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from core.errors import TagscopeError
-from mkt.data import Split, label_matrix, nus_wide_split, read_annotations, read_label_list
+from mkt.annotations import Split, label_matrix, nus_wide_split, read_annotations, read_label_list
 from mkt.synthetic import COLOURS, SHAPES, label_families, synthetic_split
 
 from .conftest import run_cli

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from core.settings import load_settings
-from indexer.evidence import NO_LOCAL_STREAM, patch_evidence
+from indexer.search.evidence import NO_LOCAL_STREAM, patch_evidence
 from mkt.bundle import load_bundle, save_bundle
 from mkt.factory import SYNTHETIC_BUNDLE, create_tag_model
 from tests.conftest import photos_subset, run_cli

@@ -13,9 +13,9 @@ from PIL import Image
 
 from core.db import get_database
 from core.settings import load_settings
-from indexer import feedback
-from mkt.data import read_annotations
-from tagger import xmp
+from indexer.search import feedback
+from mkt.annotations import read_annotations
+from tagger.exchange import xmp
 from tests.conftest import read_labels_jsonl, run_cli, services_required
 
 EXIFTOOL = shutil.which("exiftool")

@@ -10,8 +10,8 @@ import pytest
 
 from core.db import get_database
 from core.settings import load_settings
-from indexer import feedback
-from mkt.data import label_matrix, read_annotations
+from indexer.search import feedback
+from mkt.annotations import label_matrix, read_annotations
 from tests.conftest import photos_subset, run_cli
 from web import create_app
 

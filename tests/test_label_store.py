@@ -41,7 +41,7 @@ def test_label_embeddings_are_stored_reused_and_keyed_by_model_version(home_env,
 
 def test_search_keeps_the_embeddings_of_recent_query_texts(tmp_path):
     from core.settings import load_settings
-    from indexer.search import QUERY_CACHE, Searcher
+    from indexer.search.searcher import QUERY_CACHE, Searcher
     from mkt.factory import get_model
 
     model = get_model("synthetic", "cpu")

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from mkt.losses import distillation_loss, ranking_loss
-from mkt.metrics import average_precisions, f1_at_k, mean_average_precision
+from mkt.training.losses import distillation_loss, ranking_loss
+from mkt.training.metrics import average_precisions, f1_at_k, mean_average_precision
 
 
 def test_ap_is_mean_precision_at_each_positive():

@@ -12,8 +12,15 @@ import pytest
 import torch
 
 from mkt.factory import create_tag_model
-from mkt.model import MKT, cosine_lr, default_top_k, layer_decay_groups, set_trainable_blocks, two_stream_scores
 from mkt.prompt import PromptEncoder
+from mkt.training.model import (
+    MKT,
+    cosine_lr,
+    default_top_k,
+    layer_decay_groups,
+    set_trainable_blocks,
+    two_stream_scores,
+)
 
 from .conftest import ROOT, run_cli
 
@@ -88,8 +95,8 @@ def test_training_and_inference_encode_labels_alike(tiny):
 
 
 def test_cli_and_experiments_take_stage_defaults_from_one_table(tmp_path, monkeypatch):
-    import mkt.experiments as experiments
-    from mkt.train_config import STAGE_DEFAULTS, TrainConfig, build_parser, config_from_args
+    import mkt.training.experiments as experiments
+    from mkt.training.config import STAGE_DEFAULTS, TrainConfig, build_parser, config_from_args
 
     assert STAGE_DEFAULTS == {1: {"epochs": 20, "warmup_epochs": 2.0}, 2: {"epochs": 4, "warmup_epochs": 0.0}}
     cli = {stage: config_from_args(build_parser().parse_args([f"stage{stage}", "--init", "synthetic", "--out", "x.pt"]))
@@ -111,7 +118,7 @@ def test_cli_and_experiments_take_stage_defaults_from_one_table(tmp_path, monkey
 
 
 def test_training_reports_user_errors(tmp_path, capsys):
-    from mkt.train import main
+    from mkt.training.train import main
 
     with pytest.raises(SystemExit) as exit_:
         main(["stage1", "--init", "synthetic", "--out", str(tmp_path / "x.pt"), "--workers", "0"])
@@ -171,8 +178,9 @@ def test_product_score_weights_the_local_stream(tiny):
 
 def test_trained_bundle_balances_its_two_streams(trained):
     """The fitted local weight makes both streams spread equally over training images."""
-    from mkt.data import LabelledImages, read_annotations
+    from mkt.annotations import read_annotations
     from mkt.synthetic import synthetic_split
+    from mkt.training.data import LabelledImages
 
     work, _, _ = trained
     model = create_tag_model(f"mkt:{work / 's1.pt'}")
@@ -211,7 +219,8 @@ def test_ddp_with_torchrun_needs_no_code_change(tmp_path):
     """Two processes on the CPU (gloo): the same entry point, launched by torchrun."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                           "-m", "mkt.train", "stage1", "--init", "synthetic", "--out", str(tmp_path / "ddp.pt"),
+                           "-m", "mkt.training.train", "stage1", "--init", "synthetic",
+                           "--out", str(tmp_path / "ddp.pt"),
                            "--max-steps", "4", *TRAIN_ARGS, "--synthetic-n", "128", "--batch-size", "16",
                            "--images", str(tmp_path / "data")],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
@@ -221,7 +230,7 @@ def test_ddp_with_torchrun_needs_no_code_change(tmp_path):
 
 
 def test_results_table_is_regenerated_by_its_command(tmp_path):
-    from mkt.experiments import main as experiments_main
+    from mkt.training.experiments import main as experiments_main
 
     out, work = tmp_path / "results.md", tmp_path / "work"
     small = ["--work", str(work), "--train-n", "96", "--eval-n", "48", "--steps1", "3", "--steps2", "2",
@@ -232,7 +241,7 @@ def test_results_table_is_regenerated_by_its_command(tmp_path):
                 "MKT stage 1+2", "MKT stage 1, paper's distillation weight 1", "no distillation (1+2)",
                 "global stream only (1+2)"):
         assert f"| {row} |" in text
-    assert "ZSL mAP" in text and "±" in text and "python -m mkt.experiments" in text
+    assert "ZSL mAP" in text and "±" in text and "python -m mkt.training.experiments" in text
     assert (work / "clip-web-3.pt").is_file()  # the web-caption CLIP it started from
     summary = json.loads(out.with_suffix(".json").read_text())
     assert len(summary["results"]["MKT stage 1+2"]) == 2 and summary["distill_weight"] == 0.03

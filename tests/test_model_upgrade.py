@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from core.db import Embedding, ModelVersion, get_database
 from core.settings import load_settings
-from indexer.search import Searcher
+from indexer.search.searcher import Searcher
 
 from .conftest import ROOT, photos_subset, run_cli, tagscope_env
 

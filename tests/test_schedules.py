@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from core.errors import TagscopeError
-from tagger.schedules import format_every, parse_every
+from tagger.jobs.schedules import format_every, parse_every
 
 from .conftest import ROOT, photos_subset, read_labels_jsonl, run_cli, tagscope_env
 from .test_celery_worker import start_worker, stop_worker

@@ -12,8 +12,8 @@ import pytest
 
 from core.errors import TagscopeError
 from core.settings import load_settings
-from indexer import relevance
-from indexer.filters import Filters
+from indexer.search import relevance
+from indexer.search.filters import Filters
 from mkt import calibration
 from tests.conftest import read_labels_jsonl, run_cli
 from web import create_app

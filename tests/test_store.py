@@ -128,7 +128,7 @@ def test_a_kill_between_writes_leaves_sql_and_the_store_consistent(home_env, syn
 
 def test_images_are_searchable_while_the_job_runs(home_env, synthetic_photos, tmp_path):
     from core.settings import load_settings
-    from indexer.search import Searcher
+    from indexer.search.searcher import Searcher
 
     home, env, url = home_env
     photos = photos_subset(synthetic_photos, tmp_path / "photos", 300)
@@ -153,7 +153,7 @@ def test_images_are_searchable_while_the_job_runs(home_env, synthetic_photos, tm
 @pytest.mark.parametrize("kind, n", [("hnsw", 300), ("ivfpq", 150)])
 def test_an_approximate_index_with_re_ranking_returns_the_exact_top_k(kind, n, home_env, synthetic_photos, tmp_path):
     from core.settings import load_settings
-    from indexer.search import Searcher
+    from indexer.search.searcher import Searcher
 
     home, env, url = home_env
     run_cli("tag", str(photos_subset(synthetic_photos, tmp_path / "photos", n)), home=home, **env)

@@ -1,5 +1,5 @@
-"""The synthetic world (mkt.synthetic), its pretrained tiny CLIP (mkt.pretrain_synthetic) and its
-zero-shot evaluation (mkt.evaluate.zero_shot_by_family)."""
+"""The synthetic world (mkt.synthetic), its pretrained tiny CLIP (mkt.training.pretrain) and its
+zero-shot evaluation (mkt.training.evaluate.zero_shot_by_family)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from PIL import Image
 
 from mkt import synthetic as world
 from mkt.bundle import load_bundle
-from mkt.evaluate import zero_shot_by_family
 from mkt.factory import SYNTHETIC_BUNDLE, create_tag_model, model_from_bundle
+from mkt.training.evaluate import zero_shot_by_family
 
 # Required zero-shot margin over chance per family for the shipped checkpoint, well under the
 # measured margins recorded in docs/synthetic-world.md.
@@ -114,14 +114,14 @@ def test_web_captions_name_only_the_main_object():
 
 
 def test_pretrain_smoke_writes_a_loadable_bundle(tmp_path):
-    from mkt.pretrain_synthetic import PretrainConfig, pretrain
+    from mkt.training.pretrain import PretrainConfig, pretrain
 
     path = tmp_path / "tiny.pt"
     meta = pretrain(PretrainConfig(path, seed=0, steps=3, batch_size=8, eval_n=16, log_every=1, choose_template=False))
     bundle = load_bundle(path)
     assert bundle.kind == "clip" and bundle.arch == "tagscope-tiny"
     assert bundle.labels == world.all_labels() and bundle.label_families == world.label_families()
-    assert bundle.meta["command"].startswith("python -m mkt.pretrain_synthetic --out ")
+    assert bundle.meta["command"].startswith("python -m mkt.training.pretrain --out ")
     assert set(meta["zero_shot"]["families"]) == {"colour", "shape", "background", "compound"}
     model = model_from_bundle(bundle, spec="test")
     emb = model.encode_labels(["red circle", "striped background"])
@@ -129,7 +129,7 @@ def test_pretrain_smoke_writes_a_loadable_bundle(tmp_path):
 
 
 def test_pretrain_with_web_captions_records_its_caption_style(tmp_path):
-    from mkt.pretrain_synthetic import PretrainConfig, pretrain
+    from mkt.training.pretrain import PretrainConfig, pretrain
 
     path = tmp_path / "web.pt"
     meta = pretrain(PretrainConfig(path, seed=0, steps=3, batch_size=8, eval_n=16, log_every=1, choose_template=False,

@@ -16,7 +16,7 @@ from core.settings import Settings, load_settings
 
 def create_app(settings: Settings | None = None, test_config: dict[str, Any] | None = None) -> Flask:
     from core.db import get_database
-    from indexer.search import Searcher
+    from indexer.search.searcher import Searcher
 
     settings = settings or load_settings()
     app = Flask(__name__)
@@ -30,7 +30,7 @@ def create_app(settings: Settings | None = None, test_config: dict[str, Any] | N
     get_database(settings.db_url)  # fail at start-up, not on the first request
     app.extensions["tagscope.searcher"] = Searcher(settings)
 
-    from tagger.job_control import NoSuchJob
+    from tagger.jobs.control import NoSuchJob
     from web import errors, security
     from web.evidence import bp as evidence_bp
     from web.feedback import bp as feedback_bp

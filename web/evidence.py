@@ -1,4 +1,4 @@
-"""Why a tag: ``GET /api/images/<id>/evidence?label=...`` (patch scores, :mod:`indexer.evidence`)
+"""Why a tag: ``GET /api/images/<id>/evidence?label=...`` (patch scores, :mod:`indexer.search.evidence`)
 and ``GET /image/<id>/evidence.png?label=...``, the same as a heatmap over the photo (the
 centre square the model saw; the cells the local stream averages outlined)."""
 
@@ -13,8 +13,8 @@ from PIL import Image, ImageDraw
 from core.db import Image as ImageRow
 from core.db import get_database
 from core.images import ImageDecodeError, make_thumbnail
-from indexer.evidence import Evidence, evidence
-from indexer.feedback import normalise
+from indexer.search.evidence import Evidence, evidence
+from indexer.search.feedback import normalise
 from web.params import searcher
 
 bp = Blueprint("evidence", __name__)

@@ -12,7 +12,7 @@ from flask import Blueprint, abort, current_app, jsonify, redirect, request, url
 
 from core.db import get_database
 from core.errors import TagscopeError
-from indexer import feedback
+from indexer.search import feedback
 from tagger.status import image_record
 
 bp = Blueprint("feedback", __name__)

@@ -11,8 +11,8 @@ from core.atomic import atomic_write_bytes
 from core.db import Image, get_database
 from core.errors import TagscopeError
 from core.images import ImageDecodeError, make_thumbnail
-from indexer.evidence import NO_LOCAL_STREAM
-from indexer.search import MAX_DEPTH
+from indexer.search.evidence import NO_LOCAL_STREAM
+from indexer.search.searcher import MAX_DEPTH
 from tagger.status import image_record
 from web.params import PER_PAGE, SearchArgs, searcher, whole_number
 

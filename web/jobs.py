@@ -12,7 +12,7 @@ from flask import Blueprint, current_app, jsonify, request
 from core.db import get_database
 from core.errors import TagscopeError
 from tagger import job_control
-from tagger.jobs import WORKERS
+from tagger.jobs.rows import WORKERS
 
 bp = Blueprint("jobs", __name__)
 

@@ -32,7 +32,7 @@ SCHEMAS: dict[str, Any] = {
     "Calibration": {**_obj({"median": {"type": "number"}, "top": {"type": "number"},
                             "background_margin": {"type": "number"}, "alpha": {"type": "number"},
                             "guard": {"type": "number"}, "top_n": {"type": "integer"}, "guard_n": {"type": "integer"}}),
-                    "nullable": True, "description": "how the cutoff was derived (indexer/relevance.py)"},
+                    "nullable": True, "description": "how the cutoff was derived (indexer/search/relevance.py)"},
     "SearchResults": _obj({
         "query": _NULLABLE_STR, "offset": {"type": "integer"}, "more": {"type": "boolean"},
         "cutoff": {"type": "number", "nullable": True,

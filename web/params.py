@@ -12,8 +12,8 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import NotFound
 
 from core.errors import TagscopeError
-from indexer.filters import Filters
-from indexer.search import MAX_DEPTH, Results, Searcher, check_query
+from indexer.search.filters import Filters
+from indexer.search.searcher import MAX_DEPTH, Results, Searcher, check_query
 
 PER_PAGE = 40
 

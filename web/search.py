@@ -1,7 +1,7 @@
 """Search: the page with the query box, filters and results, and ``GET /api/search``.
 
 Text queries split their results into "matches" (at or above the query's calibrated cutoff,
-:mod:`indexer.relevance`) and the nearest others; ``like=<image id>`` searches by a photo of the
+:mod:`indexer.search.relevance`) and the nearest others; ``like=<image id>`` searches by a photo of the
 collection ("more like this"). Both page through the best ``MAX_DEPTH`` results."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from core.db import Label, get_database
 from core.errors import TagscopeError
-from indexer.search import parse_min_score
+from indexer.search.searcher import parse_min_score
 from tagger.status import collection_status
 from web.params import SearchArgs, searcher
 from web.upload import MAX_UPLOAD_BYTES

@@ -19,7 +19,7 @@ Everything is driven by an explicit ``numpy.random.Generator``: same seed, same 
 Modules: :mod:`~mkt.synthetic.scenes` (vocabulary, labels, scenes, minimal-pair groups),
 :mod:`~mkt.synthetic.captions` (captions and the facts they state), :mod:`~mkt.synthetic.render`
 (pixels), :mod:`~mkt.synthetic.datasets` (image folders, label matrices, the seen/unseen split).
-Zero-shot evaluation on the world is :func:`mkt.evaluate.zero_shot_by_family`.
+Zero-shot evaluation on the world is :func:`mkt.training.evaluate.zero_shot_by_family`.
 """
 
 from mkt.synthetic.captions import (

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mkt import data
+from mkt import annotations as data
 from mkt.synthetic.captions import scene_captions
 from mkt.synthetic.render import render
 from mkt.synthetic.scenes import COLOURS, SHAPES, Scene, compound_label, label_families, sample_scene

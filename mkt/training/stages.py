@@ -6,7 +6,7 @@
 - :class:`Stage2` (label side, prompt tuning): everything frozen but the prompt (CoOp context
   vectors, or the official code's token-embedding table); ranking loss only.
 
-The shared loop (:mod:`mkt.train`) wraps ``stage.net`` in DDP and calls ``stage.losses``.
+The shared loop (:mod:`mkt.training.train`) wraps ``stage.net`` in DDP and calls ``stage.losses``.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ import torch
 from torch import nn
 
 from core.errors import TagscopeError
-from mkt.losses import distillation_loss, ranking_loss
-from mkt.model import MKT, layer_decay_groups, set_trainable_blocks, two_stream_scores
 from mkt.prompt import PromptEncoder, text_tower
 from mkt.tagmodel import vision_features
-from mkt.train_config import TrainConfig
+from mkt.training.config import TrainConfig
+from mkt.training.losses import distillation_loss, ranking_loss
+from mkt.training.model import MKT, layer_decay_groups, set_trainable_blocks, two_stream_scores
 
 Losses = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # (loss, ranking loss, distillation loss)
 

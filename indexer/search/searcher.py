@@ -21,10 +21,11 @@ from sqlalchemy import select
 from core.db import TAGGED, Database, Image, ModelVersion, collection_model_version, get_database, tagged_versions
 from core.errors import TagscopeError
 from core.settings import Settings
-from indexer import ann, feedback, store
-from indexer import filters as flt
-from indexer.filters import Filters
-from indexer.relevance import TOP_N, Calibrator, Cutoff
+from indexer import ann, store
+from indexer.search import feedback
+from indexer.search import filters as flt
+from indexer.search.filters import Filters
+from indexer.search.relevance import TOP_N, Calibrator, Cutoff
 from indexer.vector_index import VectorIndex
 from mkt.factory import get_model
 from mkt.tagmodel import ImageEmbeddings, TagModel
@@ -204,7 +205,7 @@ class Searcher:
 
     def search(self, text: str, k: int = 20, min_score: float | None = None) -> list[Hit]:
         """The ``k`` best images for ``text``; with ``min_score``, only those scoring at least that.
-        Each hit says whether it matches (:mod:`indexer.relevance`). See :meth:`find`."""
+        Each hit says whether it matches (:mod:`indexer.search.relevance`). See :meth:`find`."""
         return self.find(text, k=k, min_score=min_score).hits
 
     def find(self, text: str | None = None, *, image: torch.Tensor | None = None, k: int = 20, offset: int = 0,
@@ -244,7 +245,7 @@ class Searcher:
     def _curated(self, text: str, query: torch.Tensor, ranked: list[tuple[int, float]], filters: Filters | None
                  ) -> tuple[list[tuple[int, float]], set[int]]:
         """People's verdicts on the label ``text``: photos confirmed for it first (by score), photos
-        rejected for it never (:mod:`indexer.feedback`)."""
+        rejected for it never (:mod:`indexer.search.feedback`)."""
         confirmed, rejected = feedback.for_label(self.db, text)
         if not confirmed and not rejected:
             return ranked, set()

@@ -17,10 +17,10 @@ import numpy as np
 import torch
 
 from core.atomic import atomic_write
-from mkt.model import MKT
-from mkt.train_config import TrainConfig
+from mkt.training.config import TrainConfig
+from mkt.training.model import MKT
 
-log = logging.getLogger("mkt.train")
+log = logging.getLogger("mkt.training.train")
 
 
 def checkpoint_path(out: str | Path) -> Path:

@@ -1,6 +1,6 @@
 """The synthetic-world results table: zero-shot CLIP vs MKT, with the paper's ablations.
 
-    python -m mkt.experiments --out docs/mkt-results.md
+    python -m mkt.training.experiments --out docs/mkt-results.md
 
 Starts from a tiny CLIP pretrained on web-style captions (main object only; pretrained into
 the work folder on first use), so that zero-shot CLIP is weak on secondary objects as web CLIP
@@ -28,15 +28,15 @@ from typing import Any
 import numpy as np
 
 from core.errors import report_user_errors
-from mkt.data import read_annotations
-from mkt.evaluate import evaluate
+from mkt.annotations import read_annotations
 from mkt.factory import create_tag_model
-from mkt.pretrain_synthetic import PretrainConfig, pretrain
 from mkt.synthetic import EVAL_SEED, generate, synthetic_split
-from mkt.train import train
-from mkt.train_config import STAGE_DEFAULTS, TrainConfig
+from mkt.training.config import STAGE_DEFAULTS, TrainConfig
+from mkt.training.evaluate import evaluate
+from mkt.training.pretrain import PretrainConfig, pretrain
+from mkt.training.train import train
 
-log = logging.getLogger("mkt.experiments")
+log = logging.getLogger("mkt.training.experiments")
 
 METRICS = [("zsl", "map"), ("zsl", "f1@3"), ("zsl", "f1@5"), ("gzsl", "map"), ("gzsl", "f1@3"), ("gzsl", "f1@5")]
 
@@ -198,9 +198,9 @@ def write_markdown(out: Path, summary: dict[str, Any], seeds: list[int], title: 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The experiments' options; training defaults come from the stage defaults (mkt.train_config)."""
+    """The experiments' options; training defaults come from the stage defaults (mkt.training.config)."""
     recipe = TrainConfig.for_stage(1, init="", out="")  # the defaults both stages share
-    p = argparse.ArgumentParser(prog="python -m mkt.experiments", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m mkt.training.experiments", description=__doc__.split("\n")[0])
     p.add_argument("--out", default="docs/mkt-results.md")
     p.add_argument("--work", default="runs/experiments")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     summary = select_distill(args) if args.select_distill else run(args)
     summary["seconds"] = round(time.time() - t0, 1)
-    summary["command"] = "python -m mkt.experiments " + shlex.join(argv if argv is not None else sys.argv[1:])
+    summary["command"] = "python -m mkt.training.experiments " + shlex.join(argv if argv is not None else sys.argv[1:])
     out = Path(args.out)
     out.with_suffix(".json").write_text(json.dumps(summary, indent=1))
     seeds = args.seeds[:1] if args.select_distill else args.seeds

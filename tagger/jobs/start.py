@@ -1,7 +1,7 @@
 """Starting a job: seed the vocabulary, register the folders, pick what needs tagging, split it
 into tasks. ``tagscope tag`` does it in its own process; a schedule's job does it on a worker
 (``tagscope.start_job``), under a lease like any task, so a scan whose worker died is sent
-again by a sweeper (:mod:`tagger.sweeper`).
+again by a sweeper (:mod:`tagger.jobs.sweeper`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from core.modelspec import parse_spec
 from core.settings import Settings
 from mkt.factory import get_model
 from mkt.tagmodel import TagModel
-from tagger import jobs, leases
+from tagger.jobs import leases
+from tagger.jobs import rows as jobs
 from tagger.scan import ScanResult, images_to_tag, scan
 from tagger.vocabulary import default_label_names, seed_labels, vocabulary_size
 

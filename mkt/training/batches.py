@@ -12,9 +12,10 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler
 
 from core.errors import TagscopeError
-from mkt.data import Example, LabelledImages, Split, read_annotations, read_label_list
+from mkt.annotations import Example, Split, read_annotations, read_label_list
 from mkt.synthetic import generate, synthetic_split
-from mkt.train_config import TrainConfig
+from mkt.training.config import TrainConfig
+from mkt.training.data import LabelledImages
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Contrastive pretraining of the tiny open_clip model on the synthetic world (CPU, ~10 minutes).
 
-    python -m mkt.pretrain_synthetic --out mkt/assets/synthetic.pt --seed 0 --steps 1200 --batch-size 128 --lr 0.001
+    python -m mkt.training.pretrain --out mkt/assets/synthetic.pt --seed 0 --steps 1200 --batch-size 128 --lr 0.001
 
 The model is open_clip's own CLIP for the ``tagscope-tiny`` architecture, built through
 ``open_clip.create_model_and_transforms``. Batches are generated on the fly from
@@ -44,10 +44,18 @@ import torch.nn.functional as F
 from core.errors import report_user_errors
 from mkt import synthetic as world
 from mkt.bundle import Bundle, save_bundle
-from mkt.evaluate import zero_shot_by_family
 from mkt.factory import MODEL_CONFIG_DIR, model_from_bundle, register_arch
-from mkt.model import cosine_lr
-from mkt.pretrain_data import CAPTION_P, CAPTION_STYLES, GROUP_P, GROUP_SIZE, N_SIMPLE, WEB_CAPTION_P, BatchMaker
+from mkt.training.evaluate import zero_shot_by_family
+from mkt.training.model import cosine_lr
+from mkt.training.pretrain_data import (
+    CAPTION_P,
+    CAPTION_STYLES,
+    GROUP_P,
+    GROUP_SIZE,
+    N_SIMPLE,
+    WEB_CAPTION_P,
+    BatchMaker,
+)
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +101,7 @@ class PretrainConfig:
         return max(1, self.steps // 20)
 
     def command_line(self) -> str:
-        return (f"python -m mkt.pretrain_synthetic --out {self.out} --seed {self.seed} --steps {self.steps} "
+        return (f"python -m mkt.training.pretrain --out {self.out} --seed {self.seed} --steps {self.steps} "
                 f"--batch-size {self.batch_size} --lr {self.lr:g}"
                 + (f" --captions {self.captions}" if self.captions != "full" else ""))
 
@@ -316,7 +324,7 @@ def pretrain(config: PretrainConfig) -> dict[str, Any]:
 
 @report_user_errors
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mkt.pretrain_synthetic", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m mkt.training.pretrain", description=__doc__.split("\n")[0])
     parser.add_argument("--out", required=True, help="bundle file to write (e.g. mkt/assets/synthetic.pt)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=1200)

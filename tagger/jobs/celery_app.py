@@ -11,7 +11,7 @@ Settings that matter for long GPU batches, and why:
   and acknowledges it after the task's results are stored, so the broker still has the message
   of a task whose worker died, and no message waits behind a long batch in a busy worker.
 - ``task_reject_on_worker_lost``: a task whose worker process dies is requeued, not acked.
-- Leases (:mod:`tagger.leases`) and the sweeper (:mod:`tagger.sweeper`) do not rely on either:
+- Leases (:mod:`tagger.jobs.leases`) and the sweeper (:mod:`tagger.jobs.sweeper`) do not rely on either:
   work a dead worker held is sent again within about a lease (``task_lease``, 60 s), on every
   broker, and a message delivered twice does nothing the second time.
 - Redis's ``visibility_timeout`` (how long an unacknowledged message waits before Redis hands it
@@ -52,7 +52,7 @@ def visibility_timeout(settings: Settings) -> int:
 
 
 def create_celery_app(settings: Settings) -> Celery:
-    """A Celery app for ``settings``; tasks in :mod:`tagger.tasks` register with it."""
+    """A Celery app for ``settings``; tasks in :mod:`tagger.jobs.tasks` register with it."""
     app = Celery("tagscope", set_as_current=True)
     url = broker_url(settings)
     app.conf.update(
@@ -77,7 +77,7 @@ def create_celery_app(settings: Settings) -> Celery:
                                               "options": {"expires": float(settings.beat_tick)}}},
     )
     app.conf.tagscope_settings = settings
-    import tagger.tasks  # noqa: F401  (registers the shared tasks)
+    import tagger.jobs.tasks  # noqa: F401  (registers the shared tasks)
 
     _sweep_when_ready(app, settings)
     return app
@@ -85,7 +85,7 @@ def create_celery_app(settings: Settings) -> Celery:
 
 def _sweep_when_ready(app: Celery, settings: Settings) -> None:
     """Start the sweeper thread in a worker process once it consumes (not in beat or clients)."""
-    from tagger import sweeper
+    from tagger.jobs import sweeper
 
     def on_ready(sender=None, **_kw) -> None:
         if getattr(sender, "app", None) is app:

@@ -1,7 +1,7 @@
 """What an MKT training run is told: :class:`TrainConfig`, the one table of per-stage defaults
 (:data:`STAGE_DEFAULTS`) and the command line that fills it.
 
-Every way of starting a run (``python -m mkt.train``, the ``tagscope train`` commands, the
+Every way of starting a run (``python -m mkt.training.train``, the ``tagscope train`` commands, the
 synthetic-world experiments) builds its config with :meth:`TrainConfig.for_stage`, so the
 defaults of a stage come from one place.
 """
@@ -86,7 +86,7 @@ def _per_stage_help(name: str) -> str:
     return "default: " + ", ".join(f"{values[name]:g} for stage {stage}" for stage, values in STAGE_DEFAULTS.items())
 
 
-def build_parser(prog: str = "python -m mkt.train") -> argparse.ArgumentParser:
+def build_parser(prog: str = "python -m mkt.training.train") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description="Train MKT (stage 1: image side; stage 2: prompt).")
     p.add_argument("stage", choices=["stage1", "stage2"])
     p.add_argument("--init", required=True, help="model to start from: open_clip:ARCH:PRETRAINED, synthetic, "

@@ -9,15 +9,15 @@ Single process (CPU or one GPU)::
 
 Several GPUs, no code change (DDP, one process per GPU)::
 
-    torchrun --nproc_per_node=8 -m mkt.train stage1 ...same arguments...
+    torchrun --nproc_per_node=8 -m mkt.training.train stage1 ...same arguments...
 
 Both stages are seeded, step-based (warm-up + cosine), resumable (``--resume``: the checkpoint
 written next to ``--out`` every epoch), use AMP on CUDA, log losses and learning rate, and
 write a checkpoint bundle (``mkt:PATH``) that the tagger loads.
 
 Here: the loop both stages share, and the bundle it ends with. The config and the per-stage
-defaults are in :mod:`mkt.train_config`, what each stage trains and its loss in
-:mod:`mkt.train_stages`, the data in :mod:`mkt.train_data`, checkpoints in :mod:`mkt.checkpoint`.
+defaults are in :mod:`mkt.training.config`, what each stage trains and its loss in
+:mod:`mkt.training.stages`, the data in :mod:`mkt.training.batches`, checkpoints in :mod:`mkt.training.checkpoint`.
 """
 
 from __future__ import annotations
@@ -44,19 +44,19 @@ from torch.utils.data import DataLoader
 from core.errors import report_user_errors
 from core.modelspec import parse_spec
 from mkt.bundle import Bundle, load_bundle, save_bundle
-from mkt.checkpoint import checkpoint_path, resume_checkpoint, save_checkpoint
-from mkt.data import LabelledImages
 from mkt.factory import SYNTHETIC_BUNDLE, create_tag_model
-from mkt.model import MKT, cosine_lr
 from mkt.tagmodel import local_scores
-from mkt.train_config import PAPER_AUGMENT, STAGE_DEFAULTS, TrainConfig, build_parser, config_from_args
-from mkt.train_data import Batches, TrainingData, make_batches, training_data
-from mkt.train_stages import STAGES, Stage1, Stage2, build_stage
+from mkt.training.batches import Batches, TrainingData, make_batches, training_data
+from mkt.training.checkpoint import checkpoint_path, resume_checkpoint, save_checkpoint
+from mkt.training.config import PAPER_AUGMENT, STAGE_DEFAULTS, TrainConfig, build_parser, config_from_args
+from mkt.training.data import LabelledImages
+from mkt.training.model import MKT, cosine_lr
+from mkt.training.stages import STAGES, Stage1, Stage2, build_stage
 
 __all__ = ["BALANCE_IMAGES", "PAPER_AUGMENT", "STAGE_DEFAULTS", "TrainConfig", "build_parser", "config_from_args",
            "main", "stream_balance", "train"]
 
-log = logging.getLogger("mkt.train")
+log = logging.getLogger("mkt.training.train")
 
 
 # -- distributed -------------------------------------------------------------------------------
@@ -131,7 +131,7 @@ def _init_model(cfg: TrainConfig, device: torch.device) -> tuple[MKT, dict[str, 
 
 @dataclass
 class Schedule:
-    """Step-based: linear warm-up then cosine over ``total`` steps (see :func:`mkt.model.cosine_lr`)."""
+    """Step-based: linear warm-up then cosine over ``total`` steps (see :func:`mkt.training.model.cosine_lr`)."""
 
     total: int
     warmup: int

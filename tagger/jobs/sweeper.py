@@ -4,11 +4,11 @@ A thread in each ``tagscope worker`` (started when the worker is ready) runs :fu
 every quarter lease:
 
 1. tasks whose lease expired (their worker died: ``kill -9``, OOM, a lost machine) go back to
-   the queue and are sent again, by exactly one sweeper (:func:`tagger.leases.expire`);
+   the queue and are sent again, by exactly one sweeper (:func:`tagger.jobs.leases.expire`);
 2. while this worker is idle, queued tasks nobody claimed for a whole lease are sent again: an
    idle worker with prefetch 1 would have been given them, so their message is lost (kombu's
    SQL transport, the embedded broker, drops what a killed consumer held);
-3. scans of scheduled jobs whose worker died are sent again (:mod:`tagger.job_start`);
+3. scans of scheduled jobs whose worker died are sent again (:mod:`tagger.jobs.start`);
 4. running jobs whose tasks are all done but that nobody closed (the closing worker died
    between the two writes) are closed;
 5. index changes nobody applied (the worker that was to merge them died) are merged.
@@ -32,7 +32,8 @@ from sqlalchemy import select
 from core.db import Database, IndexChange, ModelVersion, get_database
 from core.settings import Settings
 from indexer.sync import sync_index
-from tagger import jobs, leases
+from tagger.jobs import leases
+from tagger.jobs import rows as jobs
 
 log = logging.getLogger(__name__)
 

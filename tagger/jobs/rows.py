@@ -10,7 +10,7 @@ writes anything.
 Progress is never counted: each image row records the job that last stored it
 (``images.job_id``, written in the same transaction as its status and tags), so a job's
 done/failed figures are a count of its images' states, exact whatever was killed when. A job
-is complete when all its tasks (:mod:`tagger.leases`) are done; whoever sees that first closes
+is complete when all its tasks (:mod:`tagger.jobs.leases`) are done; whoever sees that first closes
 it (:func:`close_if_complete`), freezes its figures and brings the index up to date.
 
 States: ``queued`` (a scheduled job waiting for its scan), ``scanning``, ``running``, then
@@ -46,7 +46,7 @@ from core.settings import Settings
 from indexer.sync import sync_index
 from mkt.factory import get_model
 from mkt.tagmodel import TagModel
-from tagger import leases
+from tagger.jobs import leases
 from tagger.versions import switch_if_covering
 
 IN_PROCESS, WORKERS = "in-process", "workers"
@@ -120,7 +120,7 @@ def add_work(db: Database, job_id: int, model_version_id: int, image_ids: Sequen
 def queue_scan_job(s: Session, paths: Sequence[str], spec: str, params: JobParams, lease_s: float,
                    schedule_id: int | None = None) -> int:
     """A queued job that still has to register its folders (a schedule's run): whoever runs its
-    scan (:mod:`tagger.job_start`) decides what it tags."""
+    scan (:mod:`tagger.jobs.start`) decides what it tags."""
     job = Job(kind="schedule" if schedule_id else "scan", state="queued", schedule_id=schedule_id, runner=WORKERS,
               params={"tag": params.to_json(), "paths": list(paths), "spec": spec},
               lease_until=utcnow() + timedelta(seconds=lease_s))

@@ -15,11 +15,11 @@ from core.errors import TagscopeError
 from core.settings import Settings
 from indexer.sync import sync_index
 from mkt.factory import get_model
-from tagger import jobs
-from tagger.celery_app import create_celery_app
-from tagger.job_control import interrupt_dead_in_process_jobs
-from tagger.job_start import start_tag_job
-from tagger.tasks import tag_images_task
+from tagger.jobs import rows as jobs
+from tagger.jobs.celery_app import create_celery_app
+from tagger.jobs.control import interrupt_dead_in_process_jobs
+from tagger.jobs.start import start_tag_job
+from tagger.jobs.tasks import tag_images_task
 
 Echo = Callable[[str], None]
 

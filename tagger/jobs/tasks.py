@@ -1,7 +1,7 @@
 """Celery tasks: thin wrappers around plain functions that take ids, not objects.
 
 Every task may be delivered more than once (acks late, brokers' redelivery, the sweeper sending
-again what a dead worker held): it runs only under its lease (:mod:`tagger.leases`) and its
+again what a dead worker held): it runs only under its lease (:mod:`tagger.jobs.leases`) and its
 writes replace, so running it twice has the effect of running it once.
 """
 
@@ -13,8 +13,9 @@ from celery import shared_task
 
 from core.db import get_database
 from core.settings import Settings, load_settings
-from tagger import jobs, leases, schedules, sweeper
-from tagger.job_start import run_scan
+from tagger.jobs import leases, schedules, sweeper
+from tagger.jobs import rows as jobs
+from tagger.jobs.start import run_scan
 from tagger.tagging import tag_images
 
 log = logging.getLogger(__name__)

@@ -3,7 +3,7 @@
 A job is split into tasks (``job_tasks`` rows, a few hundred image ids each) when it is queued.
 Running one takes a lease on its row (:func:`claim`) that a heartbeat thread renews while the
 task runs (:func:`heartbeat`); finishing marks the row done. A worker killed with ``kill -9``
-stops renewing, its lease expires, and any live worker's sweeper (:mod:`tagger.sweeper`) puts the
+stops renewing, its lease expires, and any live worker's sweeper (:mod:`tagger.jobs.sweeper`) puts the
 row back in the queue and sends the task again: the job goes on within a lease and a sweep,
 whatever the broker does with the message the dead worker held. A message delivered twice
 (the broker's own redelivery plus the sweeper's) finds the row done or leased and does nothing.

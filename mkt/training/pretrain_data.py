@@ -1,4 +1,4 @@
-"""Training batches for contrastive pretraining on the synthetic world (:mod:`mkt.pretrain_synthetic`).
+"""Training batches for contrastive pretraining on the synthetic world (:mod:`mkt.training.pretrain`).
 
 A batch is minimal-pair groups of scenes (:func:`mkt.synthetic.sample_group`), rendered and
 normalised, one caption per image drawn from its captions, optionally the prompt of every label,

@@ -1,11 +1,11 @@
 """Periodic re-tagging: schedules stored in SQL, started by Celery beat's tick.
 
 A schedule is a set of folders, an interval and the model spec to tag with (fixed when the
-schedule is added). Beat sends ``tagscope.tick`` every few seconds (:mod:`tagger.celery_app`);
+schedule is added). Beat sends ``tagscope.tick`` every few seconds (:mod:`tagger.jobs.celery_app`);
 the tick (:func:`start_due`) turns every due schedule into a queued job, exactly once however
 many ticks race, and never while the schedule's previous job is still active: that occurrence
 is skipped, not piled up. A job of a schedule registers new, changed and missing files and tags
-only what needs it (:mod:`tagger.job_start`).
+only what needs it (:mod:`tagger.jobs.start`).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from sqlalchemy import delete, select, update
 
 from core.db import Database, Job, Schedule, iso_utc, utcnow
 from core.errors import TagscopeError
-from tagger.jobs import JobParams, queue_scan_job
-from tagger.leases import ACTIVE_JOB_STATES
+from tagger.jobs.leases import ACTIVE_JOB_STATES
+from tagger.jobs.rows import JobParams, queue_scan_job
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 MIN_EVERY_S = 1

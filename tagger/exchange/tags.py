@@ -2,7 +2,7 @@
 
 Export: each photo's tags as people see them (confirmed first, rejected never; the model's tags
 from ``min_score`` up, at most ``top`` of them besides the confirmed ones) to XMP sidecars
-(:mod:`tagger.xmp`), CSV (``path,tags,scores``: the columns ``tagscope train`` reads) or JSONL
+(:mod:`tagger.exchange.xmp`), CSV (``path,tags,scores``: the columns ``tagscope train`` reads) or JSONL
 (``file``, ``labels``, ``tags``). Import: keywords already in sidecars, embedded XMP or IPTC
 become confirmed tags (source ``import``); a person's own verdict on a label is never
 overridden.
@@ -22,10 +22,10 @@ from sqlalchemy import select
 
 from core.atomic import atomic_write
 from core.db import TAGGED, Database, Feedback, Image, Label, ModelVersion, Tag, collection_model_version
-from indexer import feedback
-from indexer.filters import Filters
+from indexer.search import feedback
+from indexer.search.filters import Filters
 from indexer.store import chunks
-from tagger import xmp
+from tagger.exchange import xmp
 
 CHUNK = 1000
 

@@ -3,7 +3,7 @@
 - ZSL and GZSL as the paper's protocol computes them (:func:`evaluate`, ``tagscope eval``):
   ZSL ranks only the unseen labels; GZSL ranks seen and unseen together. Metrics: mAP over all
   labels (labels without positives count 0) and overall F1 / precision / recall at K
-  (:mod:`mkt.metrics`).
+  (:mod:`mkt.training.metrics`).
 - Zero-shot quality per label family on fresh scenes of the synthetic world
   (:func:`zero_shot_by_family`): mAP, chance and precision at 10 per family.
 
@@ -33,11 +33,12 @@ from torch.utils.data import DataLoader
 
 from core.errors import TagscopeError, report_user_errors
 from mkt import synthetic as world
-from mkt.data import Example, LabelledImages, Split, read_annotations, read_label_list
+from mkt.annotations import Example, Split, read_annotations, read_label_list
 from mkt.factory import create_tag_model
-from mkt.metrics import f1_at_k, mean_average_precision
-from mkt.model import default_top_k, two_stream_scores, vision_features
 from mkt.tagmodel import TagModel
+from mkt.training.data import LabelledImages
+from mkt.training.metrics import f1_at_k, mean_average_precision
+from mkt.training.model import default_top_k, two_stream_scores, vision_features
 
 SCORES = ("paper", "product", "two-stream")
 

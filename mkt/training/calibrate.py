@@ -1,6 +1,6 @@
 """Fit a bundle's relevance constants (:mod:`mkt.calibration`) on annotated photos and store them.
 
-    python -m mkt.calibrate BUNDLE.pt --images VALIDATION_FOLDER [--labels SEEN.txt]
+    python -m mkt.training.calibrate BUNDLE.pt --images VALIDATION_FOLDER [--labels SEEN.txt]
 
 The folder holds photos and ``labels.jsonl`` (never the test set). Only the labels the bundle was
 trained on are used (for the synthetic world, those its split did not hold out), so labels it never
@@ -18,11 +18,11 @@ from pathlib import Path
 
 import torch
 
+from mkt.annotations import read_annotations
 from mkt.bundle import Bundle, load_bundle, save_bundle
 from mkt.calibration import BACKGROUND_TEXTS, fit
-from mkt.data import read_annotations
-from mkt.evaluate import predict
 from mkt.factory import model_from_bundle
+from mkt.training.evaluate import predict
 
 
 def seen_labels(bundle: Bundle) -> list[str]:
@@ -55,7 +55,7 @@ def fit_bundle(path: str, images: str, labels: Sequence[str] | None = None) -> d
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m mkt.calibrate", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m mkt.training.calibrate", description=__doc__.split("\n")[0])
     p.add_argument("bundle", help="an MKT bundle file (.pt); rewritten with the fitted constants")
     p.add_argument("--images", required=True, help="an annotated folder (labels.jsonl), NOT the test set")
     p.add_argument("--labels", help="a file of the labels to fit on, one per line (default: the bundle's seen labels)")

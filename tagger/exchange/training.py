@@ -14,7 +14,7 @@ from pathlib import Path
 
 from core.atomic import atomic_write
 from core.db import Database
-from indexer import feedback
+from indexer.search import feedback
 
 
 def export_training(db: Database, out: Path) -> dict[str, int | str]:

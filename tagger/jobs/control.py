@@ -10,7 +10,8 @@ from sqlalchemy import func, select, update
 
 from core.db import FAILED, Database, Image, Job, JobTask, ModelVersion, as_utc, iso_utc, utcnow
 from core.errors import TagscopeError
-from tagger import jobs, leases
+from tagger.jobs import leases
+from tagger.jobs import rows as jobs
 
 FINAL_STATES = ("done", "failed", "cancelled")
 
@@ -122,8 +123,8 @@ def _get(s, job_id: int) -> Job:
 
 def send(settings, job_id: int, kind: str, ids: list[int]) -> None:
     """Send a resumed or retried job's work: to the workers, or run it here without a broker."""
-    from tagger.celery_app import create_celery_app
-    from tagger.tasks import start_job_task, tag_images_task
+    from tagger.jobs.celery_app import create_celery_app
+    from tagger.jobs.tasks import start_job_task, tag_images_task
 
     create_celery_app(settings)
     if kind == "scan":
