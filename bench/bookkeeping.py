@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from core.settings import load_settings
     from mkt.factory import get_model
-    from tagger.jobs.run import run_tag_job
+    from tagger.jobs.run import run_job
 
     work = Path(tempfile.mkdtemp(prefix="tagscope-bookkeeping-"))
     photos = work / "photos"
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     out = {"n": args.n, "database": settings.db_url.split(":")[0], "workers": args.workers}
     for run in ("first_run", "second_run"):
         t0 = time.perf_counter()
-        summary = run_tag_job(settings, [str(photos)])
+        summary = run_job(settings, [str(photos)])
         seconds = time.perf_counter() - t0
         out[f"{run}_ms_per_image"] = round(seconds * 1000 / args.n, 4)
         print(f"{run.replace('_', ' ')}: {seconds:.2f} s for {args.n} files, "

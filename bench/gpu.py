@@ -11,7 +11,7 @@ does not depend on them) and the default vocabulary (2,245 labels):
 2. decoders alone: nvJPEG on batches of the photos vs libjpeg draft mode on one CPU core;
 3. agreement: embeddings from the GPU path (nvJPEG + torch resize, bf16) vs the CPU reference
    (full PIL decode + the model's own transform, fp32): mean / min cosine;
-4. end to end: ``run_tag_job`` on a new collection (labels encoded on the way), then again with
+4. end to end: ``run_job`` on a new collection (labels encoded on the way), then again with
    ``--retag`` (labels already stored), with GPU decode and with CPU decode;
 5. a one-process NCCL DDP step (the backend multi-GPU training and workers would use).
 
@@ -137,7 +137,7 @@ def stage_end_to_end(photos: Path, work: Path, n: int, label: str, shares: tuple
     """For each GPU-decode share: a new collection (labels encoded), then ``--retag``."""
     from core.settings import load_settings
     from tagger import vocabulary
-    from tagger.jobs.run import run_tag_job
+    from tagger.jobs.run import run_job
 
     for share in shares:
         settings = load_settings(environ={}, home=str(work / f"home-{label}-{share}"), model=ARCH_SPEC,
@@ -146,7 +146,7 @@ def stage_end_to_end(photos: Path, work: Path, n: int, label: str, shares: tuple
             if not retag:
                 vocabulary._label_cache.clear()  # a new collection encodes its labels (this process cached them)
             t0 = time.perf_counter()
-            run_tag_job(settings, [str(photos)], retag=retag)
+            run_job(settings, [str(photos)], retag=retag)
             seconds = time.perf_counter() - t0
             record(f"end_to_end.{label}.gpu_share{share}.{run}_run_img_s", round(n / seconds, 1))
     record("end_to_end.settings", {"batch": settings.batch_for(device), "workers": settings.workers_for(device),

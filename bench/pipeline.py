@@ -4,7 +4,7 @@
 
 1. model-only: the image tower (the pipeline's own :class:`mkt.runner.ImageRunner`, batch as the
    pipeline's) on the photos already decoded and preprocessed, nothing else timed;
-2. first run: ``run_tag_job`` on a new collection with the default vocabulary (2,245 labels for
+2. first run: ``run_job`` on a new collection with the default vocabulary (2,245 labels for
    open_clip models) not yet stored: scan, label encoding, decode, model, writes, index;
 3. second run: ``--retag`` of the same collection, label embeddings stored;
 4. ratios end-to-end / model-only (issue 10's targets: >= 0.9 second run, >= 0.5 first run).
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     from core.settings import load_settings
     from mkt.factory import get_model
     from tagger import vocabulary
-    from tagger.jobs.run import run_tag_job
+    from tagger.jobs.run import run_job
 
     work = Path(tempfile.mkdtemp(prefix="tagscope-pipeline-"))
     paths = write_photos(work / "photos", args.n, args.size, distinct=args.distinct)
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     vocabulary._label_cache.clear()
     for run, retag in (("first_run", False), ("second_run", True)):
         t0 = time.perf_counter()
-        run_tag_job(settings, [str(work / "photos")], retag=retag)
+        run_job(settings, [str(work / "photos")], retag=retag)
         rates[run] = args.n / (time.perf_counter() - t0)
         print(f"end to end, {run.replace('_', ' '):11s}:     {rates[run]:8.2f} img/s "
               f"(ratio {rates[run] / rates['model_only']:.2f})")

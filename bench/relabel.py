@@ -24,7 +24,7 @@ from core.db import TAGGED, Image, ModelVersion, get_database
 from core.settings import load_settings
 from indexer import store
 from mkt.synthetic import generate
-from tagger.jobs.run import run_tag_job
+from tagger.jobs.run import run_job
 from tagger.relabel import score_new_labels
 from tagger.vocabulary import seed_labels
 
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         generate(work / "photos", n=args.retag_n, seed=11)
         settings = load_settings(environ={}, home=str(work / "home"), model="synthetic", device="cpu")
         t0 = time.perf_counter()
-        run_tag_job(settings, [str(work / "photos")])
+        run_job(settings, [str(work / "photos")])
         tag_s = time.perf_counter() - t0
         _grow(settings, args.n)
         names = [f"new label {i}" for i in range(args.labels)]

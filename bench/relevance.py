@@ -30,7 +30,7 @@ from mkt.calibration import Constants, cutoff_value
 from mkt.synthetic import EVAL_SEED, generate, synthetic_split
 from mkt.synthetic.scenes import label_families
 from mkt.training.calibrate import fit_bundle
-from tagger.jobs.run import run_tag_job
+from tagger.jobs.run import run_job
 
 NOTHING = ["crimson object", "a dog", "sunset over the sea", "tax return", "magenta hexagon", "xyzzy"]
 
@@ -38,7 +38,7 @@ NOTHING = ["crimson object", "a dog", "sunset over the sea", "tax return", "mage
 def searches(spec: str, photos: Path, home: Path) -> tuple[dict[str, tuple], dict[str, set[str]]]:
     """label -> (scores by path, Cutoff) over the whole collection, and the ground truth."""
     settings = load_settings(environ={}, home=str(home), model=spec, device="cpu", loader_workers=0)
-    run_tag_job(settings, [str(photos)])
+    run_job(settings, [str(photos)])
     searcher = Searcher(settings)
     truth = _truth(photos)
     out = {}

@@ -31,7 +31,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from indexer import ann
+from indexer import ann, kinds
 
 CHUNK = 100_000
 QUERY_STREAM = 2**31  # no stored chunk uses this stream
@@ -134,7 +134,7 @@ def build(kind: str, store: np.ndarray, seed: int) -> tuple[faiss.Index, float, 
     """Train on a random sample of the store and add all of it; (index, train seconds, add seconds)."""
     n, dim = store.shape
     rng = np.random.default_rng([seed, 2])
-    rows = np.sort(rng.choice(n, ann.train_size(kind, n), replace=False))
+    rows = np.sort(rng.choice(n, kinds.train_size(kind, n), replace=False))
     t0 = time.perf_counter()
     index = ann.build_index(kind, dim, n, np.asarray(store[rows], dtype=np.float32) if len(rows) else None)
     t1 = time.perf_counter()
@@ -162,14 +162,14 @@ def run(n: int, kind: str, n_queries: int, dim: int, work: Path, seed: int = 0) 
     store = write_store(clusters, n, work / "store.npy")
     queries = clusters.queries(n_queries)
     print(f"generated {n} x {dim} float16 vectors in {time.perf_counter() - t0:.1f} s", flush=True)
-    kind = ann.choose_kind(n) if kind == "auto" else kind
+    kind = kinds.choose_kind(n) if kind == "auto" else kind
     faiss.omp_set_num_threads(os.cpu_count() or 1)
     rss0 = rss_anon_bytes()
     index, train_s, add_s = build(kind, store, seed)
     rss_bytes = rss_anon_bytes() - rss0
     size = ann.index_memory_bytes(index)
     served = served_rss_bytes(index, work / "index.faiss")
-    print(f"{kind} ({ann.factory_string(kind, n, dim)}): train {train_s:.1f} s + add {add_s:.1f} s; bytes/vector: "
+    print(f"{kind} ({kinds.factory_string(kind, n, dim)}): train {train_s:.1f} s + add {add_s:.1f} s; bytes/vector: "
           f"{size / n:.1f} serialized, {served / n:.1f} RAM once loaded, {rss_bytes / n:.1f} RAM growth while "
           "building", flush=True)
     t0 = time.perf_counter()
@@ -182,8 +182,8 @@ def run(n: int, kind: str, n_queries: int, dim: int, work: Path, seed: int = 0) 
     faiss.omp_set_num_threads(1)
     plain, plain_ms = timed_search(index, queries, None)
     reranked, rerank_ms = timed_search(index, queries, exact)
-    result = {"n": n, "kind": kind, "factory": ann.factory_string(kind, n, dim), "dim": dim,
-              "search_params": ann.SPECS[kind].search_params, "oversample": ann.SPECS[kind].oversample,
+    result = {"n": n, "kind": kind, "factory": kinds.factory_string(kind, n, dim), "dim": dim,
+              "search_params": kinds.SPECS[kind].search_params, "oversample": kinds.SPECS[kind].oversample,
               "queries": n_queries, "search_threads": 1, "build_threads": os.cpu_count(),
               "p50_ms": round(float(np.percentile(rerank_ms, 50)), 3),
               "p95_ms": round(float(np.percentile(rerank_ms, 95)), 3),
@@ -200,7 +200,7 @@ def run(n: int, kind: str, n_queries: int, dim: int, work: Path, seed: int = 0) 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=100_000, help="stored vectors")
-    parser.add_argument("--kind", default="auto", choices=("auto", *ann.KINDS))
+    parser.add_argument("--kind", default="auto", choices=("auto", *kinds.KINDS))
     parser.add_argument("--queries", type=int, default=500, help="held-out queries (latency and recall)")
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--seed", type=int, default=0)

@@ -27,7 +27,7 @@ from core.settings import load_settings
 from indexer.search.searcher import Searcher
 from mkt.synthetic import EVAL_SEED, generate, synthetic_split
 from mkt.training.metrics import mean_average_precision
-from tagger.jobs.run import run_tag_job
+from tagger.jobs.run import run_job
 
 
 def _truth(photos: Path) -> dict[str, set[str]]:
@@ -49,7 +49,7 @@ def _rankings(searcher: Searcher, label: str, n: int, mode: str) -> tuple[list[i
 
 def evaluate(spec: str, photos: Path, home: Path, unseen: list[str]) -> dict[str, dict[str, float]]:
     settings = load_settings(environ={}, home=str(home), model=spec, device="cpu", loader_workers=0)
-    run_tag_job(settings, [str(photos)])
+    run_job(settings, [str(photos)])
     searcher = Searcher(settings)
     db = get_database(settings.db_url)
     with db.session() as s:

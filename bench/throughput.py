@@ -22,12 +22,12 @@ import numpy as np
 
 def _tag_once(photos: Path, home: Path, model: str, device: str, batch_size: int, workers: int) -> float:
     from core.settings import load_settings
-    from tagger.jobs.run import run_tag_job
+    from tagger.jobs.run import run_job
 
     settings = load_settings(environ={}, home=str(home), model=model, device=device, batch_size=batch_size,
                              loader_workers=workers, task_size=100_000)
     t0 = time.perf_counter()
-    run_tag_job(settings, [str(photos)])
+    run_job(settings, [str(photos)])
     return time.perf_counter() - t0
 
 

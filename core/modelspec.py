@@ -83,6 +83,17 @@ def _weight_caches() -> list[Path]:
 HUB_PROBE_TIMEOUT_S = 3.0
 
 
+def hub_offline() -> bool:
+    """Whether the Hugging Face hub is switched off for this process: the one place that decides,
+    with huggingface_hub's own reading of ``HF_HUB_OFFLINE`` (or ``TRANSFORMERS_OFFLINE``): true
+    for 1, ON, YES or TRUE in any case, so ``HF_HUB_OFFLINE=false`` means online. Read at each
+    call, not frozen at import as huggingface_hub's own constant is."""
+    from huggingface_hub import constants
+
+    value = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE")
+    return value is not None and value.upper() in constants.ENV_VARS_TRUE_VALUES
+
+
 def check_offline_weights(spec: ModelSpec, probe_network: bool = False) -> None:
     """With no model weights cached at all, fail at once, before the seconds it takes to import
     torch and open_clip: when HF_HUB_OFFLINE is set, or (``probe_network``: the command line,
@@ -94,7 +105,7 @@ def check_offline_weights(spec: ModelSpec, probe_network: bool = False) -> None:
     for cache in _weight_caches():
         if cache.is_dir() and any(p.suffix in WEIGHT_SUFFIXES for p in cache.rglob("*") if not p.is_dir()):
             return
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() not in ("", "0", "false", "no"):
+    if hub_offline():
         raise offline_error(spec, "HF_HUB_OFFLINE is set")
     if not probe_network:
         return

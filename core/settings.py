@@ -3,38 +3,9 @@
 Precedence: explicit overrides (CLI flags) > environment (``TAGSCOPE_*``) > ``tagscope.toml``
 (in the working directory, or the file ``TAGSCOPE_CONFIG`` names) > defaults.
 
-| setting        | env                      | default                                   |
-|----------------|--------------------------|-------------------------------------------|
-| home           | TAGSCOPE_HOME            | ./tagscope-data                            |
-| database_url   | TAGSCOPE_DATABASE_URL    | sqlite:///<home>/tagscope.sqlite (WAL)     |
-| broker_url     | TAGSCOPE_BROKER_URL      | unset: tasks run in-process                |
-| model          | TAGSCOPE_MODEL           | unset: tag with DEFAULT_MODEL_SPEC,        |
-|                |                          | search with the collection's model         |
-| device         | TAGSCOPE_DEVICE          | cuda if available, else cpu                |
-| batch_size     | TAGSCOPE_BATCH_SIZE      | auto: 64 on CPU, 256 on CUDA               |
-| loader_workers | TAGSCOPE_LOADER_WORKERS  | auto: min(4, cpu count) on CPU (the model  |
-|                |                          | needs the cores), cpu count - 1 (<= 16) on |
-|                |                          | CUDA; 0 decodes in the tagging process     |
-| amp            | TAGSCOPE_AMP             | auto: bf16 on CUDA (fp16 where bf16 is     |
-|                |                          | missing), fp32 on CPU; or bf16, fp16, off  |
-| compile        | TAGSCOPE_COMPILE         | 0; 1 runs the image tower through          |
-|                |                          | torch.compile (CUDA; eager if it fails)    |
-| trusted_hosts  | TAGSCOPE_TRUSTED_HOSTS   | loopback names only; more, comma-separated |
-| access_token   | TAGSCOPE_ACCESS_TOKEN    | unset; needed to serve beyond loopback     |
-| web_threads    | TAGSCOPE_WEB_THREADS     | 8 threads of the web server (waitress)     |
-| gpu_decode     | TAGSCOPE_GPU_DECODE      | 0.7: on CUDA, the share of JPEGs decoded   |
-|                |                          | on the GPU (nvJPEG); the rest decode in    |
-|                |                          | the workers at the same time (measured     |
-|                |                          | best on an H100 with 15 decode workers);   |
-|                |                          | 1: all on the GPU; 0: all on the CPU       |
-| task_size      | TAGSCOPE_TASK_SIZE       | 2048 images per Celery task                |
-| top_n          | TAGSCOPE_TOP_N           | 20 stored tags per image at most           |
-| min_score      | TAGSCOPE_MIN_SCORE       | none: keep the top_n whatever their score  |
-| max_pixels     | TAGSCOPE_MAX_PIXELS      | 178956970 (larger images fail as bombs)    |
-| index_kind     | TAGSCOPE_INDEX_KIND      | auto (by size), flat, hnsw or ivfpq        |
-| task_lease     | TAGSCOPE_TASK_LEASE      | 60 s: a dead worker's task is sent again    |
-|                |                          | within about this long                     |
-| beat_tick      | TAGSCOPE_BEAT_TICK       | 5 s between beat's checks for due schedules |
+Each setting is documented where it is declared (the metadata of ``Settings``' fields, key ``SETTING_DOC``)
+and named in the environment by ``_ENV``; docs/configuration.md shows them as a table, written by
+``python scripts/settings_table.py`` (tests/test_docs.py fails when the two disagree).
 """
 
 from __future__ import annotations
@@ -63,30 +34,57 @@ AMP_MODES = ("auto", "bf16", "fp16", "off")
 AUTO = -1  # batch_size / loader_workers chosen by device (Settings.batch_for, Settings.workers_for)
 
 
+SETTING_DOC = "doc"  # the key of a field's documentation in its metadata
+
+
+def _setting(default: Any, doc: str) -> Any:
+    """A field of ``Settings`` with its documentation: default and meaning, as docs/configuration.md shows it."""
+    return dataclasses.field(default=default, metadata={SETTING_DOC: doc})
+
+
 @dataclass(frozen=True)
 class Settings:
-    home: Path = Path("tagscope-data")
-    database_url: str = ""
-    broker_url: str = ""
+    home: Path = _setting(Path("tagscope-data"), "`./tagscope-data` (database, index, thumbnails)")
+    database_url: str = _setting("", "SQLite file `<home>/tagscope.sqlite`, WAL mode, migrates itself")
+    broker_url: str = _setting(
+        "", "unset: tasks run in-process; `embedded`: kombu's SQLAlchemy transport over `<home>/broker.sqlite`, "
+            "for a `tagscope worker` without a server; `redis://...`; `amqp://...`")
     # Parsed once here into its canonical value; None = not set anywhere: tagging uses the
     # default model, searching the model the collection was tagged with.
-    model: ModelSpec | None = None
-    device: str = ""
-    batch_size: int = AUTO
-    loader_workers: int = AUTO
-    task_size: int = 2048
-    top_n: int = 20
-    min_score: float | None = None
-    max_pixels: int = DEFAULT_MAX_PIXELS
-    index_kind: str = "auto"
-    task_lease: int = 60
-    beat_tick: int = 5
-    amp: str = "auto"
-    trusted_hosts: str = ""
-    access_token: str = ""
-    web_threads: int = 8
-    compile: int = 0
-    gpu_decode: float = 0.7
+    model: ModelSpec | None = _setting(
+        None, f"unset: `tagscope tag` uses `{DEFAULT_MODEL_SPEC}`, `tagscope search` and `tagscope serve` the model "
+              "the collection was tagged with")
+    device: str = _setting("", "`cuda` if available, else `cpu`")
+    batch_size: int = _setting(AUTO, "64 images per inference batch on CPU, 256 on CUDA")
+    loader_workers: int = _setting(
+        AUTO, "decode processes: min(4, CPUs) on CPU (the model needs the cores), CPUs - 1 (at most 16) on CUDA; "
+              "0 decodes in the tagging process")
+    task_size: int = _setting(2048, "2048 images per Celery task")
+    top_n: int = _setting(20, "20 tags stored per image at most")
+    min_score: float | None = _setting(None, "unset: keep the top `top_n` whatever their score")
+    max_pixels: int = _setting(DEFAULT_MAX_PIXELS, f"{DEFAULT_MAX_PIXELS}; larger images fail as decompression bombs")
+    index_kind: str = _setting(
+        "auto", "`auto`: exact (flat) below 5x10^4 vectors, HNSW to 2x10^5, IVF-PQ above (thresholds measured "
+                "with `bench.search`, in `indexer/kinds.py`), approximate kinds re-ranked exactly from the stored "
+                "embeddings; or `flat`, `hnsw`, `ivfpq`")
+    task_lease: int = _setting(60, "`60` seconds: a dead worker's task is sent again within about this long")
+    beat_tick: int = _setting(5, "`5` seconds between beat's checks for due schedules")
+    amp: str = _setting(
+        "auto", "`auto`: bf16 autocast on CUDA (fp16 where bf16 is missing), fp32 on CPU; or `bf16`, `fp16`, `off`")
+    trusted_hosts: str = _setting(
+        "", "loopback names only (`localhost`, `127.0.0.1`, `::1`); add names, comma-separated, to reach the "
+            "server by them")
+    access_token: str = _setting(
+        "", "unset; required (16+ characters) to serve beyond loopback: `Authorization: Bearer TOKEN`, or open "
+            "`?token=TOKEN` once in a browser")
+    web_threads: int = _setting(8, "`8` request threads of `tagscope serve` (waitress)")
+    compile: int = _setting(
+        0, "`0`; `1` runs the image tower through `torch.compile` on CUDA (+29% model-only on an H100; eager if "
+           "compiling fails)")
+    gpu_decode: float = _setting(
+        0.7, "`0.7`: on CUDA, the share of JPEGs decoded on the GPU (nvJPEG) while the decode workers decode the "
+             "rest at the same time (measured best on an H100 with 15 decode workers); `1` all on the GPU, `0` all "
+             "on the CPU")
 
     # -- derived paths ----------------------------------------------------------------------
     @property
@@ -103,7 +101,8 @@ class Settings:
 
     @property
     def embedded_broker_url(self) -> str:
-        """The broker ``tagscope worker --embedded`` uses: kombu's SQLAlchemy transport on SQLite."""
+        """The broker ``TAGSCOPE_BROKER_URL=embedded`` names (``tagscope worker`` then needs no server):
+        kombu's SQLAlchemy transport on SQLite."""
         return f"sqla+sqlite:///{(self.home / 'broker.sqlite').resolve()}"
 
     @property

@@ -10,17 +10,11 @@ from __future__ import annotations
 import numpy as np
 from sqlalchemy import delete, select
 
-from core.db import Database, IndexChange, ModelVersion
+from core.db import Database, IndexChange
 from indexer import store
 from indexer.vector_index import VectorIndex
 
 MERGE_BATCH = 50_000  # changes applied per round
-
-
-def version_id(db: Database, version: str) -> int | None:
-    """The SQL id of a model version, or None when nothing was tagged with it."""
-    with db.session() as s:
-        return s.scalar(select(ModelVersion.id).where(ModelVersion.version == version))
 
 
 def apply_changes(db: Database, index: VectorIndex, mv_id: int, keep_rows: bool = False) -> int:

@@ -14,15 +14,57 @@ Every change that the index must follow (stored, replaced, dropped) also writes 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
-from core.db import TAGGED, Database, Embedding, Image, IndexChange
+from core.db import TAGGED, Database, Embedding, Image, IndexChange, ModelVersion
 
 DTYPE = np.float16
 CHUNK = 5000  # ids per IN (...) clause
+
+
+@dataclass(frozen=True)
+class StoreVersion:
+    """A model version as the store and its index key it: the SQL id rows carry, the version id
+    that names its index files, and the embedding size. Looked up once and handed down."""
+
+    id: int
+    version: str
+    dim: int
+
+    @classmethod
+    def of(cls, row: ModelVersion) -> StoreVersion:
+        return cls(row.id, row.version, row.embed_dim)
+
+
+def find_version(db: Database, version: str) -> StoreVersion | None:
+    """The store's key of a model version id, or None when nothing was tagged with it."""
+    with db.session() as s:
+        row = s.scalars(select(ModelVersion).where(ModelVersion.version == version)).first()
+        return StoreVersion.of(row) if row is not None else None
+
+
+def all_versions(db: Database) -> list[StoreVersion]:
+    """Every model version the collection knows, oldest first."""
+    with db.session() as s:
+        return [StoreVersion.of(row) for row in s.scalars(select(ModelVersion).order_by(ModelVersion.id))]
+
+
+def pending_changes(db: Database, model_version_id: int) -> int:
+    """Index changes of this version that no merge has applied yet."""
+    with db.session() as s:
+        return int(s.scalar(select(func.count()).select_from(IndexChange)
+                            .where(IndexChange.model_version_id == model_version_id)) or 0)
+
+
+def count_all(db: Database, model_version_id: int) -> int:
+    """Stored embeddings of this version, whatever their image's state."""
+    with db.session() as s:
+        return int(s.scalar(select(func.count()).select_from(Embedding)
+                            .where(Embedding.model_version_id == model_version_id)) or 0)
 
 
 def chunks(ids: Sequence[int], size: int = CHUNK) -> Iterator[list[int]]:

@@ -17,7 +17,7 @@ import numpy as np
 
 from core.atomic import atomic_write
 from core.errors import TagscopeError
-from indexer import ann
+from indexer import ann, files, kinds
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ class VectorIndex:
         self.dim = dim
         self.kind = kind
         self.index = index if index is not None else ann.build_index("flat", dim, 0)
-        self.factory = factory or ann.factory_string(kind, 0, dim)
+        self.factory = factory or kinds.factory_string(kind, 0, dim)
         self.loaded_mtime: float | None = None
 
     @classmethod
@@ -44,16 +44,16 @@ class VectorIndex:
               sample: np.ndarray | None = None) -> VectorIndex:
         """An empty index of ``kind`` sized for ``n_hint`` vectors, trained on ``sample`` if it must be."""
         return cls(folder, version, dim, kind, ann.build_index(kind, dim, n_hint, sample),
-                   ann.factory_string(kind, n_hint, dim))
+                   kinds.factory_string(kind, n_hint, dim))
 
     # -- files ------------------------------------------------------------------------------
     @property
     def path(self) -> Path:
-        return self.folder / f"{self.version}.faiss"
+        return files.index_path(self.folder, self.version)
 
     @property
     def meta_path(self) -> Path:
-        return self.folder / f"{self.version}.json"
+        return files.meta_path(self.folder, self.version)
 
     @classmethod
     def open(cls, folder: str | os.PathLike, version: str, dim: int) -> VectorIndex:
@@ -82,15 +82,6 @@ class VectorIndex:
         ann.apply_search_params(self.index, self.kind)
         self.loaded_mtime = mtime
 
-    @staticmethod
-    def remove_files(folder: str | os.PathLike, version: str) -> int:
-        """Delete a version's index and its bookkeeping files (a removed model version); how many."""
-        n = 0
-        for path in Path(folder).glob(f"{version}.*"):
-            path.unlink(missing_ok=True)
-            n += 1
-        return n
-
     def is_stale(self) -> bool:
         """True when the file on disk changed since this object loaded it."""
         if not self.path.exists():
@@ -109,7 +100,7 @@ class VectorIndex:
     @property
     def exact(self) -> bool:
         """True when search ranks by the exact inner product (a flat index), not an approximation."""
-        return ann.SPECS[self.kind].exact
+        return kinds.SPECS[self.kind].exact
 
     # -- contents ---------------------------------------------------------------------------
     def __len__(self) -> int:

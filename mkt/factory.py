@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -27,7 +26,7 @@ import open_clip
 import torch
 
 from core.errors import TagscopeError
-from core.modelspec import ModelSpec, check_offline_weights, offline_error, parse_spec
+from core.modelspec import ModelSpec, check_offline_weights, hub_offline, offline_error, parse_spec
 from mkt.bundle import Bundle, load_bundle
 from mkt.calibration import Constants
 from mkt.tagmodel import DEFAULT_TEMPLATE, TagModel
@@ -147,8 +146,7 @@ def _open_clip_model(spec: ModelSpec) -> TagModel:
             with _quiet_open_clip():
                 clip, _, preprocess = open_clip.create_model_and_transforms(spec.arch, pretrained=pretrained)
         except Exception as exc:  # hub, network and file errors come in many types
-            offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
-            raise offline_error(spec, "HF_HUB_OFFLINE is set" if offline else type(exc).__name__) from exc
+            raise offline_error(spec, "HF_HUB_OFFLINE is set" if hub_offline() else type(exc).__name__) from exc
     version = hashlib.sha256(f"open_clip|{version_key}|{DEFAULT_TEMPLATE}".encode()).hexdigest()[:12]
     return TagModel(clip, open_clip.get_tokenizer(spec.arch), preprocess, version=version, spec=str(spec))
 
@@ -170,8 +168,7 @@ def check_text_tower(arch: str) -> None:
     from huggingface_hub import try_to_load_from_cache
 
     cached = try_to_load_from_cache(hf_name, "config.json")
-    offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
-    if not isinstance(cached, str) and offline:
+    if not isinstance(cached, str) and hub_offline():
         raise TagscopeError(f"the tokenizer and text config of {hf_name} ({arch}'s text tower) are not cached and "
                             "HF_HUB_OFFLINE is set: run once with internet and HF_HUB_OFFLINE unset")
 

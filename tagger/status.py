@@ -1,4 +1,6 @@
-"""What ``tagscope status`` (and ``GET /api/status``) reports about a collection."""
+"""What ``tagscope status`` (and ``GET /api/status``, and the status line of every page) reports
+about a collection, and one image's record. SQL and small files only: the index is counted from
+the metadata saved beside it, never loaded."""
 
 from __future__ import annotations
 
@@ -22,8 +24,8 @@ from core.db import (
     get_database,
 )
 from core.settings import Settings
+from indexer import files
 from indexer.search import feedback
-from indexer.vector_index import VectorIndex
 from tagger.jobs.rows import progress
 
 
@@ -49,8 +51,9 @@ def collection_status(settings: Settings, max_failures: int = 100) -> dict[str, 
     }
     if mv is not None:
         out["model"] = {"spec": mv.spec, "version": mv.version}
-        index = VectorIndex.open(settings.index_dir, mv.version, mv.embed_dim)
-        out["index"] = {"size": len(index), "path": str(index.path) if index.path.exists() else None}
+        path = files.index_path(settings.index_dir, mv.version)
+        out["index"] = {"size": files.saved_count(settings.index_dir, mv.version),
+                        "path": str(path) if path.exists() else None}
     if last_job is not None:
         with db.session() as s:
             done, failed = progress(s, last_job)

@@ -7,7 +7,9 @@ and store each image's best label scores and its embedding in SQL in one transac
 bulk statements per batch on a writer thread (:mod:`tagger.batch_store`, :mod:`tagger.writer`),
 the three stages overlapping; the vector index follows within seconds (:mod:`indexer.sync`).
 The job row says which model version and result parameters to use; this machine's settings say
-on which device, in which batch size, with how many decode workers.
+on which device, in which batch size, with how many decode workers. The task that runs the
+pipeline loads the database, the job and its model once and hands them over as a :class:`Work`
+(:func:`tagger.jobs.tasks.load_work`).
 """
 
 from __future__ import annotations
@@ -15,20 +17,22 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from sqlalchemy import select
 from torch.utils.data import DataLoader
 
-from core.db import Image, get_database
+from core.db import Database, Image
 from core.settings import Settings
+from indexer.store import StoreVersion
 from indexer.sync import maybe_sync
 from mkt.runner import ImageRunner
 from mkt.tagmodel import ImageEmbeddings, TagModel
 from tagger.batch_store import Encoded, store_batch
 from tagger.decode import IO_BATCH, PhotoFiles, collate, describe, rebatch, to_device
-from tagger.jobs.rows import JobParams, is_running, load_job, load_job_model
+from tagger.jobs.rows import JobInfo, JobParams, is_running
 from tagger.vocabulary import label_embeddings, vocabulary
 from tagger.writer import BatchWriter
 
@@ -47,21 +51,32 @@ def runner_for(model: TagModel, settings: Settings) -> ImageRunner:
     return _runners[key]
 
 
-def tag_images(settings: Settings, job_id: int, image_ids: Sequence[int],
-               progress: ProgressFn | None = None) -> tuple[int, int, bool]:
-    """Tag ``image_ids`` for job ``job_id``: (done, failed, complete); not complete when the job
+@dataclass(frozen=True)
+class Work:
+    """What the pipeline is handed for one job: this machine's settings, the database, the job
+    row, the job's model (loaded on this machine's device, its version checked) and the store
+    key of that model version."""
+
+    settings: Settings
+    db: Database
+    job: JobInfo
+    model: TagModel
+    version: StoreVersion
+
+
+def tag_images(work: Work, image_ids: Sequence[int], progress: ProgressFn | None = None) -> tuple[int, int, bool]:
+    """Tag ``image_ids`` for the work's job: (done, failed, complete); not complete when the job
     stopped running meanwhile (cancelled), checked before each batch. Idempotent: safe to retry.
 
     Three stages overlap: decode workers (processes), the model (this thread), the writer (a
     thread: :class:`tagger.writer.BatchWriter`). The log says where the time went."""
     if not image_ids:
         return 0, 0, True
-    db = get_database(settings.db_url)
-    job = load_job(db, job_id)
+    settings, db, job, model = work.settings, work.db, work.job, work.model
+    job_id = job.id
     with db.session() as s:
         items = [(i, raw) for i, raw in s.execute(select(Image.id, Image.path_raw).where(Image.id.in_(image_ids))
                                                   .order_by(Image.id))]
-    model = load_job_model(db, job, settings.resolved_device())
     runner = runner_for(model, settings)
     label_ids, label_emb = label_embeddings(model, vocabulary(db), db, job.model_version_id)
     loader, batch_size = _loader(settings, runner, items, job.params.max_pixels, job_id)
@@ -73,7 +88,7 @@ def tag_images(settings: Settings, job_id: int, image_ids: Sequence[int],
         counts[1] += n_failed
         if progress:
             progress(n_ok, n_failed)
-        maybe_sync(settings, model.version, model.embed_dim)  # searchable while the job runs
+        maybe_sync(settings, db, work.version)  # searchable while the job runs
 
     complete = True
     t0 = tick = time.perf_counter()

@@ -53,14 +53,15 @@ def worker(ctx: click.Context, concurrency: int, device: str | None, batch_size:
 
     A worker runs every job on its own machine's settings (device, batch size, decode workers),
     whoever queued the job; the model is the job's model version."""
-    from tagger.jobs.celery_app import TASK_QUEUE, beat_argv, create_celery_app
+    from tagger.jobs.celery_app import TASK_QUEUE, attach_sweeper, beat_argv, celery_app
 
     settings = settings_for(ctx, device=device, batch_size=batch_size, loader_workers=loader_workers)
     if not settings.broker_url:
         raise TagscopeError("no broker configured: set TAGSCOPE_BROKER_URL=embedded (no server needed), "
                             "or redis://HOST:6379/0, or amqp://USER:PASS@HOST//")
     database(settings)  # migrate / check the schema before taking work
-    app = create_celery_app(settings)
+    app = celery_app(settings)
+    attach_sweeper(app, settings)  # this process consumes: it hands out again what dead workers held
     # Solo pool: the task itself starts DataLoader processes, which a prefork child may not do.
     pool = "solo" if concurrency == 1 else "threads"
     argv = ["worker", f"--pool={pool}", f"--concurrency={concurrency}", "-Q", TASK_QUEUE,
@@ -73,15 +74,11 @@ def index() -> None:
     """The vector index."""
 
 
-def _versions(settings) -> list[tuple[str, int]]:
-    """(version, dim) of every model version the collection has embeddings or an index for."""
-    from sqlalchemy import select
+def _versions(settings) -> list:
+    """Every model version the collection has embeddings or an index for (:class:`indexer.store.StoreVersion`)."""
+    from indexer.store import all_versions
 
-    from core.db import ModelVersion
-
-    with database(settings).session() as s:
-        return [tuple(row) for row in s.execute(select(ModelVersion.version, ModelVersion.embed_dim)
-                                                .order_by(ModelVersion.id))]
+    return all_versions(database(settings))
 
 
 @index.command("sync")
@@ -92,7 +89,7 @@ def index_sync(ctx: click.Context) -> None:
     from indexer.sync import sync_index
 
     settings = settings_for(ctx)
-    n = sum(sync_index(settings, version, dim) or 0 for version, dim in _versions(settings))
+    n = sum(sync_index(settings, database(settings), mv) or 0 for mv in _versions(settings))
     click.echo(f"applied {n} changes")
 
 
@@ -110,10 +107,10 @@ def index_rebuild(ctx: click.Context, kind: str | None) -> None:
     from indexer.rebuild import rebuild_index
 
     settings = settings_for(ctx)
-    for version, dim in _versions(settings):
+    for mv in _versions(settings):
         t0 = time.time()
-        size = rebuild_index(settings, version, dim, kind)
-        click.echo(f"index {version}: {size} vectors from the embedding store in {time.time() - t0:.1f}s")
+        size = rebuild_index(settings, database(settings), mv, kind)
+        click.echo(f"index {mv.version}: {size} vectors from the embedding store in {time.time() - t0:.1f}s")
 
 
 @index.command("status")
@@ -124,10 +121,10 @@ def index_status_cmd(ctx: click.Context, as_json: bool) -> None:
     """Kind, size, memory and freshness of each model version's index."""
     import json
 
-    from indexer.sync import index_status
+    from indexer.status import index_status
 
     settings = settings_for(ctx)
-    rows = [index_status(settings, version, dim) for version, dim in _versions(settings)]
+    rows = [index_status(settings, database(settings), mv) for mv in _versions(settings)]
     if as_json:
         click.echo(json.dumps(rows, indent=1))
         return

@@ -40,9 +40,9 @@ def tag(ctx: click.Context, paths: tuple[str, ...], model: str | None, batch_siz
         if not os.path.exists(p):
             raise TagscopeError(f"{p} does not exist: pass a folder or image file to tag")
     check_offline_weights(settings.tagging_model, probe_network=True)  # before seconds of imports
-    from tagger.jobs.run import run_tag_job
+    from tagger.jobs.run import run_job
 
-    summary = run_tag_job(settings, paths, retry_failed=retry_failed, retag=retag, wait=wait,
+    summary = run_job(settings, paths, retry_failed=retry_failed, retag=retag, wait=wait,
                           echo=lambda msg: click.echo(msg, err=True))
     click.echo(summary)
 
@@ -197,7 +197,7 @@ def show(ctx: click.Context, image_id: int, as_json: bool) -> None:
 def demo(ctx: click.Context, n: int, port: int, serve: bool) -> None:
     """Generate a synthetic collection, tag it with the bundled model and serve search."""
     from mkt.synthetic import generate
-    from tagger.jobs.run import run_tag_job
+    from tagger.jobs.run import run_job
 
     settings = settings_for(ctx, model="synthetic")
     photos = settings.home / "demo-photos"
@@ -207,7 +207,7 @@ def demo(ctx: click.Context, n: int, port: int, serve: bool) -> None:
         # A few broken files, as real folders have: they are recorded as failed.
         (photos / "broken-empty.jpg").write_bytes(b"")
         (photos / "broken-notes.png").write_text("not an image")
-    click.echo(run_tag_job(settings, [str(photos)], echo=lambda m: click.echo(m, err=True)))
+    click.echo(run_job(settings, [str(photos)], echo=lambda m: click.echo(m, err=True)))
     if serve:
         click.echo("try: red circle, striped background, green thing", err=True)
         run_server(settings, "127.0.0.1", port)

@@ -56,7 +56,7 @@ clear = _verdict_command("clear", "Forget the verdict on LABEL for the photo IMA
 def export(ctx: click.Context, out: str) -> None:
     """Write the verdicts as a training annotation file OUT (JSONL) and OUT.labels.txt.
 
-    Then: tagscope train --train OUT --images / --seen OUT.labels.txt ..."""
+    Then: `tagscope train stage1 --train OUT --images / --seen OUT.labels.txt ...`"""
     from tagger.exchange.training import export_training
 
     result = export_training(database(settings_for(ctx)), Path(out))

@@ -90,10 +90,10 @@ def resume_cmd(ctx: click.Context, job_id: int) -> None:
 @fail_cleanly
 def retry_cmd(ctx: click.Context, job_id: int) -> None:
     """Tag again, in a new job, the images this job recorded as failed."""
-    from tagger.jobs.control import retry_failed, send, show_job
+    from tagger.jobs.control import retry_job, send, show_job
 
     settings = settings_for(ctx)
-    new_id, task_ids = retry_failed(database(settings), job_id, settings.task_size, _runner(settings))
+    new_id, task_ids = retry_job(database(settings), job_id, settings.task_size, _runner(settings))
     send(settings, new_id, "tasks", task_ids)
     click.echo(_line(show_job(database(settings), new_id)))
 
@@ -178,11 +178,11 @@ def schedule_remove(ctx: click.Context, schedule_id: int) -> None:
 @fail_cleanly
 def beat(ctx: click.Context, celery_args: tuple[str, ...]) -> None:
     """Run Celery beat: it starts the schedules' jobs (`tagscope schedule`); run exactly one."""
-    from tagger.jobs.celery_app import beat_argv, create_celery_app
+    from tagger.jobs.celery_app import beat_argv, celery_app
 
     settings = settings_for(ctx)
     if not settings.broker_url:
         raise TagscopeError("beat needs a broker: set TAGSCOPE_BROKER_URL=embedded (one machine, no server) "
                             "or a Redis/RabbitMQ URL")
     database(settings)
-    create_celery_app(settings).start(["beat", *beat_argv(settings), "--loglevel=INFO", *celery_args])
+    celery_app(settings).start(["beat", *beat_argv(settings), "--loglevel=INFO", *celery_args])

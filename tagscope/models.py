@@ -54,10 +54,10 @@ def use_cmd(ctx: click.Context, ref: str) -> None:
 @fail_cleanly
 def remove_cmd(ctx: click.Context, ref: str) -> None:
     """Delete a version that is not active: its tags, embeddings and index files."""
-    from indexer.vector_index import VectorIndex
+    from indexer.files import remove_files
     from tagger.versions import remove_version
 
     settings = settings_for(ctx)
     mv, n = remove_version(database(settings), ref)
-    VectorIndex.remove_files(settings.index_dir, mv.version)
+    remove_files(settings.index_dir, mv.version)
     click.echo(f"removed {mv.spec} ({mv.version[:16]}): {n} embeddings, its tags and its index")

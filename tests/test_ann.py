@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from core.errors import TagscopeError
-from indexer import ann
+from indexer import ann, kinds
 
 ID_BASE = 10**12  # SQL ids far from row numbers, so a row/id mix-up shows
 
@@ -57,7 +57,7 @@ def one_faiss_thread():
 def _built(kind: str, n: int, dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     x = clustered(n, dim).astype(np.float16).astype(np.float32)  # what the store holds
     ids = ID_BASE + 3 * np.arange(n, dtype=np.int64)
-    sample = x[np.random.default_rng(1).choice(n, ann.train_size(kind, n), replace=False)]
+    sample = x[np.random.default_rng(1).choice(n, kinds.train_size(kind, n), replace=False)]
     index = ann.build_index(kind, dim, n, sample)
     ann.add(index, ids, x, batch=1_000)
     return faiss.serialize_index(index), ids, x
@@ -79,29 +79,29 @@ def brute_force(x: np.ndarray, ids: np.ndarray, queries: np.ndarray, k: int) -> 
 
 
 def test_choose_kind_goes_flat_then_hnsw_then_ivfpq():
-    assert ann.choose_kind(0) == "flat"
-    assert ann.choose_kind(ann.FLAT_MAX - 1) == "flat"
-    assert ann.choose_kind(ann.FLAT_MAX) == "hnsw"
-    assert ann.choose_kind(ann.HNSW_MAX) == "hnsw"
-    assert ann.choose_kind(ann.HNSW_MAX + 1) == "ivfpq"
-    assert ann.choose_kind(10**8) == "ivfpq"
-    assert 10_000 <= ann.FLAT_MAX < ann.HNSW_MAX <= 10**7
+    assert kinds.choose_kind(0) == "flat"
+    assert kinds.choose_kind(kinds.FLAT_MAX - 1) == "flat"
+    assert kinds.choose_kind(kinds.FLAT_MAX) == "hnsw"
+    assert kinds.choose_kind(kinds.HNSW_MAX) == "hnsw"
+    assert kinds.choose_kind(kinds.HNSW_MAX + 1) == "ivfpq"
+    assert kinds.choose_kind(10**8) == "ivfpq"
+    assert 10_000 <= kinds.FLAT_MAX < kinds.HNSW_MAX <= 10**7
 
 
 def test_lists_grow_with_size_and_training_asks_30_to_256_per_list():
-    assert ann.n_lists(10**6) < ann.n_lists(10**7) < ann.n_lists(10**8)
+    assert kinds.n_lists(10**6) < kinds.n_lists(10**7) < kinds.n_lists(10**8)
     for n in (10**5, 10**6, 10**7, 10**8):
-        assert 30 * ann.n_lists(n) <= ann.train_size("ivfpq", n) <= 256 * ann.n_lists(n)
-    assert ann.train_size("flat", 10**6) == 0
-    assert ann.factory_string("ivfpq", 10**7, 512).startswith(f"IVF{ann.n_lists(10**7)}_HNSW32,PQ")
+        assert 30 * kinds.n_lists(n) <= kinds.train_size("ivfpq", n) <= 256 * kinds.n_lists(n)
+    assert kinds.train_size("flat", 10**6) == 0
+    assert kinds.factory_string("ivfpq", 10**7, 512).startswith(f"IVF{kinds.n_lists(10**7)}_HNSW32,PQ")
 
 
 def test_unknown_kind_names_the_kinds():
     with pytest.raises(TagscopeError, match="auto, flat, hnsw, ivfpq"):
-        ann.factory_string("lsh", 10, 8)
+        kinds.factory_string("lsh", 10, 8)
 
 
-@pytest.mark.parametrize("kind", ann.KINDS)
+@pytest.mark.parametrize("kind", kinds.KINDS)
 def test_every_kind_finds_a_vectors_own_sql_id_first(kind):
     index, ids, x = built(kind)
     assert ann.kind_of(index) == kind
@@ -164,7 +164,7 @@ def test_an_id_added_twice_to_hnsw_comes_back_once():
         assert all(len(set(row[row >= 0])) == (row >= 0).sum() for row in found)
 
 
-@pytest.mark.parametrize("kind", ann.KINDS)
+@pytest.mark.parametrize("kind", kinds.KINDS)
 def test_a_saved_index_searches_the_same_after_loading(kind, tmp_path):
     index, ids, x = built(kind)
     before = ann.search(index, x[:30], 10)
@@ -201,20 +201,20 @@ def test_the_wrong_dimension_is_refused():
 
 
 def test_auto_resolves_by_size_and_a_forced_kind_stays():
-    assert ann.resolve_kind("auto", 10) == "flat"
-    assert ann.resolve_kind("ivfpq", 10) == "ivfpq"
+    assert kinds.resolve_kind("auto", 10) == "flat"
+    assert kinds.resolve_kind("ivfpq", 10) == "ivfpq"
     with pytest.raises(TagscopeError, match="use one of"):
-        ann.resolve_kind("annoy", 10)
+        kinds.resolve_kind("annoy", 10)
 
 
 def test_rebuild_is_asked_when_the_collection_outgrows_the_index():
     index, ids, x = built("ivfpq")
-    assert ann.rebuild_reason(index, len(ids), kind="ivfpq") is None
-    assert "inverted lists" in ann.rebuild_reason(index, 100 * len(ids), kind="ivfpq")
-    assert "want a hnsw index" in ann.rebuild_reason(index, ann.FLAT_MAX, kind="auto")
+    assert kinds.rebuild_reason(ann.shape_of(index), len(ids), kind="ivfpq") is None
+    assert "inverted lists" in kinds.rebuild_reason(ann.shape_of(index), 100 * len(ids), kind="ivfpq")
+    assert "want a hnsw index" in kinds.rebuild_reason(ann.shape_of(index), kinds.FLAT_MAX, kind="auto")
 
 
 def test_rebuild_is_asked_when_tombstones_pile_up():
     index, ids, _ = built("hnsw")
-    assert ann.rebuild_reason(index, len(ids), kind="hnsw") is None
-    assert "tombstones" in ann.rebuild_reason(index, len(ids) // 2, kind="hnsw")
+    assert kinds.rebuild_reason(ann.shape_of(index), len(ids), kind="hnsw") is None
+    assert "tombstones" in kinds.rebuild_reason(ann.shape_of(index), len(ids) // 2, kind="hnsw")

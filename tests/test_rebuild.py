@@ -73,8 +73,7 @@ def test_merges_during_a_rebuild_keep_their_changes_for_it(home_env, synthetic_p
     run_cli("tag", str(photos_subset(synthetic_photos, tmp_path / "a", 30)), home=home, **env)
     settings = load_settings(environ={}, home=str(home), database_url=url)
     db = get_database(url)
-    status = index_status(home, env)
-    version, dim = status["version"], status["dim"]
+    mv = store.find_version(db, index_status(home, env)["version"])
 
     def pending() -> int:
         with db.session() as s:
@@ -86,10 +85,10 @@ def test_merges_during_a_rebuild_keep_their_changes_for_it(home_env, synthetic_p
     assert pending() == 5
     # A rebuild holds its lock while it reads the store: a merge meanwhile updates the old index
     # but leaves the rows, which the rebuild applies to its new index before the swap.
-    with file_lock(rebuild_lock_path(settings.index_dir, version)):
-        assert sync_index(settings, version, dim) == 5
+    with file_lock(rebuild_lock_path(settings.index_dir, mv.version)):
+        assert sync_index(settings, db, mv) == 5
         assert pending() == 5
-        assert sync_index(settings, version, dim) == 5  # applied again: harmless, state-based
-    assert sync_index(settings, version, dim) == 5
+        assert sync_index(settings, db, mv) == 5  # applied again: harmless, state-based
+    assert sync_index(settings, db, mv) == 5
     assert pending() == 0
     assert index_status(home, env)["fresh"]

@@ -39,3 +39,19 @@ def test_saved_index_reloads_with_its_model_version(tmp_path):
     assert not list(tmp_path.glob("*.tmp"))  # written through temp files, renamed into place
     with pytest.raises(TagscopeError, match="tagscope index rebuild"):
         VectorIndex.open(tmp_path, "v1", 32)
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivfpq"])
+def test_the_saved_metadata_describes_the_index_without_faiss(tmp_path, kind):
+    """Light commands read the kind, count and inverted lists from the metadata: the same as the
+    loaded index says."""
+    from indexer import ann, files
+    from indexer.kinds import IndexShape
+
+    vecs = unit(400, d=32)
+    idx = VectorIndex.build(tmp_path, "v1", 32, kind, 400, vecs if kind != "flat" else None)
+    idx.add(np.arange(400), vecs)
+    idx.save()
+    assert files.saved_shape(tmp_path, "v1") == ann.shape_of(idx.index)
+    assert files.saved_count(tmp_path, "v1") == len(idx) == 400
+    assert files.saved_shape(tmp_path, "v2") == IndexShape("flat", 0) and files.saved_count(tmp_path, "v2") == 0

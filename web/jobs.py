@@ -11,7 +11,7 @@ from flask import Blueprint, current_app, jsonify, request
 
 from core.db import get_database
 from core.errors import TagscopeError
-from tagger import job_control
+from tagger.jobs import control as job_control
 from tagger.jobs.rows import WORKERS
 
 bp = Blueprint("jobs", __name__)
@@ -54,7 +54,7 @@ def resume_job(job_id: int):
 @bp.post("/api/jobs/<id:job_id>/retry")
 def retry_job(job_id: int):
     _need_broker(f"tagscope jobs retry {job_id}")
-    new_id, task_ids = job_control.retry_failed(_db(), job_id, _settings().task_size, WORKERS)
+    new_id, task_ids = job_control.retry_job(_db(), job_id, _settings().task_size, WORKERS)
     job_control.send(_settings(), new_id, "tasks", task_ids)
     return jsonify(job_control.show_job(_db(), new_id)), 201
 

@@ -21,7 +21,7 @@ from sqlalchemy import select
 from core.db import TAGGED, Database, Image, ModelVersion, collection_model_version, get_database, tagged_versions
 from core.errors import TagscopeError
 from core.settings import Settings
-from indexer import ann, store
+from indexer import kinds, store
 from indexer.search import feedback
 from indexer.search import filters as flt
 from indexer.search.filters import Filters
@@ -260,7 +260,7 @@ class Searcher:
         """The best ``n`` (ids, scores) of the collection, best first."""
         index = self.index()
         exact = index.exact and (self.model.local_top_k <= 0 or not by_model)
-        pool = max(4 * n, n * ann.SPECS[index.kind].oversample, RERANK_POOL)  # ivfpq needs 20 per result
+        pool = max(4 * n, n * kinds.SPECS[index.kind].oversample, RERANK_POOL)  # ivfpq needs 20 per result
         scores, ids = index.search(query.numpy(), n if exact else min(pool, MAX_POOL))
         ids, scores = ids[0], scores[0]
         if not exact:

@@ -31,6 +31,8 @@ Settings that matter for long GPU batches, and why:
 
 from __future__ import annotations
 
+import threading
+
 from celery import Celery, signals
 
 from core.settings import Settings
@@ -51,9 +53,25 @@ def visibility_timeout(settings: Settings) -> int:
     return int(max(MIN_VISIBILITY_S, 2 * settings.task_size * SECONDS_PER_IMAGE))
 
 
-def create_celery_app(settings: Settings) -> Celery:
-    """A Celery app for ``settings``; tasks in :mod:`tagger.jobs.tasks` register with it."""
-    app = Celery("tagscope", set_as_current=True)
+_apps: dict[Settings, Celery] = {}
+_apps_guard = threading.Lock()
+
+
+def celery_app(settings: Settings) -> Celery:
+    """The Celery app of this process for ``settings``, built on first use and made the current
+    app (so the tasks in :mod:`tagger.jobs.tasks` send through it). Every caller of one process
+    shares it: the CLI, the web app and the worker. It starts nothing: the worker-only sweeper is
+    attached by ``tagscope worker`` alone (:func:`attach_sweeper`)."""
+    with _apps_guard:
+        app = _apps.get(settings)
+        if app is None:
+            app = _apps[settings] = _build(settings)
+    app.set_current()
+    return app
+
+
+def _build(settings: Settings) -> Celery:
+    app = Celery("tagscope", set_as_current=False)
     url = broker_url(settings)
     app.conf.update(
         broker_url=url or "memory://localhost/",
@@ -79,12 +97,12 @@ def create_celery_app(settings: Settings) -> Celery:
     app.conf.tagscope_settings = settings
     import tagger.jobs.tasks  # noqa: F401  (registers the shared tasks)
 
-    _sweep_when_ready(app, settings)
     return app
 
 
-def _sweep_when_ready(app: Celery, settings: Settings) -> None:
-    """Start the sweeper thread in a worker process once it consumes (not in beat or clients)."""
+def attach_sweeper(app: Celery, settings: Settings) -> None:
+    """Start the sweeper thread (:mod:`tagger.jobs.sweeper`) once this process's worker consumes:
+    called by ``tagscope worker`` only, never by clients, beat or the web app. Idempotent."""
     from tagger.jobs import sweeper
 
     def on_ready(sender=None, **_kw) -> None:

@@ -81,7 +81,7 @@ def resume_job(db: Database, job_id: int) -> tuple[str, list[int]]:
     return "tasks", leases.requeue_unfinished(db, job_id)
 
 
-def retry_failed(db: Database, job_id: int, task_size: int, runner: str) -> tuple[int, list[int]]:
+def retry_job(db: Database, job_id: int, task_size: int, runner: str) -> tuple[int, list[int]]:
     """A new job tagging again the images this job recorded as failed: (job id, task ids)."""
     with db.session() as s:
         job = _get(s, job_id)
@@ -90,7 +90,7 @@ def retry_failed(db: Database, job_id: int, task_size: int, runner: str) -> tupl
         params, mv_id = jobs.JobParams.from_json(job.params["tag"]), job.model_version_id
     if not ids:
         raise TagscopeError(f"job {job_id} has no failed images")
-    return jobs.create_tag_job(db, mv_id, ids, params, task_size, runner, kind="retry")
+    return jobs.create_job(db, mv_id, ids, params, task_size, runner, kind="retry")
 
 
 def interrupt_dead_in_process_jobs(db: Database, lease_s: float) -> list[int]:
@@ -123,12 +123,12 @@ def _get(s, job_id: int) -> Job:
 
 def send(settings, job_id: int, kind: str, ids: list[int]) -> None:
     """Send a resumed or retried job's work: to the workers, or run it here without a broker."""
-    from tagger.jobs.celery_app import create_celery_app
-    from tagger.jobs.tasks import start_job_task, tag_images_task
+    from tagger.jobs.celery_app import celery_app
+    from tagger.jobs.tasks import send_scan_task, send_tag_task
 
-    create_celery_app(settings)
+    app = celery_app(settings)
     if kind == "scan":
-        start_job_task.apply_async((job_id,))
+        send_scan_task(app, job_id)
         return
     for task_id in ids:
-        tag_images_task.apply_async((job_id, task_id))
+        send_tag_task(app, job_id, task_id)

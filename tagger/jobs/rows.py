@@ -11,7 +11,10 @@ Progress is never counted: each image row records the job that last stored it
 (``images.job_id``, written in the same transaction as its status and tags), so a job's
 done/failed figures are a count of its images' states, exact whatever was killed when. A job
 is complete when all its tasks (:mod:`tagger.jobs.leases`) are done; whoever sees that first closes
-it (:func:`close_if_complete`), freezes its figures and brings the index up to date.
+it (:func:`tagger.jobs.close.close_job_if_complete`), freezes its figures and brings the index up
+to date.
+
+SQL only (no torch, no FAISS): ``tagscope jobs`` and ``tagscope status`` read these rows fast.
 
 States: ``queued`` (a scheduled job waiting for its scan), ``scanning``, ``running``, then
 ``done``, ``failed`` (the model could not run it) or ``cancelled`` (``tagscope jobs cancel``,
@@ -23,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -35,19 +38,16 @@ from core.db import (
     Database,
     Image,
     Job,
-    JobTask,
     ModelVersion,
     get_or_create_model_version,
     utcnow,
 )
-from core.errors import TagscopeError
 from core.images import DEFAULT_MAX_PIXELS
 from core.settings import Settings
-from indexer.sync import sync_index
-from mkt.factory import get_model
-from mkt.tagmodel import TagModel
 from tagger.jobs import leases
-from tagger.versions import switch_if_covering
+
+if TYPE_CHECKING:
+    from mkt.tagmodel import TagModel
 
 IN_PROCESS, WORKERS = "in-process", "workers"
 
@@ -91,7 +91,7 @@ def ensure_model_version(db: Database, model: TagModel) -> int:
         return get_or_create_model_version(s, model.version, model.spec, model.embed_dim).id
 
 
-def create_tag_job(db: Database, model_version_id: int, image_ids: Sequence[int], params: JobParams,
+def create_job(db: Database, model_version_id: int, image_ids: Sequence[int], params: JobParams,
                    task_size: int, runner: str, kind: str = "tag") -> tuple[int, list[int]]:
     """A running job tagging ``image_ids`` with one model version, split into tasks of
     ``task_size``; done at once when empty. Returns (job id, task ids)."""
@@ -168,19 +168,6 @@ def load_job(db: Database, job_id: int) -> JobInfo:
         return JobInfo(job.id, mv.id, mv.version, mv.spec, JobParams.from_json(job.params["tag"]))
 
 
-def load_job_model(db: Database, job: JobInfo, device: str) -> TagModel:
-    """The job's model, loaded on this machine's ``device``; refuses a model whose version is not
-    the job's (another file at the same path, another release of the bundled model)."""
-    model = get_model(job.spec, device)
-    if model.version != job.version:
-        message = (f"job {job.id} was queued for model {job.spec} version {job.version}, but this worker "
-                   f"loads version {model.version} from that spec: give every worker the same model "
-                   "file, then queue the job again")
-        fail_job(db, job.id, message)
-        raise TagscopeError(message)
-    return model
-
-
 def is_running(db: Database, job_id: int) -> bool:
     with db.session() as s:
         return s.scalar(select(Job.state).where(Job.id == job_id)) == "running"
@@ -211,25 +198,6 @@ def progress(s: Session, job: Job) -> tuple[int, int]:
 def running_job_ids(db: Database) -> list[int]:
     with db.session() as s:
         return list(s.scalars(select(Job.id).where(Job.state == "running")))
-
-
-def close_if_complete(settings: Settings, db: Database, job_id: int) -> bool:
-    """Close a running job whose tasks are all done: freeze its figures, mark it done, bring
-    its index up to date. True for the one caller that closed it."""
-    with db.session() as s:
-        job = s.get(Job, job_id)
-        if job is None or job.state != "running" or s.scalar(
-                select(func.count()).select_from(JobTask).where(JobTask.job_id == job_id,
-                                                                 JobTask.state != leases.DONE)):
-            return False
-        done, failed = progress(s, job)
-        closed = s.execute(update(Job).where(Job.id == job_id, Job.state == "running")
-                           .values(state="done", done=done, failed=failed, finished_at=utcnow())).rowcount
-        mv = s.get(ModelVersion, job.model_version_id)
-    if closed:
-        sync_index(settings, mv.version, mv.embed_dim)
-        switch_if_covering(db, mv.id)  # a new version serves once it covers the collection
-    return bool(closed)
 
 
 def fail_job(db: Database, job_id: int, message: str) -> None:

@@ -7,28 +7,30 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
+from celery import Celery
 from sqlalchemy import select
 from tqdm import tqdm
 
 from core.db import DUPLICATE, FAILED, TAGGED, Database, Image, Job, get_database
 from core.errors import TagscopeError
 from core.settings import Settings
+from indexer.store import StoreVersion
 from indexer.sync import sync_index
 from mkt.factory import get_model
 from tagger.jobs import rows as jobs
-from tagger.jobs.celery_app import create_celery_app
+from tagger.jobs.celery_app import celery_app
 from tagger.jobs.control import interrupt_dead_in_process_jobs
-from tagger.jobs.start import start_tag_job
-from tagger.jobs.tasks import tag_images_task
+from tagger.jobs.start import start_job
+from tagger.jobs.tasks import send_tag_task
 
 Echo = Callable[[str], None]
 
 
-def run_tag_job(settings: Settings, paths: Sequence[str], *, retry_failed: bool = False, retag: bool = False,
-                wait: bool = True, echo: Echo = lambda _m: None, poll_seconds: float = 0.5) -> str:
+def run_job(settings: Settings, paths: Sequence[str], *, retry_failed: bool = False, retag: bool = False,
+            wait: bool = True, echo: Echo = lambda _m: None, poll_seconds: float = 0.5) -> str:
     """Tag everything under ``paths`` that needs it; returns a one-paragraph summary."""
     t0 = time.time()
-    app = create_celery_app(settings)
+    app = celery_app(settings)
     in_process = bool(app.conf.task_always_eager)
     # In-process, this process tags: the model loads where it will run. With a broker, workers tag
     # on their own devices and this process only needs the model's version id: the CPU will do.
@@ -37,24 +39,32 @@ def run_tag_job(settings: Settings, paths: Sequence[str], *, retry_failed: bool 
     db = get_database(settings.db_url)
     if in_process:
         interrupt_dead_in_process_jobs(db, settings.task_lease)
-    started = start_tag_job(settings, model, paths, jobs.IN_PROCESS if in_process else jobs.WORKERS,
-                            retry_failed=retry_failed, retag=retag, echo=echo)
+    started = start_job(settings, db, model, paths, jobs.IN_PROCESS if in_process else jobs.WORKERS,
+                        retry_failed=retry_failed, retag=retag, echo=echo)
     job_id, task_ids = started.job_id, started.task_ids
     with _progress_bar(db, job_id) as bar:
         if in_process:
-            app.conf.tagscope_progress = lambda ok, failed: bar.update(ok + failed)
-            for task_id in task_ids:
-                tag_images_task.delay(job_id, task_id)
+            _run_here(app, job_id, task_ids, bar)
         else:
             for task_id in task_ids:
-                tag_images_task.apply_async((job_id, task_id))
+                send_tag_task(app, job_id, task_id)
             echo(f"queued {len(task_ids)} task(s) on {settings.broker_url}; workers: `tagscope worker`")
             if not wait:
                 return (f"job {job_id} queued: {_total(db, job_id)} images in "
                         f"{len(task_ids)} tasks (see `tagscope jobs show {job_id}`)")
             wait_for_job(db, job_id, bar, echo, poll_seconds)
-    sync_index(settings, model.version, model.embed_dim)
+    sync_index(settings, db, StoreVersion(started.model_version_id, model.version, model.embed_dim))
     return _summary(db, job_id, started.found.image_ids, time.time() - t0)
+
+
+def _run_here(app: Celery, job_id: int, task_ids: Sequence[int], bar: tqdm) -> None:
+    """Run a job's tasks in this process (no broker), the progress bar following each batch."""
+    app.conf.tagscope_progress = lambda ok, failed: bar.update(ok + failed)
+    try:
+        for task_id in task_ids:
+            send_tag_task(app, job_id, task_id)
+    finally:
+        app.conf.tagscope_progress = None
 
 
 def _total(db: Database, job_id: int) -> int:

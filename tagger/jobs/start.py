@@ -1,7 +1,7 @@
 """Starting a job: seed the vocabulary, register the folders, pick what needs tagging, split it
-into tasks. ``tagscope tag`` does it in its own process; a schedule's job does it on a worker
-(``tagscope.start_job``), under a lease like any task, so a scan whose worker died is sent
-again by a sweeper (:mod:`tagger.jobs.sweeper`).
+into tasks. ``tagscope tag`` does it in its own process (:func:`start_job`); a schedule's queued
+job does it on a worker (``tagscope.start_job``: :func:`start_queued_job`), under a lease like any
+task, so a scan whose worker died is sent again by a sweeper (:mod:`tagger.jobs.sweeper`).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ class Started:
     task_ids: list[int]
     found: ScanResult
     model: TagModel
+    model_version_id: int
 
 
 def seed_vocabulary(db: Database, model: TagModel, echo: Echo) -> None:
@@ -58,17 +59,16 @@ def prepare(db: Database, model: TagModel, paths: Sequence[str], *, retry_failed
     return mv_id, found, images_to_tag(db, found.image_ids, mv_id, retry_failed=retry_failed, retag=retag)
 
 
-def start_tag_job(settings: Settings, model: TagModel, paths: Sequence[str], runner: str, *,
-                  retry_failed: bool = False, retag: bool = False, echo: Echo = lambda _m: None) -> Started:
+def start_job(settings: Settings, db: Database, model: TagModel, paths: Sequence[str], runner: str, *,
+              retry_failed: bool = False, retag: bool = False, echo: Echo = lambda _m: None) -> Started:
     """``tagscope tag``: prepare, then a running job with its tasks (none sent yet)."""
-    db = get_database(settings.db_url)
     mv_id, found, todo = prepare(db, model, paths, retry_failed=retry_failed, retag=retag, echo=echo)
-    job_id, task_ids = jobs.create_tag_job(db, mv_id, todo, jobs.JobParams.from_settings(settings),
-                                           settings.task_size, runner)
-    return Started(job_id, task_ids, found, model)
+    job_id, task_ids = jobs.create_job(db, mv_id, todo, jobs.JobParams.from_settings(settings),
+                                       settings.task_size, runner)
+    return Started(job_id, task_ids, found, model, mv_id)
 
 
-def run_scan(settings: Settings, job_id: int) -> list[int] | None:
+def start_queued_job(settings: Settings, job_id: int) -> list[int] | None:
     """The scan of a queued job (a schedule's run), on this worker under a lease: the task ids
     to send, or None when the job is not this worker's to scan (done, or leased elsewhere)."""
     db = get_database(settings.db_url)

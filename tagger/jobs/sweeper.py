@@ -31,9 +31,11 @@ from sqlalchemy import select
 
 from core.db import Database, IndexChange, ModelVersion, get_database
 from core.settings import Settings
+from indexer.store import StoreVersion
 from indexer.sync import sync_index
 from tagger.jobs import leases
 from tagger.jobs import rows as jobs
+from tagger.jobs.close import close_job_if_complete
 
 log = logging.getLogger(__name__)
 
@@ -75,9 +77,9 @@ def sweep(app: Any, settings: Settings) -> dict[str, int]:
     scans = jobs.expired_scans(db, lease)
     for job_id in scans:
         app.send_task(SCAN_TASK, args=(job_id,))
-    closed = [job_id for job_id in jobs.running_job_ids(db) if jobs.close_if_complete(settings, db, job_id)]
-    for version, dim in pending_index_versions(db):
-        sync_index(settings, version, dim, blocking=False)
+    closed = [job_id for job_id in jobs.running_job_ids(db) if close_job_if_complete(settings, db, job_id)]
+    for mv in pending_index_versions(db):
+        sync_index(settings, db, mv, blocking=False)
     counts = {"expired": len(expired), "lost": len(lost), "scans": len(scans), "closed": len(closed)}
     if any(counts.values()):
         log.warning("sweeper: sent again %d expired and %d lost task(s), %d scan(s); closed %d job(s)",
@@ -85,11 +87,11 @@ def sweep(app: Any, settings: Settings) -> dict[str, int]:
     return counts
 
 
-def pending_index_versions(db: Database) -> list[tuple[str, int]]:
-    """(version, dim) of model versions with index changes not applied yet."""
+def pending_index_versions(db: Database) -> list[StoreVersion]:
+    """Model versions with index changes not applied yet."""
     with db.session() as s:
         pending = select(IndexChange.id).where(IndexChange.model_version_id == ModelVersion.id).exists()
-        return [tuple(row) for row in s.execute(select(ModelVersion.version, ModelVersion.embed_dim).where(pending))]
+        return [StoreVersion.of(row) for row in s.scalars(select(ModelVersion).where(pending))]
 
 
 def start(app: Any, settings: Settings) -> threading.Thread:

@@ -3,26 +3,55 @@
 Every task may be delivered more than once (acks late, brokers' redelivery, the sweeper sending
 again what a dead worker held): it runs only under its lease (:mod:`tagger.jobs.leases`) and its
 writes replace, so running it twice has the effect of running it once.
+
+A task loads what its work needs once, here (the database, the job row, the job's model on this
+machine's device, checked against the job's version) and hands it to the pipeline
+(:func:`tagger.tagging.tag_images`). The pipeline and the model are imported when a task runs,
+not when one is sent: sending work (``tagscope jobs resume``) stays light.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
-from celery import shared_task
+from celery import Celery, shared_task
 
-from core.db import get_database
+from core.db import Database, get_database
+from core.errors import TagscopeError
 from core.settings import Settings, load_settings
 from tagger.jobs import leases, schedules, sweeper
 from tagger.jobs import rows as jobs
-from tagger.jobs.start import run_scan
-from tagger.tagging import tag_images
+from tagger.jobs.close import close_job_if_complete
+from tagger.jobs.start import start_queued_job
+
+if TYPE_CHECKING:
+    from tagger.tagging import Work
 
 log = logging.getLogger(__name__)
 
 
 def _settings(task) -> Settings:
     return getattr(task.app.conf, "tagscope_settings", None) or load_settings()
+
+
+def load_work(settings: Settings, db: Database, job_id: int) -> Work:
+    """What the pipeline needs for a job: its row and its model version, loaded on THIS machine's
+    device. Refuses a model whose version is not the job's (another file at the same path,
+    another release of the bundled model): the job fails with a message saying so."""
+    from indexer.store import StoreVersion
+    from mkt.factory import get_model
+    from tagger.tagging import Work
+
+    job = jobs.load_job(db, job_id)
+    model = get_model(job.spec, settings.resolved_device())
+    if model.version != job.version:
+        message = (f"job {job.id} was queued for model {job.spec} version {job.version}, but this worker "
+                   f"loads version {model.version} from that spec: give every worker the same model "
+                   "file, then queue the job again")
+        jobs.fail_job(db, job.id, message)
+        raise TagscopeError(message)
+    return Work(settings, db, job, model, StoreVersion(job.model_version_id, job.version, model.embed_dim))
 
 
 def run_task(settings: Settings, job_id: int, task_id: int, progress=None) -> dict[str, int] | None:
@@ -35,11 +64,15 @@ def run_task(settings: Settings, job_id: int, task_id: int, progress=None) -> di
         return None
     with leases.heartbeat(lambda: leases.renew(db, task_id, settings.task_lease), settings.task_lease,
                           f"task {task_id}"):
-        done, failed, complete = tag_images(settings, job_id, jobs.unprocessed(db, job_id, image_ids),
-                                            progress=progress)
+        todo = jobs.unprocessed(db, job_id, image_ids)
+        done, failed, complete = 0, 0, True
+        if todo:
+            from tagger.tagging import tag_images
+
+            done, failed, complete = tag_images(load_work(settings, db, job_id), todo, progress=progress)
     if complete:  # not when the job was cancelled meanwhile: resume sends the task again
         leases.finish(db, task_id)
-        jobs.close_if_complete(settings, db, job_id)
+        close_job_if_complete(settings, db, job_id)
     return {"done": done, "failed": failed}
 
 
@@ -58,9 +91,9 @@ def tag_images_task(self, job_id: int, task_id: int) -> dict[str, int] | None:
 def start_job_task(self, job_id: int) -> int:
     """Register a queued job's folders and send its tasks (a schedule's run)."""
     with sweeper.busy():
-        task_ids = run_scan(_settings(self), job_id)
+        task_ids = start_queued_job(_settings(self), job_id)
     for task_id in task_ids or []:
-        tag_images_task.apply_async((job_id, task_id))
+        send_tag_task(self.app, job_id, task_id)
     return len(task_ids or [])
 
 
@@ -70,5 +103,15 @@ def tick_task(self) -> list[int]:
     settings = _settings(self)
     job_ids = schedules.start_due(get_database(settings.db_url), settings.task_lease)
     for job_id in job_ids:
-        start_job_task.apply_async((job_id,))
+        send_scan_task(self.app, job_id)
     return job_ids
+
+
+def send_tag_task(app: Celery, job_id: int, task_id: int) -> None:
+    """Send one task of a job through ``app`` (run here and now when it has no broker)."""
+    app.tasks[sweeper.TAG_TASK].apply_async((job_id, task_id))
+
+
+def send_scan_task(app: Celery, job_id: int) -> None:
+    """Send the scan of a queued job through ``app``."""
+    app.tasks[sweeper.SCAN_TASK].apply_async((job_id,))
