@@ -1,6 +1,8 @@
 # Two commands do all the set-up on a fresh machine:
 #   make demo   - install, build a synthetic demo collection, tag + index it, serve search on :5000
-#   make test   - install, run the test suite
+#   make test   - install, run the test suite (what CI runs: .ci/run)
+# Before each commit: make test-fast (the tests that start no services, workers, browsers or
+# training, and take seconds; at most ~3 minutes on 2 cores).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -8,7 +10,9 @@ STAMP := $(VENV)/.tagscope-installed
 DEMO_HOME ?= demo-data
 PORT ?= 5000
 
-.PHONY: install demo test lint bench clean
+FAST_TIER := not slow and not services and not browser and not worker and not training
+
+.PHONY: install demo test test-fast lint bench clean
 
 install: $(STAMP)
 
@@ -25,6 +29,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "$(FAST_TIER)"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

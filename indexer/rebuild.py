@@ -48,7 +48,7 @@ RETRY_AFTER_S = 600.0  # a failed background rebuild is tried again after this l
 SPAWN_SPACING_S = 30.0  # one process starts at most one rebuild of a version per this long
 NICE = 10  # background rebuilds run at lower CPU priority than tagging
 _ROOT = Path(__file__).resolve().parent.parent
-_spawned: dict[str, float] = {}
+_spawned: dict[tuple[str, str], float] = {}  # (index folder, version) -> when
 _children: list[subprocess.Popen] = []
 
 
@@ -100,13 +100,14 @@ def start_upgrade_if_needed(settings: Settings, db: Database, mv: StoreVersion, 
     the new process's pid, or None."""
     _reap()
     reason = upgrade_reason(settings, db, mv, shape)
-    if reason is None or time.monotonic() - _spawned.get(mv.version, -SPAWN_SPACING_S) < SPAWN_SPACING_S:
+    key = (str(settings.index_dir.resolve()), mv.version)
+    if reason is None or time.monotonic() - _spawned.get(key, -SPAWN_SPACING_S) < SPAWN_SPACING_S:
         return None
     last = files.rebuild_status(settings.index_dir, mv.version)
     if last.get("running") or (last.get("state") == "failed"
                                and time.time() - last.get("finished_at", 0) < RETRY_AFTER_S):
         return None
-    _spawned[mv.version] = time.monotonic()
+    _spawned[key] = time.monotonic()
     return _spawn(settings, mv, reason)
 
 

@@ -52,8 +52,9 @@ def sync_index(settings: Settings, db: Database, mv: StoreVersion, blocking: boo
     return applied
 
 
-_last_merge: dict[str, float] = {}
-_merge_cost: dict[str, float] = {}
+# Per (index folder, version): one process may serve several collections (a web app, tests).
+_last_merge: dict[tuple[str, str], float] = {}
+_merge_cost: dict[tuple[str, str], float] = {}
 _merge_guard = threading.Lock()
 
 
@@ -62,11 +63,12 @@ def maybe_sync(settings: Settings, db: Database, mv: StoreVersion) -> int | None
     MIN_MERGE_INTERVAL_S, and never more than ~10% of the time: a big index costs seconds to save)
     or when another process is merging."""
     now = time.monotonic()
+    key = (str(settings.index_dir), mv.version)
     with _merge_guard:
-        wait = max(MIN_MERGE_INTERVAL_S, 10 * _merge_cost.get(mv.version, 0.0))
-        if now - _last_merge.get(mv.version, 0.0) < wait:
+        wait = max(MIN_MERGE_INTERVAL_S, 10 * _merge_cost.get(key, 0.0))
+        if now - _last_merge.get(key, 0.0) < wait:
             return None
-        _last_merge[mv.version] = now
+        _last_merge[key] = now
     applied = sync_index(settings, db, mv, blocking=False)
-    _merge_cost[mv.version] = time.monotonic() - now
+    _merge_cost[key] = time.monotonic() - now
     return applied

@@ -53,16 +53,28 @@ def create_tag_model(spec: str | ModelSpec, device: str | torch.device = "cpu") 
     return model.to(device)
 
 
-_models: dict[tuple[str, str], TagModel] = {}
+_models: dict[tuple[str, str], tuple[tuple[int, int] | None, TagModel]] = {}
 
 
 def get_model(spec: str | ModelSpec, device: str | torch.device = "cpu") -> TagModel:
     """:func:`create_tag_model`, once per process and (spec, device): Celery workers and the web
-    server keep the model between tasks and requests."""
-    key = (str(parse_spec(spec)), str(device))
-    if key not in _models:
-        _models[key] = create_tag_model(key[0], device=device)
-    return _models[key]
+    server keep the model between tasks and requests. A bundle file replaced at the same path
+    (``mkt:PATH``) is loaded again, so a long-lived worker sees the version now there."""
+    parsed = parse_spec(spec)
+    key = (str(parsed), str(device))
+    stamp = _file_stamp(parsed.path) if parsed.kind == "mkt" else None
+    cached = _models.get(key)
+    if cached is None or cached[0] != stamp:
+        _models[key] = (stamp, create_tag_model(parsed, device=device))
+    return _models[key][1]
+
+
+def _file_stamp(path: str | None) -> tuple[int, int] | None:
+    try:
+        st = Path(path).stat() if path else None
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size) if st else None
 
 
 @contextmanager

@@ -105,7 +105,8 @@ def _register(db: Database, files: Sequence[FoundFile], result: ScanResult) -> N
             else:
                 result.unchanged += 1
         if new:
-            ids.update(s.execute(insert(_IMAGES).returning(_IMAGES.c.path_key, _IMAGES.c.id), new).tuples().all())
+            ids.update((key, image_id) for key, image_id in s.execute(
+                insert(_IMAGES).returning(_IMAGES.c.path_key, _IMAGES.c.id), new))
         if reset:
             s.execute(_RESET, reset)
         store.drop(s, changed)

@@ -31,16 +31,17 @@ def vocabulary(db: Database) -> list[tuple[int, str]]:
                                              .order_by(Label.id))]
 
 
-_label_cache: dict[tuple[str, str], tuple[list[int], torch.Tensor]] = {}
+_label_cache: dict[tuple, tuple[list[int], torch.Tensor]] = {}
 
 
 def label_embeddings(model: TagModel, labels: Sequence[tuple[int, str]], db: Database | None = None,
                      model_version_id: int | None = None) -> tuple[list[int], torch.Tensor]:
-    """Embeddings of the vocabulary, cached per model version and label set in this process and,
-    given the database and the version's row, stored in SQL: only labels never encoded under
-    this version go through the text tower (:mod:`indexer.text_store`)."""
+    """Embeddings of the vocabulary, cached per database, model version and label set in this
+    process and, given the database and the version's row, stored in SQL: only labels never
+    encoded under this version go through the text tower (:mod:`indexer.text_store`). The
+    database is part of the key: a process that serves two collections stores each one's."""
     digest = hashlib.sha256("\n".join(f"{i}\t{n}" for i, n in labels).encode()).hexdigest()
-    key = (model.version, digest)
+    key = (db.url if db is not None else None, model_version_id, model.version, digest)
     if key not in _label_cache:
         names = [name for _, name in labels]
         if db is not None and model_version_id is not None:

@@ -205,3 +205,24 @@ def test_the_command_check_accepts_what_exists(text):
     from tagscope.cli import cli
 
     assert resolve(cli, text.split()) is not None
+
+
+MAX_FUNCTION_LINES, MAX_MODULE_LINES = 60, 400  # the sizes the house agreed on
+
+
+def test_functions_and_modules_stay_readable():
+    """No function over ~60 lines, no module over ~400, anywhere but in Alembic's migrations."""
+    too_long = []
+    for path in sorted(ROOT.glob("[!.]*/**/*.py")):
+        rel = path.relative_to(ROOT).as_posix()
+        if rel.startswith(("migrations/", "build/")) or "/site-packages/" in rel:
+            continue
+        source = path.read_text()
+        if source.count("\n") > MAX_MODULE_LINES:
+            too_long.append(f"module {rel}: {source.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(source, rel)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                n = node.end_lineno - node.lineno + 1
+                if n > MAX_FUNCTION_LINES:
+                    too_long.append(f"function {rel}:{node.name}: {n} lines")
+    assert not too_long, "split these by meaning:\n" + "\n".join(too_long)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,17 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, read_labels_jsonl, services_required, tagscope_env
+from .conftest import ROOT, free_port, read_labels_jsonl, services_required, tagscope_env, wait_until
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -59,15 +54,6 @@ def serving(home: Path):
     proc.wait(timeout=20)
 
 
-def wait_until(check, what: str, timeout: float = 30) -> None:
-    """Poll a page condition from Python: Playwright's wait_for_function evaluates its predicate
-    with eval(), which the page's Content-Security-Policy (no 'unsafe-eval') rightly refuses."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.1)
-
-
 @pytest.fixture(scope="session")
 def shots() -> Path:
     folder = Path(os.environ.get("TAGSCOPE_SCREENSHOTS", ROOT / "test-artifacts" / "screenshots"))
@@ -77,8 +63,10 @@ def shots() -> Path:
 
 def loaded(page, selector: str) -> None:
     page.wait_for_selector(selector)
+    # Polled from Python: Playwright's wait_for_function evaluates its predicate with eval(), which
+    # the page's Content-Security-Policy (no 'unsafe-eval') rightly refuses.
     wait_until(lambda: page.eval_on_selector_all(selector, "imgs => imgs.every(i => i.complete && i.naturalWidth > 0)"),
-               f"images {selector} did not load")
+               timeout=30, every=0.1, what=f"images {selector} loaded")
 
 
 @pytest.fixture(scope="module")
@@ -269,8 +257,7 @@ def test_the_pages_fit_a_phone_screen(server, browser, width, shots):
 @pytest.fixture(scope="module")
 def curation_server(tmp_path_factory, synthetic_photos):
     """A server on a collection of its own (verdicts change it), tagged with a two-stream model."""
-    from tests.conftest import photos_subset, run_cli
-    from tests.test_evidence import two_stream_bundle
+    from .conftest import photos_subset, run_cli, two_stream_bundle
 
     root = tmp_path_factory.mktemp("curation-ui")
     spec = f"mkt:{two_stream_bundle(root / 'two-stream.pt')}"

@@ -33,6 +33,7 @@ def test_a_text_below_the_generic_captions_gets_no_cutoff():
     assert calibration.cutoff_value(*stats, calibration.Constants(guard=-1.0)) is not None
 
 
+@pytest.mark.training
 def test_fitted_constants_live_in_the_bundle_and_keep_its_version(tmp_path):
     bundle = tmp_path / "model.pt"
     shutil.copyfile(SYNTHETIC_BUNDLE, bundle)

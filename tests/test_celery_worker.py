@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,7 +15,7 @@ from sqlalchemy import select
 from core.db import Image, Label, ModelVersion, Tag, get_database
 from indexer.vector_index import VectorIndex
 
-from .conftest import RABBITMQ_URL, REDIS_URL, ROOT, need_service, run_cli, tagscope_env
+from .conftest import BROKERS, run_cli, start_worker, stop_worker
 
 
 def collection_snapshot(home: Path, db_url: str | None = None) -> dict:
@@ -60,52 +56,8 @@ def in_process(tmp_path_factory, synthetic_photos):
     return home
 
 
-def start_worker(home: Path, env: dict[str, str], *options: str) -> subprocess.Popen:
-    with open(home / "worker.log", "w") as log:  # the child keeps its own copy of the descriptor
-        return subprocess.Popen([sys.executable, "-m", "tagscope", "worker", *options, "--", "--without-heartbeat",
-                                  "--without-mingle", "--without-gossip"],
-                                cwd=ROOT, env=tagscope_env(home, **env), stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-
-
-def stop_worker(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
-def flush_redis(url: str) -> None:
-    import redis
-
-    redis.Redis.from_url(url).flushdb()
-
-
-def purge_rabbitmq(url: str) -> None:
-    """Drop messages an earlier, interrupted run may have left in the queue."""
-    from kombu import Connection
-
-    from tagger.jobs.celery_app import TASK_QUEUE
-
-    with Connection(url) as conn:
-        channel = conn.channel()
-        try:
-            channel.queue_purge(TASK_QUEUE)
-        except Exception:  # noqa: BLE001 - the queue does not exist yet
-            pass
-
-
-BROKERS = {
-    "embedded": lambda: "embedded",
-    "redis": lambda: (need_service("Redis", "127.0.0.1", 6379), flush_redis(REDIS_URL), REDIS_URL)[-1],
-    "rabbitmq": lambda: (need_service("RabbitMQ", "127.0.0.1", 5672), purge_rabbitmq(RABBITMQ_URL),
-                         RABBITMQ_URL)[-1],
-}
-
-
+@pytest.mark.worker
+@pytest.mark.slow
 @pytest.mark.parametrize("broker, database", [("embedded", "sqlite"), ("redis", "postgresql"),
                                               ("rabbitmq", "sqlite")])
 def test_worker_results_equal_the_in_process_run(broker, database, in_process, synthetic_photos, tmp_path,
@@ -140,6 +92,8 @@ def wait_for_job(home: Path, env: dict[str, str], states: tuple[str, ...], timeo
         time.sleep(2)
 
 
+@pytest.mark.worker
+@pytest.mark.slow
 def test_worker_runs_a_job_queued_elsewhere_on_its_own_device_and_batch_size(synthetic_photos, tmp_path):
     # The submitter's machine says cuda:7 and batch 3; a worker obeying it would fail here (no GPU).
     submitter = {"TAGSCOPE_BROKER_URL": "embedded", "TAGSCOPE_MODEL": "synthetic", "TAGSCOPE_DEVICE": "cuda:7"}
@@ -157,6 +111,8 @@ def test_worker_runs_a_job_queued_elsewhere_on_its_own_device_and_batch_size(syn
     assert re.search(r"job 1: \d+ images on cpu, fp32 \(batch 50,", log), log[-3000:]
 
 
+@pytest.mark.worker
+@pytest.mark.slow
 def test_worker_refuses_a_model_that_is_not_the_jobs_version(synthetic_photos, tmp_path):
     from mkt.bundle import load_bundle, save_bundle
     from mkt.factory import SYNTHETIC_BUNDLE

@@ -58,6 +58,7 @@ def test_a_transform_of_another_shape_has_no_geometry():
     assert InputGeometry.of(lambda image: image) is None
 
 
+@pytest.mark.slow
 def test_draft_decode_agrees_with_a_full_decode_on_photo_like_jpegs(model, photos):
     geometry = InputGeometry.of(model.preprocess)
     image, info, _ = read_image(photos[0], draft_size=geometry.draft_size)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,19 +10,10 @@ from PIL import Image
 
 from core.settings import load_settings
 from indexer.search.evidence import NO_LOCAL_STREAM, patch_evidence
-from mkt.bundle import load_bundle, save_bundle
-from mkt.factory import SYNTHETIC_BUNDLE, create_tag_model
-from tests.conftest import photos_subset, run_cli
+from mkt.factory import create_tag_model
 from web import create_app
 
-
-def two_stream_bundle(path: Path) -> Path:
-    """The bundled CLIP with MKT's two-stream head switched on (top-2 patches): a bundle with a
-    local stream, without training one."""
-    bundle = load_bundle(SYNTHETIC_BUNDLE)
-    bundle.kind, bundle.head = "mkt", {"local_top_k": 2, "local_weight": 1.0}
-    save_bundle(bundle, path)
-    return path
+from .conftest import photos_subset, run_cli, two_stream_bundle
 
 
 @pytest.fixture(scope="module")

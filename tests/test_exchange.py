@@ -113,6 +113,7 @@ def test_adobe_style_names_and_a_broken_sidecar_does_not_stop_the_rest(library, 
     (photos / "000007.xmp").unlink()  # import reads both names: leave one sidecar per photo
 
 
+@pytest.mark.slow
 def test_round_trip_into_a_fresh_collection(library, tmp_path):
     photos, home = library
     run_cli("export", "xmp", str(photos), "--top", "3", home=home)

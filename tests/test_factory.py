@@ -97,7 +97,7 @@ def tag_with_uncached_weights(tmp_path, command: str = "tag", **env: str):
     started = time.monotonic()
     target = str(photos) if command == "tag" else "a red bicycle"
     proc = run_cli(command, target, "--model", "open_clip:ViT-B-32:laion2b_s34b_b79k", home=tmp_path / "h",
-                   check=False, HF_HOME=str(tmp_path / "hf"), **env)
+                   check=False, process=True, HF_HOME=str(tmp_path / "hf"), **env)
     return proc, time.monotonic() - started
 
 
@@ -162,3 +162,23 @@ def test_a_worker_or_server_loading_uncached_weights_without_network_fails_fast(
     with pytest.raises(TagscopeError, match="127.0.0.1:9 does not answer"):
         create_tag_model("open_clip:ViT-B-32:laion2b_s34b_b79k")
     assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize(("value", "offline"), [("1", True), ("true", True), ("YES", True), ("on", True),
+                                                ("0", False), ("false", False), ("no", False), ("", False)])
+def test_offline_mode_is_read_once_as_the_hub_client_reads_it(monkeypatch, value, offline):
+    """One place decides (core.modelspec.hub_offline), with huggingface_hub's own truth table:
+    HF_HUB_OFFLINE=false means online for the early check too."""
+    from core.modelspec import check_offline_weights, hub_offline
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", value)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    assert hub_offline() is offline
+    spec = parse_spec("open_clip:ViT-B-32:laion2b_s34b_b79k")
+    monkeypatch.setenv("HF_HOME", "/nonexistent-hf-home")
+    monkeypatch.setenv("XDG_CACHE_HOME", "/nonexistent-cache")
+    if offline:
+        with pytest.raises(TagscopeError, match="HF_HUB_OFFLINE is set"):
+            check_offline_weights(spec)
+    else:
+        check_offline_weights(spec)  # no probe asked: online means the real loader decides

@@ -10,7 +10,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,9 +21,9 @@ from sqlalchemy import func, select
 from core.db import TAGGED, Embedding, Image, ModelVersion, Tag, get_database
 from indexer.vector_index import VectorIndex
 
-from .conftest import ROOT, photos_subset, run_cli, tagscope_env
-from .test_celery_worker import BROKERS, stop_worker
-from .test_store import tagged_count, wait_until
+from .conftest import BROKERS, photos_subset, run_cli, start_worker, stop_worker, tagged_count, wait_until
+
+pytestmark = [pytest.mark.worker, pytest.mark.slow]
 
 N_IMAGES = 300
 LEASE_S = 4  # a dead worker's task is sent again within about 1.25 leases
@@ -32,13 +31,9 @@ KILLS = 3
 DONE_WITHIN_S = 90  # after the last restart: a worker start (~10 s), a lease, the rest of the work
 
 
-def start_worker(home: Path, env: dict[str, str]) -> subprocess.Popen:
+def start_shared_log_worker(home: Path, env: dict[str, str]) -> subprocess.Popen:
     """A real worker in its own process group, appending to worker.log (several share it)."""
-    with open(home / "worker.log", "a") as log:
-        return subprocess.Popen([sys.executable, "-m", "tagscope", "worker", "--loader-workers", "0", "--",
-                                 "--without-heartbeat", "--without-mingle", "--without-gossip"],
-                                cwd=ROOT, env=tagscope_env(home, **env), stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+    return start_worker(home, env, "--loader-workers", "0", log_mode="a")
 
 
 def job_row(home: Path, env: dict[str, str]) -> dict:
@@ -55,7 +50,7 @@ def test_a_job_survives_workers_killed_at_random_moments(broker, n_workers, synt
     photos = photos_subset(synthetic_photos, tmp_path / "photos", N_IMAGES)
     run_cli("tag", str(photos), "--no-wait", home=home, **env)
     rng = random.Random(f"{broker}-{n_workers}")
-    workers = [start_worker(home, env) for _ in range(n_workers)]
+    workers = [start_shared_log_worker(home, env) for _ in range(n_workers)]
     try:
         for _ in range(KILLS):
             target = tagged_count(url) + rng.randint(5, 25)
@@ -66,7 +61,7 @@ def test_a_job_survives_workers_killed_at_random_moments(broker, n_workers, synt
             os.killpg(workers[victim].pid, signal.SIGKILL)
             workers[victim].wait(timeout=30)
             assert tagged_count(url) < N_IMAGES, "the job ended before the last kill: make it longer"
-            workers[victim] = start_worker(home, env)
+            workers[victim] = start_shared_log_worker(home, env)
         restarted = time.monotonic()
         done = wait_until(lambda: (lambda j: j["state"] == "done" and j)(job_row(home, env)),
                           timeout=DONE_WITHIN_S, every=1)

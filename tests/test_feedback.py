@@ -135,6 +135,7 @@ def test_apply_orders_confirmed_first_and_drops_rejected():
     assert [t["label"] for t in shown] == ["c", "z", "b"] and [t["confirmed"] for t in shown] == [True, True, False]
 
 
+@pytest.mark.training
 def test_verdicts_search_and_training_export_on_sqlite_and_postgresql(home_env, synthetic_photos, tmp_path):
     """The verdict rules on both databases, and an export ``tagscope train`` trains on."""
     home, env, url = home_env

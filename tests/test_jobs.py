@@ -12,9 +12,9 @@ import sys
 import time
 from pathlib import Path
 
-from .conftest import ROOT, photos_subset, run_cli, tagscope_env
-from .test_celery_worker import start_worker, stop_worker
-from .test_store import tagged_count, wait_until
+import pytest
+
+from .conftest import ROOT, photos_subset, run_cli, start_worker, stop_worker, tagged_count, tagscope_env, wait_until
 
 
 def jobs_json(home: Path, *args: str, **env: str) -> dict:
@@ -52,22 +52,34 @@ def test_jobs_list_and_show_count_from_images_and_match_the_api(synthetic_photos
     assert text[0].startswith("job 2  retry  done") and text[1].startswith("job 1  tag  done  30 done, 1 failed")
 
 
+@pytest.mark.worker
+@pytest.mark.slow
 def test_a_cancelled_job_stops_and_resume_finishes_it_on_a_worker(synthetic_photos, tmp_path):
+    """The worker is frozen (SIGSTOP) while the job is cancelled, so the cancel lands mid-job
+    however fast this machine tags; once thawed, a running task stops after its batch and the
+    queued ones do nothing when they arrive (the worker's log says so for each of the 12 tasks)."""
     home = tmp_path / "home"
     env = {"TAGSCOPE_BROKER_URL": "embedded", "TAGSCOPE_MODEL": "synthetic", "TAGSCOPE_TASK_SIZE": "10",
            "TAGSCOPE_BATCH_SIZE": "2"}
     url = f"sqlite:///{home.resolve()}/tagscope.sqlite"
     run_cli("tag", str(photos_subset(synthetic_photos, tmp_path / "photos", 120)), "--no-wait", home=home, **env)
     worker = start_worker(home, env, "--loader-workers", "0")
+    log = home / "worker.log"
     try:
-        wait_until(lambda: tagged_count(url) >= 10, timeout=120, every=0.1)
-        assert run_cli("jobs", "cancel", "1", home=home, **env).stdout.startswith("job 1  tag  cancelled")
+        wait_until(lambda: tagged_count(url) >= 10, timeout=120, every=0.05)
+        os.killpg(worker.pid, signal.SIGSTOP)
+        try:
+            assert run_cli("jobs", "cancel", "1", home=home, **env).stdout.startswith("job 1  tag  cancelled")
+        finally:
+            os.killpg(worker.pid, signal.SIGCONT)
         cancelled = jobs_json(home, "show", "1", **env)
         assert cancelled["state"] == "cancelled" and cancelled["error"] == "cancelled by the user"
-        time.sleep(3)  # the running task stops after its batch; queued tasks do nothing when they arrive
+        # Every task message ends with a line: tagged (run whole, or stopped after the batch it was
+        # on: "no longer running: stopping") or skipped (it arrived after the cancel).
+        wait_until(lambda: log.read_text().count(": tagged ") + log.read_text().count("skipped") >= 12,
+                   timeout=60, what="all 12 task messages handled")
         stopped = tagged_count(url)
-        time.sleep(3)
-        assert tagged_count(url) == stopped < 120
+        assert 10 <= stopped < 120
         assert jobs_json(home, "show", "1", **env)["done"] == stopped
         run_cli("jobs", "resume", "1", home=home, **env)
         done = wait_until(lambda: (lambda j: j["state"] == "done" and j)(jobs_json(home, "show", "1", **env)),
@@ -78,6 +90,8 @@ def test_a_cancelled_job_stops_and_resume_finishes_it_on_a_worker(synthetic_phot
     assert tagged_count(url) == 120
 
 
+@pytest.mark.worker
+@pytest.mark.slow
 def test_an_interrupted_in_process_job_is_marked_and_resumed(synthetic_photos, tmp_path):
     home = tmp_path / "home"
     env = {"TAGSCOPE_MODEL": "synthetic", "TAGSCOPE_TASK_SIZE": "10", "TAGSCOPE_TASK_LEASE": "2"}

@@ -144,6 +144,7 @@ def trained(tmp_path_factory):
     return work, s1, s2
 
 
+@pytest.mark.training
 def test_short_training_lowers_the_loss_and_writes_bundles(trained):
     work, s1, s2 = trained
     assert s1["steps"] == 40 and s1["last_loss"] < s1["first_loss"], s1
@@ -152,6 +153,7 @@ def test_short_training_lowers_the_loss_and_writes_bundles(trained):
     assert {"step", "loss", "rank_loss", "distill_loss", "lr"} <= set(log[0])
 
 
+@pytest.mark.training
 def test_trained_bundle_tags_and_searches_through_the_tagger(trained, synthetic_photos, tmp_path):
     work, _, _ = trained
     spec = f"mkt:{work / 's2.pt'}"
@@ -176,6 +178,7 @@ def test_product_score_weights_the_local_stream(tiny):
     assert torch.allclose(model.score(images, labels), torch.tensor([[0.7, 0.75]]))
 
 
+@pytest.mark.training
 def test_trained_bundle_balances_its_two_streams(trained):
     """The fitted local weight makes both streams spread equally over training images."""
     from mkt.annotations import read_annotations
@@ -196,6 +199,7 @@ def test_trained_bundle_balances_its_two_streams(trained):
     assert global_.std().item() == pytest.approx(model.local_weight * local.std().item(), rel=0.02)
 
 
+@pytest.mark.training
 def test_training_resumes_from_its_checkpoint(trained, tmp_path):
     work, _, _ = trained
     ckpt = work / "s1.ckpt"
@@ -205,6 +209,7 @@ def test_training_resumes_from_its_checkpoint(trained, tmp_path):
     assert out["steps"] == 45  # continued at step 40, not from 0
 
 
+@pytest.mark.training
 def test_eval_reports_zsl_and_gzsl(trained, tmp_path):
     work, _, _ = trained
     out = run_cli("eval", "--model", f"mkt:{work / 's2.pt'}", "--data", "synthetic", "--synthetic-n", "150",
@@ -215,6 +220,8 @@ def test_eval_reports_zsl_and_gzsl(trained, tmp_path):
     assert 0 < result["zsl"]["map"] <= 1 and 0 < result["gzsl"]["map"] <= 1
 
 
+@pytest.mark.training
+@pytest.mark.slow
 def test_ddp_with_torchrun_needs_no_code_change(tmp_path):
     """Two processes on the CPU (gloo): the same entry point, launched by torchrun."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
@@ -229,6 +236,8 @@ def test_ddp_with_torchrun_needs_no_code_change(tmp_path):
     assert summary["steps"] == 4 and (tmp_path / "ddp.pt").exists()
 
 
+@pytest.mark.training
+@pytest.mark.slow
 def test_results_table_is_regenerated_by_its_command(tmp_path):
     from mkt.training.experiments import main as experiments_main
 

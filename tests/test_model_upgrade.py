@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from sqlalchemy import func, select
 
 from core.db import Embedding, ModelVersion, get_database
@@ -24,6 +25,8 @@ def models_json(home, **env) -> list[dict]:
     return json.loads(run_cli("models", "--json", home=home, **env).stdout)["models"]
 
 
+@pytest.mark.worker
+@pytest.mark.slow
 def test_searches_during_an_upgrade_answer_from_the_old_version_until_the_switch(synthetic_photos, tmp_path):
     from mkt.bundle import load_bundle, save_bundle
     from mkt.factory import SYNTHETIC_BUNDLE

@@ -17,8 +17,7 @@ from indexer.locks import file_lock, rebuild_lock_path
 from indexer.sync import sync_index
 from indexer.vector_index import VectorIndex
 
-from .conftest import photos_subset, read_labels_jsonl, run_cli
-from .test_store import assert_consistent, stored, wait_until
+from .conftest import assert_consistent, photos_subset, read_labels_jsonl, run_cli, stored, wait_until
 
 
 def index_status(home: Path, env: dict[str, str]) -> dict:

@@ -74,6 +74,8 @@ def test_labels_added_before_anything_is_tagged_score_nothing(tmp_path):
     assert out.stdout.strip() == "added 1 label(s), 0 already present"
 
 
+@pytest.mark.worker
+@pytest.mark.slow
 def test_scoring_refuses_a_model_that_changed_since_tagging(tmp_path, synthetic_photos):
     bundle = tmp_path / "b.pt"
     shutil.copy(SYNTHETIC_BUNDLE, bundle)

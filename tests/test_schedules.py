@@ -14,9 +14,16 @@ import pytest
 from core.errors import TagscopeError
 from tagger.jobs.schedules import format_every, parse_every
 
-from .conftest import ROOT, photos_subset, read_labels_jsonl, run_cli, tagscope_env
-from .test_celery_worker import start_worker, stop_worker
-from .test_store import wait_until
+from .conftest import (
+    ROOT,
+    photos_subset,
+    read_labels_jsonl,
+    run_cli,
+    start_worker,
+    stop_worker,
+    tagscope_env,
+    wait_until,
+)
 
 
 @pytest.mark.parametrize("text, seconds", [("10s", 10), ("15m", 900), ("1h", 3600), ("1d", 86400),
@@ -53,6 +60,8 @@ def test_schedules_need_a_broker_and_can_be_removed(tmp_path):
     assert gone.returncode == 2 and "tagscope schedule list" in gone.stderr
 
 
+@pytest.mark.worker
+@pytest.mark.slow
 def test_a_schedule_tags_added_files_and_marks_removed_ones_missing(synthetic_photos, tmp_path):
     home = tmp_path / "home"
     env = {"TAGSCOPE_BROKER_URL": "embedded", "TAGSCOPE_MODEL": "synthetic", "TAGSCOPE_BEAT_TICK": "1",
@@ -86,6 +95,8 @@ def test_a_schedule_tags_added_files_and_marks_removed_ones_missing(synthetic_ph
     assert "tagscope.tick" in (home / "beat.log").read_text()
 
 
+@pytest.mark.worker
+@pytest.mark.slow
 def test_a_worker_with_beat_runs_schedules_on_its_own(tmp_path):
     home = tmp_path / "home"
     photos = tmp_path / "photos"

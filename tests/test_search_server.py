@@ -7,35 +7,18 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
-import time
-import urllib.request
 
-from .conftest import ROOT, run_cli, tagscope_env
-from .test_browser import free_port
+import pytest
 
-
-def start_server(home, log_path, *args: str) -> tuple[subprocess.Popen, int]:
-    port = free_port()
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "tagscope", "serve", "--port", str(port), *args], cwd=ROOT,
-                                env=tagscope_env(home), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status", timeout=2).close()
-            return proc, port
-        except OSError:
-            assert proc.poll() is None, log_path.read_text()
-            time.sleep(0.3)
-    raise AssertionError("tagscope serve did not start: " + log_path.read_text())
+from .conftest import run_cli, start_server
 
 
 def search_json(home, *args: str) -> list[dict]:
     return json.loads(run_cli("search", *args, "--json", home=home).stdout)["results"]
 
 
+@pytest.mark.worker
+@pytest.mark.slow
 def test_search_asks_the_running_server_and_falls_back_when_it_is_gone(tagged_home, tmp_path):
     home = tmp_path / "home"
     shutil.copytree(tagged_home, home, ignore=shutil.ignore_patterns("server.json", "*.log"))

@@ -9,20 +9,18 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from core.db import TAGGED, Embedding, Image, Job, ModelVersion, Tag, get_database
-from indexer.store import from_bytes
+from core.db import Job, ModelVersion, get_database
 from indexer.vector_index import VectorIndex
 
-from .conftest import ROOT, photos_subset, run_cli, tagscope_env
+from .conftest import ROOT, assert_consistent, photos_subset, run_cli, stored, tagged_count, tagscope_env, wait_until
 
 
 def index_contents(home: Path, url: str) -> tuple[np.ndarray, np.ndarray]:
@@ -34,28 +32,6 @@ def index_contents(home: Path, url: str) -> tuple[np.ndarray, np.ndarray]:
 
     ids = np.sort(faiss.vector_to_array(index.index.id_map).astype(np.int64))
     return ids, np.stack([index.index.reconstruct(int(i)) for i in ids]) if len(ids) else np.zeros((0, 0))
-
-
-def stored(url: str) -> tuple[np.ndarray, np.ndarray]:
-    """(ids, vectors) of the stored embeddings of tagged images, by id."""
-    with get_database(url).session() as s:
-        dim = s.scalars(select(ModelVersion.embed_dim)).one()
-        rows = s.execute(select(Embedding.image_id, Embedding.vector).join(Image, Image.id == Embedding.image_id)
-                         .where(Image.status == TAGGED).order_by(Embedding.image_id)).all()
-    return np.asarray([r[0] for r in rows], dtype=np.int64), from_bytes([r[1] for r in rows], dim)
-
-
-def assert_consistent(url: str) -> int:
-    """SQL, tags and the store agree: a tagged image has exactly its version's embedding and tags;
-    no other image keeps an embedding or tags. Returns the number of tagged images."""
-    with get_database(url).session() as s:
-        tagged = dict(s.execute(select(Image.id, Image.model_version_id).where(Image.status == TAGGED)).all())
-        embedded = s.execute(select(Embedding.image_id, Embedding.model_version_id)).all()
-        tag_images = set(s.scalars(select(Tag.image_id).distinct()))
-    assert sorted(i for i, _ in embedded) == sorted(tagged)  # one embedding per tagged image, none else
-    assert all(tagged[i] == mv for i, mv in embedded)
-    assert tag_images == set(tagged)
-    return len(tagged)
 
 
 def test_rebuild_from_the_store_equals_the_index_built_while_tagging(home_env, synthetic_photos, tmp_path):
@@ -92,24 +68,8 @@ def tagging(photos: Path, home: Path, env: dict[str, str]) -> Iterator[subproces
             proc.wait(timeout=60)
 
 
-def wait_until(condition, timeout: float = 180, every: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"condition not met within {timeout} s")
-
-
-def tagged_count(url: str) -> int:
-    try:
-        with get_database(url, migrate=False).session() as s:
-            return int(s.scalar(select(func.count()).select_from(Image).where(Image.status == TAGGED)) or 0)
-    except Exception:  # noqa: BLE001 - the schema may not exist yet
-        return 0
-
-
+@pytest.mark.worker
+@pytest.mark.slow
 def test_a_kill_between_writes_leaves_sql_and_the_store_consistent(home_env, synthetic_photos, tmp_path):
     home, env, url = home_env
     photos = photos_subset(synthetic_photos, tmp_path / "photos", 200)
@@ -126,6 +86,8 @@ def test_a_kill_between_writes_leaves_sql_and_the_store_consistent(home_env, syn
     assert np.array_equal(ids, store_ids) and np.array_equal(vectors, store_vectors)
 
 
+@pytest.mark.worker
+@pytest.mark.slow
 def test_images_are_searchable_while_the_job_runs(home_env, synthetic_photos, tmp_path):
     from core.settings import load_settings
     from indexer.search.searcher import Searcher

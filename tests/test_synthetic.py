@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from mkt import synthetic as world
@@ -113,6 +114,7 @@ def test_web_captions_name_only_the_main_object():
     assert saw_secondary
 
 
+@pytest.mark.training
 def test_pretrain_smoke_writes_a_loadable_bundle(tmp_path):
     from mkt.training.pretrain import PretrainConfig, pretrain
 
@@ -128,6 +130,7 @@ def test_pretrain_smoke_writes_a_loadable_bundle(tmp_path):
     assert emb.shape == (2, model.embed_dim)
 
 
+@pytest.mark.training
 def test_pretrain_with_web_captions_records_its_caption_style(tmp_path):
     from mkt.training.pretrain import PretrainConfig, pretrain
 

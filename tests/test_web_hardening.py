@@ -16,8 +16,7 @@ import pytest
 from core.settings import load_settings
 from web import create_app
 
-from .conftest import run_cli
-from .test_search_server import start_server
+from .conftest import run_cli, start_server
 
 BIG = "9223372036854775808"  # 2**63: past SQL BIGINT
 
@@ -135,6 +134,8 @@ def test_labels_with_no_name_or_too_long_get_one_line(tmp_path):
         assert "Traceback" not in proc.stderr and proc.stderr.strip().count("\n") == 0
 
 
+@pytest.mark.worker
+@pytest.mark.slow
 def test_the_real_server_answers_concurrent_first_thumbnail_loads(tagged_home, tmp_path):
     home = tmp_path / "home"
     shutil.copytree(tagged_home, home, ignore=shutil.ignore_patterns("server.json", "*.log", "thumbs"))
