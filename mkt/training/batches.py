@@ -27,7 +27,7 @@ class TrainingData:
 
 def _read(cfg: TrainConfig) -> tuple[Path, list[Example], Split]:
     if cfg.train == "synthetic":
-        split = synthetic_split(cfg.synthetic_unseen, seed=cfg.synthetic_seed)
+        split = synthetic_split(cfg.synthetic_unseen, seed=cfg.synthetic_split_seed)
         root = Path(cfg.images or Path(cfg.out).parent / f"synthetic-train-{cfg.synthetic_seed}-{cfg.synthetic_n}")
         if not (root / "labels.jsonl").exists() and (not dist.is_initialized() or dist.get_rank() == 0):
             generate(root, n=cfg.synthetic_n, seed=1000 + cfg.synthetic_seed)

@@ -37,7 +37,8 @@ class TrainConfig:
     unseen: str = ""                     # unseen label list (file), stored in the bundle's vocabulary
     synthetic_n: int = 2000              # images generated for --train synthetic
     synthetic_unseen: int = 20
-    synthetic_seed: int = 0
+    synthetic_seed: int = 0              # which training images are generated
+    synthetic_split_seed: int = 0        # which compounds are held out: fixed, whatever the run's seed
     epochs: int | None = None            # None: the stage's, from STAGE_DEFAULTS (set on construction)
     max_steps: int = 0                   # > 0: stop after this many steps (overrides epochs)
     batch_size: int = 64
@@ -99,7 +100,7 @@ def build_parser(prog: str = "python -m mkt.training.train") -> argparse.Argumen
     d = TrainConfig.for_stage(1, init="", out="")  # the defaults the stages share
     p.add_argument("--epochs", type=int, default=None, help=_per_stage_help("epochs") + " (official)")
     p.add_argument("--warmup-epochs", type=float, default=None, help=_per_stage_help("warmup_epochs"))
-    for name in ("synthetic_n", "synthetic_unseen", "synthetic_seed", "max_steps", "batch_size",
+    for name in ("synthetic_n", "synthetic_unseen", "synthetic_seed", "synthetic_split_seed", "max_steps", "batch_size",
                  "train_blocks", "top_k", "n_ctx", "seed", "workers", "log_every"):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
     for name in ("lr", "min_lr", "weight_decay", "layer_decay", "distill_weight", "hflip"):
