@@ -1,6 +1,7 @@
 """Calibrated "matches": precision and recall of the cutoff per label family, seen and unseen.
 
-    python -m bench.relevance --model synthetic --model mkt:BUNDLE.pt [--n 1000] [--grid]
+    python -m bench.relevance --model synthetic --model synthetic-mkt \
+        --model mkt:runs/synthetic-mkt/seed1.pt --model mkt:runs/synthetic-mkt/seed2.pt [--n 1000] [--grid]
 
 For each model: tag a held-out synthetic collection, then search every label of the world (126:
 colours, shapes, backgrounds, colour-shape compounds) and a few texts that describe nothing in it
@@ -13,6 +14,9 @@ Two collections: the validation set (seed EVAL_SEED + 1), on which ``--grid`` pr
 values of alpha and guard (how the defaults in mkt/calibration.py were chosen) and on which
 ``--fit`` fits an MKT bundle's constants on its seen labels (``python -m mkt.training.calibrate``, on a
 copy of the bundle), and the test set (EVAL_SEED), on which each model's constants are reported.
+Also per model: the search mAP of the unseen compounds (each ranked over the whole collection),
+and, for the bundles built by ``tagscope synth mkt`` (several seeds), the mean and standard
+deviation of every figure over them.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from bench.search_quality import _truth
 from core.settings import load_settings
 from indexer.search.searcher import Searcher
@@ -30,6 +36,7 @@ from mkt.calibration import Constants, cutoff_value
 from mkt.synthetic import EVAL_SEED, generate, synthetic_split
 from mkt.synthetic.scenes import label_families
 from mkt.training.calibrate import fit_bundle
+from mkt.training.metrics import mean_average_precision
 from tagger.jobs.run import run_job
 
 NOTHING = ["crimson object", "a dog", "sunset over the sea", "tax return", "magenta hexagon", "xyzzy"]
@@ -50,7 +57,7 @@ def searches(spec: str, photos: Path, home: Path) -> tuple[dict[str, tuple], dic
 
 def value_of(cutoff, constants: Constants | None) -> float | None:
     """The cutoff under other constants (None: the model's own, as search used them)."""
-    return cutoff_value(cutoff.median, cutoff.top, cutoff.margin, constants or cutoff.constants)
+    return cutoff_value(cutoff.stats, constants or cutoff.constants)
 
 
 def groups(unseen: list[str]) -> dict[str, list[str]]:
@@ -78,14 +85,16 @@ def table(results: dict[str, dict]) -> str:
     lines = ["| model | family | labels | precision | recall | F1 |", "|---|---|---|---|---|---|"]
     for spec, fams in results.items():
         for name, r in fams.items():
-            if name in ("nothing", "constants"):
+            if not isinstance(r, dict) or "f1" not in r:
                 continue
             lines.append(f"| `{spec}` | {name} | {r['labels']} | {100 * r['precision']:.1f} | "
                          f"{100 * r['recall']:.1f} | {100 * r['f1']:.1f} |")
         lines.append(f"| `{spec}` | texts that describe nothing here | {len(NOTHING)} | photos flagged: "
                      f"{fams['nothing']} | | |")
-        lines.append(f"| `{spec}` | constants | | alpha {fams['constants']['alpha']} | "
-                     f"guard {fams['constants']['guard']} | |")
+        c = fams["constants"]
+        floor = "none" if c["floor"] is None else f"{c['floor']:.3f}"
+        lines.append(f"| `{spec}` | constants | | alpha {c['alpha']} | guard {c['guard']}, floor {floor} | |")
+        lines.append(f"| `{spec}` | unseen compounds, search mAP | | {100 * fams['unseen_search_map']:.1f} | | |")
     return "\n".join(lines)
 
 
@@ -103,8 +112,47 @@ def report(sets: dict[str, tuple], unseen: list[str], constants: Constants | Non
             1 for text in NOTHING for s in runs[text][0].values()
             if (v := value_of(runs[text][1], constants)) is not None and s >= v)
         fams["constants"] = vars(runs[NOTHING[0]][1].constants)
+        fams["unseen_search_map"] = search_map(runs, truth, unseen)
         results[spec] = fams
     return results
+
+
+def search_map(runs: dict, truth: dict[str, set[str]], labels: list[str]) -> float:
+    """mAP of the labels' rankings over the whole collection (photos a search did not return rank last)."""
+    paths = sorted(truth)
+    scores = np.array([[runs[label][0].get(p, -np.inf) for label in labels] for p in paths])
+    positives = np.array([[1 if label in truth[p] else -1 for label in labels] for p in paths])
+    return float(mean_average_precision(np.nan_to_num(scores, neginf=-1e9), positives))
+
+
+def built_seeds(results: dict[str, dict]) -> str:
+    """Mean and standard deviation of each figure over the models built by ``tagscope synth mkt``."""
+    specs = [s for s in results if (load_meta(s).get("build") or {}).get("train_n")]
+    if len(specs) < 2:
+        return ""
+    seeds = [load_meta(s)["build"]["seed"] for s in specs]
+    lines = [f"`tagscope synth mkt` bundles, seeds {seeds}: mean ± sd over seeds",
+             "| family | precision | recall | F1 |", "|---|---|---|---|"]
+    first = results[specs[0]]
+    for name in [k for k, v in first.items() if isinstance(v, dict) and "f1" in v]:
+        cells = []
+        for key in ("precision", "recall", "f1"):
+            values = [100 * results[s][name][key] for s in specs]
+            cells.append(f"{np.mean(values):.1f} ± {np.std(values):.1f}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    flagged = [results[s]["nothing"] for s in specs]
+    maps = [100 * results[s]["unseen_search_map"] for s in specs]
+    lines.append(f"| texts that describe nothing here | photos flagged: {flagged} | | |")
+    lines.append(f"| unseen compounds, search mAP | {np.mean(maps):.1f} ± {np.std(maps):.1f} | | |")
+    return "\n".join(lines)
+
+
+def load_meta(spec: str) -> dict:
+    from mkt.bundle import load_bundle
+    from mkt.factory import bundle_path
+
+    path = bundle_path(spec)
+    return load_bundle(path).meta if path is not None else {}
 
 
 def fitted(spec: str, tmp: Path, n: int) -> str:
@@ -123,7 +171,7 @@ def fitted(spec: str, tmp: Path, n: int) -> str:
 def grid(validation: dict[str, tuple], unseen: list[str]) -> None:
     for alpha in (0.5, 0.56, 0.6, 0.65, 0.7, 0.72, 0.75, 0.8):
         for guard in (-1.0, -0.1, 0.0):
-            r = report(validation, unseen, Constants(alpha, guard))
+            r = report(validation, unseen, Constants(alpha, guard, None))
             cells = " ".join(f"{name[:12]}={100 * v['f1']:.0f}" for fams in r.values()
                              for name, v in fams.items() if name not in ("nothing", "constants"))
             nothing = [f["nothing"] for f in r.values()]
@@ -146,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         results = report(test, unseen, None)
     print(f"test set (seed {EVAL_SEED}, {args.n} photos), each model's constants")
     print(table(results))
+    print(built_seeds(results))
     print(json.dumps(results))
     return 0
 

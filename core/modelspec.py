@@ -12,6 +12,9 @@ from urllib.parse import urlsplit
 from core.errors import TagscopeError
 
 DEFAULT_MODEL_SPEC = "open_clip:ViT-B-32:laion2b_s34b_b79k"
+# Bundles shipped in the package (mkt/assets): the tiny CLIP of the synthetic world (zero-shot), and
+# MKT trained from it on the world's seen labels (the demo's model).
+BUILTIN_MODELS = ("synthetic", "synthetic-mkt")
 WEIGHT_SUFFIXES = {".bin", ".safetensors", ".pt", ".pth"}
 
 
@@ -22,14 +25,14 @@ class ModelSpec:
     ``str(spec)`` is what SQL stores and what comparisons use. The identity of the model itself
     is the version id of what it loads (:class:`core.db.ModelVersion`)."""
 
-    kind: str  # "open_clip" | "mkt" | "synthetic"
+    kind: str  # "open_clip" | "mkt" | one of BUILTIN_MODELS
     arch: str = ""
     pretrained: str = ""  # a pretrained tag, or an absolute weights file path
     path: str = ""  # mkt: absolute bundle path
 
     def __str__(self) -> str:
-        if self.kind == "synthetic":
-            return "synthetic"
+        if self.kind in BUILTIN_MODELS:
+            return self.kind
         if self.kind == "mkt":
             return f"mkt:{self.path}"
         return f"open_clip:{self.arch}" + (f":{self.pretrained}" if self.pretrained else "")
@@ -51,8 +54,8 @@ def parse_spec(spec: str | ModelSpec) -> ModelSpec:
     if isinstance(spec, ModelSpec):
         return spec
     spec = (spec or "").strip()
-    if spec == "synthetic":
-        return ModelSpec("synthetic")
+    if spec in BUILTIN_MODELS:
+        return ModelSpec(spec)
     kind, _, rest = spec.partition(":")
     if kind == "mkt" and rest:
         return ModelSpec("mkt", path=_absolute(rest))
@@ -64,7 +67,7 @@ def parse_spec(spec: str | ModelSpec) -> ModelSpec:
             return ModelSpec("open_clip", arch=arch, pretrained=pretrained)
     raise TagscopeError(
         f"unknown model spec {spec!r}: use open_clip:ARCH:PRETRAINED (e.g. {DEFAULT_MODEL_SPEC}), "
-        "open_clip:ARCH, mkt:PATH or synthetic")
+        "open_clip:ARCH, mkt:PATH, synthetic or synthetic-mkt")
 
 
 def offline_error(spec: ModelSpec, why: str) -> TagscopeError:

@@ -34,7 +34,18 @@ from mkt.tagmodel import DEFAULT_TEMPLATE, TagModel
 log = logging.getLogger(__name__)
 
 MODEL_CONFIG_DIR = Path(__file__).parent / "model_configs"
-SYNTHETIC_BUNDLE = Path(__file__).parent / "assets" / "synthetic.pt"
+ASSETS = Path(__file__).parent / "assets"
+SYNTHETIC_BUNDLE = ASSETS / "synthetic.pt"  # `synthetic`: the world's tiny CLIP
+SYNTHETIC_MKT_BUNDLE = ASSETS / "synthetic-mkt.pt"  # `synthetic-mkt`: MKT trained from it (scripts/build_demo_model.py)
+BUILTIN_BUNDLES = {"synthetic": SYNTHETIC_BUNDLE, "synthetic-mkt": SYNTHETIC_MKT_BUNDLE}
+
+
+def bundle_path(spec: str | ModelSpec) -> Path | None:
+    """The bundle file a spec loads (shipped or ``mkt:PATH``), or None for open_clip models."""
+    parsed = parse_spec(spec)
+    if parsed.kind in BUILTIN_BUNDLES:
+        return BUILTIN_BUNDLES[parsed.kind]
+    return Path(parsed.path).expanduser() if parsed.kind == "mkt" else None
 
 # Architectures are data: register ours with open_clip's own config registry.
 open_clip.add_model_config(MODEL_CONFIG_DIR)
@@ -44,12 +55,8 @@ def create_tag_model(spec: str | ModelSpec, device: str | torch.device = "cpu") 
     """Build the tag model a spec names, on ``device``, in eval mode."""
     parsed = parse_spec(spec)
     check_offline_weights(parsed)
-    if parsed.kind == "synthetic":
-        model = model_from_bundle(load_bundle(SYNTHETIC_BUNDLE), spec=str(parsed))
-    elif parsed.kind == "mkt":
-        model = model_from_bundle(load_bundle(parsed.path), spec=str(parsed))
-    else:
-        model = _open_clip_model(parsed)
+    path = bundle_path(parsed)
+    model = model_from_bundle(load_bundle(path), spec=str(parsed)) if path else _open_clip_model(parsed)
     return model.to(device)
 
 
@@ -125,6 +132,7 @@ def model_from_bundle(bundle: Bundle, spec: str) -> TagModel:
         label_families=bundle.label_families,
         kind=bundle.kind,
         relevance=Constants.of(bundle.meta),
+        suggested_queries=[q["text"] for q in (bundle.meta or {}).get("demo_queries") or []],
     )
 
 

@@ -124,6 +124,7 @@ class TagModel(nn.Module):
         label_families: dict[str, list[str]] | None = None,
         kind: str = "clip",
         relevance: Constants | None = None,
+        suggested_queries: Sequence[str] = (),
     ) -> None:
         super().__init__()
         self.clip = clip
@@ -139,6 +140,7 @@ class TagModel(nn.Module):
         self.label_families = label_families
         self.kind = kind  # "clip" (zero-shot) or "mkt" (two-stream head, trained)
         self.relevance = relevance or Constants()  # how search calls a result a match (mkt.calibration)
+        self.suggested_queries = list(suggested_queries)  # texts it answers well (a demo's "try: ...")
         self.eval()
 
     # -- properties -------------------------------------------------------------------------
@@ -153,6 +155,27 @@ class TagModel(nn.Module):
     @property
     def has_patches(self) -> bool:
         return hasattr(self.clip.visual, "output_tokens") and hasattr(self.clip.visual, "proj")
+
+    def describe(self) -> str:
+        """What kind of model answers, in a few words (the search page says it)."""
+        if self.kind != "mkt":
+            return "zero-shot CLIP"
+        streams = "two streams" if self.local_top_k > 0 else "global stream"
+        return f"MKT ({streams}, {'prompt-tuned' if self.prompt_encoder is not None else 'fixed'} label prompt)"
+
+    def label_training(self, text: str) -> str | None:
+        """Whether a label text was trained on: ``"seen"``, ``"held out"`` (in the model's
+        vocabulary but held out of its training), ``"new"`` (never in its training data), or None
+        for a model that was not trained on labels (zero-shot CLIP)."""
+        families = self.label_families or {}
+        if "seen" not in families:
+            return None
+        key = " ".join(text.lower().split())
+        if key in {" ".join(s.lower().split()) for s in families["seen"]}:
+            return "seen"
+        if key in {" ".join(s.lower().split()) for s in families.get("unseen", ())}:
+            return "held out"
+        return "new"
 
     # -- image side -------------------------------------------------------------------------
     def encode_images(self, pixels: torch.Tensor, with_patches: bool | None = None) -> ImageEmbeddings:

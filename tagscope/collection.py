@@ -189,25 +189,33 @@ def show(ctx: click.Context, image_id: int, as_json: bool) -> None:
 
 
 @click.command()
-@click.option("--n", type=int, default=400, show_default=True, help="Images in the demo collection.")
+@click.option("--n", type=int, default=1000, show_default=True, help="Images in the demo collection.")
 @click.option("--port", type=int, default=5000, show_default=True)
+@click.option("--model", default="synthetic-mkt", show_default=True,
+              help="synthetic-mkt: MKT trained from the bundled CLIP; synthetic: that CLIP zero-shot (to compare).")
 @click.option("--serve/--no-serve", default=True, help="Start the web UI afterwards.")
 @click.pass_context
 @fail_cleanly
-def demo(ctx: click.Context, n: int, port: int, serve: bool) -> None:
-    """Generate a synthetic collection, tag it with the bundled model and serve search."""
-    from mkt.synthetic import generate
+def demo(ctx: click.Context, n: int, port: int, model: str, serve: bool) -> None:
+    """Generate a synthetic collection, tag it with a bundled model and serve search."""
+    from mkt.factory import get_model
+    from mkt.synthetic import DEMO_SEED, generate
     from tagger.jobs.run import run_job
 
-    settings = settings_for(ctx, model="synthetic")
+    settings = settings_for(ctx, model=model)
     photos = settings.home / "demo-photos"
     if not (photos / "labels.jsonl").exists():
         click.echo(f"generating {n} synthetic images in {photos} ...", err=True)
-        generate(photos, n=n, seed=0)
+        generate(photos, n=n, seed=DEMO_SEED)
         # A few broken files, as real folders have: they are recorded as failed.
         (photos / "broken-empty.jpg").write_bytes(b"")
         (photos / "broken-notes.png").write_text("not an image")
     click.echo(run_job(settings, [str(photos)], echo=lambda m: click.echo(m, err=True)))
+    suggestions = get_model(settings.model).suggested_queries or DEMO_QUERIES
+    click.echo(f"try: {', '.join(suggestions)}", err=True)
     if serve:
-        click.echo("try: red circle, striped background, green thing", err=True)
         run_server(settings, "127.0.0.1", port)
+
+
+# Suggestions for a model that names none (the zero-shot CLIP): one of each kind of label.
+DEMO_QUERIES = ("blue thing", "striped background", "star", "red circle")

@@ -49,6 +49,26 @@ def synth_pretrain(out: str, seed: int, steps: int | None, batch_size: int | Non
     click.echo(json.dumps(result, indent=1, default=str))
 
 
+@synth.command("mkt")
+@click.option("--out", type=click.Path(dir_okay=False), default="mkt/assets/synthetic-mkt.pt", show_default=True)
+@click.option("--work", type=click.Path(file_okay=False), default="runs/synthetic-mkt", show_default=True,
+              help="Training images, stage 1 and the validation set.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@fail_cleanly
+def synth_mkt(out: str, work: str, seed: int) -> None:
+    """Train the demo's MKT model (`synthetic-mkt`) from the bundled CLIP: stages 1 and 2 on the
+    world's seen labels, relevance constants and suggested queries fitted on a validation set."""
+    import logging
+    import shlex
+    from pathlib import Path
+
+    from mkt.training.demo_model import build
+
+    logging.getLogger("mkt.training.train").setLevel(logging.INFO)
+    command = shlex.join(["tagscope", "synth", "mkt", "--out", out, "--work", work, "--seed", str(seed)])
+    click.echo(json.dumps(build(Path(out), Path(work), seed, command), indent=1))
+
+
 @click.group()
 def train() -> None:
     """Train MKT: `stage1` (image side) then `stage2` (prompt). `tagscope train stage1 -h` for options;

@@ -68,6 +68,9 @@ def test_calibrate_finds_no_match_for_a_text_that_fits_worse_than_a_generic_capt
     cut = relevance.calibrate(np.linspace(-0.4, 0.1, 500), np.full(10, 0.1), np.full(10, 0.5))
     assert cut.value is None and not cut.matches(1.0)
     assert relevance.calibrate(np.zeros(5), np.zeros(0), np.zeros(0)).value is None  # empty collection
+    floored = relevance.calibrate(np.linspace(-0.4, 0.1, 500), np.full(10, 0.3), np.full(10, -1.0),
+                                  calibration.Constants(0.5, -1.0, floor=0.35))
+    assert floored.value is None and floored.to_json()["calibration"]["best"] == pytest.approx(0.3)
 
 
 def test_search_flags_matches_above_the_calibrated_cutoff(client, synthetic_photos):

@@ -30,8 +30,12 @@ SCHEMAS: dict[str, Any] = {
                  "mtime": {"type": "number", "nullable": True, "description": "file modified, seconds since 1970"},
                  "confirmed": {"type": "boolean", "description": "a person confirmed this label on the photo"}}),
     "Calibration": {**_obj({"median": {"type": "number"}, "top": {"type": "number"},
-                            "background_margin": {"type": "number"}, "alpha": {"type": "number"},
-                            "guard": {"type": "number"}, "top_n": {"type": "integer"}, "guard_n": {"type": "integer"}}),
+                            "background_margin": {"type": "number"},
+                            "best": {"type": "number", "description": "mean score of the guard_n best photos"},
+                            "alpha": {"type": "number"}, "guard": {"type": "number"},
+                            "floor": {"type": "number", "nullable": True,
+                                      "description": "below this best score, nothing matches (null: no floor)"},
+                            "top_n": {"type": "integer"}, "guard_n": {"type": "integer"}}),
                     "nullable": True, "description": "how the cutoff was derived (indexer/search/relevance.py)"},
     "SearchResults": _obj({
         "query": _NULLABLE_STR, "offset": {"type": "integer"}, "more": {"type": "boolean"},
@@ -41,6 +45,12 @@ SCHEMAS: dict[str, Any] = {
         "calibration": {"$ref": "#/components/schemas/Calibration"},
         "matches": {"type": "integer", "description": "results on this page with match = true"},
         "filters": _obj({"folder": _NULLABLE_STR, "tag": _NULLABLE_STR}),
+        "model": _obj({"spec": {"type": "string"}, "version": {"type": "string"},
+                       "kind": {"type": "string", "description": "e.g. zero-shot CLIP, MKT (two streams, ...)"},
+                       "label": {"type": "string", "nullable": True, "enum": ["seen", "held out", "new", None],
+                                 "description": "the query text was a training label (seen), held out of "
+                                                "training, never a training label (new); null: not a text "
+                                                "query, or a model not trained on labels"}}),
         "results": {"type": "array", "items": {"$ref": "#/components/schemas/Hit"}}}),
     "Tag": _obj({"label": {"type": "string"}, "score": {"type": "number", "nullable": True},
                  "model_version": _NULLABLE_STR,

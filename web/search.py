@@ -37,7 +37,9 @@ def page():
     except TagscopeError as exc:
         error = str(exc)
     status = collection_status(current_app.config["TAGSCOPE_SETTINGS"], max_failures=0)
+    suggestions = searcher().model.suggested_queries if status["images"]["tagged"] and not results else []
     html = render_template("search.html", args=args, results=results, error=error, status=status,
+                           suggestions=suggestions,
                            query=(args.q if args else request.args.get("q", "")) or "", tags=tag_choices(),
                            filters=args.filters if args else None, upload_mb=MAX_UPLOAD_BYTES >> 20)
     return html, 400 if error else 200

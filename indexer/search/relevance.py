@@ -11,12 +11,12 @@ Here every query text gets its own cutoff from two things the collection itself 
   query, so the cutoff follows each text's own scale. For compositional texts ("red circle")
   partial matches (red things, circles) fill the middle of the range, and alpha is high enough
   to leave them out.
-- Background texts: generic captions that fit any photo ("a photo of a thing."). A query
-  whose best photos fit it no better than they fit a generic caption (mean margin of its
-  ``GUARD_N`` best photos below ``guard``) describes nothing in the collection: no result
-  matches ("crimson object" on a collection of shapes).
+- Two guards say a query describes nothing in the collection, so that no result matches
+  ("tax return" on a collection of shapes): its ``GUARD_N`` best photos fit it no better than
+  they fit a generic caption ("a photo of a thing.": mean margin below ``guard``), or score below
+  the model's ``floor`` for it.
 
-``alpha`` and ``guard`` are constants of the model (:mod:`mkt.calibration`: fitted on an MKT
+``alpha``, ``guard`` and ``floor`` are constants of the model (:mod:`mkt.calibration`: fitted on an MKT
 bundle's seen labels and stored in it; for other models chosen on a validation set of the
 synthetic world). Measured on a separate test set (``python -m bench.relevance``; precision
 and recall per label family, seen and unseen, in docs/search-quality.md).
@@ -37,7 +37,7 @@ import torch
 
 from core.db import Database
 from indexer import store
-from mkt.calibration import BACKGROUND_TEXTS, GUARD_N, TOP_N, Constants, cutoff_value
+from mkt.calibration import BACKGROUND_TEXTS, GUARD_N, TOP_N, Constants, Stats, cutoff_value
 from mkt.tagmodel import ImageEmbeddings, TagModel
 
 SAMPLE = 4096  # images whose scores estimate a query's median (2 KiB each at 512-d)
@@ -49,13 +49,23 @@ RECOUNT_S = 30.0  # how often the collection's size is checked for that
 @dataclass(frozen=True)
 class Cutoff:
     """A query's cutoff: results scoring at least ``value`` match; ``value`` is None when nothing
-    in the collection matches. ``median``, ``top`` and ``margin`` say how it was derived."""
+    in the collection matches. ``stats`` (:class:`mkt.calibration.Stats`) say how it was derived."""
 
     value: float | None
-    median: float
-    top: float
-    margin: float
+    stats: Stats
     constants: Constants = Constants()
+
+    @property
+    def median(self) -> float:
+        return self.stats.median
+
+    @property
+    def top(self) -> float:
+        return self.stats.top
+
+    @property
+    def margin(self) -> float:
+        return self.stats.margin
 
     def matches(self, score: float) -> bool:
         return self.value is not None and score >= self.value
@@ -63,10 +73,11 @@ class Cutoff:
     def to_json(self) -> dict[str, Any]:
         if not np.isfinite(self.median):  # an empty collection: nothing to calibrate on
             return {"cutoff": None, "calibration": None}
+        c = self.constants
         return {"cutoff": None if self.value is None else round(self.value, 6),
                 "calibration": {"median": round(self.median, 6), "top": round(self.top, 6),
-                                "background_margin": round(self.margin, 6), "alpha": self.constants.alpha,
-                                "guard": self.constants.guard,
+                                "background_margin": round(self.margin, 6), "best": round(self.stats.best, 6),
+                                "alpha": c.alpha, "guard": c.guard, "floor": c.floor,
                                 "top_n": TOP_N, "guard_n": GUARD_N}}
 
 
@@ -77,13 +88,13 @@ def calibrate(sample_scores: np.ndarray, top_scores: np.ndarray, top_background:
     score on a background text (:func:`mkt.calibration.cutoff_value`)."""
     top_scores = np.asarray(top_scores, np.float64)[:TOP_N]
     if not len(top_scores):
-        return Cutoff(None, float("nan"), float("nan"), float("nan"))
+        nan = float("nan")
+        return Cutoff(None, Stats(nan, nan, nan, nan))
     pool = np.asarray(sample_scores, np.float64)
     median = float(np.median(pool)) if len(pool) else float(top_scores[-1])
-    top = float(top_scores.mean())
     margins = top_scores[:GUARD_N] - np.asarray(top_background, np.float64)[:GUARD_N]
-    margin = float(margins.mean())
-    return Cutoff(cutoff_value(median, top, margin, constants), median, top, margin, constants)
+    stats = Stats(median, float(top_scores.mean()), float(margins.mean()), float(top_scores[:GUARD_N].mean()))
+    return Cutoff(cutoff_value(stats, constants), stats, constants)
 
 
 class Calibrator:

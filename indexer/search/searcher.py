@@ -68,12 +68,21 @@ class Results:
     more: bool
     cutoff: Cutoff | None
     filters: Filters
+    model: dict[str, Any] | None = None  # which model answered (:func:`model_info`)
 
     def to_json(self) -> dict[str, Any]:
         calibration = self.cutoff.to_json() if self.cutoff is not None else {"cutoff": None, "calibration": None}
         return {"query": self.query, "offset": self.offset, "more": self.more, **calibration,
-                "filters": self.filters.to_json(), "matches": sum(bool(h.match) for h in self.hits),
-                "results": [h.to_json() for h in self.hits]}
+                "filters": self.filters.to_json(), "model": self.model,
+                "matches": sum(bool(h.match) for h in self.hits), "results": [h.to_json() for h in self.hits]}
+
+
+def model_info(model: TagModel, text: str | None) -> dict[str, Any]:
+    """Which model answers a query: its spec, version and kind, and whether the query's text was
+    a label it trained on (``seen``), held out of its training, new to it, or None (not a text
+    query, or a model not trained on labels)."""
+    return {"spec": model.spec, "version": model.version, "kind": model.describe(),
+            "label": model.label_training(text) if text is not None else None}
 
 
 def parse_min_score(value: str | float | None) -> float | None:
@@ -240,7 +249,7 @@ class Searcher:
             ranked, confirmed = self._curated(text, query, ranked, filters)
         page = ranked[offset:offset + k]
         return Results(text, self._hits(page, cutoff, confirmed), offset, len(ranked) > offset + k, cutoff,
-                       filters or Filters())
+                       filters or Filters(), model_info(self.model, text))
 
     def _curated(self, text: str, query: torch.Tensor, ranked: list[tuple[int, float]], filters: Filters | None
                  ) -> tuple[list[tuple[int, float]], set[int]]:

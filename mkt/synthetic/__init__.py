@@ -33,7 +33,7 @@ from mkt.synthetic.captions import (
     scene_captions,
     scene_facts,
 )
-from mkt.synthetic.datasets import EVAL_SEED, generate, label_matrix, synthetic_split
+from mkt.synthetic.datasets import ABSENT_TEXTS, DEMO_SEED, EVAL_SEED, generate, label_matrix, synthetic_split
 from mkt.synthetic.render import render, render_array, shape_mask
 from mkt.synthetic.scenes import (
     BACKGROUNDS,
@@ -60,7 +60,8 @@ from mkt.synthetic.scenes import (
 )
 
 __all__ = [
-    "BACKGROUNDS", "CELL", "COLOURS", "COLOUR_JITTER", "COLOUR_RGB", "EVAL_SEED", "GRID", "GROUP_KINDS",
+    "ABSENT_TEXTS", "BACKGROUNDS", "CELL", "COLOURS", "COLOUR_JITTER", "COLOUR_RGB", "DEMO_SEED", "EVAL_SEED", "GRID",
+    "GROUP_KINDS",
     "IMAGE_SIZE", "OBJECT_COUNT_P", "SHAPES", "SIZES", "SIZE_PX", "Fact", "Scene", "SceneObject", "all_labels",
     "background_label", "caption_facts", "caption_vocabulary", "colour_label", "compound_label", "generate",
     "label_facts", "label_families", "label_matrix", "main_caption_facts", "main_facts", "main_object", "render",

@@ -15,6 +15,7 @@ from mkt.synthetic.render import render
 from mkt.synthetic.scenes import COLOURS, SHAPES, Scene, compound_label, label_families, sample_scene
 
 EVAL_SEED = 20_240_601  # the scenes of zero-shot evaluation; never used for training data
+DEMO_SEED = 0  # the demo collection (`tagscope demo`): MKT trains on seeds 1000+, validates on EVAL_SEED + 1
 
 
 def generate(out_dir: str | Path, n: int, seed: int) -> Path:
@@ -41,6 +42,13 @@ def generate(out_dir: str | Path, n: int, seed: int) -> Path:
 def label_matrix(scenes: Sequence[Scene], labels: Sequence[str]) -> np.ndarray:
     """``[N, L]`` int8 annotations in {1, -1} (the metrics' convention)."""
     return data.label_matrix([data.Example("", frozenset(scene.labels())) for scene in scenes], labels)
+
+
+# Texts that name nothing in the world (no such objects, or colours on objects that do not exist
+# here): the known-absent texts a model's relevance constants are fitted against
+# (mkt.calibration.fit). Never the texts a benchmark measures with.
+ABSENT_TEXTS = ("a cat", "a car", "a tree", "a person", "a mountain lake", "a birthday cake", "a bicycle",
+                "an invoice", "a city street at night", "a yellow taxi", "a green bottle", "a wooden table")
 
 
 def synthetic_split(n_unseen: int = 20, seed: int = 0) -> data.Split:

@@ -1,11 +1,14 @@
 """Fit a bundle's relevance constants (:mod:`mkt.calibration`) on annotated photos and store them.
 
-    python -m mkt.training.calibrate BUNDLE.pt --images VALIDATION_FOLDER [--labels SEEN.txt]
+    python -m mkt.training.calibrate BUNDLE.pt --images VALIDATION_FOLDER [--labels SEEN.txt] [--absent TEXTS.txt]
+        [--absent-world]
 
 The folder holds photos and ``labels.jsonl`` (never the test set). Only the labels the bundle was
-trained on are used (for the synthetic world, those its split did not hold out), so labels it never
-saw keep the constants fitted on the ones it did. The bundle file is rewritten with the constants
-in its ``meta``; its version (the scores it produces) does not change.
+trained on are used (its ``seen`` family), so labels it never saw keep the constants fitted on the
+ones it did. Known-absent cases come from the same labels (each on the folder without its own
+photos) and from ``--absent``: texts that name nothing in the folder, which must match nothing.
+The bundle file is rewritten with the constants in its ``meta``; its version (the scores it
+produces) does not change.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from mkt.annotations import read_annotations
+from mkt.annotations import read_annotations, read_label_list
 from mkt.bundle import Bundle, load_bundle, save_bundle
 from mkt.calibration import BACKGROUND_TEXTS, fit
 from mkt.factory import model_from_bundle
@@ -26,19 +29,17 @@ from mkt.training.evaluate import predict
 
 
 def seen_labels(bundle: Bundle) -> list[str]:
-    """The labels a bundle was trained on: for the synthetic world, those its split did not hold
-    out; otherwise its vocabulary."""
-    config = (bundle.meta or {}).get("config") or {}
-    if config.get("train") == "synthetic" and config.get("synthetic_unseen"):
-        from mkt.synthetic import synthetic_split
-
-        return synthetic_split(int(config["synthetic_unseen"]), seed=0).seen
-    return list(bundle.labels)
+    """The labels a bundle was trained on: its ``seen`` family (MKT bundles record their split),
+    else its whole vocabulary."""
+    families = bundle.label_families or {}
+    return list(families.get("seen") or bundle.labels)
 
 
-def fit_bundle(path: str, images: str, labels: Sequence[str] | None = None) -> dict[str, float]:
+def fit_bundle(path: str, images: str, labels: Sequence[str] | None = None,
+               absent_texts: Sequence[str] = ()) -> dict[str, float]:
     """Fit a bundle's constants on an annotated folder (``labels.jsonl``) for its own labels (the
-    ones it was trained on), and store them in its ``meta["relevance"]``."""
+    ones it was trained on) and against ``absent_texts`` (naming nothing there), and store them
+    in its ``meta["relevance"]``."""
     bundle = load_bundle(path)
     model = model_from_bundle(bundle, f"mkt:{path}")
     examples = read_annotations(Path(images) / "labels.jsonl")
@@ -46,7 +47,8 @@ def fit_bundle(path: str, images: str, labels: Sequence[str] | None = None) -> d
     with torch.inference_mode():
         scores, truth = predict(model, images, examples, labels, score="product")
         generic, _ = predict(model, images, examples, list(BACKGROUND_TEXTS), score="product")
-    result = fit(scores, truth > 0, generic.max(axis=1))
+        absent = predict(model, images, examples, list(absent_texts), score="product")[0] if absent_texts else None
+    result = fit(scores, truth > 0, generic.max(axis=1), absent)
     bundle.meta["relevance"] = {**result, "fitted_on": str(images)}
     version = bundle.version
     save_bundle(bundle, path)
@@ -59,9 +61,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("bundle", help="an MKT bundle file (.pt); rewritten with the fitted constants")
     p.add_argument("--images", required=True, help="an annotated folder (labels.jsonl), NOT the test set")
     p.add_argument("--labels", help="a file of the labels to fit on, one per line (default: the bundle's seen labels)")
+    p.add_argument("--absent", help="a file of texts that name nothing in the folder, one per line")
+    p.add_argument("--absent-world", action="store_true",
+                   help="the folder is of the synthetic world: use its known-absent texts (mkt.synthetic.ABSENT_TEXTS)")
     args = p.parse_args(argv)
-    labels = [ln.strip() for ln in Path(args.labels).read_text().splitlines() if ln.strip()] if args.labels else None
-    print(json.dumps(fit_bundle(args.bundle, args.images, labels)))
+    labels = read_label_list(args.labels) if args.labels else None
+    absent = read_label_list(args.absent) if args.absent else ()
+    if args.absent_world:
+        from mkt.synthetic import ABSENT_TEXTS
+
+        absent = (*absent, *ABSENT_TEXTS)
+    print(json.dumps(fit_bundle(args.bundle, args.images, labels, absent)))
     return 0
 
 

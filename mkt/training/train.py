@@ -44,7 +44,7 @@ from torch.utils.data import DataLoader
 from core.errors import report_user_errors
 from core.modelspec import parse_spec
 from mkt.bundle import Bundle, load_bundle, save_bundle
-from mkt.factory import SYNTHETIC_BUNDLE, create_tag_model
+from mkt.factory import bundle_path, create_tag_model
 from mkt.tagmodel import local_scores
 from mkt.training.batches import Batches, TrainingData, make_batches, training_data
 from mkt.training.checkpoint import checkpoint_path, resume_checkpoint, save_checkpoint
@@ -103,8 +103,8 @@ def _init_model(cfg: TrainConfig, device: torch.device) -> tuple[MKT, dict[str, 
     spec = parse_spec(cfg.init)
     tag_model = create_tag_model(spec, device="cpu")
     init_bundle = None
-    if spec.kind in ("mkt", "synthetic"):
-        init_bundle = load_bundle(SYNTHETIC_BUNDLE if spec.kind == "synthetic" else Path(spec.path).expanduser())
+    if bundle_path(spec) is not None:
+        init_bundle = load_bundle(bundle_path(spec))
         arch, model_config = init_bundle.arch, init_bundle.model_config
     else:
         import open_clip
