@@ -173,7 +173,7 @@ def grid(validation: dict[str, tuple], unseen: list[str]) -> None:
         for guard in (-1.0, -0.1, 0.0):
             r = report(validation, unseen, Constants(alpha, guard, None))
             cells = " ".join(f"{name[:12]}={100 * v['f1']:.0f}" for fams in r.values()
-                             for name, v in fams.items() if name not in ("nothing", "constants"))
+                             for name, v in fams.items() if isinstance(v, dict) and "f1" in v)
             nothing = [f["nothing"] for f in r.values()]
             print(f"validation alpha={alpha} guard={guard}: {cells} nothing={nothing}")
 
