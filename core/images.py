@@ -22,15 +22,19 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
+from core.media.metadata import Capture, from_exif
+
 __all__ = [
     "BACKGROUND_RGB",
     "DEFAULT_MAX_PIXELS",
     "IMAGE_EXTENSIONS",
     "ImageDecodeError",
     "ImageInfo",
+    "decode_photo",
+    "exif_capture",
     "image_from_bytes",
     "jpeg_header",
-    "make_thumbnail",
+    "read_bytes",
     "read_file",
     "read_image",
 ]
@@ -44,20 +48,28 @@ BACKGROUND_RGB: tuple[int, int, int] = (255, 255, 255)
 
 # Pillow format ids we let Image.open try. Restricting the list keeps the attack surface to
 # photo formats: Pillow's catalogue also holds obscure decoders and EPS, which runs Ghostscript.
-_PHOTO_FORMATS = ("JPEG", "MPO", "PNG", "GIF", "WEBP", "BMP", "DIB", "TIFF", "AVIF", "JPEG2000", "PPM")
+_PHOTO_FORMATS = ("JPEG", "MPO", "PNG", "GIF", "WEBP", "BMP", "DIB", "TIFF", "AVIF", "HEIF", "JPEG2000", "PPM")
 
 _CANDIDATE_EXTENSIONS = {
     ".jpg": "JPEG", ".jpeg": "JPEG", ".jpe": "JPEG", ".jfif": "JPEG", ".mpo": "MPO",
     ".png": "PNG", ".apng": "PNG", ".gif": "GIF", ".webp": "WEBP", ".bmp": "BMP", ".dib": "DIB",
-    ".tif": "TIFF", ".tiff": "TIFF", ".avif": "AVIF", ".jp2": "JPEG2000", ".j2k": "JPEG2000",
+    ".tif": "TIFF", ".tiff": "TIFF", ".avif": "AVIF", ".heic": "HEIF", ".heif": "HEIF", ".hif": "HEIF",
+    ".jp2": "JPEG2000", ".j2k": "JPEG2000",
     ".jpf": "JPEG2000", ".jpx": "JPEG2000", ".ppm": "PPM", ".pgm": "PPM", ".pbm": "PPM", ".pnm": "PPM",
 }  # fmt: skip
 
 
 def _readable_formats() -> tuple[str, ...]:
-    # AVIF and JPEG 2000 depend on optional libraries compiled into Pillow; only offer what this
+    # AVIF and JPEG 2000 depend on optional libraries compiled into Pillow, HEIF on pillow-heif's
+    # opener (registered here when it is installed: phones write HEIC); only offer what this
     # build can actually open (Image.open raises KeyError for an id it does not know).
     Image.init()
+    try:
+        import pillow_heif
+    except ImportError:
+        pass
+    else:
+        pillow_heif.register_heif_opener()
     return tuple(fmt for fmt in _PHOTO_FORMATS if fmt in Image.OPEN)
 
 
@@ -123,7 +135,7 @@ class ImageInfo:
 # --------------------------------------------------------------------------- decoding
 
 
-def _one_line(text: str) -> str:
+def one_line(text: str) -> str:
     text = " ".join(text.split())
     if len(text) > _MAX_REASON_CHARS:
         text = text[: _MAX_REASON_CHARS - 3] + "..."
@@ -145,7 +157,7 @@ def _bomb_reason(pixels: int | None, max_pixels: int) -> str:
     )
 
 
-def _check_pixels(size: tuple[int, int], max_pixels: int) -> None:
+def check_pixels(size: tuple[int, int], max_pixels: int) -> None:
     pixels = size[0] * size[1]
     if pixels > max_pixels:
         raise ImageDecodeError(_bomb_reason(pixels, max_pixels))
@@ -177,7 +189,7 @@ def _composite(rgba: Image.Image) -> Image.Image:
     return background
 
 
-def _to_rgb(img: Image.Image) -> Image.Image:
+def to_rgb(img: Image.Image) -> Image.Image:
     """A new RGB image from a loaded image of any mode; transparency composited on BACKGROUND_RGB."""
     mode = img.mode
     if mode in _SIXTEEN_BIT_MODES or mode in ("I", "F"):
@@ -204,7 +216,8 @@ def _frame_count(img: Image.Image) -> int:
         return 1
 
 
-def _decode(data: bytes, max_pixels: int, draft_size: int | None = None) -> tuple[Image.Image, ImageInfo]:
+def _decode(data: bytes, max_pixels: int, draft_size: int | None = None,
+            capture: bool = False) -> tuple[Image.Image, ImageInfo, Capture | None]:
     if not data:
         raise ImageDecodeError("empty file")
     if max_pixels < 1:
@@ -225,7 +238,7 @@ def _decode(data: bytes, max_pixels: int, draft_size: int | None = None) -> tupl
             img = Image.open(io.BytesIO(data), formats=_FORMATS)
             try:
                 # Header only so far: reject oversized images before any pixel is decoded.
-                _check_pixels(img.size, max_pixels)
+                check_pixels(img.size, max_pixels)
                 fmt = img.format or "unknown"
                 full_size = img.size
                 if draft_size is not None:
@@ -235,7 +248,8 @@ def _decode(data: bytes, max_pixels: int, draft_size: int | None = None) -> tupl
                 img.load()
                 mode = img.mode
                 orientation = _orientation(img)
-                rgb = _to_rgb(img)
+                shot = _capture(img) if capture else None
+                rgb = to_rgb(img)
                 # Counting frames seeks through the file (GIF), so only once frame 0 is safe in rgb.
                 frames = _frame_count(img)
             finally:
@@ -250,18 +264,25 @@ def _decode(data: bytes, max_pixels: int, draft_size: int | None = None) -> tupl
     except (OSError, EOFError, SyntaxError) as exc:
         if isinstance(exc, EOFError) or "truncated" in str(exc).lower():
             raise ImageDecodeError("truncated image data") from exc
-        raise ImageDecodeError(_one_line(f"cannot decode image: {type(exc).__name__}: {exc}")) from exc
+        raise ImageDecodeError(one_line(f"cannot decode image: {type(exc).__name__}: {exc}")) from exc
     except Exception as exc:
         # Decoders fed hostile bytes raise all sorts (ValueError, struct.error, MemoryError...);
         # one bad file must become a reason, not abort a batch of thousands.
-        raise ImageDecodeError(_one_line(f"cannot decode image: {type(exc).__name__}: {exc}")) from exc
+        raise ImageDecodeError(one_line(f"cannot decode image: {type(exc).__name__}: {exc}")) from exc
 
     transpose = _ORIENTATION_TRANSPOSE.get(orientation)
     if transpose is not None:
         rgb = rgb.transpose(transpose)
     width, height = full_size if orientation not in _SWAPS_SIDES else full_size[::-1]  # 5-8 swap the sides
     info = ImageInfo(width=width, height=height, format=fmt, mode=mode, frames=frames)
-    return rgb, info
+    return rgb, info, shot
+
+
+def _capture(img: Image.Image) -> Capture:
+    try:
+        return from_exif(img.getexif())
+    except Exception:  # noqa: BLE001 - corrupt EXIF must not cost us an otherwise good photo
+        return Capture()
 
 
 def image_from_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[Image.Image, ImageInfo]:
@@ -275,10 +296,16 @@ def image_from_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple
         ImageDecodeError: the bytes are empty, not an image, truncated, too large or otherwise
             undecodable; ``.reason`` says which.
     """
-    return _decode(data, max_pixels)
+    image, info, _ = _decode(data, max_pixels)
+    return image, info
 
 
-def _read_bytes(path: str | os.PathLike[str]) -> bytes:
+def readable(fmt: str) -> bool:
+    """Whether this install can open Pillow format ``fmt`` (``HEIF`` needs pillow-heif)."""
+    return fmt in _FORMATS
+
+
+def read_bytes(path: str | os.PathLike[str]) -> bytes:
     try:
         # Check first: open() on a FIFO would block forever waiting for a writer.
         st = os.stat(path)
@@ -289,7 +316,7 @@ def _read_bytes(path: str | os.PathLike[str]) -> bytes:
         with open(path, "rb") as fh:
             return fh.read()
     except OSError as exc:
-        raise ImageDecodeError(_one_line(f"cannot read file: {exc.strerror or exc}")) from exc
+        raise ImageDecodeError(one_line(f"cannot read file: {exc.strerror or exc}")) from exc
 
 
 def read_image(
@@ -305,10 +332,31 @@ def read_image(
     Raises:
         ImageDecodeError: the file cannot be read (``'cannot read file: ...'``) or decoded.
     """
-    data = _read_bytes(path)
+    data = read_bytes(path)
     digest = hashlib.sha256(data).hexdigest()
-    image, info = _decode(data, max_pixels, draft_size=draft_size)
+    image, info, _ = _decode(data, max_pixels, draft_size=draft_size)
     return image, info, digest
+
+
+def decode_photo(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, draft_size: int | None = None
+                 ) -> tuple[Image.Image, ImageInfo, Capture]:
+    """As :func:`image_from_bytes` (with ``draft_size`` as :func:`read_image`), plus what the
+    photo's EXIF says about its shot (:class:`core.media.metadata.Capture`), read in the same pass."""
+    image, info, shot = _decode(data, max_pixels, draft_size=draft_size, capture=True)
+    return image, info, shot or Capture()
+
+
+def exif_capture(data: bytes, mtime: float | None = None) -> Capture:
+    """What a photo's EXIF says about its shot, from its header only (no pixels decoded); dated by
+    ``mtime`` when the EXIF has no date."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=_FORMATS) as img:
+                shot = _capture(img)
+    except Exception:  # noqa: BLE001 - the decoder gives the precise reason for a bad file
+        shot = Capture()
+    return shot.with_file_time(mtime) if mtime is not None else shot
 
 
 def read_file(path: str | os.PathLike[str]) -> tuple[bytes, str]:
@@ -317,7 +365,7 @@ def read_file(path: str | os.PathLike[str]) -> tuple[bytes, str]:
     Raises:
         ImageDecodeError: the file cannot be read.
     """
-    data = _read_bytes(path)
+    data = read_bytes(path)
     return data, hashlib.sha256(data).hexdigest()
 
 
@@ -336,7 +384,7 @@ def jpeg_header(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[Imag
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data), formats=("JPEG",))
         with img:
-            _check_pixels(img.size, max_pixels)
+            check_pixels(img.size, max_pixels)
             if img.format != "JPEG" or img.mode not in ("RGB", "L"):
                 return None
             orientation = _orientation(img)
@@ -348,24 +396,3 @@ def jpeg_header(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[Imag
         raise ImageDecodeError(_bomb_reason(None, max_pixels)) from exc
     except Exception:  # noqa: BLE001 - let the full decoder give the precise reason
         return None
-
-
-def make_thumbnail(
-    path: str | os.PathLike[str], size: int = 256, max_pixels: int = DEFAULT_MAX_PIXELS
-) -> bytes:
-    """JPEG bytes of a thumbnail for the web UI.
-
-    The longest side is ``size`` pixels (smaller images are not enlarged); EXIF orientation is
-    applied and transparency composited as in :func:`image_from_bytes`.
-
-    Raises:
-        ImageDecodeError: as :func:`read_image`.
-        ValueError: ``size`` is not positive.
-    """
-    if size < 1:
-        raise ValueError(f"thumbnail size must be positive, got {size}")
-    image, _ = _decode(_read_bytes(path), max_pixels, draft_size=size)
-    image.thumbnail((size, size), Image.Resampling.LANCZOS)
-    out = io.BytesIO()
-    image.save(out, format="JPEG", quality=85)
-    return out.getvalue()

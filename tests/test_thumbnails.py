@@ -1,4 +1,4 @@
-"""Tests for core.images.make_thumbnail: JPEG thumbnails of every kind of file, rotated, never enlarged."""
+"""Tests for core.media.read.thumbnail: JPEG thumbnails of every kind of file, rotated, never enlarged."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from core.images import ImageDecodeError, make_thumbnail
+from core.images import ImageDecodeError
+from core.media.read import thumbnail as make_thumbnail
 from tests.weird_images import RED, noise_jpeg
 
 

@@ -12,7 +12,8 @@ from PIL import Image, ImageDraw
 
 from core.db import Image as ImageRow
 from core.db import get_database
-from core.images import ImageDecodeError, make_thumbnail
+from core.images import ImageDecodeError
+from core.media.read import thumbnail as media_thumbnail
 from indexer.search.evidence import Evidence, evidence
 from indexer.search.feedback import normalise
 from web.params import searcher
@@ -44,7 +45,7 @@ def heatmap(image_id: int):
     if not found.available:
         abort(404, description=found.reason)
     try:
-        photo = Image.open(io.BytesIO(make_thumbnail(fs_path, size=SIZE))).convert("RGB")
+        photo = Image.open(io.BytesIO(media_thumbnail(fs_path, SIZE))).convert("RGB")
     except (ImageDecodeError, OSError):
         abort(404, description="the photo can no longer be read from its file")
     return Response(render(photo, found), mimetype="image/png")

@@ -10,7 +10,8 @@ from flask import Blueprint, Response, abort, current_app, jsonify, render_templ
 from core.atomic import atomic_write_bytes
 from core.db import Image, get_database
 from core.errors import TagscopeError
-from core.images import ImageDecodeError, make_thumbnail
+from core.images import ImageDecodeError
+from core.media.read import thumbnail as media_thumbnail
 from indexer.search.evidence import NO_LOCAL_STREAM
 from indexer.search.searcher import MAX_DEPTH
 from tagger.status import image_record
@@ -72,7 +73,8 @@ def _folder(path: str) -> str:
 @bp.get("/image/<id:image_id>/full")
 def full_size(image_id: int):
     """The photo itself: the original file when browsers show its format, else a JPEG of it
-    (TIFF, HEIC...) at up to ``FULL_SIZE`` pixels a side."""
+    (TIFF, HEIC, RAW; a video's middle frame, or its frame at ``?t=SECONDS``) at up to
+    ``FULL_SIZE`` pixels a side."""
     settings = current_app.config["TAGSCOPE_SETTINGS"]
     with get_database(settings.db_url).session() as s:
         img = s.get(Image, image_id)
@@ -83,7 +85,7 @@ def full_size(image_id: int):
         if fmt in BROWSER_FORMATS:
             resp = send_file(fs_path, mimetype=BROWSER_FORMATS[fmt], conditional=True, max_age=3600)
         else:
-            data = make_thumbnail(fs_path, size=FULL_SIZE, max_pixels=settings.max_pixels)
+            data = media_thumbnail(fs_path, FULL_SIZE, settings.max_pixels, at_s=_frame_time())
             resp = Response(data, mimetype="image/jpeg")
     except (ImageDecodeError, OSError):
         abort(404, description="the photo can no longer be read from its file")
@@ -98,20 +100,22 @@ def api_image(image_id: int):
 
 @bp.get("/thumb/<id:image_id>")
 def thumbnail(image_id: int):
-    """Thumbnails exist only for registered images: no path ever comes from the request."""
+    """Thumbnails exist only for registered images: no path ever comes from the request. A
+    video's is its middle frame, or its frame at ``?t=SECONDS`` (a search hit's best frame)."""
     settings = current_app.config["TAGSCOPE_SETTINGS"]
     with get_database(settings.db_url).session() as s:
         img = s.get(Image, image_id)
         if img is None:
             abort(404)
-        fs_path, stamp = img.fs_path, f"{img.id}:{img.size_bytes}:{img.mtime}"
+        at_s = _frame_time()
+        fs_path, stamp = img.fs_path, f"{img.id}:{img.size_bytes}:{img.mtime}:{at_s}"
     etag = hashlib.sha1(stamp.encode()).hexdigest()
     cache = settings.thumbs_dir / f"{etag}.jpg"
     if cache.exists():
         data = cache.read_bytes()
     else:
         try:
-            data = make_thumbnail(fs_path, size=THUMB_SIZE, max_pixels=settings.max_pixels)
+            data = media_thumbnail(fs_path, THUMB_SIZE, settings.max_pixels, at_s=at_s)
         except (ImageDecodeError, OSError):
             abort(404)
         atomic_write_bytes(cache, data)  # concurrent first requests each write their own temp file
@@ -119,3 +123,17 @@ def thumbnail(image_id: int):
     resp.set_etag(etag)
     resp.cache_control.max_age = 3600
     return resp.make_conditional(request)
+
+
+def _frame_time() -> float | None:
+    """``?t=SECONDS``: which frame of a video to show (a hit's best frame), rounded to 0.1 s."""
+    value = request.args.get("t")
+    if value in (None, ""):
+        return None
+    try:
+        t = float(value)
+    except ValueError:
+        abort(400, description=f"t must be a time in seconds, got {value!r}")
+    if not 0 <= t < 1e6:
+        abort(400, description=f"t must be a time in seconds within the video, got {value!r}")
+    return round(t, 1)
