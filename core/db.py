@@ -103,6 +103,9 @@ class Image(Base):
     tagged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # The job that last stored this image's state: a job's progress is a count of its images.
     job_id: Mapped[int | None] = mapped_column(Integer)
+    # Files of one shot share it (a RAW and its JPEG, a Live Photo's still and video: same folder,
+    # same name): core.media.stacks.stack_key; search and browsing show a stack once.
+    stack_key: Mapped[str | None] = mapped_column(String(64), index=True)
 
     __table_args__ = (Index("ix_images_job_id_status", "job_id", "status"),)
 

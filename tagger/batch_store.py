@@ -1,4 +1,5 @@
-"""Storing one tagged batch: image states, tags and embeddings in one transaction, in bulk.
+"""Storing one tagged batch: image states, tags, embeddings and what each file says about its
+shot (:mod:`tagger.media_store`) in one transaction, in bulk.
 
 A batch costs a fixed number of statements whatever its size: one executemany UPDATE for the
 decoded images (tagged or duplicate), one for the failed ones, one DELETE and one multi-row
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from core.db import DUPLICATE, FAILED, TAGGED, Database, Image, Tag, utcnow
 from indexer import store
+from tagger.media_store import drop_frames, put_frames, put_media
 
 
 @dataclass
@@ -30,6 +32,7 @@ class Encoded:
     vectors: np.ndarray | None = None
     patches: np.ndarray | None = None
     best: list[list[tuple[int, float]]] = field(default_factory=list)
+    frames: dict[int, tuple[list[float], np.ndarray]] = field(default_factory=dict)  # videos: times, [F, D]
 
 
 _IMAGES = Image.__table__
@@ -88,9 +91,13 @@ def store_batch(db: Database, batch: dict[str, Any], enc: Encoded, mv_id: int, j
             s.execute(insert(Tag), tag_rows)
         # Failed images and duplicates keep no embedding (and leave every index); tagged ones keep this one.
         kept_ids = [enc.ids[n] for n in keep]
-        store.drop(s, [it["id"] for it in batch["failed"]] + sorted(set(enc.ids) - set(kept_ids)))
+        dropped = [it["id"] for it in batch["failed"]] + sorted(set(enc.ids) - set(kept_ids))
+        store.drop(s, dropped)
+        drop_frames(s, dropped)
         if keep:
             store.put(s, mv_id, kept_ids, enc.vectors[keep], None if enc.patches is None else enc.patches[keep])
+            put_frames(s, mv_id, {i: enc.frames[i] for i in kept_ids if i in enc.frames})
+        put_media(s, batch["ok"])
     return len(batch["ok"]), len(batch["failed"])
 
 

@@ -11,6 +11,11 @@ Each worker reads a file once (bytes and SHA-256), then either
   decodes, orients, resizes and crops on the GPU (:func:`to_device`); a file nvJPEG refuses
   is decoded on the CPU instead.
 
+HEIC, AVIF, RAW and video files always decode on the CPU (:func:`core.media.read.read_media`:
+a RAW's preview when it is large enough, a video's sampled frames, handed over as ``pixels`` for
+the first and ``more`` for the rest). What each file says about its shot (EXIF, the container's
+tags) is read in the same pass and handed over as ``capture``.
+
 Models whose transform has another shape fall back to running ``preprocess`` whole in the
 workers (float tensors). A file that cannot be read or decoded becomes a reason, never an
 exception out of the loader.
@@ -26,7 +31,9 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from core.images import ImageDecodeError, image_from_bytes, jpeg_header, read_file, read_image
+from core.images import ImageDecodeError, exif_capture, image_from_bytes, jpeg_header, read_file
+from core.media.kinds import PHOTO
+from core.media.read import read_media
 from mkt.pixels import InputGeometry, resize_crop
 
 log = logging.getLogger(__name__)
@@ -37,8 +44,9 @@ GPU_MEMORY_SHARE = 0.25  # of the free GPU memory, for one nvJPEG call's decoded
 
 
 class PhotoFiles(Dataset):
-    """``(image id, raw path)`` items -> dicts with ``pixels`` (uint8 or float tensor), or
-    ``jpeg`` (bytes for the GPU decoder), or ``error``; plus hash, size and format."""
+    """``(image id, raw path)`` items -> dicts with ``pixels`` (uint8 or float tensor; a video's
+    further frames in ``more`` with their ``times``), or ``jpeg`` (bytes for the GPU decoder), or
+    ``error``; plus hash, size, format, ``kind``, ``decoder`` and ``capture``."""
 
     def __init__(self, items: Sequence[tuple[int, bytes]], preprocess: Callable, max_pixels: int,
                  geometry: InputGeometry | None = None, gpu_share: float = 0.0) -> None:
@@ -69,13 +77,18 @@ class PhotoFiles(Dataset):
             if header is not None:
                 info, orientation = header
                 return {"jpeg": torch.frombuffer(bytearray(data), dtype=torch.uint8), "orientation": orientation,
-                        "hash": digest, "width": info.width, "height": info.height, "format": info.format}
-            image, info = image_from_bytes(data, self.max_pixels)
-        else:
-            draft = self.geometry.draft_size if self.geometry is not None else None
-            image, info, digest = read_image(path, max_pixels=self.max_pixels, draft_size=draft)
-        pixels = self.geometry.to_uint8(image) if self.geometry is not None else self.preprocess(image)
-        return {"pixels": pixels, "hash": digest, "width": info.width, "height": info.height, "format": info.format}
+                        "hash": digest, "width": info.width, "height": info.height, "format": info.format,
+                        "kind": PHOTO, "decoder": "nvjpeg", "capture": exif_capture(data, os.stat(path).st_mtime)}
+        draft = self.geometry.draft_size if self.geometry is not None else None
+        media = read_media(path, max_pixels=self.max_pixels, draft_size=draft)
+        prepare = self.geometry.to_uint8 if self.geometry is not None else self.preprocess
+        frames = [prepare(image) for _, image in media.frames]
+        out = {"pixels": frames[0], "hash": media.digest, "width": media.info.width, "height": media.info.height,
+               "format": media.info.format, "kind": media.kind, "decoder": media.decoder, "capture": media.capture}
+        if media.frames[0][0] is not None:  # a video: every frame is embedded, the item is their best
+            out["times"] = [t for t, _ in media.frames]
+            out["more"] = torch.stack(frames[1:]) if len(frames) > 1 else None
+        return out
 
 
 def rebatch(loader: Iterable[dict[str, Any]], size: int) -> Iterator[dict[str, Any]]:

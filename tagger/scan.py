@@ -1,8 +1,9 @@
-"""Registration: walk folders, record each image file in SQL, and decide which need tagging.
+"""Registration: walk folders, record each library file in SQL, and decide which need tagging.
 
-Image files are recognised by extension (as photo managers do); a file with an image extension
-that does not decode is registered and later recorded as failed with a reason. A file whose
-size or mtime changed is tagged again; one that is gone is marked missing.
+Photos, RAW files and videos are recognised by extension (as photo managers do,
+:mod:`core.media.kinds`); a file with such an extension that does not decode is registered and
+later recorded as failed with a reason. A file whose size or mtime changed is tagged again; one
+that is gone is marked missing. Each file gets its stack key (:mod:`core.media.stacks`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from sqlalchemy import bindparam, delete, insert, select, update
 
 from core.db import FAILED, MISSING, PENDING, TAGGED, Database, Image, Tag, path_key
 from core.files import FoundFile, display_path, walk_files
-from core.images import IMAGE_EXTENSIONS
+from core.media.kinds import MEDIA_EXTENSIONS
+from core.media.stacks import stack_key
 from indexer import store
 
 
@@ -25,20 +27,17 @@ class ScanResult:
     new: int = 0
     changed: int = 0
     unchanged: int = 0
-    skipped: int = 0  # files without an image extension (documents, videos, sidecars...)
+    skipped: int = 0  # files of no library kind (documents, sidecars...)
     missing: list[int] = field(default_factory=list)  # registered under a root, no longer there
 
 
 def scan(db: Database, roots: Iterable[str | os.PathLike], chunk: int = 1000) -> ScanResult:
-    """Register every image file under ``roots``; one whose size or mtime changed is tagged again.
-
-    Image files are recognised by extension (as photo managers do); a file with an image
-    extension that does not decode is registered and later recorded as failed with a reason.
-    """
+    """Register every photo, RAW and video file under ``roots``; one whose size or mtime changed
+    is tagged again."""
     result = ScanResult()
     batch: list[FoundFile] = []
     for found in walk_files(roots):
-        if os.path.splitext(found.path)[1].lower() not in IMAGE_EXTENSIONS:
+        if os.path.splitext(found.path)[1].lower() not in MEDIA_EXTENSIONS:
             result.skipped += 1
             continue
         batch.append(found)
@@ -74,6 +73,7 @@ _IMAGES = Image.__table__
 _RESET = (update(_IMAGES).where(_IMAGES.c.id == bindparam("b_id"))
           .values(size_bytes=bindparam("b_size"), mtime=bindparam("b_mtime"), status=PENDING, content_hash=None,
                   error=None, duplicate_of=None))
+_SET_STACK = update(_IMAGES).where(_IMAGES.c.id == bindparam("b_id")).values(stack_key=bindparam("b_stack"))
 
 
 def _register(db: Database, files: Sequence[FoundFile], result: ScanResult) -> None:
@@ -84,19 +84,22 @@ def _register(db: Database, files: Sequence[FoundFile], result: ScanResult) -> N
     changed: list[int] = []
     with db.session() as s:
         known = {row.path_key: row for row in s.execute(
-            select(Image.id, Image.path_key, Image.size_bytes, Image.mtime, Image.status)
+            select(Image.id, Image.path_key, Image.size_bytes, Image.mtime, Image.status, Image.stack_key)
             .where(Image.path_key.in_(keys)))}
-        new, reset, ids = [], [], {}
+        new, reset, stacked, ids = [], [], [], {}
         for f, raw, key in zip(files, raws, keys):
             row = known.get(key)
             if row is None:
                 if key not in ids:
                     ids[key] = None
                     new.append({"path": display_path(f.path), "path_raw": raw, "path_key": key,
-                                "size_bytes": f.size, "mtime": f.mtime, "status": PENDING})
+                                "size_bytes": f.size, "mtime": f.mtime, "status": PENDING,
+                                "stack_key": stack_key(raw)})
                     result.new += 1
                 continue
             ids[key] = row.id
+            if row.stack_key is None:  # registered before stacks existed
+                stacked.append({"b_id": row.id, "b_stack": stack_key(raw)})
             if row.size_bytes != f.size or row.mtime != f.mtime or row.status == MISSING:
                 if row.size_bytes != f.size or row.mtime != f.mtime:  # other bytes: every version's results go
                     changed.append(row.id)
@@ -109,6 +112,8 @@ def _register(db: Database, files: Sequence[FoundFile], result: ScanResult) -> N
                 insert(_IMAGES).returning(_IMAGES.c.path_key, _IMAGES.c.id), new))
         if reset:
             s.execute(_RESET, reset)
+        if stacked:
+            s.execute(_SET_STACK, stacked)
         store.drop(s, changed)
         if changed:
             s.execute(delete(Tag).where(Tag.image_id.in_(changed)))

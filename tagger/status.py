@@ -27,6 +27,7 @@ from core.settings import Settings
 from indexer import files
 from indexer.search import feedback
 from tagger.jobs.rows import progress
+from tagger.media_store import media_json
 
 
 def collection_status(settings: Settings, max_failures: int = 100) -> dict[str, Any]:
@@ -92,7 +93,7 @@ def image_record(db: Database, image_id: int) -> dict[str, Any] | None:
         record = {"image_id": img.id, "path": img.path, "status": img.status, "error": img.error,
                   "width": img.width, "height": img.height, "format": img.format,
                   "duplicate_of": img.duplicate_of, "mtime": img.mtime,
-                  "model_version": tags[0][2] if tags else None}
+                  "model_version": tags[0][2] if tags else None, **media_json(s, img.id, img.stack_key)}
     verdicts = feedback.for_image(db, image_id)
     stored = [{"label": n, "score": sc, "model_version": v} for n, sc, v in tags]
     return {**record, "tags": feedback.apply(stored, verdicts),

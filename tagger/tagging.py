@@ -25,6 +25,7 @@ from sqlalchemy import select
 from torch.utils.data import DataLoader
 
 from core.db import Database, Image
+from core.media.raw import fork_is_safe
 from core.settings import Settings
 from indexer.store import StoreVersion
 from indexer.sync import maybe_sync
@@ -33,6 +34,7 @@ from mkt.tagmodel import ImageEmbeddings, TagModel
 from tagger.batch_store import Encoded, store_batch
 from tagger.decode import IO_BATCH, PhotoFiles, collate, describe, rebatch, to_device
 from tagger.jobs.rows import JobInfo, JobParams, is_running
+from tagger.video_frames import fold_videos
 from tagger.vocabulary import label_embeddings, vocabulary
 from tagger.writer import BatchWriter
 
@@ -101,7 +103,7 @@ def tag_images(work: Work, image_ids: Sequence[int], progress: ProgressFn | None
                 break
             pixels = to_device(batch, runner.geometry, model.device, job.params.max_pixels) if batch["ok"] else None
             tick = _lap(clock, "device decode", tick)
-            encoded = _embed_and_score(runner, batch, pixels, label_ids, label_emb, job.params)
+            encoded = _embed_and_score(runner, batch, pixels, label_ids, label_emb, job.params, batch_size)
             tick = _lap(clock, "model", tick)
             writer.put((batch, encoded))
             tick = _lap(clock, "writer wait", tick)
@@ -125,8 +127,12 @@ def _loader(settings: Settings, runner: ImageRunner, items: list[tuple[int, byte
              batch_size, workers, describe(runner.geometry, gpu_share))
     # JPEG bytes bound for nvJPEG are not pinned: it copies them itself, and pinning 3 MB per
     # photo would cost the pin-memory thread more than the copy saves.
+    # Workers are forked, unless this process ran LibRaw (a RAW thumbnail, an in-process decode):
+    # its OpenMP pool does not survive a fork, so they start from a clean fork server then.
+    context = None if not workers or fork_is_safe() else "forkserver"
     loader = DataLoader(PhotoFiles(items, runner.model.preprocess, max_pixels, runner.geometry, gpu_share),
                         batch_size=min(IO_BATCH, batch_size), num_workers=workers, collate_fn=collate,
+                        multiprocessing_context=context,
                         pin_memory=device.type == "cuda" and gpu_share == 0, persistent_workers=False,
                         prefetch_factor=2 if workers else None)
     return loader, batch_size
@@ -140,17 +146,18 @@ def as_stored(emb: ImageEmbeddings) -> ImageEmbeddings:
 
 
 def _embed_and_score(runner: ImageRunner, batch: dict[str, Any], pixels: torch.Tensor | None,
-                     label_ids: list[int], label_emb: torch.Tensor, params: JobParams) -> Encoded:
+                     label_ids: list[int], label_emb: torch.Tensor, params: JobParams, batch_size: int) -> Encoded:
     if not batch["ok"]:
         return Encoded()
-    model = runner.model
     emb = runner.embed(pixels)
     with torch.inference_mode():
-        emb = as_stored(emb)
-        scores = model.score(emb, label_emb).float() if label_ids else None
+        emb, scores, frames = fold_videos(runner, batch["ok"], as_stored(emb), label_emb if label_ids else None,
+                                          batch_size, as_stored)
     best = _best_labels(scores, label_ids, params.top_n, params.min_score) if scores is not None else []
     patches = emb.patches.cpu().numpy() if emb.patches is not None and runner.with_patches else None
-    return Encoded([it["id"] for it in batch["ok"]], emb.global_.cpu().numpy(), patches, best)
+    ids = [it["id"] for it in batch["ok"]]
+    return Encoded(ids, emb.global_.cpu().numpy(), patches, best,
+                   {ids[n]: (f.times, f.vectors.cpu().numpy()) for n, f in frames.items()})
 
 
 def _best_labels(scores: torch.Tensor, label_ids: list[int], top_n: int,

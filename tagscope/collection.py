@@ -184,8 +184,29 @@ def show(ctx: click.Context, image_id: int, as_json: bool) -> None:
         click.echo(json.dumps(record, ensure_ascii=False))
         return
     click.echo(f"{record['image_id']}  {record['status']}  {record['path']}")
+    for line in _shot_lines(record):
+        click.echo(f"  {line}")
     for tag in record["tags"]:
         click.echo(f"  {tag['score']:.3f}  {tag['label']}")
+
+
+def _shot_lines(record: dict) -> list[str]:
+    """When, where and with what, as `show` prints them."""
+    lines = []
+    if record.get("taken_at"):
+        lines.append(f"taken    {record['taken_at']} ({record['taken_at_source']})")
+    place, gps, camera = record.get("place"), record.get("gps"), record.get("camera")
+    if place or gps:
+        where = ", ".join(v for v in reversed(list((place or {}).values())) if v)
+        lines.append(f"place    {where}" + (f" ({gps['lat']:.5f}, {gps['lon']:.5f})" if gps else ""))
+    if camera:
+        lines.append("camera   " + " ".join(v for v in (camera["make"], camera["model"]) if v)
+                     + (f", {camera['lens']}" if camera.get("lens") else ""))
+    if record.get("media") == "video" and record.get("duration_s"):
+        lines.append(f"video    {record['duration_s']:.1f} s")
+    if record.get("stack"):
+        lines.append("stack    " + ", ".join(record["stack"]))
+    return lines
 
 
 @click.command()

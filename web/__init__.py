@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None, test_config: dict[str, Any] | N
     app.register_blueprint(openapi_bp)
     app.add_template_filter(_local_time, "datetime")
     app.add_template_filter(_iso_time, "isodate")
+    app.add_template_filter(_taken, "taken")
 
     @app.errorhandler(NoBroker)
     def no_broker(exc: NoBroker):
@@ -69,6 +70,17 @@ def _local_time(mtime: float | None) -> str:
     if not mtime:
         return ""
     return datetime.fromtimestamp(mtime).strftime("%Y-%m-%d %H:%M")
+
+
+def _taken(iso: str | None) -> str:
+    """A shot's time as its camera's clock showed it, with the UTC offset when known
+    (``2023-07-14 12:00 (UTC+02:00)``)."""
+    if not iso:
+        return ""
+    when = datetime.fromisoformat(iso)
+    shown = when.strftime("%Y-%m-%d %H:%M")
+    offset = when.strftime("%z")
+    return f"{shown} (UTC{offset[:3]}:{offset[3:]})" if offset else shown
 
 
 def _iso_time(mtime: float | None) -> str:

@@ -26,6 +26,7 @@ from indexer.search import feedback
 from indexer.search import filters as flt
 from indexer.search.filters import Filters
 from indexer.search.relevance import TOP_N, Calibrator, Cutoff
+from indexer.search.shots import Shot, as_shots
 from indexer.vector_index import VectorIndex
 from mkt.factory import get_model
 from mkt.tagmodel import ImageEmbeddings, TagModel
@@ -45,7 +46,9 @@ QUERY_CACHE = 4096  # query texts whose embeddings a searcher keeps (~2 KiB each
 class Hit:
     """One result: ``match`` says whether it passes the query's calibrated cutoff (None for image
     queries, which have none); ``mtime`` is the file's modification time (seconds since 1970);
-    ``confirmed``: a person confirmed the query's label on this photo (it comes first, and matches)."""
+    ``confirmed``: a person confirmed the query's label on this photo (it comes first, and matches);
+    ``frame_s``: for a video, the time of its best frame; ``stack``: the other files of its shot
+    (:mod:`indexer.search.shots`)."""
 
     image_id: int
     path: str
@@ -53,6 +56,8 @@ class Hit:
     match: bool | None = None
     mtime: float | None = None
     confirmed: bool = False
+    frame_s: float | None = None
+    stack: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -233,7 +238,8 @@ class Searcher:
         offset = check_offset(offset, k)
         self.follow_active_version()
         query = self.embed_query(text) if text is not None else image.float().reshape(1, -1).cpu()
-        depth = offset + k + 1 + (exclude is not None)  # one more: is there a next page?
+        # one more: is there a next page? Twice as many: stacks come back once
+        depth = 2 * (offset + k + 1 + (exclude is not None))
         best = None  # the collection's best TOP_N, which calibrate the cutoff
         if filters:
             ids, scores = self._filtered(query, depth, filters, by_model=text is not None)
@@ -241,14 +247,15 @@ class Searcher:
             by_model = text is not None
             ids, scores = self._ranked(query, max(depth, TOP_N) if by_model else depth, by_model=by_model)
             best = ids[:TOP_N], scores[:TOP_N]
-        ranked = [(int(i), float(s)) for i, s in zip(ids, scores)
-                  if i >= 0 and i != exclude and (min_score is None or s >= min_score)]
+        ranked = [(int(i), float(s)) for i, s in zip(ids, scores) if i >= 0 and i != exclude]
+        ranked, shots = as_shots(self.db, self.model, self._version_id(), query, ranked, by_model=text is not None)
+        ranked = [(i, s) for i, s in ranked if min_score is None or s >= min_score]
         cutoff = self.cutoff(text, query, best) if text is not None else None
         confirmed: set[int] = set()
         if text is not None:
             ranked, confirmed = self._curated(text, query, ranked, filters)
         page = ranked[offset:offset + k]
-        return Results(text, self._hits(page, cutoff, confirmed), offset, len(ranked) > offset + k, cutoff,
+        return Results(text, self._hits(page, cutoff, confirmed, shots), offset, len(ranked) > offset + k, cutoff,
                        filters or Filters(), model_info(self.model, text))
 
     def _curated(self, text: str, query: torch.Tensor, ranked: list[tuple[int, float]], filters: Filters | None
@@ -314,15 +321,16 @@ class Searcher:
                 self._cutoffs.popitem(last=False)
         return cutoff
 
-    def _hits(self, ranked: list[tuple[int, float]], cutoff: Cutoff | None, confirmed: set[int] = frozenset()
-              ) -> list[Hit]:
+    def _hits(self, ranked: list[tuple[int, float]], cutoff: Cutoff | None, confirmed: set[int] = frozenset(),
+              shots: dict[int, Shot] | None = None) -> list[Hit]:
         if not ranked:
             return []
         with self.db.session() as s:
             rows = {r.id: r for r in s.execute(select(Image.id, Image.path, Image.mtime)
                                                .where(Image.id.in_([i for i, _ in ranked]), Image.status == TAGGED))}
+        shots = shots or {}
         return [Hit(i, rows[i].path, sc, True if i in confirmed else None if cutoff is None else cutoff.matches(sc),
-                    rows[i].mtime, i in confirmed) for i, sc in ranked if i in rows]
+                    rows[i].mtime, i in confirmed, *_shot(shots.get(i))) for i, sc in ranked if i in rows]
 
     def stored_embedding(self, image_id: int) -> torch.Tensor | None:
         """The stored global embedding [1, D] of a tagged image (a "more like this" query), or None."""
@@ -346,6 +354,10 @@ class Searcher:
             with self.db.session() as s:
                 self._version_row = s.scalar(select(ModelVersion.id).where(ModelVersion.version == self.model.version))
         return self._version_row
+
+
+def _shot(shot: Shot | None) -> tuple[float | None, tuple[str, ...]]:
+    return (None, ()) if shot is None else (shot.frame_s, tuple(shot.stack))
 
 
 def rerank(model: TagModel, db: Database, model_version_id: int, ids: np.ndarray, query: torch.Tensor,

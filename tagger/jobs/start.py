@@ -42,8 +42,9 @@ def seed_vocabulary(db: Database, model: TagModel, echo: Echo) -> None:
 
 
 def report_scan(found: ScanResult, echo: Echo) -> None:
+    skipped = f" ({found.skipped} other files skipped: not photos, RAW or video)" if found.skipped else ""
     echo(f"found {len(found.image_ids)} files: {found.new} new, {found.changed} changed, "
-         f"{found.unchanged} unchanged" + (f" ({found.skipped} non-image files skipped)" if found.skipped else ""))
+         f"{found.unchanged} unchanged{skipped}")
     if found.missing:
         echo(f"{len(found.missing)} registered files are no longer there: marked missing")
 

@@ -1,0 +1,147 @@
+"""A folder laid out the way a phone and a camera leave one, tagged end to end on SQLite and
+PostgreSQL: every file an item or a stack member, none skipped; when, where and with what each
+shot was taken in `show --json`, the API and the image page; each stack once in search; a video
+hit names its best frame; bad files recorded as failed with reasons while the rest is tagged."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, select
+
+from core.db import Image
+from mkt.synthetic.library import bad_files, phone_library, scene, scene_labels
+from mkt.synthetic.scenes import label_families
+
+from .conftest import run_cli
+
+
+@pytest.fixture
+def tagged_library(home_env, tmp_path):
+    home, env, url = home_env
+    photos = tmp_path / "photos"
+    lib = phone_library(photos)
+    bad = bad_files(photos)
+    before = sorted((p, p.stat().st_size, p.stat().st_mtime_ns) for p in photos.rglob("*"))
+    out = run_cli("tag", str(photos), home=home, **env)
+    assert sorted((p, p.stat().st_size, p.stat().st_mtime_ns) for p in photos.rglob("*")) == before, \
+        "nothing is written next to the photos, nothing there changes"
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        rows = {Path(path).relative_to(photos.resolve()).as_posix(): (image_id, status, error)
+                for image_id, path, status, error in conn.execute(
+                    select(Image.id, Image.path, Image.status, Image.error))}
+    engine.dispose()
+    return home, env, photos, lib, bad, rows, out
+
+
+def _show(home, env, image_id):
+    return json.loads(run_cli("show", str(image_id), "--json", home=home, **env).stdout)
+
+
+def test_every_file_is_registered_and_the_bad_ones_fail_with_reasons(tagged_library):
+    home, env, photos, lib, bad, rows, out = tagged_library
+    assert set(rows) == set(lib.labels) | set(bad), "every photo, RAW and video is registered"
+    assert "skipped" not in out.stderr + out.stdout
+    for name in lib.labels:
+        assert rows[name][1] == "tagged", (name, rows[name])
+    reasons = {"bad/truncated.heic": "truncated or corrupt HEIC/HEIF file",
+               "bad/corrupt.dng": "not a RAW file LibRaw can read",
+               "bad/noframes.mp4": "not a video FFmpeg can read"}
+    for name, fate in bad.items():
+        assert rows[name][1] == fate, (name, rows[name])
+        if fate == "failed":
+            assert rows[name][2].startswith(reasons[name]) and "\n" not in rows[name][2]
+    hour = _show(home, env, rows["bad/hour.mp4"][0])
+    assert hour["media"] == "video" and hour["duration_s"] == pytest.approx(3600, abs=1) and hour["tags"]
+    assert _show(home, env, rows["bad/eightk.mp4"][0])["width"] == 7680
+
+
+def test_show_gives_the_date_offset_camera_gps_and_place_the_files_say(tagged_library):
+    home, env, _, _, _, rows, _ = tagged_library
+    heic = _show(home, env, rows["DCIM/IMG_0001.HEIC"][0])
+    assert (heic["media"], heic["taken_at"], heic["taken_at_source"]) == ("photo", "2023-07-14T12:00:05+02:00", "exif")
+    assert heic["camera"] == {"make": "Apple", "model": "iPhone 14 Pro",
+                              "lens": "iPhone 14 Pro back triple camera 6.86mm f/1.78"}
+    assert heic["gps"] == {"lat": pytest.approx(48.8566, abs=1e-4), "lon": pytest.approx(2.3522, abs=1e-4)}
+    assert heic["place"] == {"country": "France", "region": "Île-de-France", "city": "Paris"}
+    assert heic["format"] == "HEIF" and heic["stack"] == [] and heic["duration_s"] is None
+    turned = _show(home, env, rows["DCIM/IMG_0002.HEIC"][0])
+    assert turned["taken_at"] == "2023-07-15T18:30:00-04:00" and (turned["width"], turned["height"]) == (320, 240)
+    assert turned["place"]["city"] == "New York City" and turned["place"]["country"] == "United States"
+    jpeg = _show(home, env, rows["camera/IMG_1001.JPG"][0])
+    assert jpeg["taken_at"] == "2023-08-01T09:15:00+10:00" and jpeg["place"]["city"] == "Sydney"
+    assert jpeg["camera"]["model"] == "Canon EOS R5" and jpeg["stack"] == [str(Path(jpeg["path"]).with_suffix(".DNG"))]
+    raw = _show(home, env, rows["camera/DSC_2002.DNG"][0])
+    assert (raw["media"], raw["taken_at"], raw["taken_at_source"]) == ("raw", "2022-12-24T20:00:00", "exif")
+    assert raw["camera"]["make"] == "Nikon" and raw["gps"] is None and raw["place"] is None
+    video = _show(home, env, rows["DCIM/MVI_0003.MP4"][0])
+    assert (video["media"], video["taken_at"], video["taken_at_source"]) == \
+        ("video", "2023-07-14T10:00:00+00:00", "video")
+    assert video["duration_s"] == pytest.approx(6.0, abs=0.1) and video["place"]["city"] == "Paris"
+    live = _show(home, env, rows["DCIM/IMG_0004.HEIC"][0])
+    assert live["stack"] == [str(Path(live["path"]).with_suffix(".MOV"))] and live["stack_face"] == live["image_id"]
+    mov = _show(home, env, rows["DCIM/IMG_0004.MOV"][0])
+    assert mov["taken_at"] == "2023-07-16T11:00:00+02:00" and mov["stack_face"] == live["image_id"]
+    scan = _show(home, env, rows["scans/scan_001.png"][0])
+    assert scan["taken_at_source"] == "file" and scan["camera"] is None and scan["place"] is None
+
+
+def test_search_shows_each_stack_once_and_a_video_hit_names_its_best_frame(tagged_library):
+    home, env, photos, lib, _, rows, _ = tagged_library
+    first, second = scene(1), scene(6)  # the MP4 shows the first picture, then the second from 2 s to 4 s
+    only_second = [label for family in ("background", "colour", "shape") for label in label_families()[family]
+                   if label in scene_labels(second) and label not in scene_labels(first)]
+    assert only_second, "the fixture's two pictures differ"
+    for query in (only_second[0], "a photo"):
+        hits = json.loads(run_cli("search", query, "-k", "100", "--json", home=home, **env).stdout)["results"]
+        paths = [Path(h["path"]).relative_to(photos.resolve()).as_posix() for h in hits]
+        assert len(paths) == len(set(paths))
+        for stack in lib.stacks:
+            shown = [p for p in paths if p in stack]
+            assert shown == [stack[0]], (query, stack, shown)  # the still, once
+            hit = hits[paths.index(stack[0])]
+            assert [Path(p).name for p in hit["stack"]] == [Path(stack[1]).name]
+        video = hits[paths.index("DCIM/MVI_0003.MP4")]
+        if query == only_second[0]:
+            assert 2.0 <= video["frame_s"] <= 4.0, video
+        assert all(h["frame_s"] is None for h in hits if not h["path"].lower().endswith((".mp4", ".mov")))
+
+
+def test_the_image_page_and_api_show_date_place_and_camera(tagged_library):
+    home, env, _, _, _, rows, _ = tagged_library
+    from core.settings import load_settings
+    from web import create_app
+
+    settings = load_settings(environ=env, home=str(home))
+    client = create_app(settings).test_client()
+    image_id = rows["DCIM/IMG_0001.HEIC"][0]
+    page = client.get(f"/image/{image_id}").get_data(as_text=True)
+    assert "2023-07-14 12:00 (UTC+02:00)" in page and "Paris, Île-de-France, France" in page
+    assert "Apple iPhone 14 Pro" in page
+    api = client.get(f"/api/images/{image_id}").get_json()
+    assert api["taken_at"] == "2023-07-14T12:00:05+02:00" and api["place"]["city"] == "Paris"
+    for name in ("DCIM/IMG_0001.HEIC", "camera/DSC_2002.DNG", "DCIM/MVI_0003.MP4"):
+        for url in (f"/thumb/{rows[name][0]}", f"/image/{rows[name][0]}/full", f"/thumb/{rows[name][0]}?t=3"):
+            resp = client.get(url)
+            assert resp.status_code == 200 and resp.mimetype == "image/jpeg" and resp.data[:2] == b"\xff\xd8", url
+
+
+def test_a_process_that_ran_libraw_still_tags_raw_files_with_decode_workers(tmp_path):
+    """LibRaw's OpenMP pool does not survive a fork: a process that decoded a RAW itself (a
+    server's thumbnail) starts its decode workers from a fork server, and the job finishes."""
+    import numpy as np
+
+    from core.media import raw
+    from core.media.read import read_media
+    from mkt.synthetic.library import Shot, picture, write_dng
+
+    photos = tmp_path / "photos"
+    for i in range(3):
+        write_dng(photos / f"DSC_{i}.DNG", picture(scene(i), np.random.default_rng(i)), Shot(), preview=None)
+    assert read_media(photos / "DSC_0.DNG", draft_size=64).decoder == "demosaic"
+    assert not raw.fork_is_safe()
+    out = run_cli("tag", str(photos), home=tmp_path / "home", TAGSCOPE_MODEL="synthetic", TAGSCOPE_LOADER_WORKERS="2")
+    assert "3 tagged, 0 failed" in out.stdout + out.stderr
