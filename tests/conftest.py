@@ -249,6 +249,7 @@ def two_stream_bundle(path: Path) -> Path:
 
     bundle = load_bundle(SYNTHETIC_BUNDLE)
     bundle.kind, bundle.head = "mkt", {"local_top_k": 2, "local_weight": 1.0}
+    bundle.meta.pop("relevance", None)  # constants fitted for the plain CLIP's scores do not hold for this head
     save_bundle(bundle, path)
     return path
 
