@@ -346,13 +346,13 @@ def decode_photo(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, draft_size: 
     return image, info, shot or Capture()
 
 
-def exif_capture(data: bytes, mtime: float | None = None) -> Capture:
-    """What a photo's EXIF says about its shot, from its header only (no pixels decoded); dated by
-    ``mtime`` when the EXIF has no date."""
+def exif_capture(source: bytes | str, mtime: float | None = None) -> Capture:
+    """What a photo's EXIF says about its shot, from its header only (no pixels decoded), given
+    its bytes or its path; dated by ``mtime`` when the EXIF has no date."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data), formats=_FORMATS) as img:
+            with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source, formats=_FORMATS) as img:
                 shot = _capture(img)
     except Exception:  # noqa: BLE001 - the decoder gives the precise reason for a bad file
         shot = Capture()

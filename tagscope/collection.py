@@ -74,7 +74,9 @@ def search(ctx: click.Context, text: str, k: int, model: str | None, min_score: 
     if not hits:
         click.echo("no results: is the collection tagged with this model? (tagscope status)", err=True)
     for rank, h in enumerate(hits, 1):
-        click.echo(f"{rank:3d} {'*' if h.get('match') else ' '} {h['score']:.3f}  {h['path']}")
+        extra = "" if h.get("frame_s") is None else f"  (at {int(h['frame_s'] // 60)}:{int(h['frame_s'] % 60):02d})"
+        extra += f"  (+{len(h['stack'])}: {', '.join(h['stack'])})" if h.get("stack") else ""
+        click.echo(f"{rank:3d} {'*' if h.get('match') else ' '} {h['score']:.3f}  {h['path']}{extra}")
     if any(h.get("match") for h in hits):
         click.echo("* matches the text (a cutoff calibrated on this collection); the others are only the nearest",
                    err=True)

@@ -108,6 +108,10 @@ def test_search_shows_each_stack_once_and_a_video_hit_names_its_best_frame(tagge
         if query == only_second[0]:
             assert 2.0 <= video["frame_s"] <= 4.0, video
         assert all(h["frame_s"] is None for h in hits if not h["path"].lower().endswith((".mp4", ".mov")))
+    text = run_cli("search", only_second[0], "-k", "100", home=home, **env).stdout
+    lines = text.splitlines()
+    assert any("MVI_0003.MP4  (at 0:0" in line for line in lines)
+    assert [line.split()[-1] for line in lines if "IMG_1001" in line] == [f"{photos.resolve()}/camera/IMG_1001.DNG)"]
 
 
 def test_the_image_page_and_api_show_date_place_and_camera(tagged_library):
@@ -145,3 +149,29 @@ def test_a_process_that_ran_libraw_still_tags_raw_files_with_decode_workers(tmp_
     assert not raw.fork_is_safe()
     out = run_cli("tag", str(photos), home=tmp_path / "home", TAGSCOPE_MODEL="synthetic", TAGSCOPE_LOADER_WORKERS="2")
     assert "3 tagged, 0 failed" in out.stdout + out.stderr
+
+
+def test_a_library_tagged_before_the_facts_were_stored_catches_up_without_tagging_again(tmp_path):
+    """Migration 0007 leaves earlier photos without a media row: the next scan (a nightly job)
+    reads their headers and containers, and tags nothing again."""
+    from sqlalchemy import delete, func
+
+    from core.db import get_database
+    from core.media.tables import Media
+
+    photos, home = tmp_path / "photos", tmp_path / "home"
+    phone_library(photos)
+    run_cli("tag", str(photos), home=home, TAGSCOPE_MODEL="synthetic")
+    db = get_database(f"sqlite:///{home.resolve()}/tagscope.sqlite")
+    with db.session() as s:
+        tagged_at = dict(s.execute(select(Image.id, Image.tagged_at)).all())
+        s.execute(delete(Media))
+    out = run_cli("tag", str(photos), home=home, TAGSCOPE_MODEL="synthetic")
+    assert f"read when, where and with what of {len(tagged_at)} files tagged before" in out.stdout + out.stderr
+    with db.session() as s:
+        assert s.scalar(select(func.count()).select_from(Media)) == len(tagged_at)
+        assert dict(s.execute(select(Image.id, Image.tagged_at)).all()) == tagged_at  # nothing tagged again
+        heic = s.scalar(select(Image.id).where(Image.path.endswith("IMG_0001.HEIC")))
+    record = _show(home, {"TAGSCOPE_MODEL": "synthetic"}, heic)
+    assert record["taken_at"] == "2023-07-14T12:00:05+02:00" and record["place"]["city"] == "Paris"
+    assert "read when" not in run_cli("tag", str(photos), home=home, TAGSCOPE_MODEL="synthetic").stderr

@@ -21,13 +21,14 @@ from core.images import (
     ImageDecodeError,
     ImageInfo,
     decode_photo,
+    exif_capture,
     read_bytes,
     readable,
 )
 from core.media.kinds import HEIF_EXTENSIONS, PHOTO, RAW, VIDEO, extension, media_kind, require
 from core.media.metadata import Capture, from_exifread
 from core.media.raw import decode_raw
-from core.media.video import read_clip
+from core.media.video import read_clip, read_tags
 
 _HASH_CHUNK = 1 << 20
 
@@ -91,6 +92,29 @@ def _photo(path: str, data: bytes, max_pixels: int, draft_size: int | None):
         if heif and exc.reason.startswith("not an image"):  # libheif refuses a cut or damaged container
             raise ImageDecodeError("truncated or corrupt HEIC/HEIF file") from exc
         raise
+
+
+def read_capture(path: str | os.PathLike[str], mtime: float | None = None) -> tuple[str, Capture]:
+    """``(kind, what the file says about its shot)`` from its header or container only, no pixel
+    decoded (a collection tagged before these were stored catches up cheaply). Never raises: a
+    file that says nothing (or cannot be read) is dated by its mtime."""
+    path = os.fsdecode(path)
+    kind = media_kind(path) or PHOTO
+    try:
+        if kind == VIDEO:
+            capture = read_tags(path)
+        elif kind == RAW:
+            with open(path, "rb") as fh:
+                capture = from_exifread(require("exif").process_file(fh, details=False))
+        else:
+            capture = exif_capture(path)
+    except Exception:  # noqa: BLE001 - facts are optional; the file is tagged already
+        capture = Capture()
+    if capture.taken is None:
+        when = mtime if mtime is not None else _mtime(path)
+        if when is not None:
+            capture = capture.with_file_time(when)
+    return kind, capture
 
 
 def _raw(data: bytes, digest: str, max_pixels: int, draft_size: int | None) -> Media:

@@ -3,8 +3,9 @@
 A clip becomes at most :data:`MAX_FRAMES` frames, one every :data:`EVERY_S` seconds spread evenly
 over its length (a 3 s Live Photo: 2 frames; a 10 min film: 16), each reached by a seek to the
 keyframe before it: that keyframe alone when it lies within :data:`NEAR_S` of the time (one
-decoded frame; phones write a keyframe a second), else a bounded decode forward from it. The work is bounded whatever the file: hours of
-video cost 16 seeks, and an 8K frame is scaled down by FFmpeg's scaler as it leaves the decoder.
+decoded frame; phones write a keyframe a second), else a bounded decode forward from it. The
+work is bounded whatever the file: hours of video cost 16 seeks, and an 8K frame is scaled down by
+FFmpeg's scaler as it leaves the decoder.
 The display rotation phones record is applied.
 """
 
@@ -77,6 +78,15 @@ def read_clip(path: str, max_pixels: int, min_side: int | None = None, at_s: flo
     scale = max(width, height) / max(shown) if width and height else 1.0
     display = (round(shown[0] * scale), round(shown[1] * scale))
     return Clip(frames, display[0], display[1], duration, from_container(tags, duration))
+
+
+def read_tags(path: str) -> Capture:
+    """What a video's container says about its shot, without decoding a frame."""
+    av = require(VIDEO)
+    with av.open(path, mode="r", metadata_errors="ignore") as container:
+        stream = container.streams.video[0] if container.streams.video else None
+        tags = {**dict(stream.metadata or {}), **dict(container.metadata or {})} if stream else dict(container.metadata)
+        return from_container(tags, _duration(container, stream) if stream else None)
 
 
 def _times(duration: float | None, at_s: float | None, one: bool) -> list[float]:

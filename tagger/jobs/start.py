@@ -16,6 +16,7 @@ from mkt.factory import get_model
 from mkt.tagmodel import TagModel
 from tagger.jobs import leases
 from tagger.jobs import rows as jobs
+from tagger.media_backfill import catch_up
 from tagger.scan import ScanResult, images_to_tag, scan
 from tagger.vocabulary import default_label_names, seed_labels, vocabulary_size
 
@@ -57,6 +58,7 @@ def prepare(db: Database, model: TagModel, paths: Sequence[str], *, retry_failed
     mv_id = jobs.ensure_model_version(db, model)
     found = scan(db, paths)
     report_scan(found, echo)
+    catch_up(db, found.image_ids, echo)  # files tagged before their shot's facts were stored
     return mv_id, found, images_to_tag(db, found.image_ids, mv_id, retry_failed=retry_failed, retag=retag)
 
 
