@@ -175,3 +175,33 @@ def test_a_library_tagged_before_the_facts_were_stored_catches_up_without_taggin
     record = _show(home, {"TAGSCOPE_MODEL": "synthetic"}, heic)
     assert record["taken_at"] == "2023-07-14T12:00:05+02:00" and record["place"]["city"] == "Paris"
     assert "read when" not in run_cli("tag", str(photos), home=home, TAGSCOPE_MODEL="synthetic").stderr
+
+
+def test_evidence_maps_of_heic_raw_and_video_are_drawn_over_a_jpeg_of_the_file(tmp_path):
+    """A two-stream model keeps patch features for every kind of file; the evidence map's PNG is
+    drawn over the file decoded by core.media (HEIC, a RAW's demosaic, a video's frame)."""
+    import io
+
+    import numpy as np
+    from PIL import Image as PILImage
+
+    from core.settings import load_settings
+    from mkt.synthetic.library import Shot, picture, write_dng, write_still, write_video
+    from web import create_app
+
+    from .conftest import two_stream_bundle
+
+    rng = np.random.default_rng(0)
+    photos = tmp_path / "photos"
+    write_still(photos / "a.heic", picture(scene(1), rng), Shot())
+    write_dng(photos / "b.dng", picture(scene(2), rng), Shot(), preview=None)
+    write_video(photos / "c.mp4", [picture(scene(3), rng), picture(scene(4), rng)], seconds_each=2.0)
+    spec = f"mkt:{two_stream_bundle(tmp_path / 'two-stream.pt')}"
+    run_cli("tag", str(photos), "--model", spec, home=tmp_path / "home")
+    client = create_app(load_settings(environ={}, home=str(tmp_path / "home"))).test_client()
+    for image_id in (1, 2, 3):
+        label = client.get(f"/api/images/{image_id}").get_json()["tags"][0]["label"]
+        found = client.get(f"/api/images/{image_id}/evidence", query_string={"label": label}).get_json()
+        assert found["available"] and len(found["scores"]) == found["grid"][0] * found["grid"][1]
+        png = client.get(f"/image/{image_id}/evidence.png", query_string={"label": label})
+        assert png.status_code == 200 and PILImage.open(io.BytesIO(png.data)).format == "PNG"
