@@ -53,21 +53,33 @@ def tag(ctx: click.Context, paths: tuple[str, ...], model: str | None, batch_siz
 @click.option("--model", help="Model spec (default: the one the collection was tagged with).")
 @click.option("--min-score", type=float, help="Relevance cutoff: only results scoring at least this.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: {query, results: [{image_id, path, score}]}.")
+@click.option("--folder", help="Only photos under this folder.")
+@click.option("--tag", help="Only photos with this stored tag.")
+@click.option("--taken", help="Taken in this year, month or day, or range: 2023, 2023-07, 2023-07-01..2023-08-15.")
+@click.option("--place", help="In this country, region or city.")
+@click.option("--camera", help="Camera make or model contains this.")
+@click.option("--media", type=click.Choice(["photo", "raw", "video"]), help="Only this kind of file.")
 @click.pass_context
 @fail_cleanly
-def search(ctx: click.Context, text: str, k: int, model: str | None, min_score: float | None, as_json: bool) -> None:
-    """Rank tagged images by any label TEXT, seen in training or not.
+def search(ctx: click.Context, text: str, k: int, model: str | None, min_score: float | None, as_json: bool,
+           **filter_values: str | None) -> None:
+    """Rank tagged images by any label TEXT, seen in training or not, among those passing the filters.
 
     Asks the `tagscope serve` running on this home when there is one (a fraction of a second),
     else searches in this process (seconds: torch, the model and the index load first)."""
+    from indexer.search.filters import Filters
+
     settings = settings_for(ctx, model=model)
-    hits = _ask_server(settings, text, k, min_score)
+    filters = Filters.from_args(filter_values)
+    given = {name: value for name, value in filters.to_json().items() if value is not None}
+    hits = _ask_server(settings, text, k, min_score, given)
     if hits is None:
         if settings.model is not None:
             check_offline_weights(settings.model, probe_network=True)  # before seconds of imports
         from indexer.search.searcher import Searcher, parse_min_score
 
-        hits = [h.to_json() for h in Searcher(settings).search(text, k, parse_min_score(min_score))]
+        results = Searcher(settings).find(text, k=k, min_score=parse_min_score(min_score), filters=filters)
+        hits = [h.to_json() for h in results.hits]
     if as_json:
         click.echo(json.dumps({"query": text, "results": hits}, ensure_ascii=False))
         return
@@ -82,11 +94,12 @@ def search(ctx: click.Context, text: str, k: int, model: str | None, min_score: 
                    err=True)
 
 
-def _ask_server(settings: Settings, text: str, k: int, min_score: float | None) -> list[dict] | None:
+def _ask_server(settings: Settings, text: str, k: int, min_score: float | None,
+                filters: dict[str, str]) -> list[dict] | None:
     from tagscope.remote import remote_search, running_server
 
     url = running_server(settings)
-    return remote_search(url, text, k, min_score) if url else None
+    return remote_search(url, text, k, min_score, filters) if url else None
 
 
 @click.command()

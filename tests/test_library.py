@@ -205,3 +205,43 @@ def test_evidence_maps_of_heic_raw_and_video_are_drawn_over_a_jpeg_of_the_file(t
         assert found["available"] and len(found["scores"]) == found["grid"][0] * found["grid"][1]
         png = client.get(f"/image/{image_id}/evidence.png", query_string={"label": label})
         assert png.status_code == 200 and PILImage.open(io.BytesIO(png.data)).format == "PNG"
+
+
+def test_filters_by_when_where_what_camera_and_kind_combine_with_text(tagged_library):
+    """taken (a year, month, day or range, on the camera's clock), place, camera and media, alone
+    and with a text, in the CLI and the API; malformed values get one line naming the fix."""
+    home, env, photos, lib, _, rows, _ = tagged_library
+
+    def found(*options, text="a photo"):
+        hits = json.loads(run_cli("search", text, "-k", "100", "--json", *options, home=home, **env).stdout)
+        return {Path(h["path"]).relative_to(photos.resolve()).as_posix() for h in hits["results"]}
+
+    july_14 = {"DCIM/IMG_0001.HEIC", "DCIM/MVI_0003.MP4"}
+    assert found("--taken", "2023-07-14") == july_14
+    # 18:30 at -04:00 on the 15th is the 15th on the camera's clock (22:30 UTC): in the range, not the 16th
+    assert found("--taken", "2023-07-15..2023-07-16") == {"DCIM/IMG_0002.HEIC", "DCIM/IMG_0004.HEIC"}
+    assert found("--taken", "2022") == {"camera/DSC_2002.DNG"}
+    assert found("--place", "paris") == {"DCIM/IMG_0001.HEIC", "DCIM/MVI_0003.MP4", "DCIM/IMG_0004.HEIC"}
+    assert found("--place", "Australia") == {"camera/IMG_1001.JPG"}  # its DNG has no GPS: the stack's face
+    assert found("--camera", "canon") == {"camera/IMG_1001.JPG"}  # the DNG shares the camera: one stack
+    assert found("--camera", "iphone", "--taken", "2023-07-15") == {"DCIM/IMG_0002.HEIC"}
+    assert found("--media", "raw") == {"camera/DSC_2002.DNG", "camera/IMG_1001.JPG"}
+    assert "bad/hour.mp4" in found("--media", "video") and not found("--media", "video") & {"scans/scan_001.png"}
+    # a stack passes when one of its files does, and is shown as its still (the Live Photo's video is in Paris)
+    assert found("--place", "Paris", "--media", "video", text=lib.labels["DCIM/MVI_0003.MP4"][0]) == \
+        {"DCIM/MVI_0003.MP4", "DCIM/IMG_0004.HEIC"}
+    for option, value, fix in (("--taken", "July", "taken must be a year, month or day"),
+                               ("--taken", "2023-02-30", "not a date on the calendar"),
+                               ("--taken", "2023-08..2023-07", "write the earlier date first")):
+        out = run_cli("search", "a photo", option, value, home=home, check=False, **env)
+        assert out.returncode != 0 and fix in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    from core.settings import load_settings
+    from web import create_app
+
+    client = create_app(load_settings(environ=env, home=str(home))).test_client()
+    api = client.get("/api/search", query_string={"q": "a photo", "k": 100, "place": "sydney"}).get_json()
+    assert api["filters"]["place"] == "sydney" and len(api["results"]) == 1
+    page = client.get("/", query_string={"q": "a photo", "place": "Paris", "media": "video"}).get_data(as_text=True)
+    assert page.count('class="result') == 2 and 'value="Paris"' in page and '<option value="video" selected>' in page
+    bad = client.get("/api/search", query_string={"q": "a photo", "media": "film"})
+    assert bad.status_code == 400 and "media must be one of photo, raw, video" in bad.get_json()["error"]

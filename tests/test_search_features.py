@@ -130,7 +130,8 @@ def test_folder_filter_keeps_photos_under_that_folder_only(folder_client, folder
 
 def test_tag_filter_keeps_photos_with_that_stored_tag(folder_client):
     body = search(folder_client, "q=circle&k=100&tag=blue+thing")
-    assert body["results"] and body["filters"] == {"folder": None, "tag": "blue thing"}
+    assert body["results"] and body["filters"] == {"folder": None, "tag": "blue thing", "taken": None,
+                                                  "place": None, "camera": None, "media": None}
     for r in body["results"]:
         tags = {t["label"] for t in folder_client.get(f"/api/images/{r['image_id']}").get_json()["tags"]}
         assert "blue thing" in tags

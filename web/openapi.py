@@ -49,7 +49,9 @@ SCHEMAS: dict[str, Any] = {
                                   "(or a photo query, which has no cutoff)"},
         "calibration": {"$ref": "#/components/schemas/Calibration"},
         "matches": {"type": "integer", "description": "results on this page with match = true"},
-        "filters": _obj({"folder": _NULLABLE_STR, "tag": _NULLABLE_STR}),
+        "filters": _obj({"folder": _NULLABLE_STR, "tag": _NULLABLE_STR, "taken": _NULLABLE_STR,
+                         "place": _NULLABLE_STR, "camera": _NULLABLE_STR,
+                         "media": {"type": "string", "nullable": True, "enum": ["photo", "raw", "video", None]}}),
         "model": _obj({"spec": {"type": "string"}, "version": {"type": "string"},
                        "kind": {"type": "string", "description": "e.g. zero-shot CLIP, MKT (two streams, ...)"},
                        "label": {"type": "string", "nullable": True, "enum": ["seen", "held out", "new", None],
@@ -143,7 +145,13 @@ def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any
 _PAGE = [_query("k", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 20}, "results per page"),
          _query("offset", {"type": "integer", "minimum": 0, "maximum": 2000}, "first rank (paging)"),
          _query("folder", {"type": "string", "maxLength": 1000}, "only photos under this folder"),
-         _query("tag", {"type": "string", "maxLength": 1000}, "only photos with this stored tag")]
+         _query("tag", {"type": "string", "maxLength": 1000}, "only photos with this stored tag"),
+         _query("taken", {"type": "string", "maxLength": 1000},
+                "taken in this year, month or day, or range: 2023, 2023-07, 2023-07-14, 2023-07-01..2023-08-15 "
+                "(the camera's clock)"),
+         _query("place", {"type": "string", "maxLength": 1000}, "in this country, region or city (or country code)"),
+         _query("camera", {"type": "string", "maxLength": 1000}, "camera make or model contains this"),
+         _query("media", {"type": "string", "enum": ["photo", "raw", "video"]}, "only this kind of file")]
 
 PATHS: dict[str, Any] = {
     "/api/search": {"get": {
@@ -162,7 +170,8 @@ PATHS: dict[str, Any] = {
             "properties": {"photo": {"type": "string", "format": "binary",
                                      "description": "JPEG, PNG, WebP, GIF, BMP or TIFF; up to 20 MB, 50 MP"},
                            "k": {"type": "integer", "minimum": 1, "maximum": 1000},
-                           "folder": {"type": "string"}, "tag": {"type": "string"}}}}}},
+                           **{name: {"type": "string"} for name in ("folder", "tag", "taken", "place", "camera")},
+                           "media": {"type": "string", "enum": ["photo", "raw", "video"]}}}}}},
         "responses": {"200": _json("SearchResults", "photos most like it, best first"),
                       **_errors(400, 403, 413)}}},
     "/api/images/{image_id}": {"get": {"summary": "One image and its stored tags", "parameters": [_id("image_id")],

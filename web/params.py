@@ -47,7 +47,7 @@ class SearchArgs:
         """From request arguments; None when they ask for no search. ``page`` (1-based, of ``k``
         results) or ``offset`` picks the ranks."""
         q, like = (args.get("q") or "").strip(), (args.get("like") or "").strip()
-        filters = Filters.parse(args.get("folder"), args.get("tag"))
+        filters = Filters.from_args(args)
         if q and like:
             raise TagscopeError("ask for a text (q) or a photo (like), not both")
         if not q and not like:

@@ -37,7 +37,7 @@ def _photo_results(k_default: int) -> Results:
     if info.format not in ACCEPTED:
         raise TagscopeError(f"{info.format} photos are not accepted here: send a JPEG, PNG, WebP, GIF, BMP or TIFF")
     k = whole_number(request.form.get("k", request.args.get("k", k_default)), "k", 1, 1000)
-    filters = Filters.parse(request.form.get("folder"), request.form.get("tag"))
+    filters = Filters.from_args(request.form)
     vector = searcher().embed_photo(photo)
     del photo, data
     return searcher().find(image=vector, k=k, filters=filters)

@@ -1,5 +1,8 @@
-"""Search filters: by folder (a path prefix) and by stored tag (a label the tagger stored for the
-image under the model version searched). Pure SQL over the ``images`` and ``tags`` tables.
+"""Search filters: by folder (a path prefix), by stored tag (a label the tagger stored for the
+image under the model version searched), and by what each file says about its shot
+(:mod:`core.media.tables`): ``taken`` (a year, month, day or a range of them, on the camera's
+clock), ``place`` (a country, region or city name, or a country code), ``camera`` (make or model,
+a substring) and ``media`` (photo, raw, video). Pure SQL over ``images``, ``tags`` and ``media``.
 
 A filter that leaves few photos (``allowed_ids`` returns their ids) is searched exactly over
 those photos; one that leaves many is applied to the index's candidates (``keep``).
@@ -8,47 +11,74 @@ those photos; one that leaves many is applied to the index's candidates (``keep`
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import ColumnElement, Select, or_, select
+from sqlalchemy import ColumnElement, Select, func, or_, select
 
 from core.db import TAGGED, Database, Embedding, Image, Label, Tag
 from core.errors import TagscopeError
+from core.media.tables import Media
 from indexer.store import chunks
 
 MAX_FILTER_CHARS = 1000
+MEDIA_KINDS = ("photo", "raw", "video")
+NAMES = ("folder", "tag", "taken", "place", "camera", "media")  # the same in the CLI, the API and the page
 
 
 @dataclass(frozen=True)
 class Filters:
-    """``folder``: photos whose path lies under this folder; ``tag``: photos with this stored tag."""
+    """``folder``: photos whose path lies under this folder; ``tag``: photos with this stored tag;
+    ``taken``: taken in this year, month or day, or range (``2023``, ``2023-07``, ``2023-07-14``,
+    ``2023-07-01..2023-08-15``); ``place``: in this country, region or city; ``camera``: make or
+    model contains this; ``media``: photo, raw or video."""
 
     folder: str | None = None
     tag: str | None = None
+    taken: str | None = None
+    place: str | None = None
+    camera: str | None = None
+    media: str | None = None
 
     @classmethod
-    def parse(cls, folder: str | None, tag: str | None) -> Filters:
+    def parse(cls, folder: str | None, tag: str | None = None, **others: str | None) -> Filters:
         """From request or command-line values; raises :class:`TagscopeError` naming the fix."""
-        values = []
-        for name, value in (("folder", folder), ("tag", tag)):
+        values = {}
+        for name, value in (("folder", folder), ("tag", tag), *others.items()):
+            if name not in NAMES:
+                raise TagscopeError(f"unknown filter {name!r}: use {', '.join(NAMES)}")
             value = (value or "").strip()
             if "\x00" in value or "\ufffd" in value:
                 raise TagscopeError(f"the {name} filter holds a NUL or bytes that are not UTF-8: type plain text")
             if len(value) > MAX_FILTER_CHARS:
                 raise TagscopeError(f"the {name} filter is too long ({len(value)} characters): keep it under "
                                     f"{MAX_FILTER_CHARS}")
-            values.append(value or None)
-        folder = values[0].rstrip("/\\") or values[0][:1] if values[0] else None  # "/" stays "/"
-        return cls(folder, values[1])
+            values[name] = value or None
+        folder = values["folder"]
+        values["folder"] = folder.rstrip("/\\") or folder[:1] if folder else None  # "/" stays "/"
+        if values.get("taken"):
+            taken_range(values["taken"])  # refuses a malformed date now, with the fix
+        if values.get("media"):
+            values["media"] = values["media"].lower()
+            if values["media"] not in MEDIA_KINDS:
+                raise TagscopeError(f"media must be one of {', '.join(MEDIA_KINDS)}, got {values['media']!r}")
+        return cls(**values)
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, Any]) -> Filters:
+        """From request arguments (or a form) named as :data:`NAMES`."""
+        return cls.parse(args.get("folder"), args.get("tag"),
+                         **{name: args.get(name) for name in NAMES if name not in ("folder", "tag")})
 
     def __bool__(self) -> bool:
-        return self.folder is not None or self.tag is not None
+        return any(getattr(self, f.name) is not None for f in fields(self))
 
     def to_json(self) -> dict[str, Any]:
-        return {"folder": self.folder, "tag": self.tag}
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     def where(self, query: Select, model_version_id: int) -> Select:
         """``query`` (over ``Image``) restricted to tagged photos passing the filters."""
@@ -59,7 +89,57 @@ class Filters:
             tagged = (select(Tag.image_id).join(Label, Label.id == Tag.label_id)
                       .where(Label.name == self.tag, Tag.model_version_id == model_version_id))
             query = query.where(Image.id.in_(tagged))
+        shot = self._shot()
+        if shot is not None:
+            query = query.where(Image.id.in_(select(Media.image_id).where(*shot)))
         return query
+
+    def _shot(self) -> list[ColumnElement[bool]] | None:
+        conditions: list[ColumnElement[bool]] = []
+        if self.taken is not None:
+            start, end = taken_range(self.taken)
+            conditions += [Media.taken >= start, Media.taken < end]
+        if self.place is not None:
+            name = self.place.lower()
+            conditions.append(or_(func.lower(Media.city) == name, func.lower(Media.region) == name,
+                                  func.lower(Media.country) == name, func.lower(Media.country_code) == name))
+        if self.camera is not None:
+            pattern = "%" + _like_escape(self.camera.lower()) + "%"
+            conditions.append(or_(func.lower(Media.camera_make).like(pattern, escape="\\"),
+                                  func.lower(Media.camera_model).like(pattern, escape="\\")))
+        if self.media is not None:
+            conditions.append(Media.kind == self.media)
+        return conditions or None
+
+
+def _day_range(text: str) -> tuple[datetime, datetime]:
+    """``2023`` / ``2023-07`` / ``2023-07-14`` -> [its first moment, the next one's)."""
+    m = re.fullmatch(r"(\d{4})(?:-(\d{1,2})(?:-(\d{1,2}))?)?", text.strip())
+    if not m:
+        raise TagscopeError(f"taken must be a year, month or day (2023, 2023-07, 2023-07-14) or a range of "
+                            f"them (2023-07-01..2023-08-15), got {text!r}")
+    year, month, day = int(m.group(1)), int(m.group(2) or 1), int(m.group(3) or 1)
+    try:
+        start = datetime(year, month, day)
+    except ValueError:
+        raise TagscopeError(f"taken: {text!r} is not a date on the calendar") from None
+    if m.group(3):
+        return start, start + timedelta(days=1)
+    if m.group(2):
+        return start, datetime(year + (month == 12), month % 12 + 1, 1)
+    return start, datetime(year + 1, 1, 1)
+
+
+def taken_range(text: str) -> tuple[datetime, datetime]:
+    """The [start, end) of a ``taken`` filter, on the camera's clock (the range's ends included)."""
+    if ".." in text:
+        first, _, last = text.partition("..")
+        start, end = _day_range(first)[0], _day_range(last)[1]
+    else:
+        start, end = _day_range(text)
+    if end <= start:
+        raise TagscopeError(f"taken: the range {text!r} ends before it starts: write the earlier date first")
+    return start, end
 
 
 def _like_escape(text: str) -> str:
