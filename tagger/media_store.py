@@ -12,16 +12,15 @@ import logging
 from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert
 from sqlalchemy.orm import Session
 
 from core.db import MISSING, Image
 from core.errors import TagscopeError
 from core.images import ImageDecodeError
-from core.media.kinds import media_kind
 from core.media.metadata import Capture
 from core.media.places import Place, places
-from core.media.stacks import face_rank
+from core.media.stacks import stack_groups
 from core.media.tables import Media, VideoFrame
 
 log = logging.getLogger(__name__)
@@ -104,7 +103,4 @@ def stack_members(s: Session, stack: str | None) -> list[tuple[int, str, str | N
     """(id, path, kind) of the registered files of one shot, the face first (:mod:`core.media.stacks`)."""
     if stack is None:
         return []
-    rows = s.execute(select(Image.id, Image.path, Media.kind).outerjoin(Media, Media.image_id == Image.id)
-                     .where(Image.stack_key == stack, Image.status != MISSING)).all()
-    kinds = {i: kind or media_kind(path) for i, path, kind in rows}
-    return sorted(((i, p, kinds[i]) for i, p, _ in rows), key=lambda r: face_rank(r[2], r[0]))
+    return stack_groups(s, {stack}, Image.status != MISSING).get(stack, [])

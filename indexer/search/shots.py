@@ -20,9 +20,8 @@ import torch
 from sqlalchemy import func, select
 
 from core.db import TAGGED, Database, Image
-from core.media.kinds import media_kind
-from core.media.stacks import face_rank
-from core.media.tables import Media, VideoFrame
+from core.media.stacks import stack_groups
+from core.media.tables import VideoFrame
 from indexer import store
 from mkt.tagmodel import TagModel
 
@@ -78,13 +77,7 @@ def stacks(db: Database, ranked: list[tuple[int, float]]) -> tuple[list[tuple[in
         keys = {k for k in key_of.values() if k is not None}
         shared = set(s.scalars(select(Image.stack_key).where(Image.stack_key.in_(keys), Image.status == TAGGED)
                                .group_by(Image.stack_key).having(func.count() > 1))) if keys else set()
-        members: dict[str, list[tuple[int, str, str | None]]] = defaultdict(list)
-        if shared:
-            for i, path, key, kind in s.execute(
-                    select(Image.id, Image.path, Image.stack_key, Media.kind)
-                    .outerjoin(Media, Media.image_id == Image.id)
-                    .where(Image.stack_key.in_(shared), Image.status == TAGGED)):
-                members[key].append((i, path, kind or media_kind(path)))
+        members = stack_groups(s, shared, Image.status == TAGGED)
     if not members:
         return ranked, {}
     out, seen, others = [], set(), {}
@@ -96,7 +89,7 @@ def stacks(db: Database, ranked: list[tuple[int, float]]) -> tuple[list[tuple[in
         if key in seen:
             continue
         seen.add(key)
-        group = sorted(members[key], key=lambda m: face_rank(m[2], m[0]))
+        group = members[key]
         face = group[0][0]
         out.append((face, score))
         others[face] = [path for i, path, _ in group if i != face]
