@@ -85,6 +85,10 @@ class Settings:
         0.7, "`0.7`: on CUDA, the share of JPEGs decoded on the GPU (nvJPEG) while the decode workers decode the "
              "rest at the same time (measured best on an H100 with 15 decode workers); `1` all on the GPU, `0` all "
              "on the CPU")
+    duplicate_threshold: float | None = _setting(
+        None, "unset: the model's own (calibrated for the bundled models by `python -m bench.duplicates`, 0.99 for "
+              "others); else the cosine similarity (above 0, at most 1) from which two photos are near-duplicates "
+              "(`tagscope duplicates`, `/duplicates`, search's \"+N similar\")")
 
     # -- derived paths ----------------------------------------------------------------------
     @property
@@ -155,6 +159,7 @@ _ENV = {
     "web_threads": "TAGSCOPE_WEB_THREADS",
     "compile": "TAGSCOPE_COMPILE",
     "gpu_decode": "TAGSCOPE_GPU_DECODE",
+    "duplicate_threshold": "TAGSCOPE_DUPLICATE_THRESHOLD",
 }
 
 
@@ -177,6 +182,14 @@ def _coerce(name: str, value: Any, source: str) -> Any:
             if not 0.0 <= share <= 1.0:
                 raise TagscopeError(f"bad value {value!r} for gpu_decode in {source}: use a share from 0 to 1")
             return share
+        if name == "duplicate_threshold":
+            if value in ("", None):
+                return None
+            similarity = float(value)
+            if not 0.0 < similarity <= 1.0:
+                raise TagscopeError(f"bad value {value!r} for duplicate_threshold in {source}: use a cosine "
+                                    "similarity above 0 and at most 1, e.g. 0.95")
+            return similarity
         if name == "compile":
             if str(value).lower() not in ("0", "1", "true", "false"):
                 raise TagscopeError(f"bad value {value!r} for {name} in {source}: use 1 or 0")

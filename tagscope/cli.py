@@ -9,10 +9,12 @@ import click
 
 from tagscope.admin import db, index, worker
 from tagscope.collection import demo, search, serve, show, status, tag
+from tagscope.duplicates import duplicates
 from tagscope.exchange import export, import_
 from tagscope.feedback import feedback
 from tagscope.jobs import beat, jobs, schedule
 from tagscope.models import models
+from tagscope.saved import saved
 from tagscope.training import data, evaluate_cmd, synth, train
 from tagscope.vocabulary import labels
 
@@ -32,8 +34,9 @@ def cli(ctx: click.Context, home: str | None, database_url: str | None, broker_u
 
 
 for command in (tag, search, show, serve, status, jobs, schedule, models, demo, labels, db, worker, beat, index, synth,
-                train, evaluate_cmd, data, feedback, export, import_):
+                train, evaluate_cmd, data, feedback, export, import_, saved):
     cli.add_command(command)
+cli.add_command(duplicates)
 
 
 def main() -> None:

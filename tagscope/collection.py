@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from typing import TYPE_CHECKING
 
 import click
 
@@ -15,6 +16,9 @@ from core.errors import TagscopeError
 from core.modelspec import check_offline_weights
 from core.settings import Settings
 from tagscope.common import database, fail_cleanly, settings_for
+
+if TYPE_CHECKING:
+    from indexer.search.filters import Filters
 
 
 @click.command()
@@ -48,7 +52,7 @@ def tag(ctx: click.Context, paths: tuple[str, ...], model: str | None, batch_siz
 
 
 @click.command()
-@click.argument("text")
+@click.argument("text", required=False)
 @click.option("-k", "--top-k", "k", type=int, default=20, show_default=True, help="Results to return.")
 @click.option("--model", help="Model spec (default: the one the collection was tagged with).")
 @click.option("--min-score", type=float, help="Relevance cutoff: only results scoring at least this.")
@@ -59,11 +63,17 @@ def tag(ctx: click.Context, paths: tuple[str, ...], model: str | None, batch_siz
 @click.option("--place", help="In this country, region or city.")
 @click.option("--camera", help="Camera make or model contains this.")
 @click.option("--media", type=click.Choice(["photo", "raw", "video"]), help="Only this kind of file.")
+@click.option("--sort", type=click.Choice(["relevance", "newest", "oldest"]),
+              help="Order: by the text's score (default), or the matches by when taken (newest/oldest).")
 @click.pass_context
 @fail_cleanly
-def search(ctx: click.Context, text: str, k: int, model: str | None, min_score: float | None, as_json: bool,
-           **filter_values: str | None) -> None:
+def search(ctx: click.Context, text: str | None, k: int, model: str | None, min_score: float | None, as_json: bool,
+           sort: str | None, **filter_values: str | None) -> None:
     """Rank tagged images by any label TEXT, seen in training or not, among those passing the filters.
+
+    TEXT is one text, or parts with operators: `beach + sunset` (both), `dog -night` or `dog NOT
+    night` (without what matches "night"), `2:beach + sunset` (weights). Without TEXT, lists the
+    photos passing the filters by date (newest first unless --sort oldest).
 
     Asks the `tagscope serve` running on this home when there is one (a fraction of a second),
     else searches in this process (seconds: torch, the model and the index load first)."""
@@ -71,14 +81,26 @@ def search(ctx: click.Context, text: str, k: int, model: str | None, min_score: 
 
     settings = settings_for(ctx, model=model)
     filters = Filters.from_args(filter_values)
+    if text is None and not filters and sort is None:
+        raise TagscopeError('give a TEXT to search for (e.g. "red bicycle"), or filters / --sort newest to list '
+                            "photos by date")
+    run_search(settings, text, k, min_score, filters, as_json, sort)
+
+
+def run_search(settings: Settings, text: str | None, k: int, min_score: float | None, filters: Filters, as_json: bool,
+               sort: str | None = None) -> None:
+    """What `tagscope search` does with its arguments (`tagscope saved run NAME` too): ask the running
+    server, else search in this process, and print the hits. A ``sort`` other than relevance is passed on."""
     given = {name: value for name, value in filters.to_json().items() if value is not None}
-    hits = _ask_server(settings, text, k, min_score, given)
+    order = {"sort": sort} if sort not in (None, "relevance") or (text is None and sort) else {}
+    hits = _ask_server(settings, text, k, min_score, {**given, **order})
     if hits is None:
         if settings.model is not None:
             check_offline_weights(settings.model, probe_network=True)  # before seconds of imports
-        from indexer.search.searcher import Searcher, parse_min_score
+        from indexer.search.checks import parse_min_score
+        from indexer.search.searcher import Searcher
 
-        results = Searcher(settings).find(text, k=k, min_score=parse_min_score(min_score), filters=filters)
+        results = Searcher(settings).find(text, k=k, min_score=parse_min_score(min_score), filters=filters, **order)
         hits = [h.to_json() for h in results.hits]
     if as_json:
         click.echo(json.dumps({"query": text, "results": hits}, ensure_ascii=False))
@@ -88,7 +110,8 @@ def search(ctx: click.Context, text: str, k: int, model: str | None, min_score: 
     for rank, h in enumerate(hits, 1):
         extra = "" if h.get("frame_s") is None else f"  (at {int(h['frame_s'] // 60)}:{int(h['frame_s'] % 60):02d})"
         extra += f"  (+{len(h['stack'])}: {', '.join(h['stack'])})" if h.get("stack") else ""
-        click.echo(f"{rank:3d} {'*' if h.get('match') else ' '} {h['score']:.3f}  {h['path']}{extra}")
+        score = f"{h['score']:.3f}" if h.get("score") is not None else (h.get("taken") or "")[:16].replace("T", " ")
+        click.echo(f"{rank:3d} {'*' if h.get('match') else ' '} {score}  {h['path']}{extra}")
     if any(h.get("match") for h in hits):
         click.echo("* matches the text (a cutoff calibrated on this collection); the others are only the nearest",
                    err=True)

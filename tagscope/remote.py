@@ -74,11 +74,12 @@ def running_server(settings: Settings) -> str | None:
     return url
 
 
-def remote_search(url: str, text: str, k: int, min_score: float | None, filters: dict[str, str] | None = None,
+def remote_search(url: str, text: str | None, k: int, min_score: float | None, filters: dict[str, str] | None = None,
                   timeout: float = TIMEOUT_S) -> list[dict[str, Any]] | None:
     """The server's hits (``[{image_id, path, score}]``), or None when it does not answer (the
     caller searches in-process). A 4xx answer is the user's error: raised with the server's words."""
-    params = {"q": text, "k": k, **({"min_score": min_score} if min_score is not None else {}), **(filters or {})}
+    params = {**({"q": text} if text is not None else {}), "k": k,
+              **({"min_score": min_score} if min_score is not None else {}), **(filters or {})}
     request = urllib.request.Request(f"{url}/api/search?{urllib.parse.urlencode(params)}",
                                      headers={"Accept": "application/json"})
     try:

@@ -103,6 +103,7 @@ def test_the_migrations_build_exactly_the_models_schema(db):
     from alembic.migration import MigrationContext
 
     import core.media.tables  # noqa: F401 - its tables join Base.metadata
+    import core.saved  # noqa: F401 - saved_searches (0008) too
     from core.db import Base
 
     db.upgrade()

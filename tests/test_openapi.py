@@ -81,3 +81,30 @@ def test_errors_match_the_documented_error_and_status(app, doc, method, url, pat
         assert method not in doc["paths"][path]
     else:
         assert str(status) in doc["paths"][path][method]["responses"], (url, status)
+
+
+def test_the_jobs_page_api_matches_its_schemas_and_errors(app, doc):
+    """The jobs page's endpoints on a collection served without a broker (tests/test_jobs_page.py
+    checks them with one, on SQLite and PostgreSQL)."""
+    client = app.test_client()
+    models = client.get("/api/models").get_json()
+    check(doc, models, "ModelVersions")
+    assert [m["spec"] for m in models["models"] if m["active"]] == ["synthetic"]
+    check(doc, client.get("/api/index").get_json(), "Indexes")
+    check(doc, client.get("/api/schedules").get_json(), "Schedules")
+    jobs = client.get("/api/jobs").get_json()["jobs"]
+    job, before = jobs[-1], len(jobs)
+    assert job["folders"] and job["model"]["version"]  # a `tagscope tag` job names its folders
+    for method, url, path, body, status in [
+            ("post", "/api/jobs", "/api/jobs", {"folders": ["/"]}, 409),
+            ("post", "/api/jobs", "/api/jobs", {"folders": []}, 400),
+            ("post", "/api/schedules", "/api/schedules", {"folders": ["/"], "every": "1d"}, 409),
+            ("delete", "/api/schedules/99", "/api/schedules/{schedule_id}", None, 404),
+            ("post", "/api/schedules/99/run", "/api/schedules/{schedule_id}/run", None, 404),
+            ("post", "/api/models/use", "/api/models/use", {"version": "no-such-model"}, 400)]:
+        resp = getattr(client, method)(url, json=body)
+        assert resp.status_code == status, (url, resp.get_json())
+        check(doc, resp.get_json(), "Error")
+        assert str(status) in doc["paths"][path][method]["responses"], (url, status)
+    assert len(client.get("/api/jobs").get_json()["jobs"]) == before  # nothing was started
+    assert client.get("/api/schedules").get_json() == {"schedules": []}  # nothing was added

@@ -19,7 +19,8 @@ def test_api_search_has_the_documented_shape(client):
     body = resp.get_json()
     assert body["query"] == "red circle" and len(body["results"]) == 5
     first = body["results"][0]
-    assert set(first) == {"image_id", "path", "score", "match", "mtime", "confirmed", "frame_s", "stack"}
+    assert set(first) == {"image_id", "path", "score", "match", "mtime", "confirmed", "frame_s", "stack", "taken",
+                          "similar"}
     assert set(body) >= {"cutoff", "calibration", "matches", "more", "offset", "filters"}
     scores = [r["score"] for r in body["results"]]
     assert scores == sorted(scores, reverse=True)

@@ -31,23 +31,30 @@ def create_app(settings: Settings | None = None, test_config: dict[str, Any] | N
     app.extensions["tagscope.searcher"] = Searcher(settings)
 
     from tagger.jobs.control import NoSuchJob
-    from web import errors, security
+    from web import duplicates, errors, security
+    from web.browse import bp as browse_bp
     from web.evidence import bp as evidence_bp
     from web.feedback import bp as feedback_bp
     from web.images import bp as images_bp
     from web.jobs import NoBroker
     from web.jobs import bp as jobs_bp
+    from web.jobs_page import install as install_jobs_page
     from web.openapi import bp as openapi_bp
+    from web.saved import bp as saved_bp
     from web.search import bp as search_bp
     from web.upload import bp as upload_bp
 
     errors.install(app)  # before the blueprints: their routes use the id converter
     security.install(app, settings)
     app.register_blueprint(search_bp)
+    app.register_blueprint(browse_bp)
+    app.register_blueprint(duplicates.bp)
     app.register_blueprint(images_bp)
     app.register_blueprint(jobs_bp)
+    install_jobs_page(app)  # the jobs page, schedules, model versions, the index
     app.register_blueprint(upload_bp)
     app.register_blueprint(feedback_bp)
+    app.register_blueprint(saved_bp)
     app.register_blueprint(evidence_bp)
     app.register_blueprint(openapi_bp)
     app.add_template_filter(_local_time, "datetime")

@@ -13,10 +13,11 @@ from flask import Blueprint, abort, current_app, jsonify, redirect, request, url
 from core.db import get_database
 from core.errors import TagscopeError
 from indexer.search import feedback
+from indexer.search.filters import NAMES
 from tagger.status import image_record
 
 bp = Blueprint("feedback", __name__)
-KEPT_ARGS = ("q", "like", "folder", "tag", "r")  # the search the page was opened from
+KEPT_ARGS = ("q", "like", *NAMES, "sort", "r")  # the search the page was opened from
 
 
 def _apply(image_id: int, label: str | None, verdict: str | None) -> None:

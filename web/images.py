@@ -12,8 +12,8 @@ from core.db import Image, get_database
 from core.errors import TagscopeError
 from core.images import ImageDecodeError
 from core.media.read import thumbnail as media_thumbnail
+from indexer.search.checks import MAX_DEPTH
 from indexer.search.evidence import NO_LOCAL_STREAM
-from indexer.search.searcher import MAX_DEPTH
 from tagger.status import image_record
 from web.params import PER_PAGE, SearchArgs, searcher, whole_number
 

@@ -1,11 +1,16 @@
 """Jobs in the JSON API: the same figures and controls as ``tagscope jobs``.
 
-``GET /api/jobs`` and ``GET /api/jobs/ID`` show; ``POST /api/jobs/ID/cancel``, ``/resume`` and
-``/retry`` act. Resuming or retrying sends work to the workers, so it needs a broker: without
-one the web process would tag inside a request, and the API answers 409 with the command to run.
+``GET /api/jobs`` and ``GET /api/jobs/ID`` show; ``POST /api/jobs`` starts one (folders and
+optionally a model: a worker scans and tags them); ``POST /api/jobs/ID/cancel``, ``/resume`` and
+``/retry`` act. Starting, resuming or retrying sends work to the workers, so it needs a broker:
+without one the web process would tag inside a request, and the API answers 409 with the command
+to run.
 """
 
 from __future__ import annotations
+
+import shlex
+from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 
@@ -13,6 +18,8 @@ from core.db import get_database
 from core.errors import TagscopeError
 from tagger.jobs import control as job_control
 from tagger.jobs.rows import WORKERS
+from tagger.jobs.submit import folders as checked_folders
+from tagger.jobs.submit import model_spec, queue_job
 
 bp = Blueprint("jobs", __name__)
 
@@ -33,6 +40,46 @@ def list_jobs():
     return jsonify({"jobs": job_control.list_jobs(_db(), int(limit))})
 
 
+@bp.post("/api/jobs")
+def start_job_api():
+    body = json_body('{"folders": ["/photos/2023"], "model": "synthetic"} (model is optional)')
+    return jsonify(start(string_list(body.get("folders"), "folders"), optional_string(body.get("model"), "model"))), 201
+
+
+def start(paths: list[str], model: str | None) -> dict[str, Any]:
+    """Queue a tagging job of ``paths`` and send its scan to the workers: the job as the API shows it."""
+    settings, db = _settings(), _db()
+    checked = checked_folders(paths)
+    spec = model_spec(settings, db, model)
+    _need_broker("tagscope tag " + " ".join(shlex.quote(p) for p in checked) + f" --model {shlex.quote(spec)}")
+    job_id = queue_job(settings, db, checked, spec)
+    job_control.send(settings, job_id, "scan", [job_id])
+    return job_control.show_job(db, job_id)
+
+
+def json_body(example: str) -> dict[str, Any]:
+    """The request's JSON object, or a 400 that shows what to send."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise TagscopeError(f"send a JSON object: {example}")
+    return body
+
+
+def string_list(value: Any, name: str) -> list[str]:
+    """A JSON field holding a list of strings (one string is taken as a list of one)."""
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise TagscopeError(f'"{name}" must be a list of folder paths, e.g. ["/photos/2023"]')
+    return value
+
+
+def optional_string(value: Any, name: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise TagscopeError(f'"{name}" must be a string (or left out)')
+    return value
+
+
 @bp.get("/api/jobs/<id:job_id>")
 def show_job(job_id: int):
     return jsonify(job_control.show_job(_db(), job_id))
@@ -45,18 +92,30 @@ def cancel_job(job_id: int):
 
 @bp.post("/api/jobs/<id:job_id>/resume")
 def resume_job(job_id: int):
-    _need_broker(f"tagscope jobs resume {job_id}")
-    kind, ids = job_control.resume_job(_db(), job_id)
-    job_control.send(_settings(), job_id, kind, ids)
-    return jsonify(job_control.show_job(_db(), job_id))
+    return jsonify(resume(job_id))
 
 
 @bp.post("/api/jobs/<id:job_id>/retry")
 def retry_job(job_id: int):
+    return jsonify(retry(job_id)), 201
+
+
+def resume(job_id: int) -> dict[str, Any]:
+    """Make a stopped job run again on the workers: the job."""
+    job_control.show_job(_db(), job_id)  # 404 before 409
+    _need_broker(f"tagscope jobs resume {job_id}")
+    kind, ids = job_control.resume_job(_db(), job_id)
+    job_control.send(_settings(), job_id, kind, ids)
+    return job_control.show_job(_db(), job_id)
+
+
+def retry(job_id: int) -> dict[str, Any]:
+    """Tag a job's failed images again in a new job on the workers: the new job."""
+    job_control.show_job(_db(), job_id)
     _need_broker(f"tagscope jobs retry {job_id}")
     new_id, task_ids = job_control.retry_job(_db(), job_id, _settings().task_size, WORKERS)
     job_control.send(_settings(), new_id, "tasks", task_ids)
-    return jsonify(job_control.show_job(_db(), new_id)), 201
+    return job_control.show_job(_db(), new_id)
 
 
 class NoBroker(TagscopeError):

@@ -11,6 +11,8 @@ from typing import Any
 
 from flask import Blueprint, jsonify
 
+from indexer.search.filters import NAMES, SORTS
+
 bp = Blueprint("openapi", __name__)
 
 _NULLABLE_STR = {"type": "string", "nullable": True}
@@ -24,7 +26,10 @@ def _obj(props: dict[str, Any], required: list[str] | None = None) -> dict[str, 
 
 SCHEMAS: dict[str, Any] = {
     "Error": _obj({"error": {"type": "string"}, "status": {"type": "integer"}}),
-    "Hit": _obj({"image_id": {"type": "integer"}, "path": {"type": "string"}, "score": {"type": "number"},
+    "Hit": _obj({"image_id": {"type": "integer"}, "path": {"type": "string"},
+                 "score": {"type": "number", "nullable": True, "description": "null in a listing without a query"},
+                 "taken": {"type": "string", "nullable": True,
+                           "description": "when taken, the camera's clock (ISO 8601, no offset)"},
                  "match": {"type": "boolean", "nullable": True,
                            "description": "score >= cutoff (text queries); null for photo queries"},
                  "mtime": {"type": "number", "nullable": True, "description": "file modified, seconds since 1970"},
@@ -33,7 +38,10 @@ SCHEMAS: dict[str, Any] = {
                              "description": "a video: the time of its best frame (seconds); null for photos"},
                  "stack": {"type": "array", "items": {"type": "string"},
                            "description": "the other files of this shot (a RAW beside its JPEG, a Live Photo's "
-                                          "video): a stack comes back once, as its still"}}),
+                                          "video): a stack comes back once, as its still"},
+                 "similar": {"type": "array", "items": {"type": "integer"},
+                             "description": "near-duplicates of this photo (resized, re-encoded copies) folded "
+                                            "into it: a group comes back once"}}),
     "Calibration": {**_obj({"median": {"type": "number"}, "top": {"type": "number"},
                             "background_margin": {"type": "number"},
                             "best": {"type": "number", "description": "mean score of the guard_n best photos"},
@@ -58,7 +66,21 @@ SCHEMAS: dict[str, Any] = {
                                  "description": "the query text was a training label (seen), held out of "
                                                 "training, never a training label (new); null: not a text "
                                                 "query, or a model not trained on labels"}}),
+        "sort": {"type": "string", "enum": ["relevance", "newest", "oldest"]},
+        "parts": {"type": "array", "nullable": True, "description": "a query with operators: its parts",
+                  "items": _obj({"text": {"type": "string"}, "weight": {"type": "number"},
+                                 "negative": {"type": "boolean"},
+                                 "cutoff": {"type": "number", "nullable": True}})},
         "results": {"type": "array", "items": {"$ref": "#/components/schemas/Hit"}}}),
+    "BrowseGroups": _obj({
+        "by": {"type": "string", "enum": ["month", "place", "country", "camera", "tag"]},
+        "filters": {"type": "object"},
+        "ungrouped": {"type": "integer", "description": "passing photos in no group (no date, no place...)"},
+        "groups": {"type": "array", "items": _obj({
+            "key": {"type": "string"}, "label": {"type": "string"}, "count": {"type": "integer"},
+            "filters": {"type": "object", "description": "the filter that narrows a search to this group"},
+            "covers": {"type": "array", "items": {"type": "integer"}, "description": "its newest photos' ids"},
+            "url": {"type": "string", "description": "the listing of its photos, newest first"}})}}),
     "Tag": _obj({"label": {"type": "string"}, "score": {"type": "number", "nullable": True},
                  "model_version": _NULLABLE_STR,
                  "confirmed": {"type": "boolean", "description": "confirmed (or added) by a person: listed first"}}),
@@ -91,7 +113,11 @@ SCHEMAS: dict[str, Any] = {
     "Model": {**_obj({"spec": {"type": "string"}, "version": {"type": "string"}}), "nullable": True},
     "Job": _obj({
         "id": {"type": "integer"}, "kind": {"type": "string"}, "state": {"type": "string"},
-        "runner": _NULLABLE_STR, "schedule_id": _NULLABLE_INT, "model": {"$ref": "#/components/schemas/Model"},
+        "runner": _NULLABLE_STR, "schedule_id": _NULLABLE_INT,
+        "folders": {"type": "array", "items": {"type": "string"},
+                    "description": "the folders it was asked to tag (empty for a retry of failed images)"},
+        "model": {**_obj({"spec": {"type": "string"}, "version": _NULLABLE_STR}), "nullable": True,
+                  "description": "version is null while a queued job waits for its scan"},
         "total": {"type": "integer"}, "done": {"type": "integer"}, "failed": {"type": "integer"},
         "remaining": {"type": "integer"}, "rate_img_s": {"type": "number"}, "eta_s": {"type": "number",
                                                                                       "nullable": True},
@@ -99,6 +125,20 @@ SCHEMAS: dict[str, Any] = {
         "workers": {"type": "array", "items": {"type": "string"}}, "error": _NULLABLE_STR,
         "created_at": _NULLABLE_STR, "started_at": _NULLABLE_STR, "finished_at": _NULLABLE_STR}),
     "Jobs": _obj({"jobs": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}}}),
+    "SavedSearch": _obj({
+        "id": {"type": "integer"}, "name": {"type": "string", "maxLength": 100}, "q": {"type": "string"},
+        "filters": _obj({name: _NULLABLE_STR for name in NAMES}), "sort": {"type": "string", "enum": list(SORTS)},
+        "url": {"type": "string", "description": "the search page's address that runs it"},
+        "created_at": _NULLABLE_STR, "updated_at": _NULLABLE_STR}),
+    "SavedSearches": _obj({"saved": {"type": "array", "items": {"$ref": "#/components/schemas/SavedSearch"},
+                                     "description": "by name"}}),
+    "SavedSearchInput": _obj({"name": {"type": "string", "minLength": 1, "maxLength": 100},
+                              "q": {"type": "string", "maxLength": 300},
+                              **{name: {"type": "string", "maxLength": 1000} for name in NAMES},
+                              "sort": {"type": "string", "enum": list(SORTS), "default": "relevance"},
+                              "replace": {"type": "boolean", "default": False,
+                                          "description": "replace a saved search of this name (else 409)"}},
+                             required=["name", "q"]),
     "Status": {"type": "object", "required": ["images", "labels", "model", "index", "failures", "last_job"],
                "properties": {
                    "images": _obj({k: {"type": "integer"} for k in
@@ -155,10 +195,15 @@ _PAGE = [_query("k", {"type": "integer", "minimum": 1, "maximum": 1000, "default
 
 PATHS: dict[str, Any] = {
     "/api/search": {"get": {
-        "summary": "Rank tagged images by any text (q) or like a tagged photo (like)",
+        "summary": "Rank tagged images by any text (q) or like a tagged photo (like); with neither, list the "
+                   "photos passing the filters by date",
         "parameters": [
-            _query("q", {"type": "string", "maxLength": 300}, "a text; one of q and like is required"),
+            _query("q", {"type": "string", "maxLength": 300},
+                   "a text, or parts with operators: 'beach + sunset' (both), 'dog -night' or 'dog NOT night' "
+                   "(without what matches night), '2:beach + sunset' (weights 0.1-10); malformed: 400"),
             _query("like", {"type": "integer", "minimum": 1}, "an image id: photos most like it (more like this)"),
+            _query("sort", {"type": "string", "enum": ["relevance", "newest", "oldest"]},
+                   "relevance (default with q or like), or the matches by when taken (default newest without)"),
             *_PAGE,
             _query("min_score", {"type": "number", "minimum": -1, "maximum": 1}, "drop results scoring less")],
         "responses": {"200": _json("SearchResults", "one page of results, best first"),
@@ -174,6 +219,14 @@ PATHS: dict[str, Any] = {
                            "media": {"type": "string", "enum": ["photo", "raw", "video"]}}}}}},
         "responses": {"200": _json("SearchResults", "photos most like it, best first"),
                       **_errors(400, 403, 413)}}},
+    "/api/browse": {"get": {
+        "summary": "The photos passing the filters grouped by month, place, country, camera or tag, with counts",
+        "parameters": [_query("by", {"type": "string", "enum": ["month", "place", "country", "camera", "tag"],
+                                     "default": "month"}, "how to group"),
+                       _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "at most this many groups"),
+                       *_PAGE[2:]],
+        "responses": {"200": _json("BrowseGroups", "the groups: months newest first, the others by count"),
+                      **_errors(400)}}},
     "/api/images/{image_id}": {"get": {"summary": "One image and its stored tags", "parameters": [_id("image_id")],
                                        "responses": {"200": _json("Image", "the image"), **_errors(404)}}},
     "/api/images/{image_id}/feedback": {"post": {
@@ -208,13 +261,44 @@ PATHS: dict[str, Any] = {
     "/api/jobs/{job_id}/resume": _job_action("Resume a stopped job (needs a broker)", "200", (400, 403, 404, 409)),
     "/api/jobs/{job_id}/retry": _job_action("Retry a job's failed images in a new job (needs a broker)", "201",
                                             (400, 403, 404, 409)),
+    "/api/saved": {
+        "get": {"summary": "The saved searches (a named query with its filters and sort), by name",
+                "responses": {"200": _json("SavedSearches", "the saved searches")}},
+        "post": {"summary": "Save a search under a name",
+                 "requestBody": {"required": True, "content": {"application/json": {
+                     "schema": {"$ref": "#/components/schemas/SavedSearchInput"}}}},
+                 "responses": {"201": _json("SavedSearch", "saved"),
+                               "200": _json("SavedSearch", "replaced (replace: true)"),
+                               "409": _json("Error", "a saved search has this name: send replace: true"),
+                               **_errors(400, 401, 403)}}},
+    "/api/saved/{name}": {"delete": {
+        "summary": "Forget a saved search",
+        "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
+        "responses": {"200": _json("SavedSearch", "the saved search removed"), **_errors(401, 403, 404)}}},
+    "/saved": {**_html("The saved searches (with q and filters: a form to save that search)",
+                       [_query("q", {"type": "string"}, "a text"), *_PAGE[2:],
+                        _query("sort", {"type": "string", "enum": list(SORTS)}, "the order of the results")]),
+               "post": {"summary": "The page's save form (name, q, filters, sort); answers 303 to the search",
+                        "requestBody": {"required": True, "content": {"application/x-www-form-urlencoded": {}}},
+                        "responses": {"303": {"description": "to the search page running it"},
+                                      "409": _json("Error", "a saved search has this name"),
+                                      **_errors(400, 403)}}},
+    "/saved/remove": {"post": {
+        "summary": "The page's remove button (name); answers 303 to /saved",
+        "requestBody": {"required": True, "content": {"application/x-www-form-urlencoded": {}}},
+        "responses": {"303": {"description": "back to the saved searches"}, **_errors(403, 404)}}},
     "/api/openapi.json": {"get": {"summary": "This document",
                                   "responses": {"200": {"description": "OpenAPI 3.0",
                                                         "content": {"application/json": {}}}}}},
-    "/": _html("The search page", [_query("q", {"type": "string"}, "a text"),
-                                   _query("like", {"type": "integer"}, "an image id"),
-                                   _query("page", {"type": "integer", "minimum": 1}, "1-based page of 40"),
-                                   *_PAGE[2:]]),
+    "/": _html("The search page (without q or like: the photos passing the filters, by date)",
+               [_query("q", {"type": "string"}, "a text (operators as /api/search)"),
+                _query("like", {"type": "integer"}, "an image id"),
+                _query("sort", {"type": "string", "enum": ["relevance", "newest", "oldest"]}, "order"),
+                _query("page", {"type": "integer", "minimum": 1}, "1-based page of 40"),
+                *_PAGE[2:]]),
+    "/browse": _html("Browse by month, place, country, camera or tag, with counts (each group links to its photos)",
+                     [_query("by", {"type": "string", "enum": ["month", "place", "country", "camera", "tag"]},
+                             "how to group"), *_PAGE[2:]]),
     "/image/{image_id}": _html("One image's page (with q or like, filters and r = its rank: previous/next)",
                                [_id("image_id")]),
     "/image/{image_id}/full": {"get": {
@@ -229,6 +313,51 @@ PATHS: dict[str, Any] = {
                                   "responses": {"200": {"description": "JPEG", "content": {"image/jpeg": {}}},
                                                 "304": {"description": "not modified (ETag)"}, **_errors(404)}}},
 }
+
+# Near-duplicates (web/duplicates.py, indexer/duplicates.py)
+_THRESHOLD = _query("threshold", {"type": "number", "exclusiveMinimum": True, "minimum": 0, "maximum": 1},
+                    "cosine similarity from which photos are near-duplicates (default: the duplicate_threshold "
+                    "setting, else the model's)")
+_DUP_FOLDER = _query("folder", {"type": "string", "maxLength": 1000}, "only photos under this folder")
+SCHEMAS.update({
+    "DuplicateMember": _obj({
+        "image_id": {"type": "integer"}, "path": {"type": "string"},
+        "similarity": {"type": "number", "description": "cosine with the group's first member (1 for it)"},
+        "width": _NULLABLE_INT, "height": _NULLABLE_INT, "size_bytes": {"type": "integer"}, "format": _NULLABLE_STR,
+        "mtime": {"type": "number", "nullable": True}, "taken_at": _NULLABLE_STR,
+        "media": {"type": "string", "nullable": True, "enum": ["photo", "raw", "video", None]},
+        "original": {"type": "boolean", "description": "the first member: most pixels, then most bytes"}}),
+    "DuplicateGroup": _obj({
+        "image_id": {"type": "integer", "description": "its first member: /duplicates/{image_id} reviews it"},
+        "size": {"type": "integer"},
+        "similarity": {"type": "number", "description": "the lowest cosine of two members (>= threshold)"},
+        "members": {"type": "array", "items": {"$ref": "#/components/schemas/DuplicateMember"},
+                    "description": "the likely original first"}}),
+    "Duplicates": _obj({
+        "model": _obj({"spec": {"type": "string"}, "version": {"type": "string"}}),
+        "threshold": {"type": "number"},
+        "threshold_source": {"type": "string", "enum": ["given", "setting", "calibrated", "default"]},
+        "folder": _NULLABLE_STR, "photos": {"type": "integer", "description": "tagged photos compared"},
+        "total_groups": {"type": "integer"}, "total_duplicates": {"type": "integer",
+                                                                 "description": "members after each group's first"},
+        "offset": {"type": "integer"}, "limit": _NULLABLE_INT, "more": {"type": "boolean"},
+        "groups": {"type": "array", "items": {"$ref": "#/components/schemas/DuplicateGroup"},
+                   "description": "largest groups first"}}),
+})
+PATHS.update({
+    "/api/duplicates": {"get": {
+        "summary": "Groups of near-duplicate photos (resized, re-encoded, cropped copies, bursts) from the stored "
+                   "embeddings; nothing is changed",
+        "parameters": [_THRESHOLD, _DUP_FOLDER,
+                       _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 50},
+                              "groups per page"),
+                       _query("offset", {"type": "integer", "minimum": 0}, "first group (paging)")],
+        "responses": {"200": _json("Duplicates", "one page of groups"), **_errors(400)}}},
+    "/duplicates": _html("The page of near-duplicate groups",
+                         [_THRESHOLD, _DUP_FOLDER, _query("page", {"type": "integer", "minimum": 1}, "20 a page")]),
+    "/duplicates/{image_id}": _html("One group's review page: its files side by side, the likely original first",
+                                    [_id("image_id"), _THRESHOLD, _DUP_FOLDER]),
+})
 
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.0.3",

@@ -1,5 +1,6 @@
 """What a search is, as URL arguments: the text (``q``) or the photo (``like``: an image id) it
-asks for, filters (``folder``, ``tag``) and the page. The results page, the JSON API and the
+asks for, or neither (a listing of the photos passing the filters, by date), filters
+(:data:`indexer.search.filters.NAMES`), ``sort`` and the page. The results page, the JSON API and the
 image page (previous/next within the results) read it the same way."""
 
 from __future__ import annotations
@@ -12,8 +13,11 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import NotFound
 
 from core.errors import TagscopeError
+from indexer.search.browse import check_sort
+from indexer.search.checks import MAX_DEPTH, check_query
 from indexer.search.filters import Filters
-from indexer.search.searcher import MAX_DEPTH, Results, Searcher, check_query
+from indexer.search.results import Results
+from indexer.search.searcher import Searcher
 
 PER_PAGE = 40
 
@@ -34,13 +38,15 @@ def whole_number(value: Any, name: str, low: int, high: int) -> int:
 
 @dataclass(frozen=True)
 class SearchArgs:
-    """One search: exactly one of ``q`` and ``like``; ``offset`` is the first rank shown."""
+    """One search: at most one of ``q`` and ``like`` (neither: the photos passing ``filters`` by
+    date); ``offset`` is the first rank shown."""
 
     q: str | None
     like: int | None
     filters: Filters
     k: int
     offset: int = 0
+    sort: str = "relevance"
 
     @classmethod
     def parse(cls, args: MultiDict, k_default: int = PER_PAGE) -> SearchArgs | None:
@@ -50,10 +56,15 @@ class SearchArgs:
         filters = Filters.from_args(args)
         if q and like:
             raise TagscopeError("ask for a text (q) or a photo (like), not both")
-        if not q and not like:
-            if filters or args.get("q") is not None:
-                raise TagscopeError("empty query: type a label or a description, e.g. \"red bicycle\"")
-            return None
+        listing = not q and not like
+        sort = check_sort(args.get("sort"), "newest" if listing else "relevance")
+        if listing:
+            if not filters and not args.get("sort"):
+                if args.get("q") is not None:
+                    raise TagscopeError("empty query: type a label or a description, e.g. \"red bicycle\"")
+                return None
+            if sort == "relevance":
+                raise TagscopeError("sort by relevance needs a query: type a text, or sort by newest or oldest")
         k = whole_number(args.get("k", k_default), "k", 1, 1000)
         if q:
             q, k = check_query(q, k)
@@ -62,7 +73,7 @@ class SearchArgs:
             offset = (whole_number(args.get("page"), "page", 1, MAX_DEPTH) - 1) * k
         else:
             offset = whole_number(args.get("offset", 0), "offset", 0, MAX_DEPTH)
-        return cls(q or None, image, filters, k, offset)
+        return cls(q or None, image, filters, k, offset, sort)
 
     @property
     def page(self) -> int:
@@ -73,17 +84,22 @@ class SearchArgs:
 
     def url_args(self, **extra: Any) -> dict[str, Any]:
         """Arguments that repeat this search in a link (without the page unless given)."""
-        out: dict[str, Any] = {"q": self.q} if self.q else {"like": self.like}
+        out: dict[str, Any] = {"q": self.q} if self.q else {"like": self.like} if self.like else {}
         out.update({key: value for key, value in self.filters.to_json().items() if value})
+        if self.sort != ("relevance" if self.q or self.like else "newest") or not out:
+            out["sort"] = self.sort
         out.update({key: value for key, value in extra.items() if value is not None})
         return out
 
     def run(self) -> Results:
         s = searcher()
+        if self.q is None and self.like is None:
+            return s.browse(self.filters, k=self.k, offset=self.offset, sort=self.sort)
         if self.q is not None:
-            return s.find(self.q, k=self.k, offset=self.offset, filters=self.filters)
+            return s.find(self.q, k=self.k, offset=self.offset, filters=self.filters, sort=self.sort)
         vector = s.stored_embedding(self.like)
         if vector is None:
             raise NotFound(f"no tagged photo has id {self.like}: open a photo from the results and use "
                            "\"More like this\"")
-        return s.find(image=vector, k=self.k, offset=self.offset, filters=self.filters, exclude=self.like)
+        return s.find(image=vector, k=self.k, offset=self.offset, filters=self.filters, exclude=self.like,
+                      sort=self.sort)

@@ -11,9 +11,10 @@ from sqlalchemy import select
 
 from core.db import Label, get_database
 from core.errors import TagscopeError
-from indexer.search.searcher import parse_min_score
+from indexer.search.checks import parse_min_score
 from tagger.status import collection_status
 from web.params import SearchArgs, searcher
+from web.saved import saved_for_page
 from web.upload import MAX_UPLOAD_BYTES
 
 bp = Blueprint("search", __name__)
@@ -41,7 +42,8 @@ def page():
     html = render_template("search.html", args=args, results=results, error=error, status=status,
                            suggestions=suggestions,
                            query=(args.q if args else request.args.get("q", "")) or "", tags=tag_choices(),
-                           filters=args.filters if args else None, upload_mb=MAX_UPLOAD_BYTES >> 20)
+                           filters=args.filters if args else None, upload_mb=MAX_UPLOAD_BYTES >> 20,
+                           saved=saved_for_page())
     return html, 400 if error else 200
 
 
@@ -49,10 +51,12 @@ def page():
 def api_search():
     args = SearchArgs.parse(request.args, k_default=20)
     if args is None:
-        raise TagscopeError("empty query: pass q (a text) or like (an image id), e.g. /api/search?q=red+bicycle")
+        raise TagscopeError("empty query: pass q (a text) or like (an image id), e.g. /api/search?q=red+bicycle, "
+                            "or a filter or sort to list photos by date")
     min_score = parse_min_score(request.args.get("min_score"))
     if min_score is not None and args.q is not None:
-        results = searcher().find(args.q, k=args.k, offset=args.offset, min_score=min_score, filters=args.filters)
+        results = searcher().find(args.q, k=args.k, offset=args.offset, min_score=min_score, filters=args.filters,
+                                  sort=args.sort)
     else:
         results = args.run()
     return jsonify(results.to_json())

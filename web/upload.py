@@ -12,7 +12,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from core.errors import TagscopeError
 from core.images import ImageDecodeError, image_from_bytes
 from indexer.search.filters import Filters
-from indexer.search.searcher import Results
+from indexer.search.results import Results
 from tagger.status import collection_status
 from web.errors import respond
 from web.params import PER_PAGE, searcher, whole_number

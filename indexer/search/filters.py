@@ -28,6 +28,7 @@ from indexer.store import chunks
 MAX_FILTER_CHARS = 1000
 MEDIA_KINDS = ("photo", "raw", "video")
 NAMES = ("folder", "tag", "taken", "place", "camera", "media")  # the same in the CLI, the API and the page
+SORTS = ("relevance", "newest", "oldest")  # ``sort``: by the query's score, or by when taken
 
 
 @dataclass(frozen=True)
@@ -170,3 +171,15 @@ def keep(db: Database, filters: Filters, model_version_id: int, ids: Sequence[in
             found.update(s.scalars(filters.where(select(Image.id).where(Image.id.in_(chunk)), model_version_id)))
     return found
 
+
+
+def tagged_with(db: Database, label: str, model_version_id: int, ids: Sequence[int]) -> set[int]:
+    """Those of ``ids`` that carry the stored tag ``label`` (case and spacing ignored) under the version."""
+    name = " ".join(label.split()).lower()
+    found: set[int] = set()
+    with db.session() as s:
+        for chunk in chunks(list(ids)):
+            found.update(s.scalars(select(Tag.image_id).join(Label, Label.id == Tag.label_id)
+                                   .where(func.lower(Label.name) == name, Tag.model_version_id == model_version_id,
+                                          Tag.image_id.in_(chunk))))
+    return found

@@ -8,10 +8,8 @@ was removed or failed since it was indexed never shows up.
 from __future__ import annotations
 
 import threading
-import unicodedata
 from collections import OrderedDict
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -22,117 +20,34 @@ from core.db import TAGGED, Database, Image, ModelVersion, collection_model_vers
 from core.errors import TagscopeError
 from core.settings import Settings
 from indexer import kinds, store
-from indexer.search import feedback
+from indexer.search import browse, feedback
 from indexer.search import filters as flt
+from indexer.search import parts as query_parts
+from indexer.search import query as grammar
+from indexer.search.browse import check_sort
+from indexer.search.checks import (
+    MAX_POOL,
+    RERANK_POOL,
+    SORT_POOL,
+    check_offset,
+    check_query,
+)
 from indexer.search.filters import Filters
 from indexer.search.relevance import TOP_N, Calibrator, Cutoff
+from indexer.search.results import Hit, Results, model_info
+from indexer.search.scoring import rerank
 from indexer.search.shots import Shot, as_shots
+from indexer.search.shots import stacks as shots_stacks
+from indexer.search.similar import fold_similar, threshold_for
 from indexer.vector_index import VectorIndex
 from mkt.factory import get_model
-from mkt.tagmodel import ImageEmbeddings, TagModel
+from mkt.tagmodel import TagModel
 
-MAX_K = 1000
-MAX_DEPTH = 2000  # pages reach this deep into the ranking
 FILTER_EXACT = 20_000  # a filter passing at most this many photos is searched exactly over them
+FILTER_EXACT_SHARE = 50  # ... when they are also at most 1/50 of the index (or FILTER_EXACT_ALWAYS)
+FILTER_EXACT_ALWAYS = 1_000
 FILTER_EXACT_PATCHES = 2_000  # the same for MKT text queries (patch features: ~200 KiB a photo at ViT-B/16)
-RERANK_POOL = 200  # candidates re-ranked by the model's own score (MKT models, approximate indexes)
-MAX_POOL = 4000
-MAX_QUERY_CHARS = 300
-_INVISIBLE = {"Cc", "Cf", "Co", "Cs", "Cn"}  # controls, format (zero-width...), private, surrogates, unassigned
 QUERY_CACHE = 4096  # query texts whose embeddings a searcher keeps (~2 KiB each at 512-d)
-
-
-@dataclass(frozen=True)
-class Hit:
-    """One result: ``match`` says whether it passes the query's calibrated cutoff (None for image
-    queries, which have none); ``mtime`` is the file's modification time (seconds since 1970);
-    ``confirmed``: a person confirmed the query's label on this photo (it comes first, and matches);
-    ``frame_s``: for a video, the time of its best frame; ``stack``: the other files of its shot
-    (:mod:`indexer.search.shots`)."""
-
-    image_id: int
-    path: str
-    score: float
-    match: bool | None = None
-    mtime: float | None = None
-    confirmed: bool = False
-    frame_s: float | None = None
-    stack: tuple[str, ...] = ()
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class Results:
-    """One page of results: ranks ``offset`` to ``offset + len(hits)``; ``more`` when a next page exists."""
-
-    query: str | None
-    hits: list[Hit]
-    offset: int
-    more: bool
-    cutoff: Cutoff | None
-    filters: Filters
-    model: dict[str, Any] | None = None  # which model answered (:func:`model_info`)
-
-    def to_json(self) -> dict[str, Any]:
-        calibration = self.cutoff.to_json() if self.cutoff is not None else {"cutoff": None, "calibration": None}
-        return {"query": self.query, "offset": self.offset, "more": self.more, **calibration,
-                "filters": self.filters.to_json(), "model": self.model,
-                "matches": sum(bool(h.match) for h in self.hits), "results": [h.to_json() for h in self.hits]}
-
-
-def model_info(model: TagModel, text: str | None) -> dict[str, Any]:
-    """Which model answers a query: its spec, version and kind, and whether the query's text was
-    a label it trained on (``seen``), held out of its training, new to it, or None (not a text
-    query, or a model not trained on labels)."""
-    return {"spec": model.spec, "version": model.version, "kind": model.describe(),
-            "label": model.label_training(text) if text is not None else None}
-
-
-def parse_min_score(value: str | float | None) -> float | None:
-    if value in (None, ""):
-        return None
-    try:
-        score = float(value)
-    except (TypeError, ValueError):
-        raise TagscopeError(f"min_score must be a number between -1 and 1, got {value!r}") from None
-    if not -1.0 <= score <= 1.0:
-        raise TagscopeError(f"min_score must be between -1 and 1 (scores are cosine similarities), got {score}")
-    return score
-
-
-def check_offset(offset: int | str | None, k: int) -> int:
-    """A page's first rank: 0 up to ``MAX_DEPTH - k`` (search pages through the best ``MAX_DEPTH``)."""
-    try:
-        offset = int(offset or 0)
-    except (TypeError, ValueError):
-        raise TagscopeError(f"offset must be a whole number, got {offset!r}") from None
-    if not 0 <= offset <= MAX_DEPTH - k:
-        raise TagscopeError(f"offset must be between 0 and {MAX_DEPTH - k} (search pages through the best "
-                            f"{MAX_DEPTH} results; narrow the query or add a filter to see others), got {offset}")
-    return offset
-
-
-def check_query(text: str | None, k: int | str | None) -> tuple[str, int]:
-    """Validate a query; raises :class:`TagscopeError` with what to change. Invisible characters
-    (controls, zero-width and format characters) are dropped; NUL and undecodable bytes (U+FFFD
-    from a bad %-escape) are refused."""
-    text = text or ""
-    if "\x00" in text or "\ufffd" in text:
-        raise TagscopeError("the query holds a NUL or bytes that are not UTF-8: type plain text")
-    text = " ".join("".join(ch for ch in text if ch.isspace() or unicodedata.category(ch) not in _INVISIBLE).split())
-    if not text:
-        raise TagscopeError("empty query: type a label or a description, e.g. \"red bicycle\"")
-    if len(text) > MAX_QUERY_CHARS:
-        raise TagscopeError(f"query too long ({len(text)} characters): keep it under {MAX_QUERY_CHARS}")
-    try:
-        k = int(k if k is not None else 20)
-    except (TypeError, ValueError):
-        raise TagscopeError(f"k must be a whole number between 1 and {MAX_K}, got {k!r}") from None
-    if not 1 <= k <= MAX_K:
-        raise TagscopeError(f"k must be between 1 and {MAX_K}, got {k}")
-    return text, k
 
 
 class Searcher:
@@ -224,39 +139,92 @@ class Searcher:
 
     def find(self, text: str | None = None, *, image: torch.Tensor | None = None, k: int = 20, offset: int = 0,
              min_score: float | None = None, filters: Filters | None = None, exclude: int | None = None,
-             ) -> Results:
-        """One page of results for a text (``text``) or an image (``image``: its normalised global
-        embedding [1, D]): ranks ``offset`` to ``offset + k`` of the best images, passing ``filters``.
+             sort: str | None = None) -> Results:
+        """One page of results for a text (``text``, in the grammar of :mod:`indexer.search.query`)
+        or an image (``image``: its normalised global embedding [1, D]), or, with neither, the
+        photos passing ``filters`` by date (:func:`browse`): ranks ``offset`` to ``offset + k``.
 
         Text is scored by the model's own score, as tags are: the index proposes candidates by the
         global embedding and, when its ranking is not the model's (an approximate index, or an MKT
         model whose score also has a local stream), :func:`rerank` orders a pool of candidates by
         the model's score from the stored embeddings. Images are ranked by the cosine of global
-        embeddings. A text query also gets its calibrated cutoff and each hit a ``match`` flag."""
+        embeddings. A text query also gets its calibrated cutoff and each hit a ``match`` flag.
+        ``sort`` ``newest`` / ``oldest`` orders a text query's matches (among its best
+        ``SORT_POOL``) by when they were taken, the nearest others after them by score; an image
+        query's best ``SORT_POOL`` by date."""
+        if text is None and image is None:
+            return self.browse(filters or Filters(), k=k, offset=offset, sort=check_sort(sort, "newest"))
+        sort = check_sort(sort)
+        parsed = None
         if text is not None:
             text, k = check_query(text, k)
+            parsed = grammar.parse(text)
         offset = check_offset(offset, k)
         self.follow_active_version()
-        query = self.embed_query(text) if text is not None else image.float().reshape(1, -1).cpu()
+        if parsed is not None and not parsed.simple:
+            return query_parts.find(self, parsed, k, offset, min_score, filters, sort)
+        words = parsed.parts[0].text if parsed is not None else None
+        query = self.embed_query(words) if words is not None else image.float().reshape(1, -1).cpu()
         # one more: is there a next page? Twice as many: stacks come back once
         depth = 2 * (offset + k + 1 + (exclude is not None))
+        if sort != "relevance":
+            depth = max(depth, SORT_POOL)
         best = None  # the collection's best TOP_N, which calibrate the cutoff
         if filters:
-            ids, scores = self._filtered(query, depth, filters, by_model=text is not None)
+            ids, scores = self._filtered(query, depth, filters, by_model=words is not None)
         else:
-            by_model = text is not None
+            by_model = words is not None
             ids, scores = self._ranked(query, max(depth, TOP_N) if by_model else depth, by_model=by_model)
             best = ids[:TOP_N], scores[:TOP_N]
         ranked = [(int(i), float(s)) for i, s in zip(ids, scores) if i >= 0 and i != exclude]
-        ranked, shots = as_shots(self.db, self.model, self._version_id(), query, ranked, by_model=text is not None)
+        ranked, shots = as_shots(self.db, self.model, self._version_id(), query, ranked, by_model=words is not None)
         ranked = [(i, s) for i, s in ranked if min_score is None or s >= min_score]
-        cutoff = self.cutoff(text, query, best) if text is not None else None
+        cutoff = self.cutoff(words, query, best) if words is not None else None
         confirmed: set[int] = set()
-        if text is not None:
-            ranked, confirmed = self._curated(text, query, ranked, filters)
+        if words is not None:
+            ranked, confirmed = self._curated(words, query, ranked, filters)
+        ranked, similar = self.fold(ranked)
+        if sort != "relevance":
+            ranked = self._dated(ranked, sort, None if cutoff is None else
+                                 (lambda i, sc: i in confirmed or cutoff.matches(sc)))
         page = ranked[offset:offset + k]
-        return Results(text, self._hits(page, cutoff, confirmed, shots), offset, len(ranked) > offset + k, cutoff,
-                       filters or Filters(), model_info(self.model, text))
+        return Results(text, self._hits(page, cutoff, confirmed, shots, similar), offset, len(ranked) > offset + k,
+                       cutoff, filters or Filters(), model_info(self.model, words), sort)
+
+    def browse(self, filters: Filters, k: int = 20, offset: int = 0, sort: str = "newest") -> Results:
+        """The photos passing ``filters`` by date, no query: ranks ``offset`` to ``offset + k``."""
+        sort = check_sort(sort, "newest")
+        if sort == "relevance":
+            raise TagscopeError("sort by relevance needs a query: type a text, or sort by newest or oldest")
+        offset = check_offset(offset, k)
+        self.follow_active_version()
+        # stacks come back once: read a few more than the page holds
+        ids = browse.listing(self.db, filters, self._version_id(), sort, offset, 2 * (k + 1))
+        ranked, others = shots_stacks(self.db, [(i, 0.0) for i in ids])
+        page = ranked[:k]
+        shots = {i: Shot(None, others[i]) for i, _ in page if i in others}
+        hits = [replace(h, score=None) for h in self._hits(page, None, set(), shots)]
+        return Results(None, hits, offset, len(ranked) > k, None, filters, model_info(self.model, None), sort)
+
+    def fold(self, ranked: list[tuple[int, float]]) -> tuple[list[tuple[int, float]], dict[int, list[int]]]:
+        """``ranked`` with each group of near-duplicates once, as its best-ranked photo, and the
+        ids folded into each (:func:`indexer.search.similar.fold_similar`; the model's threshold)."""
+        if len(ranked) < 2:
+            return ranked, {}
+        found, vectors = store.get(self.db, self._version_id(), [i for i, _ in ranked], self.model.embed_dim)
+        row = {int(i): n for n, i in enumerate(found)}
+        ranked = [(i, sc) for i, sc in ranked if i in row]
+        vectors = vectors[[row[i] for i, _ in ranked]].astype(np.float32)
+        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        return fold_similar(ranked, vectors, threshold_for(self.model.spec, self.settings.duplicate_threshold))
+
+    def _dated(self, ranked: list[tuple[int, float]], sort: str, matched) -> list[tuple[int, float]]:
+        """``ranked`` with its matches (``matched(id, score)``; all of them when None) by date,
+        then the others by score."""
+        first = [r for r in ranked if matched is None or matched(*r)]
+        rest = [r for r in ranked if not (matched is None or matched(*r))]
+        score = dict(first)
+        return [(i, score[i]) for i in browse.by_date(self.db, list(score), sort)] + rest
 
     def _curated(self, text: str, query: torch.Tensor, ranked: list[tuple[int, float]], filters: Filters | None
                  ) -> tuple[list[tuple[int, float]], set[int]]:
@@ -285,19 +253,38 @@ class Searcher:
 
     def _filtered(self, query: torch.Tensor, n: int, filters: Filters, by_model: bool
                   ) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`_ranked` among the photos passing ``filters``: exactly over them when at most
-        ``FILTER_EXACT`` pass, else over the index's best ``MAX_POOL`` candidates (fewer than ``n``
-        results then when the filter keeps few of those)."""
+        """:meth:`_ranked` among the photos passing ``filters``: exactly over them when few pass
+        (at most ``FILTER_EXACT``, and at most a ``FILTER_EXACT_SHARE``-th of the index or
+        ``FILTER_EXACT_ALWAYS``: reading many stored vectors costs more than the index's
+        candidates); else the index's candidates are filtered in SQL, the pool growing fourfold
+        until enough pass or it spans the whole index (so a filter keeping 0.1% of a large
+        library still fills the page), and those that pass are scored by the model."""
         version_id = self._version_id()
+        index = self.index()
+        size = len(index)
         patched = by_model and self.model.local_top_k > 0  # scoring reads each photo's patch features
-        allowed = flt.allowed_ids(self.db, filters, version_id, FILTER_EXACT_PATCHES if patched else FILTER_EXACT)
+        limit = min(FILTER_EXACT_PATCHES if patched else FILTER_EXACT,
+                    max(FILTER_EXACT_ALWAYS, size // FILTER_EXACT_SHARE))
+        allowed = flt.allowed_ids(self.db, filters, version_id, limit)
         if allowed is not None:
             ids, scores = rerank(self.model, self.db, version_id, allowed, query, by_model)
             return ids[:n], scores[:n]
-        ids, scores = self._ranked(query, min(MAX_POOL, max(8 * n, RERANK_POOL)), by_model)
-        passing = flt.keep(self.db, filters, version_id, ids.tolist())
-        mask = np.fromiter((int(i) in passing for i in ids), bool, len(ids))
-        return ids[mask][:n], scores[mask][:n]
+        want = max(n, RERANK_POOL if by_model else n)  # the model re-ranks the best that pass
+        pool = min(size, max(8 * n, RERANK_POOL) * kinds.SPECS[index.kind].oversample)
+        checked: set[int] = set()
+        passing: list[int] = []
+        while True:
+            _, ids = index.search(query.numpy(), max(pool, 1))
+            fresh = [int(i) for i in ids[0] if i >= 0 and int(i) not in checked]
+            checked.update(fresh)
+            keep = flt.keep(self.db, filters, version_id, fresh)
+            passing += [i for i in fresh if i in keep]
+            if len(passing) >= want or pool >= size:
+                break
+            pool = min(size, pool * 4)
+        ids, scores = rerank(self.model, self.db, version_id, np.asarray(passing[:max(want, 2 * n)], np.int64),
+                             query, by_model)
+        return ids[:n], scores[:n]
 
     def cutoff(self, text: str, query: torch.Tensor, best: tuple[np.ndarray, np.ndarray] | None = None) -> Cutoff:
         """The calibrated cutoff of a text query (cached per model version, text and index state);
@@ -322,15 +309,18 @@ class Searcher:
         return cutoff
 
     def _hits(self, ranked: list[tuple[int, float]], cutoff: Cutoff | None, confirmed: set[int] = frozenset(),
-              shots: dict[int, Shot] | None = None) -> list[Hit]:
+              shots: dict[int, Shot] | None = None, similar: dict[int, list[int]] | None = None) -> list[Hit]:
         if not ranked:
             return []
         with self.db.session() as s:
             rows = {r.id: r for r in s.execute(select(Image.id, Image.path, Image.mtime)
                                                .where(Image.id.in_([i for i, _ in ranked]), Image.status == TAGGED))}
         shots = shots or {}
+        taken = browse.taken_of(self.db, list(rows))
         return [Hit(i, rows[i].path, sc, True if i in confirmed else None if cutoff is None else cutoff.matches(sc),
-                    rows[i].mtime, i in confirmed, *_shot(shots.get(i))) for i, sc in ranked if i in rows]
+                    rows[i].mtime, i in confirmed, *_shot(shots.get(i)),
+                    taken[i].isoformat() if i in taken else None, tuple((similar or {}).get(i, ())))
+                for i, sc in ranked if i in rows]
 
     def stored_embedding(self, image_id: int) -> torch.Tensor | None:
         """The stored global embedding [1, D] of a tagged image (a "more like this" query), or None."""
@@ -358,21 +348,3 @@ class Searcher:
 
 def _shot(shot: Shot | None) -> tuple[float | None, tuple[str, ...]]:
     return (None, ()) if shot is None else (shot.frame_s, tuple(shot.stack))
-
-
-def rerank(model: TagModel, db: Database, model_version_id: int, ids: np.ndarray, query: torch.Tensor,
-           by_model: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """(ids, scores) of the candidates ``ids`` by the model's own score (:meth:`TagModel.score`:
-    the two-stream score for MKT models; with ``by_model`` False the cosine of global embeddings,
-    for image queries) from their stored embeddings, best first. Candidates without a stored
-    embedding (no longer tagged) drop out."""
-    found, vectors, patches = store.get_with_patches(db, model_version_id, ids.tolist(), model.embed_dim,
-                                                     patches=by_model and model.local_top_k > 0)
-    if not len(found):
-        return found, np.zeros(0, np.float32)
-    emb = ImageEmbeddings(torch.from_numpy(vectors).to(model.device),
-                          None if patches is None else torch.from_numpy(patches).to(model.device))
-    with torch.inference_mode():
-        scores = model.score(emb, query.to(model.device)).float().cpu().numpy()[:, 0]
-    order = np.argsort(-scores, kind="stable")
-    return found[order], scores[order]

@@ -44,6 +44,7 @@ MIN_VISIBILITY_S = 600
 
 def broker_url(settings: Settings) -> str:
     if settings.broker_url == "embedded":
+        settings.home.mkdir(parents=True, exist_ok=True)  # its SQLite file's folder (a PostgreSQL home may have none)
         return settings.embedded_broker_url
     return settings.broker_url
 

@@ -33,8 +33,11 @@ def describe(s, job: Job) -> dict[str, Any]:
     rate = (done + failed) / elapsed if elapsed > 0 else 0.0
     remaining = max(job.total - done - failed, 0)
     version = s.get(ModelVersion, job.model_version_id) if job.model_version_id else None
+    spec = (job.params or {}).get("spec")  # a queued job's, before its scan records the version
     return {"id": job.id, "kind": job.kind, "state": job.state, "runner": job.runner, "schedule_id": job.schedule_id,
-            "model": None if version is None else {"spec": version.spec, "version": version.version},
+            "folders": list((job.params or {}).get("paths") or []),
+            "model": {"spec": version.spec, "version": version.version} if version is not None else
+            {"spec": spec, "version": None} if spec else None,
             "total": job.total, "done": done, "failed": failed, "remaining": remaining,
             "rate_img_s": round(rate, 2), "eta_s": round(remaining / rate, 1) if rate > 0 and
             job.state == "running" else None,

@@ -92,12 +92,14 @@ def ensure_model_version(db: Database, model: TagModel) -> int:
 
 
 def create_job(db: Database, model_version_id: int, image_ids: Sequence[int], params: JobParams,
-                   task_size: int, runner: str, kind: str = "tag") -> tuple[int, list[int]]:
+                   task_size: int, runner: str, kind: str = "tag",
+                   paths: Sequence[str] | None = None) -> tuple[int, list[int]]:
     """A running job tagging ``image_ids`` with one model version, split into tasks of
-    ``task_size``; done at once when empty. Returns (job id, task ids)."""
+    ``task_size``; done at once when empty. ``paths``: the folders it was asked to tag (shown by
+    the jobs page). Returns (job id, task ids)."""
     with db.session() as s:
         job = Job(kind=kind, state="running", model_version_id=model_version_id, total=0, runner=runner,
-                  params={"tag": params.to_json()}, started_at=utcnow())
+                  params={"tag": params.to_json(), **({"paths": list(paths)} if paths else {})}, started_at=utcnow())
         s.add(job)
         s.flush()
         job_id = job.id
@@ -118,10 +120,11 @@ def add_work(db: Database, job_id: int, model_version_id: int, image_ids: Sequen
 
 
 def queue_scan_job(s: Session, paths: Sequence[str], spec: str, params: JobParams, lease_s: float,
-                   schedule_id: int | None = None) -> int:
-    """A queued job that still has to register its folders (a schedule's run): whoever runs its
-    scan (:mod:`tagger.jobs.start`) decides what it tags."""
-    job = Job(kind="schedule" if schedule_id else "scan", state="queued", schedule_id=schedule_id, runner=WORKERS,
+                   schedule_id: int | None = None, kind: str | None = None) -> int:
+    """A queued job that still has to register its folders (a schedule's run, a job started from
+    the web app): whoever runs its scan (:mod:`tagger.jobs.start`) decides what it tags."""
+    job = Job(kind=kind or ("schedule" if schedule_id else "scan"), state="queued", schedule_id=schedule_id,
+              runner=WORKERS,
               params={"tag": params.to_json(), "paths": list(paths), "spec": spec},
               lease_until=utcnow() + timedelta(seconds=lease_s))
     s.add(job)

@@ -65,10 +65,48 @@ def add_schedule(db: Database, paths: Sequence[str], every_s: int, spec: str, pa
         return row.id
 
 
+class NoSuchSchedule(TagscopeError):
+    """A schedule id that does not exist (the API answers 404)."""
+
+
 def remove_schedule(db: Database, schedule_id: int) -> None:
     with db.session() as s:
         if not s.execute(delete(Schedule).where(Schedule.id == schedule_id)).rowcount:
-            raise TagscopeError(f"no schedule {schedule_id}: see `tagscope schedule list`")
+            raise NoSuchSchedule(f"no schedule {schedule_id}: see `tagscope schedule list`")
+
+
+def run_now(db: Database, schedule_id: int, lease_s: float) -> int:
+    """Queue a run of a schedule now, not waiting for its time (the jobs page's "run now"):
+    the new job's id, its scan still to be sent. Refused while the schedule's previous job is
+    active, as a due run would be skipped. The run counts as an occurrence: the next one is an
+    interval later, so beat's tick does not start a second run right behind it."""
+    now = utcnow()
+    with db.session() as s:
+        sched = s.get(Schedule, schedule_id)
+        if sched is None:
+            raise NoSuchSchedule(f"no schedule {schedule_id}: see `tagscope schedule list`")
+        busy = sched.last_job_id is not None and s.scalar(
+            select(Job.state).where(Job.id == sched.last_job_id, Job.state.in_(ACTIVE_JOB_STATES)))
+        if busy:
+            raise TagscopeError(f"schedule {schedule_id}'s job {sched.last_job_id} is still {busy}: wait for it "
+                                f"to end, or cancel it (`tagscope jobs cancel {sched.last_job_id}`)")
+        job_id = queue_scan_job(s, sched.paths, sched.spec, JobParams.from_json(sched.params["tag"]), lease_s,
+                                schedule_id=sched.id)
+        # Whoever moves next_run_at from the value read owns this run (beat's tick does the same).
+        owned = s.execute(update(Schedule).where(Schedule.id == sched.id, Schedule.next_run_at == sched.next_run_at)
+                          .values(next_run_at=now + timedelta(seconds=sched.every_s), last_job_id=job_id,
+                                  last_run_at=now)).rowcount
+        if not owned:
+            raise TagscopeError(f"schedule {schedule_id} is starting a run right now: see its job in `tagscope jobs`")
+    return job_id
+
+
+def get_schedule(db: Database, schedule_id: int) -> dict[str, Any]:
+    """One schedule as :func:`list_schedules` shows it."""
+    for row in list_schedules(db):
+        if row["id"] == schedule_id:
+            return row
+    raise NoSuchSchedule(f"no schedule {schedule_id}: see `tagscope schedule list`")
 
 
 def list_schedules(db: Database) -> list[dict[str, Any]]:

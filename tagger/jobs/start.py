@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from core.db import Database, get_database
 from core.modelspec import parse_spec
@@ -67,7 +68,7 @@ def start_job(settings: Settings, db: Database, model: TagModel, paths: Sequence
     """``tagscope tag``: prepare, then a running job with its tasks (none sent yet)."""
     mv_id, found, todo = prepare(db, model, paths, retry_failed=retry_failed, retag=retag, echo=echo)
     job_id, task_ids = jobs.create_job(db, mv_id, todo, jobs.JobParams.from_settings(settings),
-                                       settings.task_size, runner)
+                                       settings.task_size, runner, paths=[str(Path(p).resolve()) for p in paths])
     return Started(job_id, task_ids, found, model, mv_id)
 
 

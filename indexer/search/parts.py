@@ -1,0 +1,80 @@
+"""Queries with operators (:mod:`indexer.search.query`): ``a + b``, ``a -b``, ``2:a``, searched
+over the same index, filters and stored embeddings as one text (:class:`~indexer.search.searcher.Searcher`
+hands them here as ``searcher``)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import torch
+
+from indexer.search import feedback
+from indexer.search import filters as flt
+from indexer.search import query as grammar
+from indexer.search.checks import MAX_POOL, RERANK_POOL, SORT_POOL
+from indexer.search.filters import Filters
+from indexer.search.relevance import Cutoff
+from indexer.search.results import Results, model_info
+from indexer.search.scoring import score_texts
+from indexer.search.shots import as_shots
+
+
+def find(searcher: Any, parsed: grammar.Query, k: int, offset: int, min_score: float | None,
+         filters: Filters | None, sort: str) -> Results:
+    """A query with operators (:mod:`indexer.search.query`): candidates by the weighted sum of
+    its positive texts' embeddings; each scored by every part; a photo's score is the weighted
+    mean of its positive parts' scores, it matches when it matches all of them, and a photo
+    matching a negative part is left out. Matches come first."""
+    positive, negative = parsed.positive, parsed.negative
+    queries = {p.text: searcher.embed_query(p.text) for p in parsed.parts}
+    weights = np.array([p.weight for p in positive], np.float32)
+    combined = sum(float(w) * queries[p.text] for w, p in zip(weights, positive))
+    combined = combined / combined.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    depth = 2 * (offset + k + 1)
+    pool = min(MAX_POOL, max(depth if sort == "relevance" else SORT_POOL, RERANK_POOL) * (2 if negative else 1))
+    if filters:
+        ids, _ = searcher._filtered(combined, pool, filters, by_model=True)
+    else:
+        ids, _ = searcher._ranked(combined, pool, by_model=True)
+    texts = list(queries)
+    found, scores = score_texts(searcher.model, searcher.db, searcher._version_id(), ids,
+                                torch.cat([queries[t] for t in texts]))
+    column = {t: n for n, t in enumerate(texts)}
+    cutoffs = {t: searcher.cutoff(t, queries[t]) for t in texts}
+    pos_scores = np.stack([scores[:, column[p.text]] for p in positive], 1)
+    total = pos_scores @ weights / weights.sum()
+    matched = np.all(np.stack([[cutoffs[p.text].matches(float(x)) for x in pos_scores[:, n]]
+                               for n, p in enumerate(positive)], 1), axis=1) if len(found) else np.zeros(0, bool)
+    left_out = excluded(searcher, found, negative, scores, column, cutoffs)
+    matches = {int(i) for i, m in zip(found, matched) if m}
+    ranked = [(int(i), float(t)) for i, t in zip(found, total) if int(i) not in left_out]
+    ranked, shots = as_shots(searcher.db, searcher.model, searcher._version_id(), combined, ranked, by_model=True)
+    ranked = [(i, sc) for i, sc in ranked if min_score is None or sc >= min_score]
+    ranked.sort(key=lambda r: (r[0] not in matches, -r[1]))
+    ranked, similar = searcher.fold(ranked)
+    if sort != "relevance":
+        ranked = searcher._dated(ranked, sort, lambda i, sc: i in matches)
+    page = ranked[offset:offset + k]
+    first = cutoffs[positive[0].text]
+    hits = [replace(h, match=h.image_id in matches) for h in searcher._hits(page, first, set(), shots, similar)]
+    parts = [{**p.to_json(), "cutoff": None if cutoffs[p.text].value is None else round(cutoffs[p.text].value, 6)}
+             for p in parsed.parts]
+    return Results(parsed.text, hits, offset, len(ranked) > offset + k, first, filters or Filters(),
+                   model_info(searcher.model, positive[0].text), sort, parts)
+
+def excluded(searcher: Any, ids: np.ndarray, negative: tuple[grammar.Part, ...], scores: np.ndarray,
+             column: dict[str, int], cutoffs: dict[str, Cutoff]) -> set[int]:
+    """Those of ``ids`` that a negative part removes: its text matches them (calibrated
+    cutoff), it is one of their stored tags, or a person confirmed it on them; never a photo
+    on which a person rejected it."""
+    out: set[int] = set()
+    for part in negative:
+        cut = cutoffs[part.text]
+        hit = {int(i) for i, sc in zip(ids, scores[:, column[part.text]]) if cut.matches(float(sc))}
+        hit |= flt.tagged_with(searcher.db, part.text, searcher._version_id(), ids.tolist())
+        confirmed, rejected = feedback.for_label(searcher.db, part.text)
+        out |= (hit | confirmed) - rejected
+    return out
+
