@@ -71,6 +71,9 @@ def grow_library(settings: Settings, n: int, real: int, seed: int = 0, batch: in
             s.execute(insert(Media), [{"image_id": i, **share(start + k)} for k, i in enumerate(new)])
             store.put(s, mv.id, new, noisy.astype(np.float32))
     sync_index(settings, db, store.find_version(db, mv.version))  # the index follows the store
+    if db.engine.dialect.name == "postgresql":  # fresh statistics, as autovacuum keeps them on a live database
+        with db.engine.begin() as conn:
+            conn.exec_driver_sql("ANALYZE")
     return n
 
 
@@ -115,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         overrides = {"database_url": args.database_url} if args.database_url else {}
         settings = load_settings(environ={}, home=str(Path(tmp) / "home"), model="synthetic", device="cpu",
                                  **overrides)
+        if args.database_url:
+            get_database(args.database_url, migrate=False).upgrade()  # `tagscope db upgrade`
         t0 = time.perf_counter()
         grow_library(settings, args.n, args.real)
         print(f"library: {args.n} tagged photos in {time.perf_counter() - t0:.1f} s", flush=True)

@@ -243,5 +243,13 @@ def test_filters_by_when_where_what_camera_and_kind_combine_with_text(tagged_lib
     assert api["filters"]["place"] == "sydney" and len(api["results"]) == 1
     page = client.get("/", query_string={"q": "a photo", "place": "Paris", "media": "video"}).get_data(as_text=True)
     assert page.count('class="result') == 2 and 'value="Paris"' in page and '<option value="video" selected>' in page
+    # near-duplicates come back once: the HEIC, its 512 px copy and that copy resized (cosine 1.000)
+    copies = {rows[name][0] for name in ("DCIM/IMG_0001.HEIC", "copies/original.jpg", "copies/resized.jpg")}
+    hits = client.get("/api/search", query_string={"q": "a photo", "k": 100}).get_json()["results"]
+    shown = [h for h in hits if h["image_id"] in copies]
+    assert len(shown) == 1 and {shown[0]["image_id"], *shown[0]["similar"]} == copies
+    assert rows["copies/cropped.jpg"][0] in {h["image_id"] for h in hits}  # a crop is not folded (these models)
+    page = client.get("/", query_string={"q": "a photo"}).get_data(as_text=True)
+    assert "+2 similar" in page and f'href="/duplicates/{shown[0]["image_id"]}"' in page
     bad = client.get("/api/search", query_string={"q": "a photo", "media": "film"})
     assert bad.status_code == 400 and "media must be one of photo, raw, video" in bad.get_json()["error"]

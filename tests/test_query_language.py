@@ -57,12 +57,28 @@ def _ids(results) -> list[int]:
     return [h.image_id for h in results.hits]
 
 
-def test_not_removes_exactly_the_photos_that_match_the_negative_text(searcher):
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_searcher(request, tmp_path, synthetic_photos, tagged_home):
+    """The searcher of the shared tagged collection (SQLite), or of the same photos tagged into
+    PostgreSQL."""
+    from indexer.search.searcher import Searcher
+
+    if request.param == "sqlite":
+        return Searcher(load_settings(environ={}, home=str(tagged_home)))
+    env = {"TAGSCOPE_DATABASE_URL": request.getfixturevalue("postgres_url")}
+    home = tmp_path / "home"
+    run_cli("db", "upgrade", home=home, **env)
+    run_cli("tag", str(synthetic_photos), "--model", "synthetic", home=home, **env)
+    return Searcher(load_settings(environ=env, home=str(home)))
+
+
+def test_not_removes_exactly_the_photos_that_match_the_negative_text(any_searcher):
     """Those the negative text matches (its calibrated cutoff) and those the tagger stored it on."""
     from sqlalchemy import select
 
     from core.db import Label, Tag
 
+    searcher = any_searcher
     everything = searcher.find("red thing", k=480)
     matching = {h.image_id for h in searcher.find("red circle", k=480).hits if h.match}
     with searcher.db.session() as s:
@@ -147,6 +163,8 @@ def test_a_filter_keeping_a_tenth_of_a_percent_still_returns_k_results(big_libra
     monkeypatch.setattr(searcher_module, "FILTER_EXACT_ALWAYS", 5)
     grown = Searcher(settings).find("red thing", k=20, filters=rare)
     assert _ids(grown) == _ids(exact)
+    monkeypatch.setattr(searcher_module, "FILTER_IDS", 10)  # too many pass to hold their ids: checked in SQL
+    assert _ids(Searcher(settings).find("red thing", k=20, filters=rare)) == _ids(exact)
     paris = Searcher(settings).find("red thing + circle -blue thing", k=20, filters=Filters.parse(None, place="paris"))
     assert len(paris.hits) == 20
 

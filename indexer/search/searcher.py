@@ -46,6 +46,7 @@ from mkt.tagmodel import TagModel
 FILTER_EXACT = 20_000  # a filter passing at most this many photos is searched exactly over them
 FILTER_EXACT_SHARE = 50  # ... when they are also at most 1/50 of the index (or FILTER_EXACT_ALWAYS)
 FILTER_EXACT_ALWAYS = 1_000
+FILTER_IDS = 200_000  # the ids of at most this many photos passing a filter are read (1.6 MB)
 FILTER_EXACT_PATCHES = 2_000  # the same for MKT text queries (patch features: ~200 KiB a photo at ViT-B/16)
 QUERY_CACHE = 4096  # query texts whose embeddings a searcher keeps (~2 KiB each at 512-d)
 
@@ -253,37 +254,45 @@ class Searcher:
 
     def _filtered(self, query: torch.Tensor, n: int, filters: Filters, by_model: bool
                   ) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`_ranked` among the photos passing ``filters``: exactly over them when few pass
-        (at most ``FILTER_EXACT``, and at most a ``FILTER_EXACT_SHARE``-th of the index or
-        ``FILTER_EXACT_ALWAYS``: reading many stored vectors costs more than the index's
-        candidates); else the index's candidates are filtered in SQL, the pool growing fourfold
-        until enough pass or it spans the whole index (so a filter keeping 0.1% of a large
-        library still fills the page), and those that pass are scored by the model."""
+        """:meth:`_ranked` among the photos passing ``filters``. Their ids are read once (up to
+        ``FILTER_IDS``): when few pass (at most ``FILTER_EXACT``, and at most a
+        ``FILTER_EXACT_SHARE``-th of the index or ``FILTER_EXACT_ALWAYS``) they are scored
+        exactly; else the index's candidates are checked against them, the pool sized by the
+        share that passes and growing fourfold until enough pass or it spans the whole index (so
+        a filter keeping 0.1% of a large library still fills the page). When more than
+        ``FILTER_IDS`` pass, the candidates are checked in SQL instead. Those that pass are
+        scored by the model."""
         version_id = self._version_id()
         index = self.index()
         size = len(index)
         patched = by_model and self.model.local_top_k > 0  # scoring reads each photo's patch features
         limit = min(FILTER_EXACT_PATCHES if patched else FILTER_EXACT,
                     max(FILTER_EXACT_ALWAYS, size // FILTER_EXACT_SHARE))
-        allowed = flt.allowed_ids(self.db, filters, version_id, limit)
-        if allowed is not None:
+        allowed = flt.allowed_ids(self.db, filters, version_id, FILTER_IDS)
+        if allowed is not None and len(allowed) <= limit:
             ids, scores = rerank(self.model, self.db, version_id, allowed, query, by_model)
             return ids[:n], scores[:n]
         want = max(n, RERANK_POOL if by_model else n)  # the model re-ranks the best that pass
-        pool = min(size, max(8 * n, RERANK_POOL) * kinds.SPECS[index.kind].oversample)
-        checked: set[int] = set()
-        passing: list[int] = []
+        # the first pool should hold enough that pass: sized by the share that does (when more
+        # than FILTER_IDS pass it is unknown, and at least that: start as if a quarter did)
+        share = len(allowed) / max(size, 1) if allowed is not None else max(FILTER_IDS / max(size, 1), 0.25)
+        pool = min(size, max(want, int(want / max(share, 1e-9) * 1.5) * kinds.SPECS[index.kind].oversample))
+        seen = np.zeros(0, np.int64)
+        passing: list[np.ndarray] = []
         while True:
             _, ids = index.search(query.numpy(), max(pool, 1))
-            fresh = [int(i) for i in ids[0] if i >= 0 and int(i) not in checked]
-            checked.update(fresh)
-            keep = flt.keep(self.db, filters, version_id, fresh)
-            passing += [i for i in fresh if i in keep]
-            if len(passing) >= want or pool >= size:
+            fresh = ids[0][(ids[0] >= 0) & ~np.isin(ids[0], seen)]
+            seen = np.concatenate([seen, fresh])
+            if allowed is not None:
+                passing.append(fresh[np.isin(fresh, allowed)])
+            else:
+                keep = flt.keep(self.db, filters, version_id, fresh.tolist())
+                passing.append(fresh[np.fromiter((int(i) in keep for i in fresh), bool, len(fresh))])
+            if sum(map(len, passing)) >= want or pool >= size:
                 break
             pool = min(size, pool * 4)
-        ids, scores = rerank(self.model, self.db, version_id, np.asarray(passing[:max(want, 2 * n)], np.int64),
-                             query, by_model)
+        ids, scores = rerank(self.model, self.db, version_id, np.concatenate(passing)[:max(want, 2 * n)], query,
+                             by_model)
         return ids[:n], scores[:n]
 
     def cutoff(self, text: str, query: torch.Tensor, best: tuple[np.ndarray, np.ndarray] | None = None) -> Cutoff:
