@@ -1,18 +1,27 @@
 """A bounded load test of `tagscope serve` on 127.0.0.1: 8 clients mixing searches and first
-thumbnail loads; prints errors (must be 0) and p50/p95 per kind.
+thumbnail loads (errors, must be 0, and p50/p95 per kind); then search throughput at 1, 8 and 32
+clients, new and repeated texts, with the text tower run one text at a time and batched.
 
-    python -m bench.web_load [--n 300] [--clients 8] [--requests 800]
+    python -m bench.web_load [--n 300] [--clients 8] [--requests 800] [--queries 128]
+                             [--model synthetic] [--model open_clip:ViT-B-32 ...]
 
-Tags ``--n`` generated images with the bundled model into a temporary home, starts the real
-server (waitress), then ``--clients`` threads send ``--requests`` requests in all: half
+Tags ``--n`` generated images with each ``--model`` (default: the bundled one) into a temporary
+home and starts the real server (waitress, 8 request threads) on it. Mixed load, on the first
+model's server: ``--clients`` threads send ``--requests`` requests in all: half
 ``GET /api/search`` with texts never asked before, half ``GET /thumb/ID`` for thumbnails never
 made before (each made on its first request, several requests racing for some of them).
+Search throughput, per model, each on a server with concurrent new texts sharing the text tower
+(``indexer.search.text_batch``, the default) and one with each text encoded alone
+(``TAGSCOPE_TEXT_BATCH=1``, as before the batcher): for 1, 8 and 32 clients, ``--queries``
+searches (k = 20) with texts never asked before, then the same texts again (the query cache);
+queries/s over the row's wall time, p50/p95 per request. The last line is JSON.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import tempfile
 import time
@@ -25,6 +34,10 @@ from pathlib import Path
 import numpy as np
 
 from bench.query_latency import cli, free_port, serve, texts
+from indexer.search.text_batch import BATCH_ENV
+
+CLIENTS = (1, 8, 32)
+MODES = {"one_at_a_time": "1", "batched": None}  # TAGSCOPE_TEXT_BATCH of the server (None: its default)
 
 
 def fetch(port: int, path: str) -> tuple[str, int, float]:
@@ -41,44 +54,116 @@ def fetch(port: int, path: str) -> tuple[str, int, float]:
     return kind, status, (time.perf_counter() - t0) * 1000
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--n", type=int, default=300)
-    parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--requests", type=int, default=800)
-    args = parser.parse_args(argv)
-    from mkt.synthetic.datasets import generate
-
-    work = Path(tempfile.mkdtemp(prefix="tagscope-load-"))
-    generate(work / "photos", args.n, seed=7)
-    home = work / "home"
-    cli(home, "tag", str(work / "photos"), "--model", "synthetic")
-    rng = np.random.default_rng(0)
-    half = args.requests // 2
-    searches = [f"/api/search?{urllib.parse.urlencode({'q': t, 'k': 20})}" for t in texts(half, seed=3)]
-    thumbs = [f"/thumb/{int(i)}" for i in rng.integers(1, args.n + 1, size=args.requests - half)]
-    mixed = [p for pair in zip(searches, thumbs) for p in pair]
-    port = free_port()
-    server = serve(home, port)
+def started(home: Path, batch: str | None) -> tuple[object, int]:
+    """`tagscope serve` on ``home`` with ``TAGSCOPE_TEXT_BATCH`` = ``batch`` (unset: the default)."""
+    saved = os.environ.pop(BATCH_ENV, None)
+    if batch is not None:
+        os.environ[BATCH_ENV] = batch
     try:
-        t0 = time.perf_counter()
-        with ThreadPoolExecutor(args.clients) as pool:
-            results = list(pool.map(lambda p: fetch(port, p), mixed))
-        seconds = time.perf_counter() - t0
+        port = free_port()
+        return serve(home, port), port
     finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(30)
-    out = {"requests": len(results), "clients": args.clients, "seconds": round(seconds, 2),
+        os.environ.pop(BATCH_ENV, None)
+        if saved is not None:
+            os.environ[BATCH_ENV] = saved
+
+
+def stop(server) -> None:
+    server.send_signal(signal.SIGTERM)
+    server.wait(30)
+
+
+def run_load(port: int, paths: list[str], clients: int) -> tuple[list[tuple[str, int, float]], float]:
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        results = list(pool.map(lambda p: fetch(port, p), paths))
+    return results, time.perf_counter() - t0
+
+
+def mixed_load(port: int, n: int, clients: int, requests: int) -> dict:
+    """Issue 11's load: new searches and first thumbnail loads, interleaved."""
+    rng = np.random.default_rng(0)
+    half = requests // 2
+    searches = [search_path(t) for t in texts(half, seed=3)]
+    thumbs = [f"/thumb/{int(i)}" for i in rng.integers(1, n + 1, size=requests - half)]
+    results, seconds = run_load(port, [p for pair in zip(searches, thumbs) for p in pair], clients)
+    out = {"requests": len(results), "clients": clients, "seconds": round(seconds, 2),
            "errors": sum(status != 200 for _, status, _ in results)}
     for kind in ("search", "thumbnail"):
         ms = np.array([t for k, _, t in results if k == kind])
         out[kind] = {"n": len(ms), "p50_ms": round(float(np.median(ms)), 1),
                      "p95_ms": round(float(np.percentile(ms, 95)), 1)}
-    print(f"{out['requests']} requests from {args.clients} clients in {seconds:.1f} s: {out['errors']} errors; "
+    print(f"{out['requests']} requests from {clients} clients in {seconds:.1f} s: {out['errors']} errors; "
           f"search p50 {out['search']['p50_ms']} / p95 {out['search']['p95_ms']} ms; first thumbnails p50 "
-          f"{out['thumbnail']['p50_ms']} / p95 {out['thumbnail']['p95_ms']} ms")
+          f"{out['thumbnail']['p50_ms']} / p95 {out['thumbnail']['p95_ms']} ms", flush=True)
+    return out
+
+
+def search_path(text: str) -> str:
+    return f"/api/search?{urllib.parse.urlencode({'q': text, 'k': 20})}"
+
+
+def figures(results: list[tuple[str, int, float]], seconds: float) -> dict:
+    ms = np.array([t for _, _, t in results])
+    return {"qps": round(len(results) / seconds, 1), "p50_ms": round(float(np.median(ms)), 1),
+            "p95_ms": round(float(np.percentile(ms, 95)), 1), "errors": sum(s != 200 for _, s, _ in results)}
+
+
+def search_rows(port: int, queries: int, seed: int) -> dict:
+    """New texts, then the same texts again, at each of ``CLIENTS``; warmed up first."""
+    fresh = texts(queries * (len(CLIENTS) + 1), seed=seed)  # distinct: each ends in its own counter
+    run_load(port, [search_path(f"warm up {t}") for t in fresh[:16]], 8)
+    out = {}
+    for n, clients in enumerate(CLIENTS, start=1):
+        paths = [search_path(t) for t in fresh[n * queries:(n + 1) * queries]]
+        out[f"new_{clients}"] = figures(*run_load(port, paths, clients))
+        out[f"repeated_{clients}"] = figures(*run_load(port, paths, clients))
+    return out
+
+
+def print_rows(model: str, rows: dict[str, dict]) -> None:
+    print(f"\n{model}: searches (k = 20), queries/s  p50 / p95 ms")
+    print(f"{'texts':9s} {'clients':>7s}   " + "   ".join(f"{mode:>26s}" for mode in rows))
+    for key in next(iter(rows.values())):
+        kind, clients = key.split("_")
+        cells = [f"{r[key]['qps']:8.1f} q/s {r[key]['p50_ms']:6.1f} / {r[key]['p95_ms']:6.1f}" for r in rows.values()]
+        print(f"{kind:9s} {clients:>7s}   " + "   ".join(f"{c:>26s}" for c in cells), flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=300)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--requests", type=int, default=800)
+    parser.add_argument("--queries", type=int, default=128, help="searches per throughput row")
+    parser.add_argument("--model", action="append", help="repeatable; default: synthetic")
+    args = parser.parse_args(argv)
+    from mkt.synthetic.datasets import generate
+
+    models = args.model or ["synthetic"]
+    work = Path(tempfile.mkdtemp(prefix="tagscope-load-"))
+    generate(work / "photos", args.n, seed=7)
+    out: dict = {"n": args.n, "queries": args.queries, "cpus": os.cpu_count(), "load_before": os.getloadavg()[0],
+                 "search": {}}
+    for m, model in enumerate(models):
+        home = work / f"home-{m}"
+        cli(home, "tag", str(work / "photos"), "--model", model)
+        rows = {}
+        for mode, batch in MODES.items():
+            server, port = started(home, batch)
+            try:
+                if m == 0 and batch is None:
+                    out["mixed"] = mixed_load(port, args.n, args.clients, args.requests)
+                rows[mode] = search_rows(port, args.queries, seed=11 + m)
+            finally:
+                stop(server)
+        out["search"][model] = rows
+        print_rows(model, rows)
+    out["load_after"] = os.getloadavg()[0]
+    errors = out["mixed"]["errors"] + sum(row["errors"] for rows in out["search"].values()
+                                          for mode in rows.values() for row in mode.values())
     print(json.dumps(out))
-    return 0 if out["errors"] == 0 else 1
+    return 0 if errors == 0 else 1
 
 
 if __name__ == "__main__":

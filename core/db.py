@@ -35,6 +35,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from core.errors import TagscopeError
+from core.outage import server_connect_args
 
 # Image states. A tagged image has scores from ``model_version_id``; a duplicate has the same
 # bytes as ``duplicate_of`` and shares its tags; a failed one has an ``error`` reason; a missing
@@ -165,11 +166,13 @@ class Embedding(Base):
 
 
 class IndexChange(Base):
-    """A change the vector index of a model version has not applied yet: the image's embedding
-    was stored, replaced or dropped. Written in the same transaction as the change; deleted once a
-    merge has applied it (the merge reads the image's current state, so replaying is harmless)."""
+    """An entry of a model version's index change log: the image's embedding was stored, replaced
+    or dropped. Written in the same transaction as the change, in commit order (:mod:`indexer.log`);
+    every copy of the index applies the entries after its own position (reading the image's
+    current state, so replaying is harmless); entries every live copy has applied are dropped."""
 
     __tablename__ = "index_changes"
+    __table_args__ = {"sqlite_autoincrement": True}  # ids are positions: never reused after a trim
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
                                     autoincrement=True)
@@ -275,8 +278,8 @@ class Database:
             if parsed.database and parsed.database != ":memory:":
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"timeout": 30}
-        else:
-            kwargs["pool_pre_ping"] = True
+        else:  # a connection the server dropped (a restart) is replaced, not used; connecting gives up (core.outage)
+            kwargs.update(pool_pre_ping=True, connect_args=server_connect_args(parsed))
         try:
             self.engine: Engine = create_engine(url, **kwargs)
         except ModuleNotFoundError as exc:

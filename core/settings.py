@@ -85,6 +85,12 @@ class Settings:
         0.7, "`0.7`: on CUDA, the share of JPEGs decoded on the GPU (nvJPEG) while the decode workers decode the "
              "rest at the same time (measured best on an H100 with 15 decode workers); `1` all on the GPU, `0` all "
              "on the CPU")
+    index_folder: str = _setting(
+        "", "unset: `<home>/index`; the folder of this machine's copy of the vector index (each machine keeps its "
+            "own; copies follow the database's change log)")
+    keep_index: int = _setting(
+        1, "`1`: this machine keeps a copy of the index and merges into it while it tags; `0` on a worker that does "
+           "not serve search: it keeps none (search servers keep theirs current by themselves)")
     duplicate_threshold: float | None = _setting(
         None, "unset: the model's own (calibrated for the bundled models by `python -m bench.duplicates`, 0.99 for "
               "others); else the cosine similarity (above 0, at most 1) from which two photos are near-duplicates "
@@ -97,7 +103,7 @@ class Settings:
 
     @property
     def index_dir(self) -> Path:
-        return self.home / "index"
+        return Path(self.index_folder).expanduser() if self.index_folder else self.home / "index"
 
     @property
     def thumbs_dir(self) -> Path:
@@ -160,6 +166,8 @@ _ENV = {
     "compile": "TAGSCOPE_COMPILE",
     "gpu_decode": "TAGSCOPE_GPU_DECODE",
     "duplicate_threshold": "TAGSCOPE_DUPLICATE_THRESHOLD",
+    "index_folder": "TAGSCOPE_INDEX_FOLDER",
+    "keep_index": "TAGSCOPE_KEEP_INDEX",
 }
 
 
@@ -190,7 +198,7 @@ def _coerce(name: str, value: Any, source: str) -> Any:
                 raise TagscopeError(f"bad value {value!r} for duplicate_threshold in {source}: use a cosine "
                                     "similarity above 0 and at most 1, e.g. 0.95")
             return similarity
-        if name == "compile":
+        if name in ("compile", "keep_index"):
             if str(value).lower() not in ("0", "1", "true", "false"):
                 raise TagscopeError(f"bad value {value!r} for {name} in {source}: use 1 or 0")
             return int(str(value).lower() in ("1", "true"))

@@ -8,6 +8,7 @@ read these files instead of loading the index to count it.
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,15 @@ def read_meta(folder: str | Path, version: str) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return meta if isinstance(meta, dict) else {}
+
+
+def saved_position(folder: str | Path, version: str) -> tuple[bool, int | None]:
+    """Whether ``version`` has a saved index here, and the last entry of the change log it
+    applied (:mod:`indexer.log`; None for an index saved before the log had positions)."""
+    if not index_path(folder, version).exists():
+        return False, None
+    position = read_meta(folder, version).get("log_position")
+    return True, None if position is None else int(position)
 
 
 def saved_count(folder: str | Path, version: str) -> int:
@@ -78,3 +88,54 @@ def remove_files(folder: str | Path, version: str) -> int:
         path.unlink(missing_ok=True)
         n += 1
     return n
+
+
+def damaged_path(folder: str | Path, version: str) -> Path:
+    """Where a damaged index file is set aside (the last one only), for a look at what broke."""
+    return Path(folder) / f"{version}.faiss.damaged"
+
+
+def damage_record_path(folder: str | Path, version: str) -> Path:
+    return Path(folder) / f"{version}.damaged.json"
+
+
+def damage_record(folder: str | Path, version: str) -> dict[str, Any]:
+    """Why this copy's index file was set aside as damaged ({} when it was not, or a save replaced
+    it since): ``error``, ``at``, and the ``pid`` of a rebuild started for it."""
+    try:
+        record = json.loads(damage_record_path(folder, version).read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def write_damage_record(folder: str | Path, version: str, record: dict[str, Any]) -> None:
+    atomic_write(damage_record_path(folder, version), lambda p: p.write_text(json.dumps(record, indent=1)))
+
+
+def clear_damage_record(folder: str | Path, version: str) -> None:
+    damage_record_path(folder, version).unlink(missing_ok=True)
+
+
+def rebuilding(folder: str | Path, version: str) -> bool:
+    """Whether a rebuild of ``version`` runs now, or the one started for its damaged file is alive."""
+    if rebuild_status(folder, version).get("running"):
+        return True
+    pid = damage_record(folder, version).get("pid")
+    return bool(pid) and _alive(int(pid))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:  # our own child, and it ended (reaped now)
+            return False
+        return True
+    except ChildProcessError:  # another process's: is it there?
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -32,8 +32,8 @@ def index_lock(folder: str | Path, version: str, blocking: bool = True):
 
 
 def rebuild_lock_path(folder: str | Path, version: str) -> Path:
-    """Held for the whole of a rebuild of ``version``'s index: at most one runs at a time, and
-    merges meanwhile keep their change rows for it (:mod:`indexer.rebuild`)."""
+    """Held for the whole of a rebuild of ``version``'s index in this folder: at most one runs at a
+    time (:mod:`indexer.rebuild`)."""
     return Path(folder) / f"{version}.rebuild.lock"
 
 

@@ -10,12 +10,12 @@ lower CPU priority: FAISS training never competes with the tagging process's own
 holds up its merges, and a rebuild outlives the worker that started it. Searches keep using the
 old index until the new one replaces it atomically.
 
-Tagging goes on during a rebuild. A rebuild holds the version's rebuild lock from start to
-swap; it takes the index lock once right after (a barrier: a merge that started before has
-finished), and merges that find the rebuild lock held apply their changes to the old index but
-keep the change rows. After filling the new index from a scan of the store, the rebuild applies
-every pending row (reading each image's current state: replays are harmless) under the index
-lock and swaps. So nothing stored during the rebuild is missed.
+Tagging goes on during a rebuild. A rebuild notes the head of the index change log
+(:mod:`indexer.log`) before it reads the store, and tells the database that its copy stands
+there (so no trim drops the entries it will need); after filling the new index from a scan of
+the store, it applies every entry after that head (reading each image's current state: replays
+are harmless) under the index lock and swaps. So nothing stored during the rebuild is missed,
+and merges into the old index meanwhile change nothing for it.
 
 Each rebuild writes ``<version>.rebuild.json`` next to the index (state, reason, kind, size,
 seconds, error) and logs to ``<version>.rebuild.log``; ``tagscope index status`` shows both. A
@@ -35,6 +35,7 @@ from pathlib import Path
 from core.db import Database, get_database
 from core.settings import Settings, load_settings
 from indexer import ann, files, kinds, store
+from indexer import log as index_log
 from indexer.kinds import IndexShape
 from indexer.locks import file_lock, index_lock, rebuild_lock_path
 from indexer.merge import apply_changes
@@ -66,8 +67,8 @@ def _rebuild_locked(settings: Settings, db: Database, mv: StoreVersion, kind: st
     """The rebuild itself; the caller holds the rebuild lock."""
     t0 = time.time()
     folder = settings.index_dir
-    with index_lock(folder, mv.version):
-        pass  # the barrier (module docstring): from here on, merges keep their change rows
+    start = index_log.head(db, mv.id)  # the store read below holds every entry up to here
+    index_log.report(db, index_log.copy_name(folder), mv.id, start, 0, "rebuilding")
     n = store.count(db, mv.id)
     asked = kind or wanted_kind(settings, mv.version)
     kind = kinds.resolve_kind(asked, n)
@@ -81,8 +82,10 @@ def _rebuild_locked(settings: Settings, db: Database, mv: StoreVersion, kind: st
         for ids, vectors, _ in store.scan(db, mv.id, mv.dim):
             index.extend(ids, vectors)
         with index_lock(folder, mv.version):
+            index.position = start
             apply_changes(db, index, mv.id)
             index.save()
+        index_log.report(db, index_log.copy_name(folder), mv.id, index.position, len(index), "")
     except BaseException as exc:
         error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         files.write_rebuild_record(folder, mv.version, status | {"state": "failed", "finished_at": time.time(),

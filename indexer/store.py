@@ -7,8 +7,8 @@ status and tags, so a kill at any moment leaves SQL, tags and embeddings consist
 machine that reaches the database can rebuild the index: no shared folder, no orphans. Why a
 column and not shard files: docs/benchmarks.md ("Embedding store").
 
-Every change that the index must follow (stored, replaced, dropped) also writes an
-``index_changes`` row for the model version; merges apply and delete those rows.
+Every change that the index must follow (stored, replaced, dropped) also appends an entry to
+the version's index change log (:mod:`indexer.log`); every copy of the index applies it.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ import numpy as np
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
-from core.db import TAGGED, Database, Embedding, Image, IndexChange, ModelVersion
+from core.db import TAGGED, Database, Embedding, Image, ModelVersion
+from indexer import log as index_log
 
 DTYPE = np.float16
 CHUNK = 5000  # ids per IN (...) clause
@@ -53,11 +54,9 @@ def all_versions(db: Database) -> list[StoreVersion]:
         return [StoreVersion.of(row) for row in s.scalars(select(ModelVersion).order_by(ModelVersion.id))]
 
 
-def pending_changes(db: Database, model_version_id: int) -> int:
-    """Index changes of this version that no merge has applied yet."""
-    with db.session() as s:
-        return int(s.scalar(select(func.count()).select_from(IndexChange)
-                            .where(IndexChange.model_version_id == model_version_id)) or 0)
+def pending_changes(db: Database, model_version_id: int, position: int = 0) -> int:
+    """Entries of the version's index change log after ``position`` (a copy's place in it)."""
+    return index_log.behind(db, model_version_id, position)
 
 
 def count_all(db: Database, model_version_id: int) -> int:
@@ -83,9 +82,8 @@ def from_bytes(rows: Iterable[bytes], dim: int) -> np.ndarray:
 
 
 def mark_changed(s: Session, model_version_id: int, image_ids: Iterable[int]) -> None:
-    rows = [{"model_version_id": model_version_id, "image_id": int(i)} for i in image_ids]
-    if rows:
-        s.execute(insert(IndexChange), rows)
+    """Append the images to the version's index change log (:mod:`indexer.log`)."""
+    index_log.append(s, [{"model_version_id": model_version_id, "image_id": int(i)} for i in image_ids])
 
 
 def drop(s: Session, image_ids: Sequence[int]) -> None:
@@ -95,8 +93,8 @@ def drop(s: Session, image_ids: Sequence[int]) -> None:
         held = s.execute(select(Embedding.model_version_id, Embedding.image_id)
                          .where(Embedding.image_id.in_(chunk))).all()
         if held:
-            s.execute(insert(IndexChange), [{"model_version_id": mv, "image_id": i} for mv, i in held])
             s.execute(delete(Embedding).where(Embedding.image_id.in_(chunk)))
+            index_log.append(s, [{"model_version_id": mv, "image_id": i} for mv, i in held])
 
 
 def mark_images_changed(s: Session, image_ids: Sequence[int]) -> None:
@@ -105,7 +103,7 @@ def mark_images_changed(s: Session, image_ids: Sequence[int]) -> None:
         held = s.execute(select(Embedding.model_version_id, Embedding.image_id)
                          .where(Embedding.image_id.in_(chunk))).all()
         if held:
-            s.execute(insert(IndexChange), [{"model_version_id": mv, "image_id": i} for mv, i in held])
+            index_log.append(s, [{"model_version_id": mv, "image_id": i} for mv, i in held])
 
 
 def put(s: Session, model_version_id: int, image_ids: Sequence[int], vectors: np.ndarray,

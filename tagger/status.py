@@ -26,6 +26,8 @@ from core.db import (
 from core.settings import Settings
 from indexer import files
 from indexer.search import feedback
+from indexer.status import index_status
+from indexer.store import StoreVersion
 from tagger.jobs.rows import progress
 from tagger.media_store import media_json
 
@@ -53,8 +55,16 @@ def collection_status(settings: Settings, max_failures: int = 100) -> dict[str, 
     if mv is not None:
         out["model"] = {"spec": mv.spec, "version": mv.version}
         path = files.index_path(settings.index_dir, mv.version)
-        out["index"] = {"size": files.saved_count(settings.index_dir, mv.version),
-                        "path": str(path) if path.exists() else None}
+        index = index_status(settings, db, StoreVersion.of(mv))
+        damaged = index["damaged"]  # the file was set aside as damaged: rebuilt, the store answers meanwhile
+        building = index["rebuild"].get("state") == "running" or bool(damaged and damaged["rebuilding"])
+        out["index"] = {"size": index["size"], "tombstones": index["tombstones"],
+                        "stored_embeddings": index["stored_embeddings"], "pending_changes": index["pending_changes"],
+                        "fresh": index["fresh"], "position": index["position"], "log_head": index["log"]["head"],
+                        "path": str(path) if path.exists() else None,
+                        "state": "building" if building else "damaged" if damaged else "ready" if index["path"] else
+                        "missing" if index["stored_embeddings"] else "empty",
+                        "damaged": damaged["error"] if damaged else None}
     if last_job is not None:
         with db.session() as s:
             done, failed = progress(s, last_job)

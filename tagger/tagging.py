@@ -90,7 +90,8 @@ def tag_images(work: Work, image_ids: Sequence[int], progress: ProgressFn | None
         counts[1] += n_failed
         if progress:
             progress(n_ok, n_failed)
-        maybe_sync(settings, db, work.version)  # searchable while the job runs
+        if settings.keep_index:
+            maybe_sync(settings, db, work.version)  # searchable while the job runs
 
     complete = True
     t0 = tick = time.perf_counter()

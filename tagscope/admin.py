@@ -89,7 +89,7 @@ def index_sync(ctx: click.Context) -> None:
     from indexer.sync import sync_index
 
     settings = settings_for(ctx)
-    n = sum(sync_index(settings, database(settings), mv) or 0 for mv in _versions(settings))
+    n = sum(sync_index(settings, database(settings), mv, role="cli") or 0 for mv in _versions(settings))
     click.echo(f"applied {n} changes")
 
 
@@ -130,9 +130,21 @@ def index_status_cmd(ctx: click.Context, as_json: bool) -> None:
         return
     for r in rows:
         fresh = "up to date" if r["fresh"] else f"{r['pending_changes']} changes pending (`tagscope index sync`)"
-        click.echo(f"{r['version']}  {r['kind']} ({r['factory']})  {r['size']} vectors of "
+        tombstones = f" (+{r['tombstones']} tombstones)" if r["tombstones"] else ""
+        click.echo(f"{r['version']}  {r['kind']} ({r['factory']})  {r['size']} vectors{tombstones} of "
                    f"{r['stored_embeddings']} stored, {r['file_bytes'] / 1e6:.1f} MB, {fresh}")
+        held = (f"entries {r['log']['floor'] + 1}..{r['log']['head']}" if r["log"]["head"] > r["log"]["floor"]
+                else f"empty (all {r['log']['head']} entries applied everywhere)")
+        click.echo(f"  change log: {held}; this copy at {r['position'] if r['position'] is not None else 'none'}")
+        for c in r["copies"]:
+            click.echo(f"  copy {c['name']} ({c['role'] or '-'}): at {c['position']}, {c['vectors']} vectors, "
+                       f"seen {c['seen_at'][:19]}{'' if c['live'] else ' (silent: no longer holds entries back)'}")
         click.echo(f"  rebuild: {_describe_rebuild(r['rebuild'], r['rebuild_wanted'])}")
+        if r.get("damaged"):
+            todo = ("being rebuilt" if r["damaged"]["rebuilding"] else
+                    "not being rebuilt: run `tagscope index rebuild`")
+            click.echo(f"  damaged {_when(r['damaged']['at'])}: {r['damaged']['error']}; {todo} "
+                       "(searches answer from the stored embeddings meanwhile)")
 
 
 def _describe_rebuild(last: dict, wanted: str | None) -> str:

@@ -100,8 +100,11 @@ def run_search(settings: Settings, text: str | None, k: int, min_score: float | 
         from indexer.search.checks import parse_min_score
         from indexer.search.searcher import Searcher
 
-        results = Searcher(settings).find(text, k=k, min_score=parse_min_score(min_score), filters=filters, **order)
+        searcher = Searcher(settings)
+        results = searcher.find(text, k=k, min_score=parse_min_score(min_score), filters=filters, **order)
         hits = [h.to_json() for h in results.hits]
+        if searcher.notice:  # a damaged index: answered from the store while it is rebuilt
+            click.echo(f"note: {searcher.notice}", err=True)
     if as_json:
         click.echo(json.dumps({"query": text, "results": hits}, ensure_ascii=False))
         return
@@ -172,6 +175,9 @@ def run_server(settings: Settings, host: str, port: int) -> None:
     logging.getLogger("tagscope.access").setLevel(logging.INFO)  # one line per request on stderr
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # exit handlers run: server.json is withdrawn
     announce(settings, host, port, spec)  # `tagscope search` on this home asks this server
+    from indexer.search.follow import keep_following
+
+    keep_following(app.extensions["tagscope.searcher"].index)  # this machine's index copy follows the log
     # waitress: threads in one process, so the model and the index are loaded once and shared
     # (gunicorn's forked workers would each hold a copy); pure Python, also on macOS and Windows.
     waitress.serve(app, host=host, port=port, threads=settings.web_threads, ident="tagscope",

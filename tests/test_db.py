@@ -102,6 +102,7 @@ def test_the_migrations_build_exactly_the_models_schema(db):
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
+    import core.index_log  # noqa: F401 - index_copies, index_log_floor (0009) too
     import core.media.tables  # noqa: F401 - its tables join Base.metadata
     import core.saved  # noqa: F401 - saved_searches (0008) too
     from core.db import Base

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import datetime, timezone
 from pathlib import Path
 
 import faiss
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from core.db import Image, IndexChange, get_database
+from core.index_log import IndexCopy
 from core.settings import load_settings
 from indexer import store
-from indexer.locks import file_lock, rebuild_lock_path
 from indexer.sync import sync_index
 from indexer.vector_index import VectorIndex
 
@@ -67,27 +68,67 @@ def test_an_index_that_no_longer_suits_the_collection_is_rebuilt_in_the_backgrou
     assert "rebuilt as IDMap,HNSW32,SQ8 with 80 vectors" in log
 
 
-def test_merges_during_a_rebuild_keep_their_changes_for_it(home_env, synthetic_photos, tmp_path):
+def test_every_copy_follows_the_log_and_entries_go_only_when_all_have_them(home_env, synthetic_photos, tmp_path):
+    """Two copies of one version's index (two machines' folders) on one database: each applies
+    the change log from its own position, neither consumes the other's entries, the log is
+    trimmed to the slowest live copy, and a copy left behind the trimmed log rebuilds."""
+    from indexer import log as index_log
+
     home, env, url = home_env
     run_cli("tag", str(photos_subset(synthetic_photos, tmp_path / "a", 30)), home=home, **env)
-    settings = load_settings(environ={}, home=str(home), database_url=url)
+    a = load_settings(environ={}, home=str(home), database_url=url)
+    b = a.replace(index_folder=str(tmp_path / "machine-b" / "index"))
     db = get_database(url)
     mv = store.find_version(db, index_status(home, env)["version"])
 
-    def pending() -> int:
+    def entries() -> int:
         with db.session() as s:
             return int(s.scalar(select(func.count()).select_from(IndexChange)) or 0)
 
+    assert sync_index(b, db, mv) == 30  # a new machine builds its copy from the store
     with db.session() as s:
         changed = s.scalars(select(Image.id).order_by(Image.id).limit(5)).all()
         store.mark_images_changed(s, changed)
-    assert pending() == 5
-    # A rebuild holds its lock while it reads the store: a merge meanwhile updates the old index
-    # but leaves the rows, which the rebuild applies to its new index before the swap.
-    with file_lock(rebuild_lock_path(settings.index_dir, mv.version)):
-        assert sync_index(settings, db, mv) == 5
-        assert pending() == 5
-        assert sync_index(settings, db, mv) == 5  # applied again: harmless, state-based
-    assert sync_index(settings, db, mv) == 5
-    assert pending() == 0
-    assert index_status(home, env)["fresh"]
+    assert entries() == 5
+    assert sync_index(a, db, mv) == 5
+    assert entries() == 5, "B has not applied them: they stay"
+    assert not index_status(home, {**env, "TAGSCOPE_INDEX_FOLDER": str(b.index_dir)})["fresh"]
+    assert sync_index(b, db, mv) == 5
+    assert entries() == 0 and index_log.floor(db, mv.id) == index_log.head(db, mv.id)
+    assert sync_index(a, db, mv) == 0 and sync_index(b, db, mv) == 0
+    # B goes silent for longer than the log keeps entries for it; A trims past B's position
+    with db.session() as s:
+        store.mark_images_changed(s, changed[:2])
+    with db.session() as s:
+        s.execute(update(IndexCopy).where(IndexCopy.name == index_log.copy_name(b.index_dir))
+                  .values(seen_at=datetime(2020, 1, 1, tzinfo=timezone.utc)))
+    assert sync_index(a, db, mv) == 2 and entries() == 0
+    assert sync_index(b, db, mv) == 30  # behind the floor: rebuilt from the store
+    assert index_status(home, {**env, "TAGSCOPE_INDEX_FOLDER": str(b.index_dir)})["fresh"]
+
+
+def test_a_rebuild_applies_what_changed_while_it_read_the_store(home_env, synthetic_photos, tmp_path, monkeypatch):
+    """The rebuild notes the log's head before it reads the store and applies every later entry
+    before it swaps: a photo dropped while the store was being read is not in the new index."""
+    from indexer import log as index_log
+    from indexer.rebuild import rebuild_index
+
+    home, env, url = home_env
+    run_cli("tag", str(photos_subset(synthetic_photos, tmp_path / "a", 20)), home=home, **env)
+    settings = load_settings(environ={}, home=str(home), database_url=url)
+    db = get_database(url)
+    mv = store.find_version(db, index_status(home, env)["version"])
+    with db.session() as s:
+        victim = s.scalar(select(Image.id).order_by(Image.id))
+    scan = store.scan
+
+    def scan_then_drop(*args, **kwargs):
+        for chunk in scan(*args, **kwargs):
+            yield chunk
+            with db.session() as s:  # tagging goes on: the photo's embedding is dropped
+                store.drop(s, [victim])
+
+    monkeypatch.setattr(store, "scan", scan_then_drop)
+    assert rebuild_index(settings, db, mv) == 19
+    index = VectorIndex.open(settings.index_dir, mv.version, mv.dim)
+    assert not index.contains(victim) and index.position == index_log.head(db, mv.id)

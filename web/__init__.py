@@ -28,7 +28,7 @@ def create_app(settings: Settings | None = None, test_config: dict[str, Any] | N
     if test_config:
         app.config.update(test_config)
     get_database(settings.db_url)  # fail at start-up, not on the first request
-    app.extensions["tagscope.searcher"] = Searcher(settings)
+    app.extensions["tagscope.searcher"] = Searcher(settings, keep_current=True)
 
     from tagger.jobs.control import NoSuchJob
     from web import duplicates, errors, security

@@ -1,5 +1,6 @@
 """One error shape: under ``/api/`` every error is JSON ``{"error": message, "status": code}``
 (400, 401, 404, 405, 409, 413, 414, 500 ...); pages get the error page with the same status.
+A database that cannot be reached (a restart, an outage: :mod:`core.outage`) is a 503 saying why.
 Ids in URLs are bounded (:class:`IdConverter`), so an id past 64 bits is a 404, not a 500."""
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ from werkzeug.exceptions import BadRequest, HTTPException, InternalServerError, 
 from werkzeug.routing import BaseConverter
 
 from core.errors import TagscopeError
+from core.outage import outage_reason
 
 log = logging.getLogger(__name__)
 
 MAX_URL_CHARS = 4096
+RETRY_AFTER_S = 5  # a 503 for a database outage (core.outage): a restart takes seconds
 MAX_ID = 2**63 - 1  # the largest SQL BIGINT
 
 
@@ -62,5 +65,10 @@ def install(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def internal_error(exc: Exception):
+        reason = outage_reason(exc)
+        if reason is not None:  # a database restart or outage: it passes; say so, and when to try again
+            log.warning("%s %s: the database is unreachable: %s", request.method, request.path, reason)
+            response, status = respond(503, f"the database is unreachable: {reason}; try again in a few seconds")
+            return response, status, {"Retry-After": str(RETRY_AFTER_S)}
         log.exception("error answering %s %s", request.method, request.path)
         return respond(500, InternalServerError.description)

@@ -144,7 +144,21 @@ SCHEMAS: dict[str, Any] = {
                    "images": _obj({k: {"type": "integer"} for k in
                                    ("total", "tagged", "failed", "pending", "duplicates", "missing")}),
                    "labels": {"type": "integer"}, "model": {"$ref": "#/components/schemas/Model"},
-                   "index": _obj({"size": {"type": "integer"}}),
+                   "index": _obj({
+                       "size": {"type": "integer", "description": "live vectors in this server's copy"},
+                       "tombstones": {"type": "integer", "description": "entries of re-tagged or removed photos an "
+                                                                        "HNSW graph keeps (a rebuild clears them)"},
+                       "stored_embeddings": {"type": "integer"},
+                       "pending_changes": {"type": "integer", "description": "change log entries not applied here"},
+                       "fresh": {"type": "boolean", "description": "nothing stored is missing from this copy"},
+                       "position": {"type": "integer", "nullable": True, "description": "last log entry applied"},
+                       "log_head": {"type": "integer"},
+                       "state": {"type": "string", "enum": ["ready", "building", "damaged", "missing", "empty"],
+                                 "description": "building: this server is building its copy from the store "
+                                                "(searches are answered from the store meanwhile); damaged: its "
+                                                "file was set aside as damaged and nothing rebuilds it yet"},
+                       "damaged": {**_NULLABLE_STR, "description": "why this copy's file was set aside as "
+                                                                   "damaged, until a rebuild replaces it"}}),
                    "failures": {"type": "array", "items": {"type": "object"}},
                    "last_job": {"type": "object", "nullable": True}}},
 }

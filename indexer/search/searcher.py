@@ -20,7 +20,7 @@ from core.db import TAGGED, Database, Image, ModelVersion, collection_model_vers
 from core.errors import TagscopeError
 from core.settings import Settings
 from indexer import kinds, store
-from indexer.search import browse, feedback
+from indexer.search import browse, feedback, follow
 from indexer.search import filters as flt
 from indexer.search import parts as query_parts
 from indexer.search import query as grammar
@@ -39,7 +39,9 @@ from indexer.search.scoring import rerank
 from indexer.search.shots import Shot, as_shots
 from indexer.search.shots import stacks as shots_stacks
 from indexer.search.similar import fold_similar, threshold_for
-from indexer.vector_index import VectorIndex
+from indexer.search.text_batch import TextBatcher
+from indexer.store import StoreVersion
+from indexer.vector_index import IndexDamaged, VectorIndex
 from mkt.factory import get_model
 from mkt.tagmodel import TagModel
 
@@ -56,16 +58,20 @@ class Searcher:
     Unless a model is set (settings or ``model``), it serves the collection's active version and
     follows a switch (an upgrade that completed, ``tagscope models use``) at the next query."""
 
-    def __init__(self, settings: Settings, model: TagModel | None = None) -> None:
+    def __init__(self, settings: Settings, model: TagModel | None = None, keep_current: bool = False) -> None:
         self.settings = settings
+        # a server keeps its own copy of the index current (:mod:`indexer.search.follow`)
+        self._follower = follow.Follower(settings) if keep_current else None
         self._model = model
         self._follows_active = model is None and settings.model is None
         self._index: VectorIndex | None = None
         self._lock = threading.Lock()
         self._version_row: int | None = None
         self._queries: OrderedDict[tuple[str, str], torch.Tensor] = OrderedDict()
+        self._batcher = TextBatcher()  # concurrent new texts share the text tower
         self._cutoffs: OrderedDict[tuple, Cutoff] = OrderedDict()
         self._calibrator: Calibrator | None = None
+        self.notice: str | None = None  # why the last search was answered from the store, if it was
 
     def follow_active_version(self) -> None:
         """Drop the loaded model and index when the collection's active version changed."""
@@ -109,15 +115,22 @@ class Searcher:
 
     def index(self) -> VectorIndex:
         model = self.model
+        version = StoreVersion(self._version_id(), model.version, model.embed_dim)  # not under the lock
+        if self._follower is not None and version.id is not None:
+            self._follower.poke(self.db, version)
         with self._lock:
-            if self._index is None:
-                self._index = VectorIndex.open(self.settings.index_dir, model.version, model.embed_dim)
-            elif self._index.is_stale():
-                self._index.reload()
+            try:
+                if self._index is None:
+                    self._index = VectorIndex.open(self.settings.index_dir, model.version, model.embed_dim)
+                elif self._index.is_stale():
+                    self._index.reload()
+            except IndexDamaged as exc:  # set aside and rebuilt: answered from the store meanwhile
+                self._index = follow.damaged(self.settings, self.db, version, exc, self._follower)
             return self._index
 
     def embed_query(self, text: str) -> torch.Tensor:
-        """The query's embedding, from a per-process LRU cache of recent texts (per model version)."""
+        """The query's embedding, from a per-process LRU cache of recent texts (per model version);
+        texts it misses go through the text tower in batches with other threads' (:mod:`.text_batch`)."""
         model = self.model
         key = (model.version, text)
         with self._lock:
@@ -125,8 +138,7 @@ class Searcher:
             if cached is not None:
                 self._queries.move_to_end(key)
                 return cached
-        with torch.inference_mode():
-            emb = model.encode_labels([text]).float().cpu()
+        emb = self._batcher.embed(model, text)
         with self._lock:
             self._queries[key] = emb
             while len(self._queries) > QUERY_CACHE:
@@ -242,8 +254,15 @@ class Searcher:
         return first + rest, {i for i, _ in first}
 
     def _ranked(self, query: torch.Tensor, n: int, by_model: bool) -> tuple[np.ndarray, np.ndarray]:
-        """The best ``n`` (ids, scores) of the collection, best first."""
+        """The best ``n`` (ids, scores) of the collection, best first (from the store itself while
+        a server builds its first copy of the index)."""
         index = self.index()
+        self.notice = follow.from_store(self.settings, index, self._follower is not None)
+        if self.notice is not None:
+            ids, _ = follow.exact_top(self.db, self._version_id(), self.model.embed_dim, query,
+                                      max(n, RERANK_POOL))
+            ids, scores = rerank(self.model, self.db, self._version_id(), ids, query, by_model)
+            return ids[:n], scores[:n]
         exact = index.exact and (self.model.local_top_k <= 0 or not by_model)
         pool = max(4 * n, n * kinds.SPECS[index.kind].oversample, RERANK_POOL)  # ivfpq needs 20 per result
         scores, ids = index.search(query.numpy(), n if exact else min(pool, MAX_POOL))
@@ -268,6 +287,8 @@ class Searcher:
         patched = by_model and self.model.local_top_k > 0  # scoring reads each photo's patch features
         limit = min(FILTER_EXACT_PATCHES if patched else FILTER_EXACT,
                     max(FILTER_EXACT_ALWAYS, size // FILTER_EXACT_SHARE))
+        if follow.from_store(self.settings, index, self._follower is not None) is not None:
+            return self._filtered_from_store(query, n, filters, by_model)
         allowed = flt.allowed_ids(self.db, filters, version_id, FILTER_IDS)
         if allowed is not None and len(allowed) <= limit:
             ids, scores = rerank(self.model, self.db, version_id, allowed, query, by_model)
@@ -293,6 +314,18 @@ class Searcher:
             pool = min(size, pool * 4)
         ids, scores = rerank(self.model, self.db, version_id, np.concatenate(passing)[:max(want, 2 * n)], query,
                              by_model)
+        return ids[:n], scores[:n]
+
+    def _filtered_from_store(self, query: torch.Tensor, n: int, filters: Filters, by_model: bool
+                             ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_filtered` while this machine has no usable index copy: exact, from the store."""
+        version_id = self._version_id()
+        allowed = flt.allowed_ids(self.db, filters, version_id, FILTER_IDS)
+        if allowed is None:  # very many pass: the store's best, then the filter
+            best, _ = follow.exact_top(self.db, version_id, self.model.embed_dim, query, max(50 * n, MAX_POOL))
+            keep = flt.keep(self.db, filters, version_id, best.tolist())
+            allowed = np.asarray([i for i in best if int(i) in keep], np.int64)
+        ids, scores = rerank(self.model, self.db, version_id, allowed, query, by_model)
         return ids[:n], scores[:n]
 
     def cutoff(self, text: str, query: torch.Tensor, best: tuple[np.ndarray, np.ndarray] | None = None) -> Cutoff:

@@ -87,8 +87,13 @@ def _build(settings: Settings) -> Celery:
         # Redis only (other transports take no such option: the SQL one passes them to create_engine).
         broker_transport_options={"visibility_timeout": visibility_timeout(settings)}
         if url.startswith(("redis", "rediss")) else {},
+        # A broker restart (Redis, RabbitMQ) is waited out, never the end of a worker: reconnect
+        # forever, at start-up too; a channel error reopens the channel. What the broker lost
+        # meanwhile (Redis without persistence: its whole queue) the sweeper sends again.
+        broker_connection_retry=True,
         broker_connection_retry_on_startup=True,
-        broker_connection_max_retries=3,
+        broker_connection_max_retries=None,
+        broker_channel_error_retry=True,
         worker_hijack_root_logger=False,
         task_serializer="json",
         accept_content=["json"],

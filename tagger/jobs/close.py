@@ -28,7 +28,7 @@ def close_job_if_complete(settings: Settings, db: Database, job_id: int) -> bool
         closed = s.execute(update(Job).where(Job.id == job_id, Job.state == "running")
                            .values(state="done", done=done, failed=failed, finished_at=utcnow())).rowcount
         mv = StoreVersion.of(s.get(ModelVersion, job.model_version_id))
-    if closed:
-        sync_index(settings, db, mv)
+    if closed and settings.keep_index:
+        sync_index(settings, db, mv, role="worker")
         switch_if_covering(db, mv.id)
     return bool(closed)

@@ -23,6 +23,7 @@ import numpy as np
 from sqlalchemy import select, update
 
 from core.db import Database, Job, JobTask, utcnow
+from core.outage import outage_reason
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +92,11 @@ def heartbeat(renew_lease: Callable[[], bool], lease_s: float, what: str) -> Ite
             try:
                 if not renew_lease():
                     log.warning("%s: lease lost (it may run twice; the result is the same)", what)
-            except Exception:  # noqa: BLE001 - a database hiccup must not kill the work
-                log.exception("%s: lease renewal failed", what)
+            except Exception as exc:  # noqa: BLE001 - a database hiccup must not kill the work
+                if outage_reason(exc) is None:
+                    log.exception("%s: lease renewal failed", what)
+                else:  # a restart: the next beat renews it
+                    log.warning("%s: lease not renewed: the database is unreachable (%s)", what, outage_reason(exc))
 
     thread = threading.Thread(target=beat, name=f"lease {what}", daemon=True)
     thread.start()

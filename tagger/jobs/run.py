@@ -53,7 +53,8 @@ def run_job(settings: Settings, paths: Sequence[str], *, retry_failed: bool = Fa
                 return (f"job {job_id} queued: {_total(db, job_id)} images in "
                         f"{len(task_ids)} tasks (see `tagscope jobs show {job_id}`)")
             wait_for_job(db, job_id, bar, echo, poll_seconds)
-    sync_index(settings, db, StoreVersion(started.model_version_id, model.version, model.embed_dim))
+    if settings.keep_index:
+        sync_index(settings, db, StoreVersion(started.model_version_id, model.version, model.embed_dim), role="cli")
     return _summary(db, job_id, started.found.image_ids, time.time() - t0)
 
 

@@ -19,6 +19,7 @@ from celery import Celery, shared_task
 
 from core.db import Database, get_database
 from core.errors import TagscopeError
+from core.outage import through_outages
 from core.settings import Settings, load_settings
 from tagger.jobs import leases, schedules, sweeper
 from tagger.jobs import rows as jobs
@@ -58,22 +59,31 @@ def run_task(settings: Settings, job_id: int, task_id: int, progress=None) -> di
     """One task of a job under its lease: tag the images its first runs did not store, mark it
     done, close the job if it was the last. None when the task was not this worker's to run."""
     db = get_database(settings.db_url)
-    image_ids = leases.claim(db, task_id, settings.task_lease)
+    what = f"job {job_id} task {task_id}"
+    # Each step runs again once the database answers when an outage stops it (core.outage): a
+    # database restart costs the task a pause, not its lease.
+    image_ids = through_outages(db, lambda: leases.claim(db, task_id, settings.task_lease), what)
     if image_ids is None:
-        log.info("job %s task %s: done, leased elsewhere, or the job is not running: skipped", job_id, task_id)
+        log.info("%s: done, leased elsewhere, or the job is not running: skipped", what)
         return None
     with leases.heartbeat(lambda: leases.renew(db, task_id, settings.task_lease), settings.task_lease,
                           f"task {task_id}"):
-        todo = jobs.unprocessed(db, job_id, image_ids)
-        done, failed, complete = 0, 0, True
-        if todo:
-            from tagger.tagging import tag_images
-
-            done, failed, complete = tag_images(load_work(settings, db, job_id), todo, progress=progress)
+        done, failed, complete = through_outages(db, lambda: _tag(settings, db, job_id, image_ids, progress), what)
     if complete:  # not when the job was cancelled meanwhile: resume sends the task again
-        leases.finish(db, task_id)
-        close_job_if_complete(settings, db, job_id)
+        through_outages(db, lambda: leases.finish(db, task_id), what)
+        through_outages(db, lambda: close_job_if_complete(settings, db, job_id), what)
     return {"done": done, "failed": failed}
+
+
+def _tag(settings: Settings, db: Database, job_id: int, image_ids: list[int], progress) -> tuple[int, int, bool]:
+    """Tag what of ``image_ids`` is not stored yet: (done, failed, complete). Run again after a
+    partial run (an outage), it takes up where the last one stopped."""
+    todo = jobs.unprocessed(db, job_id, image_ids)
+    if not todo:
+        return 0, 0, True
+    from tagger.tagging import tag_images
+
+    return tag_images(load_work(settings, db, job_id), todo, progress=progress)
 
 
 @shared_task(name=sweeper.TAG_TASK, bind=True)
