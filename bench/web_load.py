@@ -34,7 +34,8 @@ from pathlib import Path
 import numpy as np
 
 from bench.query_latency import cli, free_port, serve, texts
-from indexer.search.text_batch import BATCH_ENV
+
+BATCH_ENV = "TAGSCOPE_TEXT_BATCH"  # the text_batch setting: 1 encodes each text alone
 
 CLIENTS = (1, 8, 32)
 MODES = {"one_at_a_time": "1", "batched": None}  # TAGSCOPE_TEXT_BATCH of the server (None: its default)

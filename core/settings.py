@@ -91,6 +91,9 @@ class Settings:
     keep_index: int = _setting(
         1, "`1`: this machine keeps a copy of the index and merges into it while it tags; `0` on a worker that does "
            "not serve search: it keeps none (search servers keep theirs current by themselves)")
+    text_batch: int = _setting(
+        32, "`32`: concurrent new query texts of a server share the text tower in batches of at most this many; "
+            "`1` encodes each alone")
     duplicate_threshold: float | None = _setting(
         None, "unset: the model's own (calibrated for the bundled models by `python -m bench.duplicates`, 0.99 for "
               "others); else the cosine similarity (above 0, at most 1) from which two photos are near-duplicates "
@@ -168,6 +171,7 @@ _ENV = {
     "duplicate_threshold": "TAGSCOPE_DUPLICATE_THRESHOLD",
     "index_folder": "TAGSCOPE_INDEX_FOLDER",
     "keep_index": "TAGSCOPE_KEEP_INDEX",
+    "text_batch": "TAGSCOPE_TEXT_BATCH",
 }
 
 
@@ -210,7 +214,7 @@ def _coerce(name: str, value: Any, source: str) -> Any:
         if kind in ("int",):
             out = int(value)
             if out < 0 or (name in ("batch_size", "task_size", "top_n", "max_pixels", "task_lease", "beat_tick",
-                                    "web_threads")
+                                    "web_threads", "text_batch")
                             and out == 0):
                 raise ValueError
             return out

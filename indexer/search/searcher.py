@@ -68,7 +68,7 @@ class Searcher:
         self._lock = threading.Lock()
         self._version_row: int | None = None
         self._queries: OrderedDict[tuple[str, str], torch.Tensor] = OrderedDict()
-        self._batcher = TextBatcher()  # concurrent new texts share the text tower
+        self._batcher = TextBatcher(max_batch=settings.text_batch)  # concurrent new texts share the text tower
         self._cutoffs: OrderedDict[tuple, Cutoff] = OrderedDict()
         self._calibrator: Calibrator | None = None
         self.notice: str | None = None  # why the last search was answered from the store, if it was

@@ -18,7 +18,6 @@ tests/test_text_batch.py checks batched against one at a time). The per-process 
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -28,8 +27,6 @@ import torch
 
 MAX_BATCH = 32  # texts per tower call at most (waitress' 8 request threads rarely queue more than 8)
 LINGER_S = 0.002  # how long a leader waits for callers known to be coming
-# A benchmark switch, not a setting (bench.web_load compares both): 1 runs each text alone.
-BATCH_ENV = "TAGSCOPE_TEXT_BATCH"
 
 
 def encode_queries(model: Any, texts: Sequence[str]) -> torch.Tensor:
@@ -55,7 +52,7 @@ class TextBatcher:
     def __init__(self, encode: Callable[[Any, Sequence[str]], torch.Tensor] = encode_queries,
                  max_batch: int | None = None, linger_s: float = LINGER_S) -> None:
         self._encode = encode
-        self.max_batch = max(1, max_batch if max_batch is not None else int(os.environ.get(BATCH_ENV, MAX_BATCH)))
+        self.max_batch = max(1, max_batch if max_batch is not None else MAX_BATCH)
         self.linger_s = linger_s
         self._cond = threading.Condition()
         self._queue: list[_Pending] = []
