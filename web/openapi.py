@@ -172,7 +172,8 @@ def _json(ref: str, description: str) -> dict[str, Any]:
 def _errors(*codes: int) -> dict[str, Any]:
     words = {400: "bad input (the message says what to change)", 401: "access token missing or wrong",
              403: "a write from another site's page", 404: "no such thing", 405: "method not allowed",
-             409: "needs a broker", 413: "upload too large", 414: "address too long", 500: "internal error"}
+             409: "needs a broker", 413: "upload too large", 414: "address too long", 500: "internal error",
+             503: "the database is unreachable (Retry-After: 5)"}
     return {str(c): _json("Error", words[c]) for c in codes}
 
 
@@ -221,7 +222,7 @@ PATHS: dict[str, Any] = {
             *_PAGE,
             _query("min_score", {"type": "number", "minimum": -1, "maximum": 1}, "drop results scoring less")],
         "responses": {"200": _json("SearchResults", "one page of results, best first"),
-                      **_errors(400, 404, 405, 414)}}},
+                      **_errors(400, 404, 405, 414, 503)}}},
     "/api/search/photo": {"post": {
         "summary": "Rank tagged images like an uploaded photo (decoded in memory, never stored)",
         "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
