@@ -38,9 +38,12 @@ def append(s: Session, entries: list[dict]) -> None:
     """Append ``entries`` ({model_version_id, image_id}) to the log in the caller's transaction."""
     if not entries:
         return
-    if s.get_bind().dialect.name == "postgresql":
+    s.connection()  # begins the session's transaction if it has not begun
+    transaction = s.get_transaction()
+    if s.get_bind().dialect.name == "postgresql" and s.info.get("index_log_locked") is not transaction:
         # held to the commit: numbers are taken and made visible in the same order
         s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+        s.info["index_log_locked"] = transaction  # once per transaction
     s.execute(insert(IndexChange), entries)
 
 
