@@ -31,6 +31,7 @@ from core.index_log import IndexCopy, IndexLogFloor
 
 KEEP_S = 7 * 24 * 3600  # a copy silent for longer no longer holds log entries back
 READ_BATCH = 50_000  # entries read per round
+REPORT_EVERY_S = 60  # an unchanged copy says it is alive at most this often
 _LOCK_KEY = 0x7A6C6F67  # pg_advisory_xact_lock key of the log's writers ("zlog")
 
 
@@ -82,9 +83,13 @@ def copy_name(folder: str | os.PathLike) -> str:
 
 
 def report(db: Database, name: str, model_version_id: int, position: int, vectors: int, role: str) -> None:
-    """Record that the copy ``name`` has applied the log up to ``position``."""
+    """Record that the copy ``name`` has applied the log up to ``position`` (no write when nothing
+    changed since a report less than ``REPORT_EVERY_S`` old: a server checks every few seconds)."""
     with db.session() as s:
         row = s.get(IndexCopy, (name, model_version_id))
+        if row is not None and (row.position, row.vectors) == (position, vectors) and (role or row.role) == row.role \
+                and _aware(row.seen_at) > utcnow() - timedelta(seconds=REPORT_EVERY_S):
+            return
         if row is None:
             s.add(IndexCopy(name=name, model_version_id=model_version_id, position=position, vectors=vectors,
                             role=role, seen_at=utcnow()))

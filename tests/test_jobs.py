@@ -14,7 +14,17 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, photos_subset, run_cli, start_worker, stop_worker, tagged_count, tagscope_env, wait_until
+from .conftest import (
+    ROOT,
+    freeze_worker,
+    photos_subset,
+    run_cli,
+    start_worker,
+    stop_worker,
+    tagged_count,
+    tagscope_env,
+    wait_until,
+)
 
 
 def jobs_json(home: Path, *args: str, **env: str) -> dict:
@@ -67,7 +77,7 @@ def test_a_cancelled_job_stops_and_resume_finishes_it_on_a_worker(synthetic_phot
     log = home / "worker.log"
     try:
         wait_until(lambda: tagged_count(url) >= 10, timeout=120, every=0.05)
-        os.killpg(worker.pid, signal.SIGSTOP)
+        freeze_worker(worker, home / "tagscope.sqlite")
         try:
             assert run_cli("jobs", "cancel", "1", home=home, **env).stdout.startswith("job 1  tag  cancelled")
         finally:

@@ -17,6 +17,7 @@ import pytest
 from .conftest import (
     ROOT,
     free_port,
+    freeze_worker,
     photos_subset,
     start_worker,
     stop_worker,
@@ -109,7 +110,7 @@ def db_url(home: Path) -> str:
 
 def watch_then_cancel(page, home: Path, worker: subprocess.Popen, screens: Path) -> None:
     wait_until(lambda: tagged_count(db_url(home)) >= 10, timeout=240, every=0.05, what="10 photos tagged")
-    os.killpg(worker.pid, signal.SIGSTOP)
+    freeze_worker(worker, home / "tagscope.sqlite")  # not inside a write: the page's cancel must not wait
     try:
         stored = tagged_count(db_url(home))
         assert stored < 120, "the job ended before the worker could be frozen"
