@@ -16,7 +16,6 @@ import pytest
 
 from .conftest import (
     ROOT,
-    freeze_worker,
     photos_subset,
     run_cli,
     start_worker,
@@ -25,6 +24,7 @@ from .conftest import (
     tagscope_env,
     wait_until,
 )
+from .freeze import freeze_worker
 
 
 def jobs_json(home: Path, *args: str, **env: str) -> dict:

@@ -17,7 +17,6 @@ import pytest
 from .conftest import (
     ROOT,
     free_port,
-    freeze_worker,
     photos_subset,
     start_worker,
     stop_worker,
@@ -25,6 +24,7 @@ from .conftest import (
     tagscope_env,
     wait_until,
 )
+from .freeze import freeze_worker
 from .test_browser import browser, shots  # noqa: F401  (fixtures)
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.slow]
