@@ -10,15 +10,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import urllib.parse
 import urllib.request
-from pathlib import Path
 
 import pytest
 
-from .conftest import BROKERS, ROOT, free_port, run_cli, start_worker, stop_worker, tagscope_env, wait_until
+from .conftest import BROKERS, run_cli, start_worker, stop_worker, wait_until
+from .test_index_faults import serve  # a real `tagscope serve` with its environment, once it answers
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow]
 
@@ -27,26 +25,6 @@ QUERIES = ["red thing", "blue thing", "green thing", "striped background", "chec
            "square", "circle", "red circle", "blue star", "green square", "dotted background", "plain background",
            "cyan thing", "white triangle", "blue arrow", "purple heart", "yellow moon", "orange diamond",
            "black ring"]
-
-
-def serve(home: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    with open(home / "serve.log", "a") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "tagscope", "serve", "--port", str(port)], cwd=ROOT,
-                                env=tagscope_env(home, PYTHONPATH=str(ROOT), **env), stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    wait_until(lambda: _answers(url) or proc.poll() is not None, timeout=120, what="tagscope serve answering")
-    assert proc.poll() is None, (home / "serve.log").read_text()
-    return proc, url
-
-
-def _answers(url: str) -> bool:
-    try:
-        urllib.request.urlopen(url + "/api/status", timeout=2).close()
-        return True
-    except OSError:
-        return False
 
 
 def get(url: str, path: str, **params) -> dict:
