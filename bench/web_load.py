@@ -1,9 +1,10 @@
 """A bounded load test of `tagscope serve` on 127.0.0.1: 8 clients mixing searches and first
 thumbnail loads (errors, must be 0, and p50/p95 per kind); then search throughput at 1, 8 and 32
-clients, new and repeated texts, with the text tower run one text at a time and batched.
+clients, new and repeated texts, with the text tower run one text at a time and batched, in one
+server process and in several.
 
     python -m bench.web_load [--n 300] [--clients 8] [--requests 800] [--queries 128]
-                             [--model synthetic] [--model open_clip:ViT-B-32 ...]
+                             [--model synthetic] [--model open_clip:ViT-B-32 ...] [--processes N]
 
 Tags ``--n`` generated images with each ``--model`` (default: the bundled one) into a temporary
 home and starts the real server (waitress, 8 request threads) on it. Mixed load, on the first
@@ -12,7 +13,8 @@ model's server: ``--clients`` threads send ``--requests`` requests in all: half
 made before (each made on its first request, several requests racing for some of them).
 Search throughput, per model, each on a server with concurrent new texts sharing the text tower
 (``indexer.search.text_batch``, the default) and one with each text encoded alone
-(``TAGSCOPE_TEXT_BATCH=1``, as before the batcher): for 1, 8 and 32 clients, ``--queries``
+(``TAGSCOPE_TEXT_BATCH=1``, as before the batcher), and a third batching in ``--processes``
+processes (``TAGSCOPE_WEB_PROCESSES``, gunicorn; default: the cores): for 1, 8 and 32 clients, ``--queries``
 searches (k = 20) with texts never asked before, then the same texts again (the query cache);
 queries/s over the row's wall time, p50/p95 per request. The last line is JSON.
 """
@@ -36,9 +38,18 @@ import numpy as np
 from bench.query_latency import cli, free_port, serve, texts
 
 BATCH_ENV = "TAGSCOPE_TEXT_BATCH"  # the text_batch setting: 1 encodes each text alone
+PROCESSES_ENV = "TAGSCOPE_WEB_PROCESSES"  # the web_processes setting: server processes
 
 CLIENTS = (1, 8, 32)
-MODES = {"one_at_a_time": "1", "batched": None}  # TAGSCOPE_TEXT_BATCH of the server (None: its default)
+
+
+def modes(processes: int) -> dict[str, dict[str, str]]:
+    """The servers compared, by their settings: one process encoding each new text alone, one
+    process batching them (the default), ``processes`` processes batching them."""
+    out = {"one_at_a_time": {BATCH_ENV: "1"}, "batched": {}}
+    if processes > 1:
+        out[f"batched_{processes}_processes"] = {PROCESSES_ENV: str(processes)}
+    return out
 
 
 def fetch(port: int, path: str) -> tuple[str, int, float]:
@@ -55,18 +66,18 @@ def fetch(port: int, path: str) -> tuple[str, int, float]:
     return kind, status, (time.perf_counter() - t0) * 1000
 
 
-def started(home: Path, batch: str | None) -> tuple[object, int]:
-    """`tagscope serve` on ``home`` with ``TAGSCOPE_TEXT_BATCH`` = ``batch`` (unset: the default)."""
-    saved = os.environ.pop(BATCH_ENV, None)
-    if batch is not None:
-        os.environ[BATCH_ENV] = batch
+def started(home: Path, env: dict[str, str]) -> tuple[object, int]:
+    """`tagscope serve` on ``home`` with the settings ``env`` (TAGSCOPE_* variables) on top of ours."""
+    saved = {name: os.environ.pop(name, None) for name in (BATCH_ENV, PROCESSES_ENV)}
+    os.environ.update(env)
     try:
         port = free_port()
         return serve(home, port), port
     finally:
-        os.environ.pop(BATCH_ENV, None)
-        if saved is not None:
-            os.environ[BATCH_ENV] = saved
+        for name, value in saved.items():
+            os.environ.pop(name, None)
+            if value is not None:
+                os.environ[name] = value
 
 
 def stop(server) -> None:
@@ -124,7 +135,7 @@ def search_rows(port: int, queries: int, seed: int) -> dict:
 
 def print_rows(model: str, rows: dict[str, dict]) -> None:
     print(f"\n{model}: searches (k = 20), queries/s  p50 / p95 ms")
-    print(f"{'texts':9s} {'clients':>7s}   " + "   ".join(f"{mode:>26s}" for mode in rows))
+    print(f"{'texts':9s} {'clients':>7s}   " + "   ".join(f"{mode[:26]:>26s}" for mode in rows))
     for key in next(iter(rows.values())):
         kind, clients = key.split("_")
         cells = [f"{r[key]['qps']:8.1f} q/s {r[key]['p50_ms']:6.1f} / {r[key]['p95_ms']:6.1f}" for r in rows.values()]
@@ -138,6 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=800)
     parser.add_argument("--queries", type=int, default=128, help="searches per throughput row")
     parser.add_argument("--model", action="append", help="repeatable; default: synthetic")
+    parser.add_argument("--processes", type=int, default=len(os.sched_getaffinity(0)),
+                        help="server processes of the third server compared (default: this machine's cores; "
+                             "1: compare only the first two)")
     args = parser.parse_args(argv)
     from mkt.synthetic.datasets import generate
 
@@ -150,10 +164,10 @@ def main(argv: list[str] | None = None) -> int:
         home = work / f"home-{m}"
         cli(home, "tag", str(work / "photos"), "--model", model)
         rows = {}
-        for mode, batch in MODES.items():
-            server, port = started(home, batch)
+        for mode, env in modes(args.processes).items():
+            server, port = started(home, env)
             try:
-                if m == 0 and batch is None:
+                if m == 0 and mode == "batched":
                     out["mixed"] = mixed_load(port, args.n, args.clients, args.requests)
                 rows[mode] = search_rows(port, args.queries, seed=11 + m)
             finally:

@@ -77,7 +77,11 @@ class Settings:
     access_token: str = _setting(
         "", "unset; required (16+ characters) to serve beyond loopback: `Authorization: Bearer TOKEN`, or open "
             "`?token=TOKEN` once in a browser")
-    web_threads: int = _setting(8, "`8` request threads of `tagscope serve` (waitress)")
+    web_threads: int = _setting(8, "`8` request threads of each `tagscope serve` process")
+    web_processes: int = _setting(
+        1, "`1`: `tagscope serve` in one process (waitress); N runs N processes on the port (gunicorn, Linux and "
+           "macOS), each with its own model: N times the memory, up to N times the queries/s (set the cores of a "
+           "search server)")
     compile: int = _setting(
         0, "`0`; `1` runs the image tower through `torch.compile` on CUDA (+29% model-only on an H100; eager if "
            "compiling fails)")
@@ -166,6 +170,7 @@ _ENV = {
     "trusted_hosts": "TAGSCOPE_TRUSTED_HOSTS",
     "access_token": "TAGSCOPE_ACCESS_TOKEN",
     "web_threads": "TAGSCOPE_WEB_THREADS",
+    "web_processes": "TAGSCOPE_WEB_PROCESSES",
     "compile": "TAGSCOPE_COMPILE",
     "gpu_decode": "TAGSCOPE_GPU_DECODE",
     "duplicate_threshold": "TAGSCOPE_DUPLICATE_THRESHOLD",
@@ -214,7 +219,7 @@ def _coerce(name: str, value: Any, source: str) -> Any:
         if kind in ("int",):
             out = int(value)
             if out < 0 or (name in ("batch_size", "task_size", "top_n", "max_pixels", "task_lease", "beat_tick",
-                                    "web_threads", "text_batch")
+                                    "web_threads", "web_processes", "text_batch")
                             and out == 0):
                 raise ValueError
             return out

@@ -133,15 +133,19 @@ def _ask_server(settings: Settings, text: str, k: int, min_score: float | None,
               help="Address to listen on; beyond loopback needs --allow-remote and TAGSCOPE_ACCESS_TOKEN.")
 @click.option("--port", default=5000, type=int, show_default=True)
 @click.option("--model", help="Model spec (default: the one the collection was tagged with).")
-@click.option("--threads", type=int, help="Request threads of the server (TAGSCOPE_WEB_THREADS, 8).")
+@click.option("--threads", type=int, help="Request threads of each server process (TAGSCOPE_WEB_THREADS, 8).")
+@click.option("--processes", type=int,
+              help="Server processes (TAGSCOPE_WEB_PROCESSES, 1): the cores a search server uses (gunicorn).")
 @click.option("--allow-remote", is_flag=True, help="Allow listening beyond loopback (with an access token).")
 @click.pass_context
 @fail_cleanly
 def serve(ctx: click.Context, host: str, port: int, model: str | None, threads: int | None,
-          allow_remote: bool) -> None:
-    """Serve the search UI and JSON API (waitress, a production WSGI server)."""
-    settings = settings_for(ctx, model=model, web_threads=threads)
+          processes: int | None, allow_remote: bool) -> None:
+    """Serve the search UI and JSON API (waitress; gunicorn with --processes above 1)."""
+    settings = settings_for(ctx, model=model, web_threads=threads, web_processes=processes)
     check_listen_address(settings, host, allow_remote)
+    from tagscope.serving import run_server
+
     run_server(settings, host, port)
 
 
@@ -157,31 +161,6 @@ def check_listen_address(settings: Settings, host: str, allow_remote: bool) -> N
     if len(settings.access_token) < 16:
         raise TagscopeError("serving beyond loopback needs an access token of 16+ characters: set "
                             "TAGSCOPE_ACCESS_TOKEN (e.g. `python -c 'import secrets; print(secrets.token_urlsafe())'`)")
-
-
-def run_server(settings: Settings, host: str, port: int) -> None:
-    import logging
-    import signal
-    import sys
-
-    import waitress
-
-    from tagscope.remote import announce
-    from web import create_app
-
-    app = create_app(settings)
-    spec = app.extensions["tagscope.searcher"].model.spec  # a wrong model fails now, not on the first query
-    click.echo(f"Tagscope on http://{host}:{port}  (model {spec}; Ctrl-C to stop)", err=True)
-    logging.getLogger("tagscope.access").setLevel(logging.INFO)  # one line per request on stderr
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # exit handlers run: server.json is withdrawn
-    announce(settings, host, port, spec)  # `tagscope search` on this home asks this server
-    from indexer.search.follow import keep_following
-
-    keep_following(app.extensions["tagscope.searcher"].index)  # this machine's index copy follows the log
-    # waitress: threads in one process, so the model and the index are loaded once and shared
-    # (gunicorn's forked workers would each hold a copy); pure Python, also on macOS and Windows.
-    waitress.serve(app, host=host, port=port, threads=settings.web_threads, ident="tagscope",
-                   max_request_header_size=65536, clear_untrusted_proxy_headers=True, _quiet=True)
 
 
 @click.command()
@@ -279,6 +258,8 @@ def demo(ctx: click.Context, n: int, port: int, model: str, serve: bool) -> None
     suggestions = get_model(settings.model).suggested_queries or DEMO_QUERIES
     click.echo(f"try: {', '.join(suggestions)}", err=True)
     if serve:
+        from tagscope.serving import run_server
+
         run_server(settings, "127.0.0.1", port)
 
 

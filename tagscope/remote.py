@@ -30,16 +30,19 @@ def announce_file(settings: Settings) -> Path:
     return settings.home / ANNOUNCE_FILE
 
 
-def announce(settings: Settings, host: str, port: int, model_spec: str) -> Path:
-    """Write ``server.json`` for this process; it is removed at exit (if still ours)."""
+def announce(settings: Settings, host: str, port: int, model_spec: str, pid: int | None = None) -> Path:
+    """Write ``server.json`` for this process (or the server's process ``pid``); it is removed at
+    exit (if still ours)."""
     client_host = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
     if ":" in client_host and not client_host.startswith("["):
         client_host = f"[{client_host}]"
     path = announce_file(settings)
-    record = {"url": f"http://{client_host}:{port}", "pid": os.getpid(), "database": settings.db_url,
+    pid = os.getpid() if pid is None else pid
+    record = {"url": f"http://{client_host}:{port}", "pid": pid, "database": settings.db_url,
               "model": model_spec, "explicit_model": str(settings.model) if settings.model else None}
     atomic_write_bytes(path, json.dumps(record).encode())
-    atexit.register(_withdraw, path, os.getpid())
+    if pid == os.getpid():
+        atexit.register(_withdraw, path, pid)
     return path
 
 

@@ -7,10 +7,15 @@ import json
 import os
 import shutil
 import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from .conftest import run_cli, start_server
+from .conftest import ROOT, run_cli, start_server, tagscope_env
 
 
 def search_json(home, *args: str) -> list[dict]:
@@ -51,3 +56,72 @@ def test_search_asks_the_running_server_and_falls_back_when_it_is_gone(tagged_ho
     # A record left by a killed server (dead pid, closed port) is ignored.
     (home / "server.json").write_text(json.dumps({**record, "pid": proc.pid}))
     assert [h["image_id"] for h in search_json(home, "red circle", "-k", "7")] == [h["image_id"] for h in served]
+
+
+def children(pid: int) -> set[int]:
+    """Live child processes of ``pid`` (Linux /proc)."""
+    out = set()
+    for stat in os.listdir("/proc"):
+        if stat.isdigit():
+            try:
+                with open(f"/proc/{stat}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and fields[0] != "Z":
+                out.add(int(stat))
+    return out
+
+
+def wait_for(check, timeout: float = 60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"not within {timeout} s")
+
+
+@pytest.mark.worker
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_serve_in_several_processes(tagged_home, tmp_path):
+    """`tagscope serve --processes 2`: two gunicorn workers on one port, announced under the parent;
+    a killed worker is replaced while the other answers; SIGTERM stops them all; a wrong model
+    stops the server with its one-line error."""
+    home = tmp_path / "home"
+    shutil.copytree(tagged_home, home, ignore=shutil.ignore_patterns("server.json", "*.log"))
+    proc, port = start_server(home, tmp_path / "serve.log", "--processes", "2")
+    try:
+        workers = wait_for(lambda: len(children(proc.pid)) == 2 and children(proc.pid))
+        record = json.loads(wait_for(lambda: (home / "server.json").exists() and (home / "server.json").read_text()))
+        assert record["pid"] == proc.pid and record["url"] == f"http://127.0.0.1:{port}"
+        served = search_json(home, "red circle", "-k", "7")  # the CLI asks the server
+        assert "GET /api/search?q=red+circle&k=7" in (tmp_path / "serve.log").read_text()
+
+        def ask(n: int) -> int:
+            url = f"http://127.0.0.1:{port}/api/search?q=red+circle+{n}&k=5"
+            with urllib.request.urlopen(url, timeout=60) as response:
+                return response.status
+
+        with ThreadPoolExecutor(8) as pool:
+            assert set(pool.map(ask, range(32))) == {200}
+        victim = min(workers)
+        os.kill(victim, signal.SIGKILL)
+        replaced = wait_for(lambda: len(children(proc.pid) - {victim}) == 2 and children(proc.pid) - {victim})
+        assert victim not in replaced and len(replaced & workers) == 1
+        with ThreadPoolExecutor(8) as pool:
+            assert set(pool.map(ask, range(32, 48))) == {200}
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    assert not children(proc.pid) and not (home / "server.json").exists()
+    in_process = search_json(home, "red circle", "-k", "7")
+    assert [h["image_id"] for h in in_process] == [h["image_id"] for h in served]
+
+    wrong = subprocess.run([sys.executable, "-m", "tagscope", "serve", "--port", "0", "--processes", "2",
+                            "--model", "open_clip:tagscope-tiny"], cwd=ROOT, env=tagscope_env(home),
+                           capture_output=True, text=True, timeout=120)
+    assert wrong.returncode != 0
+    assert "error: the collection is tagged with synthetic, not open_clip:tagscope-tiny" in wrong.stderr, wrong.stderr

@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from core.db import TAGGED, Database, Image, ModelVersion, collection_model_version, get_database, tagged_versions
 from core.errors import TagscopeError
+from core.media.tables import Media
 from core.settings import Settings
 from indexer import kinds, store
 from indexer.search import browse, feedback, follow
@@ -354,14 +355,15 @@ class Searcher:
               shots: dict[int, Shot] | None = None, similar: dict[int, list[int]] | None = None) -> list[Hit]:
         if not ranked:
             return []
-        with self.db.session() as s:
-            rows = {r.id: r for r in s.execute(select(Image.id, Image.path, Image.mtime)
+        with self.db.session() as s:  # one query: the page's files and when they were taken
+            rows = {r.id: r for r in s.execute(select(Image.id, Image.path, Image.mtime, Media.taken)
+                                               .outerjoin(Media, Media.image_id == Image.id)
                                                .where(Image.id.in_([i for i, _ in ranked]), Image.status == TAGGED))}
         shots = shots or {}
-        taken = browse.taken_of(self.db, list(rows))
         return [Hit(i, rows[i].path, sc, True if i in confirmed else None if cutoff is None else cutoff.matches(sc),
                     rows[i].mtime, i in confirmed, *_shot(shots.get(i)),
-                    taken[i].isoformat() if i in taken else None, tuple((similar or {}).get(i, ())))
+                    rows[i].taken.isoformat() if rows[i].taken is not None else None,
+                    tuple((similar or {}).get(i, ())))
                 for i, sc in ranked if i in rows]
 
     def stored_embedding(self, image_id: int) -> torch.Tensor | None:

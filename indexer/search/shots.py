@@ -72,12 +72,13 @@ def stacks(db: Database, ranked: list[tuple[int, float]]) -> tuple[list[tuple[in
     if not ranked:
         return ranked, {}
     ids = [i for i, _ in ranked]
-    with db.session() as s:
-        key_of = dict(s.execute(select(Image.id, Image.stack_key).where(Image.id.in_(ids))).all())
-        keys = {k for k in key_of.values() if k is not None}
-        shared = set(s.scalars(select(Image.stack_key).where(Image.stack_key.in_(keys), Image.status == TAGGED)
-                               .group_by(Image.stack_key).having(func.count() > 1))) if keys else set()
-        members = stack_groups(s, shared, Image.status == TAGGED)
+    with db.session() as s:  # the stack keys of those of ids whose stack holds other tagged files
+        keys = select(Image.stack_key).where(Image.id.in_(ids), Image.stack_key.is_not(None)).scalar_subquery()
+        shared = (select(Image.stack_key).where(Image.stack_key.in_(keys), Image.status == TAGGED)
+                  .group_by(Image.stack_key).having(func.count() > 1).scalar_subquery())
+        key_of = dict(s.execute(select(Image.id, Image.stack_key).where(Image.id.in_(ids),
+                                                                        Image.stack_key.in_(shared))).all())
+        members = stack_groups(s, set(key_of.values()), Image.status == TAGGED)
     if not members:
         return ranked, {}
     out, seen, others = [], set(), {}
