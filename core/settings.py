@@ -31,6 +31,7 @@ INDEX_KINDS = ("auto", "flat", "hnsw", "ivfpq")  # see indexer.ann
 
 
 AMP_MODES = ("auto", "bf16", "fp16", "off")
+RUNTIMES = ("auto", "torch", "onnx", "openvino")  # see mkt.runtime (the same names)
 AUTO = -1  # batch_size / loader_workers chosen by device (Settings.batch_for, Settings.workers_for)
 
 
@@ -82,6 +83,12 @@ class Settings:
         1, "`1`: `tagscope serve` in one process (waitress); N runs N processes on the port (gunicorn, Linux and "
            "macOS), each with its own model: N times the memory, up to N times the queries/s (set the cores of a "
            "search server)")
+    runtime: str = _setting(
+        "auto", "`auto`: on a CPU, the fastest of PyTorch, ONNX Runtime and OpenVINO for the model's image tower "
+                "(measured once per model version), each at int8 / bf16 only where that agrees with PyTorch fp32 "
+                "(else fp32); on a GPU, PyTorch. Or `torch`, `onnx`, `openvino`. Exported towers are cached per "
+                "model version (`TAGSCOPE_RUNTIME_CACHE`, default `~/.cache/tagscope/runtimes`); a collection tagged "
+                "on another runtime or precision holds another model version")
     compile: int = _setting(
         0, "`0`; `1` runs the image tower through `torch.compile` on CUDA (+29% model-only on an H100; eager if "
            "compiling fails)")
@@ -171,6 +178,7 @@ _ENV = {
     "access_token": "TAGSCOPE_ACCESS_TOKEN",
     "web_threads": "TAGSCOPE_WEB_THREADS",
     "web_processes": "TAGSCOPE_WEB_PROCESSES",
+    "runtime": "TAGSCOPE_RUNTIME",
     "compile": "TAGSCOPE_COMPILE",
     "gpu_decode": "TAGSCOPE_GPU_DECODE",
     "duplicate_threshold": "TAGSCOPE_DUPLICATE_THRESHOLD",
@@ -189,6 +197,10 @@ def _coerce(name: str, value: Any, source: str) -> Any:
             if value not in INDEX_KINDS:
                 raise TagscopeError(f"bad value {value!r} for index_kind in {source}: use one of "
                                     f"{', '.join(INDEX_KINDS)}")
+            return str(value)
+        if name == "runtime":
+            if value not in RUNTIMES:
+                raise TagscopeError(f"bad value {value!r} for runtime in {source}: use one of {', '.join(RUNTIMES)}")
             return str(value)
         if name == "amp":
             if value not in AMP_MODES:

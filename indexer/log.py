@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from core.db import Database, IndexChange, utcnow
 from core.index_log import IndexCopy, IndexLogFloor
+from core.pg_copy import can_copy, copy_rows
 
 KEEP_S = 7 * 24 * 3600  # a copy silent for longer no longer holds log entries back
 READ_BATCH = 50_000  # entries read per round
@@ -45,7 +46,10 @@ def append(s: Session, entries: list[dict]) -> None:
         # held to the commit: numbers are taken and made visible in the same order
         s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
         s.info["index_log_locked"] = transaction  # once per transaction
-    s.execute(insert(IndexChange), entries)
+    if can_copy(s):  # numbered in the entries' order, as the INSERT's rows are
+        copy_rows(s, IndexChange.__table__, entries)
+    else:
+        s.execute(insert(IndexChange), entries)
 
 
 def head(db: Database, model_version_id: int) -> int:

@@ -21,6 +21,8 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from core.db import TAGGED, Database, Embedding, Image, ModelVersion
+from core.pg_copy import can_copy, copy_rows
+from core.sql_in import one_of
 from indexer import log as index_log
 
 DTYPE = np.float16
@@ -91,9 +93,9 @@ def drop(s: Session, image_ids: Sequence[int]) -> None:
     files), telling each version's index."""
     for chunk in chunks(image_ids):
         held = s.execute(select(Embedding.model_version_id, Embedding.image_id)
-                         .where(Embedding.image_id.in_(chunk))).all()
+                         .where(one_of(Embedding.image_id, chunk))).all()
         if held:
-            s.execute(delete(Embedding).where(Embedding.image_id.in_(chunk)))
+            s.execute(delete(Embedding).where(one_of(Embedding.image_id, chunk)))
             index_log.append(s, [{"model_version_id": mv, "image_id": i} for mv, i in held])
 
 
@@ -101,7 +103,7 @@ def mark_images_changed(s: Session, image_ids: Sequence[int]) -> None:
     """Tell the index of every version holding these images to look at them again (e.g. missing)."""
     for chunk in chunks(image_ids):
         held = s.execute(select(Embedding.model_version_id, Embedding.image_id)
-                         .where(Embedding.image_id.in_(chunk))).all()
+                         .where(one_of(Embedding.image_id, chunk))).all()
         if held:
             index_log.append(s, [{"model_version_id": mv, "image_id": i} for mv, i in held])
 
@@ -113,11 +115,14 @@ def put(s: Session, model_version_id: int, image_ids: Sequence[int], vectors: np
     (:mod:`tagger.versions`); :func:`drop` removes them all when an image's content changes."""
     for chunk in chunks(image_ids):
         s.execute(delete(Embedding).where(Embedding.model_version_id == model_version_id,
-                                          Embedding.image_id.in_(chunk)))
+                                          one_of(Embedding.image_id, chunk)))
     rows = [{"image_id": int(i), "model_version_id": model_version_id, "vector": to_bytes(vectors[n]),
              "patches": None if patches is None else to_bytes(patches[n])} for n, i in enumerate(image_ids)]
-    if rows:
+    if rows and can_copy(s):  # PostgreSQL: no statement with thousands of parameters to convert
+        copy_rows(s, Embedding.__table__, rows)
+    elif rows:
         s.execute(insert(Embedding), rows)
+    if rows:
         mark_changed(s, model_version_id, image_ids)
 
 

@@ -51,6 +51,9 @@ class ImageRunner:
         return torch.autocast(self.device.type, dtype=self.dtype)
 
     def describe(self) -> str:
+        exported = self.model.__dict__.get("image_runtime")  # mkt.runtime
+        if exported is not None:
+            return f"{self.device}, {exported.describe()}"
         precision = {None: "fp32", torch.bfloat16: "bf16 autocast", torch.float16: "fp16 autocast"}[self.dtype]
         return f"{self.device}, {precision}{', torch.compile' if self.compiled else ''}"
 

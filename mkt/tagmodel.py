@@ -182,6 +182,9 @@ class TagModel(nn.Module):
         """Global (and patch) embeddings of a preprocessed batch, L2-normalised."""
         visual = self.clip.visual
         want_patches = self.has_patches if with_patches is None else (with_patches and self.has_patches)
+        exported = self.__dict__.get("image_runtime")  # mkt.runtime: ONNX Runtime or OpenVINO
+        if exported is not None and exported.can_embed(want_patches):
+            return exported.embed(pixels, want_patches)
         if not want_patches:
             return ImageEmbeddings(F.normalize(visual(pixels).float(), dim=-1))
         pooled, tokens = vision_features(visual, pixels)

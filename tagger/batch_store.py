@@ -3,9 +3,12 @@ shot (:mod:`tagger.media_store`) in one transaction, in bulk.
 
 A batch costs a fixed number of statements whatever its size: one executemany UPDATE for the
 decoded images (tagged or duplicate), one for the failed ones, one DELETE and one multi-row
-INSERT for the tags, and the embedding store's bulk writes. Per-row statements cost ~0.7 ms an
-image and would cap a GPU pipeline near 1,400 img/s (issue 10); batched, the bookkeeping is a few
-microseconds an image on SQLite and PostgreSQL (docs/benchmarks.md, "Bookkeeping").
+INSERT for the tags, and the embedding store's bulk writes. On PostgreSQL each UPDATE is one
+statement over arrays and the tags go by COPY (:mod:`core.pg_copy`): psycopg's handling of
+large statements' parameters, not the database, was most of the cost there. Per-row statements
+cost ~0.7 ms an image and would cap a GPU pipeline near 1,400 img/s (issue 10); batched, storing
+is tens of microseconds an image on SQLite and PostgreSQL, mostly the database's own work
+(docs/benchmarks.md, "Bookkeeping per image").
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from core.db import DUPLICATE, FAILED, TAGGED, Database, Image, Tag, utcnow
+from core.pg_copy import can_copy, copy_rows, update_many
+from core.sql_in import one_of
 from indexer import store
 from tagger.media_store import drop_frames, put_frames, put_media
 
@@ -52,7 +57,7 @@ _UPDATE_FAILED = _bulk_update(_FAILED)
 
 
 def _params(image_id: int, **values: Any) -> dict[str, Any]:
-    return {"b_id": image_id, **{f"b_{k}": v for k, v in values.items()}}
+    return {"id": image_id, **values}
 
 
 def store_batch(db: Database, batch: dict[str, Any], enc: Encoded, mv_id: int, job_id: int) -> tuple[int, int]:
@@ -77,17 +82,17 @@ def store_batch(db: Database, batch: dict[str, Any], enc: Encoded, mv_id: int, j
                                    format=it["format"], error=None, model_version_id=mv_id, tagged_at=now,
                                    job_id=job_id, status=DUPLICATE if duplicate else TAGGED,
                                    duplicate_of=original if duplicate else None))
-        if decoded:
-            s.execute(_UPDATE_DECODED, decoded)
-        failed = [_params(it["id"], status=FAILED, error=it["error"][:1000], model_version_id=mv_id,
-                          tagged_at=now, job_id=job_id) for it in batch["failed"]]
-        if failed:
-            s.execute(_UPDATE_FAILED, failed)
+        update_many(s, _IMAGES, _UPDATE_DECODED, decoded)
+        update_many(s, _IMAGES, _UPDATE_FAILED, [_params(it["id"], status=FAILED, error=it["error"][:1000],
+                                                           model_version_id=mv_id, tagged_at=now, job_id=job_id)
+                                                   for it in batch["failed"]])
         if enc.ids:
             # Re-tagging replaces this version's tags; other versions' stay until they are removed
             # (`tagscope models remove`): the active version serves while a new one is built.
-            s.execute(delete(Tag).where(Tag.image_id.in_(enc.ids), Tag.model_version_id == mv_id))
-        if tag_rows:
+            s.execute(delete(Tag).where(one_of(Tag.image_id, enc.ids), Tag.model_version_id == mv_id))
+        if tag_rows and can_copy(s):
+            copy_rows(s, Tag.__table__, tag_rows)
+        elif tag_rows:
             s.execute(insert(Tag), tag_rows)
         # Failed images and duplicates keep no embedding (and leave every index); tagged ones keep this one.
         kept_ids = [enc.ids[n] for n in keep]
@@ -106,6 +111,6 @@ def originals(s: Session, hashes: list[str], ids: list[int], mv_id: int) -> dict
     if not hashes:
         return {}
     return dict(s.execute(select(Image.content_hash, func.min(Image.id))
-                          .where(Image.content_hash.in_(hashes), Image.status == TAGGED,
-                                 Image.model_version_id == mv_id, Image.id.not_in(ids))
+                          .where(one_of(Image.content_hash, hashes), Image.status == TAGGED,
+                                 Image.model_version_id == mv_id, ~one_of(Image.id, ids))
                           .group_by(Image.content_hash)).all())

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from core.db import DUPLICATE, TAGGED, Database, Image
 from core.media.read import read_capture
 from core.media.tables import Media
+from core.sql_in import one_of
 from indexer.store import chunks
 from tagger.media_store import put_media
 
@@ -27,7 +28,7 @@ def without_media(db: Database, image_ids: Sequence[int]) -> list[tuple[int, byt
         for chunk in chunks(list(image_ids)):
             rows = s.execute(select(Image.id, Image.path_raw, Image.mtime)
                              .outerjoin(Media, Media.image_id == Image.id)
-                             .where(Image.id.in_(chunk), Image.status.in_((TAGGED, DUPLICATE)),
+                             .where(one_of(Image.id, chunk), Image.status.in_((TAGGED, DUPLICATE)),
                                     Media.image_id.is_(None))).all()
             out.extend((image_id, raw, mtime) for image_id, raw, mtime in rows)
     return out

@@ -22,6 +22,7 @@ from core.media.metadata import Capture
 from core.media.places import Place, places
 from core.media.stacks import stack_groups
 from core.media.tables import Media, VideoFrame
+from core.sql_in import one_of
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ def put_media(s: Session, items: list[dict[str, Any]]) -> None:
     items = [it for it in items if it.get("capture") is not None]
     if not items:
         return
-    s.execute(delete(Media).where(Media.image_id.in_([it["id"] for it in items])))
+    s.execute(delete(Media).where(one_of(Media.image_id, [it["id"] for it in items])))
     s.execute(insert(Media), [media_row(it, place) for it, place in zip(items, _places(items))])
 
 
@@ -64,7 +65,7 @@ def put_frames(s: Session, mv_id: int, frames: dict[int, tuple[list[float], np.n
     """Replace this model version's frames of the videos in ``frames`` (image id -> times, [F, D])."""
     if not frames:
         return
-    s.execute(delete(VideoFrame).where(VideoFrame.image_id.in_(list(frames)), VideoFrame.model_version_id == mv_id))
+    s.execute(delete(VideoFrame).where(one_of(VideoFrame.image_id, frames), VideoFrame.model_version_id == mv_id))
     s.execute(insert(VideoFrame), [
         {"image_id": image_id, "model_version_id": mv_id, "idx": i, "time_s": float(t),
          "vector": np.asarray(vectors[i], np.float16).tobytes()}
@@ -74,7 +75,7 @@ def put_frames(s: Session, mv_id: int, frames: dict[int, tuple[list[float], np.n
 def drop_frames(s: Session, image_ids: list[int]) -> None:
     """Every version's frames of images that lost their embedding (failed, duplicates, changed)."""
     if image_ids:
-        s.execute(delete(VideoFrame).where(VideoFrame.image_id.in_(image_ids)))
+        s.execute(delete(VideoFrame).where(one_of(VideoFrame.image_id, image_ids)))
 
 
 def media_json(s: Session, image_id: int, stack: str | None) -> dict[str, Any]:

@@ -18,6 +18,8 @@ from core.db import FAILED, MISSING, PENDING, TAGGED, Database, Image, Tag, path
 from core.files import FoundFile, display_path, walk_files
 from core.media.kinds import MEDIA_EXTENSIONS
 from core.media.stacks import stack_key
+from core.pg_copy import can_copy, insert_ids, update_many
+from core.sql_in import one_of
 from indexer import store
 
 
@@ -62,7 +64,7 @@ def _mark_missing(db: Database, roots: Iterable[str | os.PathLike], result: Scan
                                                    Image.status != MISSING)).all()
             gone = [i for i in ids if i not in found]
             for start in range(0, len(gone), chunk):
-                s.execute(update(Image).where(Image.id.in_(gone[start:start + chunk]))
+                s.execute(update(Image).where(one_of(Image.id, gone[start:start + chunk]))
                           .values(status=MISSING, error="file no longer found"))
             # Out of the search index (rows, tags and embeddings stay, should the files come back).
             store.mark_images_changed(s, gone)
@@ -70,22 +72,23 @@ def _mark_missing(db: Database, roots: Iterable[str | os.PathLike], result: Scan
 
 
 _IMAGES = Image.__table__
+_PENDING = {"status": PENDING, "content_hash": None, "error": None, "duplicate_of": None}  # to be tagged again
 _RESET = (update(_IMAGES).where(_IMAGES.c.id == bindparam("b_id"))
-          .values(size_bytes=bindparam("b_size"), mtime=bindparam("b_mtime"), status=PENDING, content_hash=None,
-                  error=None, duplicate_of=None))
-_SET_STACK = update(_IMAGES).where(_IMAGES.c.id == bindparam("b_id")).values(stack_key=bindparam("b_stack"))
+          .values({name: bindparam(f"b_{name}") for name in ("size_bytes", "mtime", *_PENDING)}))
+_SET_STACK = update(_IMAGES).where(_IMAGES.c.id == bindparam("b_id")).values(stack_key=bindparam("b_stack_key"))
 
 
 def _register(db: Database, files: Sequence[FoundFile], result: ScanResult) -> None:
     """One chunk of found files, in bulk: one SELECT, one multi-row INSERT (new files), one
-    executemany UPDATE (changed or returning files)."""
+    executemany UPDATE (changed or returning files); on PostgreSQL COPY and one UPDATE over arrays
+    (:mod:`core.pg_copy`)."""
     raws = [os.fsencode(f.path) for f in files]
     keys = [path_key(raw) for raw in raws]
     changed: list[int] = []
     with db.session() as s:
         known = {row.path_key: row for row in s.execute(
             select(Image.id, Image.path_key, Image.size_bytes, Image.mtime, Image.status, Image.stack_key)
-            .where(Image.path_key.in_(keys)))}
+            .where(one_of(Image.path_key, keys)))}
         new, reset, stacked, ids = [], [], [], {}
         for f, raw, key in zip(files, raws, keys):
             row = known.get(key)
@@ -99,24 +102,24 @@ def _register(db: Database, files: Sequence[FoundFile], result: ScanResult) -> N
                 continue
             ids[key] = row.id
             if row.stack_key is None:  # registered before stacks existed
-                stacked.append({"b_id": row.id, "b_stack": stack_key(raw)})
+                stacked.append({"id": row.id, "stack_key": stack_key(raw)})
             if row.size_bytes != f.size or row.mtime != f.mtime or row.status == MISSING:
                 if row.size_bytes != f.size or row.mtime != f.mtime:  # other bytes: every version's results go
                     changed.append(row.id)
-                reset.append({"b_id": row.id, "b_size": f.size, "b_mtime": f.mtime})
+                reset.append({"id": row.id, "size_bytes": f.size, "mtime": f.mtime, **_PENDING})
                 result.changed += 1
             else:
                 result.unchanged += 1
-        if new:
+        if new and can_copy(s):  # PostgreSQL: COPY with ids taken first (core.pg_copy)
+            ids.update(zip((row["path_key"] for row in new), insert_ids(s, _IMAGES, new)))
+        elif new:
             ids.update((key, image_id) for key, image_id in s.execute(
                 insert(_IMAGES).returning(_IMAGES.c.path_key, _IMAGES.c.id), new))
-        if reset:
-            s.execute(_RESET, reset)
-        if stacked:
-            s.execute(_SET_STACK, stacked)
+        update_many(s, _IMAGES, _RESET, reset)
+        update_many(s, _IMAGES, _SET_STACK, stacked)
         store.drop(s, changed)
         if changed:
-            s.execute(delete(Tag).where(Tag.image_id.in_(changed)))
+            s.execute(delete(Tag).where(one_of(Tag.image_id, changed)))
         result.image_ids.extend(ids[key] for key in keys)
 
 
@@ -128,7 +131,7 @@ def images_to_tag(db: Database, image_ids: Sequence[int], model_version_id: int,
         ids = list(image_ids[start:start + chunk])
         with db.session() as s:
             rows = s.execute(select(Image.id, Image.status, Image.model_version_id)
-                             .where(Image.id.in_(ids))).all()
+                             .where(one_of(Image.id, ids))).all()
         for image_id, status, mv in rows:
             if status == PENDING or (status == TAGGED and (retag or mv != model_version_id)) or \
                     (status == FAILED and retry_failed):

@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader
 from core.db import Database, Image
 from core.media.raw import fork_is_safe
 from core.settings import Settings
+from core.sql_in import one_of
 from indexer.store import StoreVersion
 from indexer.sync import maybe_sync
 from mkt.runner import ImageRunner
@@ -77,7 +78,7 @@ def tag_images(work: Work, image_ids: Sequence[int], progress: ProgressFn | None
     settings, db, job, model = work.settings, work.db, work.job, work.model
     job_id = job.id
     with db.session() as s:
-        items = [(i, raw) for i, raw in s.execute(select(Image.id, Image.path_raw).where(Image.id.in_(image_ids))
+        items = [(i, raw) for i, raw in s.execute(select(Image.id, Image.path_raw).where(one_of(Image.id, image_ids))
                                                   .order_by(Image.id))]
     runner = runner_for(model, settings)
     label_ids, label_emb = label_embeddings(model, vocabulary(db), db, job.model_version_id)

@@ -41,6 +41,9 @@ def db_current(ctx: click.Context) -> None:
 @click.option("--device", help="This worker's device: cpu, cuda, cuda:1 ... (TAGSCOPE_DEVICE).")
 @click.option("--batch-size", type=int, help="This worker's images per inference batch (TAGSCOPE_BATCH_SIZE).")
 @click.option("--loader-workers", type=int, help="This worker's decode processes (TAGSCOPE_LOADER_WORKERS).")
+@click.option("--runtime", type=click.Choice(["auto", "torch", "onnx", "openvino"]),
+              help="Where the image tower runs for the scheduled jobs this worker starts (TAGSCOPE_RUNTIME); "
+                   "a queued job runs on the runtime it was queued for.")
 @click.option("--beat", "with_beat", is_flag=True,
               help="Also run Celery beat in this worker, which starts scheduled re-tagging (`tagscope schedule`); "
                    "one per installation, as `tagscope beat` is.")
@@ -48,14 +51,15 @@ def db_current(ctx: click.Context) -> None:
 @click.pass_context
 @fail_cleanly
 def worker(ctx: click.Context, concurrency: int, device: str | None, batch_size: int | None,
-           loader_workers: int | None, with_beat: bool, celery_args: tuple[str, ...]) -> None:
+           loader_workers: int | None, runtime: str | None, with_beat: bool, celery_args: tuple[str, ...]) -> None:
     """Start a Celery worker that tags batches (needs TAGSCOPE_BROKER_URL, or 'embedded').
 
     A worker runs every job on its own machine's settings (device, batch size, decode workers),
     whoever queued the job; the model is the job's model version."""
     from tagger.jobs.celery_app import TASK_QUEUE, attach_sweeper, beat_argv, celery_app
 
-    settings = settings_for(ctx, device=device, batch_size=batch_size, loader_workers=loader_workers)
+    settings = settings_for(ctx, device=device, batch_size=batch_size, loader_workers=loader_workers,
+                            runtime=runtime)
     if not settings.broker_url:
         raise TagscopeError("no broker configured: set TAGSCOPE_BROKER_URL=embedded (no server needed), "
                             "or redis://HOST:6379/0, or amqp://USER:PASS@HOST//")

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 @click.option("--top-n", type=int, help="Tags stored per image at most.")
 @click.option("--min-score", type=float, help="Only store tags scoring at least this.")
 @click.option("--device", help="cpu, cuda, cuda:1 ... (in-process tagging; workers use their own).")
+@click.option("--runtime", type=click.Choice(["auto", "torch", "onnx", "openvino"]),
+              help="Where the image tower runs (TAGSCOPE_RUNTIME, auto: ONNX Runtime int8 on a CPU, PyTorch on a GPU).")
 @click.option("--retry-failed", is_flag=True, help="Try failed images again.")
 @click.option("--retag", is_flag=True, help="Tag finished images again (e.g. after adding labels).")
 @click.option("--wait/--no-wait", default=True, help="With a broker: wait for the workers to finish.")
@@ -36,10 +38,10 @@ if TYPE_CHECKING:
 @fail_cleanly
 def tag(ctx: click.Context, paths: tuple[str, ...], model: str | None, batch_size: int | None,
         loader_workers: int | None, top_n: int | None, min_score: float | None, device: str | None,
-        retry_failed: bool, retag: bool, wait: bool) -> None:
+        runtime: str | None, retry_failed: bool, retag: bool, wait: bool) -> None:
     """Register, tag, embed and index the images under PATHS (resumable)."""
     settings = settings_for(ctx, model=model, batch_size=batch_size, loader_workers=loader_workers, top_n=top_n,
-                            min_score=min_score, device=device)
+                            min_score=min_score, device=device, runtime=runtime)
     for p in paths:
         if not os.path.exists(p):
             raise TagscopeError(f"{p} does not exist: pass a folder or image file to tag")

@@ -29,7 +29,7 @@ def models(ctx: click.Context, as_json: bool) -> None:
     if not rows:
         click.echo("no model versions yet: `tagscope tag PATH` tags with the default model")
     for r in rows:
-        click.echo(f"{'*' if r['active'] else ' '} {r['version'][:16]}  {r['spec']}  {r['embeddings']} of "
+        click.echo(f"{'*' if r['active'] else ' '} {r['version']}  {r['spec']}  {r['embeddings']} of "
                    f"{r['tagged_images']} tagged images" + ("" if r["covers"] else " (partial)"))
 
 
@@ -44,7 +44,7 @@ def use_cmd(ctx: click.Context, ref: str) -> None:
     db = database(settings_for(ctx))
     mv = use_version(db, ref)
     have, tagged = coverage(db, mv.id)
-    click.echo(f"search now serves {mv.spec} ({mv.version[:16]}): {have} of {tagged} tagged images"
+    click.echo(f"search now serves {mv.spec} ({mv.version}): {have} of {tagged} tagged images"
                + ("" if have == tagged else "; `tagscope tag PATH --model " + mv.spec + "` tags the rest"))
 
 
@@ -60,4 +60,4 @@ def remove_cmd(ctx: click.Context, ref: str) -> None:
     settings = settings_for(ctx)
     mv, n = remove_version(database(settings), ref)
     remove_files(settings.index_dir, mv.version)
-    click.echo(f"removed {mv.spec} ({mv.version[:16]}): {n} embeddings, its tags and its index")
+    click.echo(f"removed {mv.spec} ({mv.version}): {n} embeddings, its tags and its index")

@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import uuid
@@ -24,6 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_ADMIN_URL = os.environ.get("TAGSCOPE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("TAGSCOPE_TEST_REDIS", "redis://127.0.0.1:6379/15")
 RABBITMQ_URL = os.environ.get("TAGSCOPE_TEST_RABBITMQ", "amqp://guest:guest@127.0.0.1:5672//")
+# exported image towers (mkt.runtime): one folder for the whole run, each model exported once
+os.environ.setdefault("TAGSCOPE_RUNTIME_CACHE", str(Path(tempfile.gettempdir()) / f"tagscope-runtimes-{os.getpid()}"))
 
 
 PROJECT_MODULES = r"(core|mkt|indexer|tagger|web|tagscope|migrations)(\.|$)"
@@ -82,7 +85,8 @@ def need_service(name: str, host: str, port: int) -> None:
 
 
 def tagscope_env(home: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TAGSCOPE_") or k == "TAGSCOPE_REQUIRE_SERVICES"}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("TAGSCOPE_") or k in ("TAGSCOPE_REQUIRE_SERVICES", "TAGSCOPE_RUNTIME_CACHE")}
     env.update(TAGSCOPE_HOME=str(home), TAGSCOPE_LOADER_WORKERS="1", HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
     env.update(extra)
     return env

@@ -71,7 +71,7 @@ def test_searches_during_an_upgrade_answer_from_the_old_version_until_the_switch
     assert searcher.model.version == new["version"] and new["active"] and not versions[old["version"]]["active"]
     assert new["covers"] and versions[old["version"]]["covers"]  # both kept: the user can switch back
     out = run_cli("models", "use", old["version"][:12], home=home)
-    assert f"search now serves synthetic ({old['version'][:16]})" in out.stdout
+    assert f"search now serves synthetic ({old['version']})" in out.stdout
     searcher.search("red circle", 10)
     assert searcher.model.version == old["version"]
     record = json.loads(run_cli("show", "1", "--json", home=home).stdout)

@@ -55,9 +55,13 @@ def test_labels_being_added_stay_hidden_until_they_switch_at_once(synthetic_phot
     after = shown_tags(home, 40)
     assert all(len(tags) == 3 for tags in after.values())
     assert any({n for n, _ in after[i]} & set(new) for i in after)  # the new labels show now
-    # Exactly what a full re-tag with the same vocabulary stores.
+    # What a full re-tag with the same vocabulary stores: the same tags, the same scores to the
+    # precision of the image tower's runtime (a re-tag computes the embeddings again: OpenVINO
+    # bf16 or ONNX Runtime int8 batch them differently than the first run did)
     run_cli("tag", str(photos), "--retag", home=home, **env)
-    assert shown_tags(home, 40) == after
+    again = shown_tags(home, 40)
+    assert {i: [n for n, _ in tags] for i, tags in again.items()} == {i: [n for n, _ in t] for i, t in after.items()}
+    assert all(abs(a[1] - b[1]) <= 2e-4 for i in after for a, b in zip(again[i], after[i]))
     labels = json.loads(run_cli("labels", "list", "--json", home=home, **env).stdout)
     assert {row["state"] for row in labels} == {"active"}
 

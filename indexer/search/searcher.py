@@ -43,7 +43,8 @@ from indexer.search.similar import fold_similar, threshold_for
 from indexer.search.text_batch import TextBatcher
 from indexer.store import StoreVersion
 from indexer.vector_index import IndexDamaged, VectorIndex
-from mkt.factory import get_model
+from mkt.factory import get_model, runtime_of
+from mkt.runtime import split_version
 from mkt.tagmodel import TagModel
 
 FILTER_EXACT = 20_000  # a filter passing at most this many photos is searched exactly over them
@@ -105,9 +106,13 @@ class Searcher:
             tagged = tagged_versions(s)
             current_spec = current.spec if current is not None else None
         device = self.settings.resolved_device()
-        if self.settings.model is None:
-            return get_model(current_spec or self.settings.tagging_model, device)
+        if self.settings.model is None:  # the version's own runtime (mkt.runtime): its image tower, for photos
+            runtime = runtime_of(current.version) if current is not None else "torch"
+            return get_model(current_spec or self.settings.tagging_model, device, runtime=runtime)
         model = get_model(self.settings.model, device)
+        same = sorted((v != (current and current.version), v) for v in tagged if split_version(v)[0] == model.version)
+        if same:  # this model, tagged by any runtime: that version (the active one first)
+            return get_model(self.settings.model, device, runtime=runtime_of(same[0][1]))
         if tagged and model.version not in tagged:
             raise TagscopeError(f"the collection is tagged with {current_spec}, not {self.settings.model} "
                                 f"(version {model.version}): pass --model {current_spec}, leave the model unset, "

@@ -44,6 +44,7 @@ from core.db import (
 )
 from core.images import DEFAULT_MAX_PIXELS
 from core.settings import Settings
+from core.sql_in import one_of
 from tagger.jobs import leases
 
 if TYPE_CHECKING:
@@ -183,7 +184,7 @@ def unprocessed(db: Database, job_id: int, image_ids: Sequence[int]) -> list[int
     with db.session() as s:
         for start in range(0, len(image_ids), 5000):
             chunk = list(image_ids[start:start + 5000])
-            done.update(s.scalars(select(Image.id).where(Image.id.in_(chunk), Image.job_id == job_id,
+            done.update(s.scalars(select(Image.id).where(one_of(Image.id, chunk), Image.job_id == job_id,
                                                          Image.status.in_((TAGGED, DUPLICATE, FAILED)))))
     return [i for i in image_ids if i not in done]
 

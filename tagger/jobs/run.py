@@ -14,6 +14,7 @@ from tqdm import tqdm
 from core.db import DUPLICATE, FAILED, TAGGED, Database, Image, Job, get_database
 from core.errors import TagscopeError
 from core.settings import Settings
+from core.sql_in import one_of
 from indexer.store import StoreVersion
 from indexer.sync import sync_index
 from mkt.factory import get_model
@@ -35,7 +36,8 @@ def run_job(settings: Settings, paths: Sequence[str], *, retry_failed: bool = Fa
     # In-process, this process tags: the model loads where it will run. With a broker, workers tag
     # on their own devices and this process only needs the model's version id: the CPU will do.
     # Either way a model error comes before any write.
-    model = get_model(settings.tagging_model, settings.resolved_device() if in_process else "cpu")
+    model = get_model(settings.tagging_model, settings.resolved_device() if in_process else "cpu",
+                      runtime=job_runtime(settings, in_process))
     db = get_database(settings.db_url)
     if in_process:
         interrupt_dead_in_process_jobs(db, settings.task_lease)
@@ -110,7 +112,7 @@ def _summary(db: Database, job_id: int, image_ids: Sequence[int], seconds: float
         failures = []
         for start in range(0, len(image_ids), 5000):
             rows = s.execute(select(Image.status, Image.path, Image.error)
-                             .where(Image.id.in_(list(image_ids[start:start + 5000])))).all()
+                             .where(one_of(Image.id, image_ids[start:start + 5000]))).all()
             for st, path, err in rows:
                 counts[st] = counts.get(st, 0) + 1
                 if st == FAILED and len(failures) < 10:
@@ -123,3 +125,16 @@ def _summary(db: Database, job_id: int, image_ids: Sequence[int], seconds: float
     if counts[FAILED] > len(failures):
         lines.append(f"  ... {counts[FAILED] - len(failures)} more failures: `tagscope status`")
     return "\n".join(lines)
+
+
+def job_runtime(settings: Settings, in_process: bool) -> str:
+    """The runtime a job's model version is made for (:mod:`mkt.runtime`): in this process, or
+    with the embedded broker (the workers are this machine), ``auto`` resolved for this machine's
+    device; through a real broker the workers' devices are unknown here, so ``auto`` means PyTorch
+    unless ``TAGSCOPE_DEVICE=cpu`` says the workers tag on CPUs. Every worker runs the job on
+    the runtime it was queued for: one version per job."""
+    if settings.runtime != "auto":
+        return settings.runtime
+    here = in_process or settings.broker_url == "embedded"
+    device = settings.resolved_device() if here else (settings.device or "unknown")
+    return "auto" if device.startswith("cpu") else "torch"

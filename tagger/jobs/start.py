@@ -82,7 +82,7 @@ def start_queued_job(settings: Settings, job_id: int) -> list[int] | None:
     with leases.heartbeat(lambda: jobs.renew_scan(db, job_id, settings.task_lease), settings.task_lease,
                           f"scan of job {job_id}"):
         try:
-            model = get_model(parse_spec(params["spec"]), settings.resolved_device())
+            model = get_model(parse_spec(params["spec"]), settings.resolved_device(), runtime=settings.runtime)
         except Exception as exc:  # noqa: BLE001 - a model that cannot load fails the job, with why
             jobs.fail_job(db, job_id, f"cannot load model {params['spec']}: {exc}")
             raise
