@@ -63,7 +63,7 @@ def test_onnx_fp32_matches_pytorch_and_versions_name_their_runtime(synthetic_pho
     assert get_model("synthetic", "cpu", "torch") is base and get_model("synthetic", "cpu", "onnx-fp32") is fp32
     # the text side is PyTorch's in every version: label embeddings are the same tensors
     assert torch.equal(base.encode_labels(["red circle"]), fp32.encode_labels(["red circle"]))
-    assert resolve("auto", "cpu") == "auto" and resolve("auto", "cuda") == "torch" and resolve("openvino", "cpu")
+    assert resolve("auto", "cpu") == "auto" and resolve("auto", "cuda") == "torch" and resolve("onnx", "cuda") == "onnx"
     with pytest.raises(ValueError, match="runs int8 or fp32, not bf16"):
         get_model("synthetic", "cpu", "onnx-bf16")
 

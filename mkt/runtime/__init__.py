@@ -49,16 +49,14 @@ def available(runtime: str) -> bool:
 
 
 def resolve(runtime: str, device: str) -> str:
-    """The runtime that ``runtime`` names on ``device``: a GPU always runs PyTorch; on a CPU,
-    ``auto`` stays ``auto`` while a runtime package is installed (the fastest is then measured,
+    """The runtime that ``runtime`` names on ``device``: ``auto`` is PyTorch on a GPU; on a CPU it
+    stays ``auto`` while a runtime package is installed (the fastest is then measured,
     :func:`mkt.runtime.model.fastest`), else it is PyTorch."""
     if runtime not in RUNTIMES:
         raise ValueError(f"unknown runtime {runtime!r}: use one of {', '.join(RUNTIMES)}")
-    if not str(device).startswith("cpu"):
+    if runtime == "auto" and (not str(device).startswith("cpu") or not any(available(n) for n in PRECISIONS)):
         return "torch"
-    if runtime == "auto" and not any(available(name) for name in PRECISIONS):
-        return "torch"
-    return runtime
+    return runtime  # named: honoured on any device (a job queued for it must make its version)
 
 
 def cache_root() -> Path:

@@ -9,7 +9,9 @@ Files are written atomically: two processes exporting at once both leave a whole
 
 from __future__ import annotations
 
+import copy
 import logging
+import threading
 import warnings
 from pathlib import Path
 
@@ -57,7 +59,8 @@ def export_onnx(model: TagModel, folder: Path) -> Path:
     if path.exists():
         return path
     patches = wants_patches(model)
-    tower = _ImageTower(model.clip.visual, patches).eval().cpu()
+    visual = model.clip.visual if model.device.type == "cpu" else copy.deepcopy(model.clip.visual).cpu()
+    tower = _ImageTower(visual, patches).eval()
     size = input_size(model)
     example = torch.zeros(2, 3, size, size)
     outputs = ["global", "patches"] if patches else ["global"]
@@ -74,7 +77,7 @@ def export_onnx(model: TagModel, folder: Path) -> Path:
     try:
         atomic_write(path, write)
     finally:
-        model.clip.visual.output_tokens = False
+        visual.output_tokens = False
     log.info("exported the image tower of %s to %s", model.version, path)
     return path
 
@@ -125,10 +128,12 @@ class OpenVinoTower:
         hint = {"fp32": "f32", "bf16": "bf16"}[precision]
         self.compiled = core.compile_model(core.read_model(str(path)), "CPU",
                                            {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": hint})
+        self._lock = threading.Lock()  # calling the compiled model reuses one infer request
 
     def __call__(self, pixels: np.ndarray) -> list[np.ndarray]:
-        result = self.compiled(pixels)
-        return [result[i] for i in range(len(self.compiled.outputs))]
+        with self._lock:
+            result = self.compiled(pixels)
+            return [np.array(result[i]) for i in range(len(self.compiled.outputs))]
 
 
 def openvino_bf16() -> bool:
@@ -151,6 +156,7 @@ def open_tower(model: TagModel, folder: Path, runtime: str, precision: str, thre
 def embed(tower, pixels: torch.Tensor, patches: bool) -> ImageEmbeddings:
     """:class:`ImageEmbeddings` of a float pixel batch through an exported ``tower``."""
     outputs = tower(np.ascontiguousarray(pixels.detach().float().cpu().numpy()))
-    global_ = torch.from_numpy(np.asarray(outputs[0], dtype=np.float32))
-    local = torch.from_numpy(np.asarray(outputs[1], dtype=np.float32)) if patches and len(outputs) > 1 else None
+    global_ = torch.from_numpy(np.asarray(outputs[0], dtype=np.float32)).to(pixels.device)
+    local = (torch.from_numpy(np.asarray(outputs[1], dtype=np.float32)).to(pixels.device)
+             if patches and len(outputs) > 1 else None)
     return ImageEmbeddings(global_, local)
