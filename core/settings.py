@@ -88,7 +88,8 @@ class Settings:
                 "(measured once per model version), each at int8 / bf16 only where that agrees with PyTorch fp32 "
                 "(else fp32); on a GPU, PyTorch. Or `torch`, `onnx`, `openvino`. Exported towers are cached per "
                 "model version (`TAGSCOPE_RUNTIME_CACHE`, default `~/.cache/tagscope/runtimes`); a collection tagged "
-                "on another runtime or precision holds another model version")
+                "on another runtime or precision holds another model version. Other than `torch`, label and query "
+                "texts go through the text transformer on ONNX Runtime fp32 (the same embeddings)")
     compile: int = _setting(
         0, "`0`; `1` runs the image tower through `torch.compile` on CUDA (+29% model-only on an H100; eager if "
            "compiling fails)")

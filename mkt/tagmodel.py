@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mkt.calibration import Constants
-from mkt.text import encode_text
+from mkt.text import TEXT_RUNNER, encode_text
 
 DEFAULT_TEMPLATE = "a photo of a {label}."
 MKT_TEMPLATE = "There is a {label} in the scene"  # the paper's stage-1 template
@@ -193,7 +193,13 @@ class TagModel(nn.Module):
     # -- label side -------------------------------------------------------------------------
     def encode_labels(self, texts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
         """Label embeddings through the prompt; works for any text, seen in training or not."""
-        return embed_label_texts(self.clip, self.tokenizer, self.template, self.prompt_encoder, texts, batch_size)
+        runner = self.__dict__.get("text_runtime")  # mkt.runtime.text: the transformer on ONNX Runtime
+        token = TEXT_RUNNER.set(runner) if runner is not None else None
+        try:
+            return embed_label_texts(self.clip, self.tokenizer, self.template, self.prompt_encoder, texts, batch_size)
+        finally:
+            if token is not None:
+                TEXT_RUNNER.reset(token)
 
     # -- scoring ----------------------------------------------------------------------------
     def score(self, images: ImageEmbeddings, label_emb: torch.Tensor) -> torch.Tensor:

@@ -11,8 +11,13 @@ hold (no causal mask, a class token, pooling other than at the end token) run th
 
 from __future__ import annotations
 
+from contextvars import ContextVar
+
 import torch
 from torch import nn
+
+# a text runtime (mkt.runtime.text) that runs the transformer instead, set by TagModel.encode_labels
+TEXT_RUNNER: ContextVar = ContextVar("tagscope_text_runner", default=None)
 
 
 def text_tower(clip: nn.Module) -> nn.Module:
@@ -38,6 +43,9 @@ def run_tower(tower: nn.Module, x: torch.Tensor, tokens: torch.Tensor) -> torch.
     place) for token ids ``tokens`` [B, L]: projected features at each end token, not normalised,
     computed on the real token length when the tower allows it."""
     n = used_length(tokens) if can_trim(tower) else tokens.shape[1]
+    runner = TEXT_RUNNER.get()
+    if runner is not None and can_trim(tower) and runner.serves(tower):
+        return runner(x[:, :n], tokens[:, :n].argmax(dim=-1))
     cast_dtype = tower.transformer.get_cast_dtype()
     x = x[:, :n] + tower.positional_embedding[:n].to(cast_dtype)
     mask = getattr(tower, "attn_mask", None)

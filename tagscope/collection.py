@@ -138,13 +138,16 @@ def _ask_server(settings: Settings, text: str, k: int, min_score: float | None,
 @click.option("--threads", type=int, help="Request threads of each server process (TAGSCOPE_WEB_THREADS, 8).")
 @click.option("--processes", type=int,
               help="Server processes (TAGSCOPE_WEB_PROCESSES, 1): the cores a search server uses (gunicorn).")
+@click.option("--runtime", type=click.Choice(["auto", "torch", "onnx", "openvino"]),
+              help="TAGSCOPE_RUNTIME: other than torch, query texts go through the text tower on ONNX Runtime "
+                   "(fp32: the same embeddings, faster); any collection is served, whichever runtime tagged it.")
 @click.option("--allow-remote", is_flag=True, help="Allow listening beyond loopback (with an access token).")
 @click.pass_context
 @fail_cleanly
 def serve(ctx: click.Context, host: str, port: int, model: str | None, threads: int | None,
-          processes: int | None, allow_remote: bool) -> None:
+          processes: int | None, runtime: str | None, allow_remote: bool) -> None:
     """Serve the search UI and JSON API (waitress; gunicorn with --processes above 1)."""
-    settings = settings_for(ctx, model=model, web_threads=threads, web_processes=processes)
+    settings = settings_for(ctx, model=model, web_threads=threads, web_processes=processes, runtime=runtime)
     check_listen_address(settings, host, allow_remote)
     from tagscope.serving import run_server
 

@@ -86,6 +86,31 @@ def test_int8_is_measured_and_kept_only_when_it_agrees(synthetic_photos):
     assert measured["photos"] == 256 and measured["mean_cosine"] >= 0.9995
 
 
+@pytest.mark.parametrize("spec", ["synthetic", "synthetic-mkt"])
+def test_the_text_tower_on_onnx_runtime_gives_pytorchs_embeddings(spec):
+    """Queries and labels (the learned prompt too, for MKT) of every length bucket, one text and
+    a batch: within float rounding of PyTorch; a different version never."""
+    from mkt.runtime.model import with_text_runtime
+    from mkt.runtime.text import LENGTHS
+
+    base = get_model(spec)
+    fast = with_text_runtime(base)
+    assert fast.version == base.version and fast.text_runtime is not None
+    texts = ["red circle", "x", "a blue square on a striped background beside a tiny green star and a big red boat "
+             "under a dotted sky, far away, in the evening light of a long summer day at the sea"]
+    texts += [" ".join(["thing"] * n) for n in (3, 6, 9, 14, 20, 30, 44)]
+    with torch.inference_mode():
+        for batch in (texts, texts[:1], texts[2:3]):
+            assert torch.allclose(base.encode_labels(batch), fast.encode_labels(batch), atol=1e-5)
+    exported = {int(p.stem.split("-")[1]) for p in (cache_root() / base.version).glob("text-*.onnx")}
+    assert len(exported) >= 2 and exported <= set(LENGTHS) | {32, 77}  # a bucket per length met
+    tower = fast.text_runtime._tower
+    with torch.inference_mode():
+        assert fast.text_runtime.serves(tower)
+    with torch.enable_grad():  # training: gradients flow through PyTorch, never the exported tower
+        assert not fast.text_runtime.serves(tower)
+
+
 def test_bad_runtime_setting_is_one_line(tmp_path):
     out = run_cli("status", home=tmp_path / "h", check=False, TAGSCOPE_RUNTIME="gpu")
     assert out.returncode != 0
@@ -112,7 +137,7 @@ def test_tagged_by_one_runtime_searched_by_another(synthetic_photos, tmp_path):
     run_cli("tag", str(photos), "--runtime", "torch", home=home, TAGSCOPE_MODEL="synthetic")
     torch_version = get_model("synthetic").version
     expected = json.loads(run_cli("search", "red circle", "--json", "-k", "10", home=home).stdout)["results"]
-    proc, port = start_server(home, tmp_path / "serve.log")
+    proc, port = start_server(home, tmp_path / "serve.log", "--runtime", "onnx")  # queries' text tower on ONNX
     try:
         assert search_ids(port, "red circle") == [h["image_id"] for h in expected]
     finally:

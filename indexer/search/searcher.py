@@ -16,7 +16,7 @@ import torch
 from PIL.Image import Image as PILImage
 from sqlalchemy import select
 
-from core.db import TAGGED, Database, Image, ModelVersion, collection_model_version, get_database, tagged_versions
+from core.db import TAGGED, Database, Image, ModelVersion, collection_model_version, get_database
 from core.errors import TagscopeError
 from core.media.tables import Media
 from core.settings import Settings
@@ -34,6 +34,7 @@ from indexer.search.checks import (
     check_query,
 )
 from indexer.search.filters import Filters
+from indexer.search.model_choice import resolve_model
 from indexer.search.relevance import TOP_N, Calibrator, Cutoff
 from indexer.search.results import Hit, Results, model_info
 from indexer.search.scoring import rerank
@@ -43,8 +44,6 @@ from indexer.search.similar import fold_similar, threshold_for
 from indexer.search.text_batch import TextBatcher
 from indexer.store import StoreVersion
 from indexer.vector_index import IndexDamaged, VectorIndex
-from mkt.factory import get_model, runtime_of
-from mkt.runtime import split_version
 from mkt.tagmodel import TagModel
 
 FILTER_EXACT = 20_000  # a filter passing at most this many photos is searched exactly over them
@@ -98,26 +97,7 @@ class Searcher:
             return self._model
 
     def _resolve_model(self) -> TagModel:
-        """The model set in the settings, or else the one the collection was tagged with. A model
-        that is set must be one the collection is tagged with: its version id decides, not how
-        its spec is spelled."""
-        with self.db.session() as s:
-            current = collection_model_version(s)
-            tagged = tagged_versions(s)
-            current_spec = current.spec if current is not None else None
-        device = self.settings.resolved_device()
-        if self.settings.model is None:  # the version's own runtime (mkt.runtime): its image tower, for photos
-            runtime = runtime_of(current.version) if current is not None else "torch"
-            return get_model(current_spec or self.settings.tagging_model, device, runtime=runtime)
-        model = get_model(self.settings.model, device)
-        same = sorted((v != (current and current.version), v) for v in tagged if split_version(v)[0] == model.version)
-        if same:  # this model, tagged by any runtime: that version (the active one first)
-            return get_model(self.settings.model, device, runtime=runtime_of(same[0][1]))
-        if tagged and model.version not in tagged:
-            raise TagscopeError(f"the collection is tagged with {current_spec}, not {self.settings.model} "
-                                f"(version {model.version}): pass --model {current_spec}, leave the model unset, "
-                                "or re-tag with this model")
-        return model
+        return resolve_model(self.settings, self.db)
 
     def index(self) -> VectorIndex:
         model = self.model

@@ -62,7 +62,6 @@ def export_onnx(model: TagModel, folder: Path) -> Path:
     visual = model.clip.visual if model.device.type == "cpu" else copy.deepcopy(model.clip.visual).cpu()
     tower = _ImageTower(visual, patches).eval()
     size = input_size(model)
-    example = torch.zeros(2, 3, size, size)
     outputs = ["global", "patches"] if patches else ["global"]
     axes = {"pixels": {0: "batch"}, **{name: {0: "batch"} for name in outputs}}
 
@@ -71,6 +70,7 @@ def export_onnx(model: TagModel, folder: Path) -> Path:
         # ONNX form; the traced graph is the same computation
         with warnings.catch_warnings(), torch.inference_mode(False), torch.enable_grad():
             warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
+            example = torch.zeros(2, 3, size, size)  # made here: not an inference-mode tensor
             torch.onnx.export(tower, (example,), str(tmp), dynamo=False, input_names=["pixels"],
                               output_names=outputs, dynamic_axes=axes, opset_version=OPSET)
 
@@ -100,8 +100,10 @@ def quantize_int8(source: Path) -> Path:
 class OnnxTower:
     """The exported tower in an ONNX Runtime session (CPU, ``threads`` intra-op threads)."""
 
-    def __init__(self, path: Path, threads: int) -> None:
+    def __init__(self, path: Path, threads: int, inputs: tuple[str, ...] = ("pixels",)) -> None:
         import onnxruntime as ort
+
+        self.inputs = inputs
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
@@ -115,7 +117,13 @@ class OnnxTower:
         # ONNX Runtime's int8 kernels run a ViT-B/32 batch of 16 ~1.4x faster per image than one
         # of 64 on 2 cores (their working set stays in cache): large batches go through in chunks
         parts = [self.session.run(None, {"pixels": pixels[i:i + ORT_CHUNK]}) for i in range(0, len(pixels), ORT_CHUNK)]
-        return [np.concatenate([p[k] for p in parts]) for k in range(len(parts[0]))] if len(parts) > 1 else parts[0]
+        if len(parts) == 1:
+            return parts[0]
+        return [np.concatenate([p[k] for p in parts]) for k in range(len(parts[0]))]
+
+    def run_once(self, *arrays: np.ndarray) -> np.ndarray:
+        """The first output for ``arrays``, one per input name, in one call."""
+        return self.session.run(None, dict(zip(self.inputs, arrays)))[0]
 
 
 class OpenVinoTower:

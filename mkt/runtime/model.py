@@ -21,6 +21,7 @@ from core.atomic import atomic_write_bytes
 from mkt.runtime import PRECISIONS, available, cache_root, cpu_threads, suffix
 from mkt.runtime.agreement import calibration_labels, calibration_pixels, measure
 from mkt.runtime.export import embed, open_tower, openvino_bf16, wants_patches
+from mkt.runtime.text import text_runtime_for
 from mkt.tagmodel import ImageEmbeddings, TagModel
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,19 @@ def with_runtime(model: TagModel, runtime: str, precision: str | None = None) ->
     out = copy.copy(model)  # shares the modules and parameters; its own attributes
     out.version = model.version + suffix(runtime, precision)
     out.image_runtime = ImageRuntime(model, runtime, precision)
+    out.text_runtime = text_runtime_for(model)  # fp32: the same label embeddings, faster
+    return out
+
+
+def with_text_runtime(model: TagModel) -> TagModel:
+    """``model`` (same version) with its text transformer on ONNX Runtime fp32 where that applies."""
+    if model.__dict__.get("text_runtime") is not None:
+        return model
+    runner = text_runtime_for(model)
+    if runner is None:
+        return model
+    out = copy.copy(model)
+    out.text_runtime = runner
     return out
 
 
