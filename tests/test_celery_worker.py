@@ -63,8 +63,10 @@ def in_process(tmp_path_factory, synthetic_photos):
 def test_worker_results_equal_the_in_process_run(broker, database, in_process, synthetic_photos, tmp_path,
                                                  request):
     broker_url = BROKERS[broker]()
+    # TAGSCOPE_DEVICE=cpu: the workers tag on CPUs, so `auto` picks the CPU runtime the in-process
+    # run picked (mkt.runtime; the job carries it to the workers)
     env = {"TAGSCOPE_BROKER_URL": broker_url, "TAGSCOPE_MODEL": "synthetic", "TAGSCOPE_TASK_SIZE": "64",
-           "TAGSCOPE_BATCH_SIZE": "32"}
+           "TAGSCOPE_BATCH_SIZE": "32", "TAGSCOPE_DEVICE": "cpu"}
     db_url = None
     if database == "postgresql":
         db_url = request.getfixturevalue("postgres_url")
