@@ -301,10 +301,10 @@ class Database:
 
     # -- migrations -------------------------------------------------------------------------
     def current_revision(self) -> str | None:
-        from alembic.runtime.migration import MigrationContext
+        from migrations import current_revision  # plain SQL: no Alembic import at every start
 
         with self.engine.connect() as conn:
-            return MigrationContext.configure(conn).get_current_revision()
+            return current_revision(conn)
 
     def upgrade(self, revision: str = "head") -> None:
         """Run Alembic migrations up to ``revision``."""
@@ -347,9 +347,9 @@ def alembic_config():  # -> alembic.config.Config
 
 
 def head_revision() -> str:
-    from alembic.script import ScriptDirectory
+    from migrations import head  # the scripts' revision lines: no Alembic import at every start
 
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+    return head()
 
 
 _databases: dict[str, Database] = {}

@@ -3,12 +3,14 @@ own module of this package; this one only builds the root group and adds them.""
 
 from __future__ import annotations
 
+import gc
 import logging
 
 import click
 
 from tagscope.admin import db, index, worker
 from tagscope.collection import demo, search, serve, show, status, tag
+from tagscope.common import standalone
 from tagscope.duplicates import duplicates
 from tagscope.exchange import export, import_
 from tagscope.feedback import feedback
@@ -40,7 +42,14 @@ cli.add_command(duplicates)
 
 
 def main() -> None:
-    cli(prog_name="tagscope")
+    standalone()
+    try:
+        cli(prog_name="tagscope")
+    finally:
+        # The process ends here: spare the interpreter's exit the garbage collector's passes over
+        # every object left (torch, open_clip, the model: seconds after a `tag`, issue 23). The
+        # command is over: its files, database writes and log are done.
+        gc.freeze()
 
 
 if __name__ == "__main__":

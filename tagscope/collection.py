@@ -15,7 +15,7 @@ import click
 from core.errors import TagscopeError
 from core.modelspec import check_offline_weights
 from core.settings import Settings
-from tagscope.common import database, fail_cleanly, settings_for
+from tagscope.common import database, fail_cleanly, heavy_imports, settings_for
 
 if TYPE_CHECKING:
     from indexer.search.filters import Filters
@@ -46,7 +46,8 @@ def tag(ctx: click.Context, paths: tuple[str, ...], model: str | None, batch_siz
         if not os.path.exists(p):
             raise TagscopeError(f"{p} does not exist: pass a folder or image file to tag")
     check_offline_weights(settings.tagging_model, probe_network=True)  # before seconds of imports
-    from tagger.jobs.run import run_job
+    with heavy_imports():
+        from tagger.jobs.run import run_job
 
     summary = run_job(settings, paths, retry_failed=retry_failed, retag=retag, wait=wait,
                           echo=lambda msg: click.echo(msg, err=True))
