@@ -1,4 +1,4 @@
-"""Decoding a job's photos at the size the model needs, in DataLoader worker processes.
+"""Decoding a job's photos at the size the model needs, in decode processes (:mod:`tagger.decode_pool`).
 
 Each worker reads a file once (bytes and SHA-256), then either
 
@@ -39,7 +39,7 @@ from mkt.pixels import InputGeometry, resize_crop
 log = logging.getLogger(__name__)
 
 SHARE_SLOTS = 20  # the GPU decoder's share of JPEGs, in steps of 5%
-IO_BATCH = 16  # files per DataLoader item: small, so every worker is busy from the start
+IO_BATCH = 16  # files per decode chunk: small, so every worker is busy from the start
 GPU_MEMORY_SHARE = 0.25  # of the free GPU memory, for one nvJPEG call's decoded frames
 
 
@@ -49,7 +49,7 @@ class PhotoFiles(Dataset):
     ``error``; plus hash, size, format, ``kind``, ``decoder`` and ``capture``."""
 
     def __init__(self, items: Sequence[tuple[int, bytes]], preprocess: Callable, max_pixels: int,
-                 geometry: InputGeometry | None = None, gpu_share: float = 0.0) -> None:
+                 geometry: InputGeometry | None = None, gpu_share: float = 0.0, first: int = 0) -> None:
         self.items = items
         self.preprocess = preprocess
         self.max_pixels = max_pixels
@@ -57,6 +57,13 @@ class PhotoFiles(Dataset):
         # Item i goes to the GPU decoder when its slot among SHARE_SLOTS is below the share:
         # both decoders work on every batch at the same time.
         self.gpu_slots = round(gpu_share * SHARE_SLOTS) if geometry is not None else 0
+        self.gpu_share, self.first = gpu_share, first  # first: this part's place in the whole (GPU slots)
+
+    def part(self, start: int, stop: int) -> PhotoFiles:
+        """Items ``start:stop``, decoded as they would be in the whole (what a decode process is
+        sent: the model's transform only where there is no geometry)."""
+        return PhotoFiles(self.items[start:stop], self.preprocess if self.geometry is None else None,
+                          self.max_pixels, self.geometry, self.gpu_share, self.first + start)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -71,7 +78,7 @@ class PhotoFiles(Dataset):
             return {"id": image_id, "error": f"cannot process image: {type(exc).__name__}: {exc}"}
 
     def _load(self, path: str, i: int) -> dict[str, Any]:
-        if i % SHARE_SLOTS < self.gpu_slots:
+        if (self.first + i) % SHARE_SLOTS < self.gpu_slots:
             data, digest = read_file(path)
             header = jpeg_header(data, self.max_pixels)
             if header is not None:

@@ -1,11 +1,12 @@
 """Tagging one batch of images for a job: the unit of work a Celery task runs (or the CLI runs
 in-process).
 
-Decode in DataLoader worker processes at the size the model needs (:mod:`tagger.decode`; nvJPEG
-on CUDA), embed and score in batches (:class:`mkt.runner.ImageRunner`: bf16 autocast on CUDA),
-and store each image's best label scores and its embedding in SQL in one transaction and a few
-bulk statements per batch on a writer thread (:mod:`tagger.batch_store`, :mod:`tagger.writer`),
-the three stages overlapping; the vector index follows within seconds (:mod:`indexer.sync`).
+Decode in processes that live as long as this one (:mod:`tagger.decode_pool`) at the size the
+model needs (:mod:`tagger.decode`; nvJPEG on CUDA), embed and score in batches
+(:class:`mkt.runner.ImageRunner`: bf16 autocast on CUDA), and store each image's best label
+scores and its embedding in SQL in one transaction and a few bulk statements per batch on a
+writer thread (:mod:`tagger.batch_store`, :mod:`tagger.writer`), the three stages overlapping;
+the vector index follows within seconds (:mod:`indexer.sync`).
 The job row says which model version and result parameters to use; this machine's settings say
 on which device, in which batch size, with how many decode workers. The task that runs the
 pipeline loads the database, the job and its model once and hands them over as a :class:`Work`
@@ -16,7 +17,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +34,7 @@ from indexer.store import StoreVersion
 from indexer.sync import maybe_sync
 from mkt.runner import ImageRunner
 from mkt.tagmodel import ImageEmbeddings, TagModel
+from tagger import decode_pool
 from tagger.batch_store import Encoded, store_batch
 from tagger.decode import IO_BATCH, PhotoFiles, collate, describe, rebatch, to_device
 from tagger.jobs.rows import JobInfo, JobParams, is_running
@@ -82,7 +85,6 @@ def tag_images(work: Work, image_ids: Sequence[int], progress: ProgressFn | None
                                                   .order_by(Image.id))]
     runner = runner_for(model, settings)
     label_ids, label_emb = label_embeddings(model, vocabulary(db), db, job.model_version_id)
-    loader, batch_size = _loader(settings, runner, items, job.params.max_pixels, job_id)
     counts, clock = [0, 0], dict.fromkeys(("decode wait", "device decode", "model", "writer wait"), 0.0)
 
     def write(item: tuple[dict[str, Any], Encoded]) -> None:
@@ -96,7 +98,8 @@ def tag_images(work: Work, image_ids: Sequence[int], progress: ProgressFn | None
 
     complete = True
     t0 = tick = time.perf_counter()
-    with BatchWriter(write) as writer:
+    with _decoded(settings, runner, items, job.params.max_pixels, job_id) as (loader, batch_size), \
+            BatchWriter(write) as writer:
         for batch in rebatch(loader, batch_size):
             tick = _lap(clock, "decode wait", tick)
             if not is_running(db, job_id):
@@ -120,24 +123,36 @@ def _lap(clock: dict[str, float], stage: str, since: float) -> float:
     return now
 
 
-def _loader(settings: Settings, runner: ImageRunner, items: list[tuple[int, bytes]], max_pixels: int,
-            job_id: int) -> tuple[DataLoader, int]:
+@contextmanager
+def _decoded(settings: Settings, runner: ImageRunner, items: list[tuple[int, bytes]], max_pixels: int,
+             job_id: int) -> Iterator[tuple[Iterable[dict[str, Any]], int]]:
+    """The task's files decoded in small batches (``IO_BATCH``), in order, and the model's batch
+    size: by this process's long-lived decode processes (:mod:`tagger.decode_pool`), or here
+    with no decode workers."""
     device = runner.device
     gpu_share = settings.gpu_decode if device.type == "cuda" and runner.geometry is not None else 0.0
     batch_size, workers = settings.batch_for(device.type), settings.workers_for(device.type)
     log.info("job %d: %d images on %s (batch %d, %d decode workers, %s)", job_id, len(items), runner.describe(),
              batch_size, workers, describe(runner.geometry, gpu_share))
+    files = PhotoFiles(items, runner.model.preprocess, max_pixels, runner.geometry, gpu_share)
+    if not workers:
+        yield DataLoader(files, batch_size=min(IO_BATCH, batch_size), num_workers=0, collate_fn=collate), batch_size
+        return
+    # Decode processes are forked, unless this process ran LibRaw (a RAW thumbnail, an in-process
+    # decode): its OpenMP pool does not survive a fork, so they start from a clean fork server then.
     # JPEG bytes bound for nvJPEG are not pinned: it copies them itself, and pinning 3 MB per
-    # photo would cost the pin-memory thread more than the copy saves.
-    # Workers are forked, unless this process ran LibRaw (a RAW thumbnail, an in-process decode):
-    # its OpenMP pool does not survive a fork, so they start from a clean fork server then.
-    context = None if not workers or fork_is_safe() else "forkserver"
-    loader = DataLoader(PhotoFiles(items, runner.model.preprocess, max_pixels, runner.geometry, gpu_share),
-                        batch_size=min(IO_BATCH, batch_size), num_workers=workers, collate_fn=collate,
-                        multiprocessing_context=context,
-                        pin_memory=device.type == "cuda" and gpu_share == 0, persistent_workers=False,
-                        prefetch_factor=2 if workers else None)
-    return loader, batch_size
+    # photo would cost more than the copy saves.
+    pin = device.type == "cuda" and gpu_share == 0
+    with decode_pool.lease(workers, None if fork_is_safe() else "forkserver") as pool:
+        with closing(pool.batches(files, min(IO_BATCH, batch_size))) as batches:
+            yield (_pinned(batches) if pin else batches), batch_size
+
+
+def _pinned(batches: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    for batch in batches:
+        if batch["pixels"] is not None:
+            batch["pixels"] = batch["pixels"].pin_memory()
+        yield batch
 
 
 def as_stored(emb: ImageEmbeddings) -> ImageEmbeddings:

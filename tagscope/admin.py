@@ -66,7 +66,7 @@ def worker(ctx: click.Context, concurrency: int, device: str | None, batch_size:
     database(settings)  # migrate / check the schema before taking work
     app = celery_app(settings)
     attach_sweeper(app, settings)  # this process consumes: it hands out again what dead workers held
-    # Solo pool: the task itself starts DataLoader processes, which a prefork child may not do.
+    # Solo pool: the tasks' process starts its decode processes, which a prefork child may not do.
     pool = "solo" if concurrency == 1 else "threads"
     argv = ["worker", f"--pool={pool}", f"--concurrency={concurrency}", "-Q", TASK_QUEUE,
             "--loglevel=INFO", *(["--beat", *beat_argv(settings)] if with_beat else []), *celery_args]

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--model", help="Model spec (TAGSCOPE_MODEL): open_clip:ARCH:PRETRAINED, mkt:PATH, synthetic.")
 @click.option("--batch-size", type=int, help="Images per inference batch (in-process tagging; workers use theirs).")
-@click.option("--loader-workers", type=int, help="DataLoader processes decoding images (in-process tagging).")
+@click.option("--loader-workers", type=int, help="Decode processes (in-process tagging; 0: decode here).")
 @click.option("--top-n", type=int, help="Tags stored per image at most.")
 @click.option("--min-score", type=float, help="Only store tags scoring at least this.")
 @click.option("--device", help="cpu, cuda, cuda:1 ... (in-process tagging; workers use their own).")

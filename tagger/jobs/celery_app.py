@@ -20,10 +20,10 @@ Settings that matter for long GPU batches, and why:
   Shorter would send running tasks again (harmless, but wasted deliveries); longer only delays
   what the sweeper does anyway.
 - The pool is ``solo`` (``tagscope worker``): one process per GPU that keeps the model loaded
-  and starts DataLoader decode processes itself (a prefork child may not have children; forking
-  after CUDA is initialised is unsafe). Scale with more worker processes, one per GPU
+  and starts its decode processes itself, once, at its first task (:mod:`tagger.decode_pool`; a
+  prefork child may not have children). Scale with more worker processes, one per GPU
   (``--device cuda:N``). Recycling: the solo pool has no ``max_tasks_per_child``; memory stays
-  flat because the model is cached once per process and decode processes end with each task;
+  flat because the model is cached once per process and the decode processes serve task after task;
   restart workers from the process supervisor (systemd ``Restart=always``) if a driver leaks.
 - RabbitMQ closes a channel whose message stays unacknowledged past its ``consumer_timeout``
   (30 min by default): keep a task (``task_size`` images) well under it.
