@@ -46,6 +46,12 @@ def display_path(path: str | os.PathLike[str] | bytes) -> str:
     so it is safe to log or store in PostgreSQL. It is for display only: it cannot be opened.
     """
     text = os.fsdecode(path)
+    if "\x00" not in text:
+        try:
+            text.encode("utf-8")  # no surrogates (the usual name): shown as it is
+            return text
+        except UnicodeEncodeError:
+            pass
     out: list[str] = []
     for char in text:
         code = ord(char)
