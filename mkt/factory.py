@@ -32,6 +32,7 @@ from mkt.calibration import Constants
 from mkt.runtime import available, split_version
 from mkt.runtime import resolve as resolve_runtime
 from mkt.tagmodel import DEFAULT_TEMPLATE, TagModel
+from mkt.weights import building, file_digest, skipped_init
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +140,8 @@ def register_arch(arch: str, config: dict) -> None:
 def model_from_bundle(bundle: Bundle, spec: str) -> TagModel:
     """Instantiate a bundle through open_clip's factory and load its weights."""
     register_arch(bundle.arch, bundle.model_config)
-    with _quiet_open_clip():  # "no pretrained weights loaded": the bundle's come next
+    # "no pretrained weights loaded": the bundle's come next, every one (else the error below)
+    with _quiet_open_clip(), skipped_init():
         clip, _, preprocess = open_clip.create_model_and_transforms(bundle.arch, pretrained=None)
     missing, unexpected = clip.load_state_dict(bundle.state_dict, strict=False)
     if missing or unexpected:
@@ -176,13 +178,14 @@ def _open_clip_model(spec: ModelSpec) -> TagModel:
     if not spec.pretrained:
         warnings.warn(f"open_clip:{spec.arch} has random weights: its tags are meaningless "
                       "(use it for benchmarks only)", stacklevel=3)
-        torch.manual_seed(0)  # deterministic random weights, so the version id is stable
-        clip, _, preprocess = open_clip.create_model_and_transforms(spec.arch, pretrained=None)
+        with building():
+            torch.manual_seed(0)  # deterministic random weights, so the version id is stable
+            clip, _, preprocess = open_clip.create_model_and_transforms(spec.arch, pretrained=None)
         version_key = f"{spec.arch}|random-seed0"
     else:
         weights = Path(spec.pretrained).expanduser()
         if weights.is_file():
-            version_key = f"{spec.arch}|file|{_file_digest(weights)}"
+            version_key = f"{spec.arch}|file|{file_digest(weights)}"
             pretrained = str(weights)
         elif spec.pretrained in open_clip.list_pretrained_tags_by_model(spec.arch):
             version_key = f"{spec.arch}|{spec.pretrained}"
@@ -195,8 +198,10 @@ def _open_clip_model(spec: ModelSpec) -> TagModel:
             raise TagscopeError(f"{spec.pretrained!r} is neither a file nor a pretrained tag of {spec.arch} "
                                 f"(tags: {tags})")
         try:
-            with _quiet_open_clip():
-                clip, _, preprocess = open_clip.create_model_and_transforms(spec.arch, pretrained=pretrained)
+            # open_clip loads a whole checkpoint strictly: every initial value would be overwritten
+            with _quiet_open_clip(), skipped_init():
+                clip, _, preprocess = open_clip.create_model_and_transforms(spec.arch, pretrained=pretrained,
+                                                                            require_pretrained=True)
         except Exception as exc:  # hub, network and file errors come in many types
             raise offline_error(spec, "HF_HUB_OFFLINE is set" if hub_offline() else type(exc).__name__) from exc
     version = hashlib.sha256(f"open_clip|{version_key}|{DEFAULT_TEMPLATE}".encode()).hexdigest()[:12]
@@ -223,11 +228,3 @@ def check_text_tower(arch: str) -> None:
     if not isinstance(cached, str) and hub_offline():
         raise TagscopeError(f"the tokenizer and text config of {hf_name} ({arch}'s text tower) are not cached and "
                             "HF_HUB_OFFLINE is set: run once with internet and HF_HUB_OFFLINE unset")
-
-
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()[:16]

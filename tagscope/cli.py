@@ -10,7 +10,7 @@ import click
 
 from tagscope.admin import db, index, worker
 from tagscope.collection import demo, search, serve, show, status, tag
-from tagscope.common import standalone
+from tagscope.common import leave, standalone
 from tagscope.duplicates import duplicates
 from tagscope.exchange import export, import_
 from tagscope.feedback import feedback
@@ -45,10 +45,12 @@ def main() -> None:
     standalone()
     try:
         cli(prog_name="tagscope")
+    except SystemExit as done:  # click's way out, every command's: its files, writes and log are done
+        # Spare the exit the garbage collector's passes over every object left (torch, open_clip,
+        # the model: seconds after a `tag`) and the modules' teardown (issue 23).
+        gc.freeze()
+        leave(done.code)
     finally:
-        # The process ends here: spare the interpreter's exit the garbage collector's passes over
-        # every object left (torch, open_clip, the model: seconds after a `tag`, issue 23). The
-        # command is over: its files, database writes and log are done.
         gc.freeze()
 
 

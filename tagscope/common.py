@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import atexit
 import gc
+import os
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -57,6 +60,27 @@ def heavy_imports() -> Iterator[None]:
     finally:
         gc.freeze()
         gc.enable()
+
+
+def leave(code: object) -> NoReturn:
+    """End this command's process as the interpreter would (non-daemon threads joined, ``atexit``
+    handlers run: decode processes stopped, logs and output flushed) and skip the rest: tearing
+    down every module of torch, open_clip and the model took ~0.5 s of each ``tag`` (issue 23).
+    ``code`` as :class:`SystemExit` takes it."""
+    if code is not None and not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    main = threading.main_thread()
+    for thread in threading.enumerate():
+        if thread is not main and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more can reach it anyway
+            pass
+    os._exit(code or 0)
 
 
 def settings_for(ctx: click.Context, **overrides: Any) -> Settings:

@@ -1,5 +1,6 @@
 """Every model spec kind builds a tag model with the same interface (parametrised, as timm does)."""
 
+import os
 import time
 
 import pytest
@@ -182,3 +183,39 @@ def test_offline_mode_is_read_once_as_the_hub_client_reads_it(monkeypatch, value
             check_offline_weights(spec)
     else:
         check_offline_weights(spec)  # no probe asked: online means the real loader decides
+
+
+def test_weights_loaded_strictly_skip_the_random_init_and_a_missing_one_is_an_error(tmp_path):
+    """A pretrained build skips initialising what the load overwrites (mkt.weights); every
+    weight must then come from the file, and the fillers are themselves again afterwards."""
+    ref = create_tag_model("synthetic")
+    state = ref.clip.state_dict()
+    weights = tmp_path / "tiny.pt"
+    torch.save(state, weights)
+    model = create_tag_model(f"open_clip:tagscope-tiny:{weights}")
+    loaded = model.clip.state_dict()
+    assert loaded.keys() == state.keys() and all(torch.equal(loaded[k], state[k]) for k in state)
+    partial = tmp_path / "partial.pt"
+    torch.save({k: v for k, v in state.items() if k != "visual.proj"}, partial)
+    with pytest.raises(TagscopeError, match="cannot load weights"):
+        create_tag_model(f"open_clip:tagscope-tiny:{partial}")
+    assert torch.zeros(64).normal_().std() > 0.5 and torch.nn.Linear(8, 8).weight.abs().sum() > 0
+
+
+def test_a_weights_files_digest_is_remembered_until_the_file_changes(tmp_path, monkeypatch):
+    import hashlib
+
+    from mkt import weights as w
+
+    monkeypatch.setenv("TAGSCOPE_RUNTIME_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / "w.bin"
+    path.write_bytes(b"a" * 1000)
+    assert w.file_digest(path) == hashlib.sha256(b"a" * 1000).hexdigest()[:16]
+    hashed = []
+    real_sha = hashlib.sha256
+    monkeypatch.setattr(w.hashlib, "sha256", lambda *a: hashed.append(1) or real_sha(*a))
+    assert w.file_digest(path) == real_sha(b"a" * 1000).hexdigest()[:16] and not hashed  # remembered
+    before = path.stat()
+    path.write_bytes(b"b" * 1000)  # same size, new bytes, a later mtime
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000))
+    assert w.file_digest(path) == real_sha(b"b" * 1000).hexdigest()[:16] and hashed == [1]
