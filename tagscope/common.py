@@ -70,10 +70,10 @@ def leave(code: object) -> NoReturn:
     if code is not None and not isinstance(code, int):
         print(code, file=sys.stderr)
         code = 1
-    main = threading.main_thread()
-    for thread in threading.enumerate():
-        if thread is not main and not thread.daemon:
-            thread.join()
+    shutdown = getattr(threading, "_shutdown", None)  # the interpreter's own first step of an exit
+    if shutdown is None:
+        sys.exit(code)
+    shutdown()  # thread pools told to stop (their exit hooks), then every non-daemon thread joined
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:

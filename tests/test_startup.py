@@ -70,3 +70,32 @@ def test_heavy_imports_leave_the_collector_alone_inside_another_program():
 def test_a_command_in_a_process_of_its_own_still_exits_cleanly(tmp_path):
     proc = run_cli("status", "--json", home=tmp_path / "home", process=True, timeout=120)
     assert '"images"' in proc.stdout
+
+
+def test_leaving_early_stops_thread_pools_runs_exit_handlers_and_keeps_the_code(tmp_path):
+    """tagscope.common.leave: as the interpreter's exit (a pool's idle worker threads are told to
+    stop, non-daemon threads joined, atexit handlers run, output flushed), then no teardown."""
+    import subprocess
+    import sys
+
+    marker = tmp_path / "atexit-ran"
+    script = ("import atexit, sys, threading, time\n"
+              "from concurrent.futures import ThreadPoolExecutor\n"
+              "from tagscope.common import leave\n"
+              "pool = ThreadPoolExecutor(2); pool.submit(time.sleep, 0.1).result()\n"
+              "t = threading.Thread(target=time.sleep, args=(0.5,)); t.start()\n"
+              f"atexit.register(lambda: open({str(marker)!r}, 'w').write('yes'))\n"
+              "print('out', end=''); sys.stderr.write('err')\n"
+              "leave(3)\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                          cwd=str(__import__("tests.conftest", fromlist=["ROOT"]).ROOT))
+    assert (proc.returncode, proc.stdout, proc.stderr) == (3, "out", "err")
+    assert marker.read_text() == "yes"
+
+
+def test_a_tag_in_a_process_of_its_own_ends(tmp_path, synthetic_photos):
+    from .conftest import photos_subset
+
+    photos = photos_subset(synthetic_photos, tmp_path / "photos", 12)
+    proc = run_cli("tag", str(photos), "--model", "synthetic", home=tmp_path / "home", process=True, timeout=180)
+    assert "12 processed" in proc.stderr + proc.stdout
