@@ -4,7 +4,7 @@ alone (issue 23 point 5), in one run.
     python -m bench.fixed_cost [--n 96,256] [--repeats 3] [--runtime torch] [--model open_clip:ViT-B-32]
                                [--size 4032x3024] [--work DIR] [--runtime-cache DIR]
                                [--compare TREE --name after --compare-name before] [--no-trace]
-                               [--weights-file]
+                               [--weights-file] [--threads N] [--loader-workers N]
 
 1. photo-sized JPEGs (bench/photos.py), one collection (``TAGSCOPE_HOME``) per size and runtime,
    each tagged once untimed (labels encoded and stored, an exported tower cached for ``auto``);
@@ -77,7 +77,10 @@ def setup(args) -> tuple[Path, dict[int, Path], dict[int, dict[str, str]], list[
     cache = args.runtime_cache or str(work / "runtimes")
     envs = {n: {**base, "TAGSCOPE_HOME": str(work / f"home-{args.runtime}-{n}"), "TAGSCOPE_MODEL": args.model,
                 "TAGSCOPE_RUNTIME": args.runtime, "TAGSCOPE_DEVICE": "cpu", "TAGSCOPE_RUNTIME_CACHE": cache,
-                "PYTHONWARNINGS": "ignore"} for n in sizes}
+                "PYTHONWARNINGS": "ignore",
+                **({"OMP_NUM_THREADS": str(args.threads)} if args.threads else {}),
+                **({"TAGSCOPE_LOADER_WORKERS": str(args.loader_workers)} if args.loader_workers is not None else {})}
+            for n in sizes}
     for n in sizes:  # untimed first runs: labels encoded and stored, an exported tower cached
         subprocess.run([sys.executable, "-m", "tagscope", "tag", str(folders[n])], env=envs[n], cwd=ROOT,
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -175,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compare-name", default="compare", help="the other tree's name in the output")
     parser.add_argument("--weights-file", action="store_true",
                         help="load --model's weights from a file, as pretrained weights load (its random ones, saved)")
+    parser.add_argument("--threads", type=int, help="the model's threads (OMP_NUM_THREADS; model-only too)")
+    parser.add_argument("--loader-workers", type=int, help="decode processes (TAGSCOPE_LOADER_WORKERS)")
     parser.add_argument("--no-trace", action="store_true", help="skip the traced runs (the breakdown)")
     args = parser.parse_args(argv)
     args.sizes = [int(v) for v in args.n.split(",")]
@@ -195,6 +200,10 @@ def _model(env: dict[str, str]):
     from core.settings import load_settings
     from mkt.factory import get_model
 
+    if env.get("OMP_NUM_THREADS"):
+        import torch
+
+        torch.set_num_threads(int(env["OMP_NUM_THREADS"]))
     settings = load_settings(environ=env)
     model = get_model(settings.tagging_model, "cpu", runtime=settings.runtime)
     return model, settings.batch_for("cpu"), settings
