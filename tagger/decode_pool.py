@@ -156,6 +156,9 @@ class lease:  # noqa: N801 - used as a context manager, like open()
                 if pool.workers == self.workers and not pool.broken and all(p.is_alive() for p in pool.procs):
                     self.pool = _free.pop(n)
                     return self.pool
+            stale, _free[:] = list(_free), []  # another size of pool (settings changed), or broken
+        for pool in stale:
+            pool.close()
         self.pool = DecodePool(self.workers, self.context)
         return self.pool
 

@@ -131,3 +131,12 @@ def test_jobs_in_one_process_share_the_decode_processes(tmp_path, synthetic_phot
     pids = [p.pid for p in decode_pool._free[0].procs]
     assert "24 processed" in run_job(settings, [str(photos)], retag=True)
     assert [[p.pid for p in pool.procs] for pool in decode_pool._free] == [pids]
+
+
+def test_a_pool_of_another_size_replaces_the_idle_one(files):
+    with decode_pool.lease(2) as pool:
+        two = pool.procs
+    with decode_pool.lease(1) as pool:
+        assert len(pool.procs) == 1
+        _same(list(pool.batches(files.part(0, 8), 4)), _here(files.part(0, 8), 4))
+    assert not any(p.is_alive() for p in two) and len(decode_pool._free) == 1
