@@ -10,6 +10,9 @@ is abandoned: what its chunks still bring back is dropped, and chunks not yet st
 skipped. A decode process that dies (a decoder crashing on a file, the OOM killer) breaks the
 pool: the task fails with one line and runs again (its lease), on a new pool.
 
+On a GPU, CPU-decoded batches are pinned for a non-blocking copy on a thread of their own, a
+couple of batches ahead of the model (:func:`ahead`, as a DataLoader's pin-memory thread).
+
 Processes start once per pool and end with this process: daemons, which also leave by
 themselves when their parent is gone (killed). One pool serves one stream at a time; a worker
 running several tasks at once (``--concurrency``, threads) gets a pool per task in flight.
@@ -23,7 +26,7 @@ import queue
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -136,6 +139,48 @@ class DecodePool:
             if p.is_alive():
                 p.kill()
                 p.join(timeout=1)
+
+
+def ahead(batches: Iterator[dict[str, Any]], prepare: Callable[[dict[str, Any]], dict[str, Any]],
+          depth: int = 2) -> Iterator[dict[str, Any]]:
+    """``prepare(batch)`` for each batch on a thread of its own, up to ``depth`` batches ahead of
+    the consumer (pinning pixels for a non-blocking copy to the GPU, as a DataLoader's pin-memory
+    thread did). Closing this generator stops the thread before returning, so ``batches`` may be
+    closed next."""
+    out: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: tuple[str, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                out.put(item, timeout=POLL_SECONDS / 4)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run() -> None:
+        try:
+            for batch in batches:
+                if not put(("batch", prepare(batch))):
+                    return
+            put(("end", None))
+        except BaseException as exc:  # handed to the consumer, raised there
+            put(("error", exc))
+
+    thread = threading.Thread(target=run, name="tagscope-prepare", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, item = out.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 _free: list[DecodePool] = []

@@ -145,14 +145,17 @@ def _decoded(settings: Settings, runner: ImageRunner, items: list[tuple[int, byt
     pin = device.type == "cuda" and gpu_share == 0
     with decode_pool.lease(workers, None if fork_is_safe() else "forkserver") as pool:
         with closing(pool.batches(files, min(IO_BATCH, batch_size))) as batches:
-            yield (_pinned(batches) if pin else batches), batch_size
+            if not pin:
+                yield batches, batch_size
+                return
+            with closing(decode_pool.ahead(batches, _pin)) as pinned:  # stopped before batches closes
+                yield pinned, batch_size
 
 
-def _pinned(batches: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    for batch in batches:
-        if batch["pixels"] is not None:
-            batch["pixels"] = batch["pixels"].pin_memory()
-        yield batch
+def _pin(batch: dict[str, Any]) -> dict[str, Any]:
+    if batch["pixels"] is not None:
+        batch["pixels"] = batch["pixels"].pin_memory()
+    return batch
 
 
 def as_stored(emb: ImageEmbeddings) -> ImageEmbeddings:

@@ -140,3 +140,31 @@ def test_a_pool_of_another_size_replaces_the_idle_one(files):
         assert len(pool.procs) == 1
         _same(list(pool.batches(files.part(0, 8), 4)), _here(files.part(0, 8), 4))
     assert not any(p.is_alive() for p in two) and len(decode_pool._free) == 1
+
+
+def test_batches_prepared_ahead_on_a_thread_come_in_order_and_stop_when_closed(files):
+    """decode_pool.ahead: what pins pixels for the GPU (CUDA only, so here a marker stands in for
+    pin_memory); errors reach the consumer; closing it stops the thread, then the pool's stream closes."""
+    import threading
+
+    def mark(batch):
+        batch["prepared_on"] = threading.current_thread().name
+        return batch
+
+    with decode_pool.lease(2) as pool:
+        got = list(decode_pool.ahead(pool.batches(files, 4), mark))
+        _same(got, _here(files, 4))
+        assert {b["prepared_on"] for b in got} == {"tagscope-prepare"}
+        stream = pool.batches(files, 4)
+        early = decode_pool.ahead(stream, mark)
+        next(early)
+        early.close()
+        assert not [t for t in threading.enumerate() if t.name == "tagscope-prepare"]
+        stream.close()  # no longer running on the thread: closes cleanly
+        _same(list(pool.batches(files.part(0, 8), 4)), _here(files.part(0, 8), 4))
+
+    def fail(batch):
+        raise ValueError("cannot pin")
+
+    with pytest.raises(ValueError, match="cannot pin"):
+        list(decode_pool.ahead(iter([{"pixels": None}]), fail))
