@@ -44,15 +44,17 @@ class DecodeWorkerDied(RuntimeError):
     pass
 
 
-def _serve(tasks: Any, results: Any, current: Any, parent: int) -> None:
+def _serve(tasks: Any, results: Any, current: Any) -> None:
     """A decode process: chunks in, collated batches out, until told to stop or orphaned."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # ^C is the parent's to handle
     torch.set_num_threads(1)
+    # The process that started this one (with a fork server, not the OS parent): gone = orphaned.
+    parent = mp.parent_process()
     while True:
         try:
             msg = tasks.get(timeout=POLL_SECONDS)
         except queue.Empty:
-            if os.getppid() != parent:
+            if parent is not None and not parent.is_alive():
                 return
             continue
         if msg is None:
@@ -73,11 +75,11 @@ class DecodePool:
 
     def __init__(self, workers: int, context: str | None = None) -> None:
         ctx = mp.get_context(context or "fork")
-        self.workers = workers
+        self.workers, self.owner = workers, os.getpid()
         self.tasks, self.results = ctx.Queue(), ctx.Queue()
         self.current = ctx.Value("q", 0, lock=False)
         self.broken = False
-        self.procs = [ctx.Process(target=_serve, args=(self.tasks, self.results, self.current, os.getpid()),
+        self.procs = [ctx.Process(target=_serve, args=(self.tasks, self.results, self.current),
                                   name=f"tagscope-decode-{n}", daemon=True) for n in range(workers)]
         for p in self.procs:
             p.start()
@@ -197,6 +199,8 @@ class lease:  # noqa: N801 - used as a context manager, like open()
 
     def __enter__(self) -> DecodePool:
         with _lock:
+            # A forked copy of this process (a server's worker) inherits the list, not the pools.
+            _free[:] = [pool for pool in _free if pool.owner == os.getpid()]
             for n, pool in enumerate(_free):
                 if pool.workers == self.workers and not pool.broken and all(p.is_alive() for p in pool.procs):
                     self.pool = _free.pop(n)

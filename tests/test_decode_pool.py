@@ -57,14 +57,16 @@ def _same(a: list[dict], b: list[dict]) -> None:
         assert torch.equal(x["pixels"], y["pixels"])
 
 
-def test_batches_equal_decoding_here_and_the_processes_serve_task_after_task(files):
+@pytest.mark.parametrize("context", [None, "forkserver"])  # forkserver: after LibRaw ran in this process
+def test_batches_equal_decoding_here_and_the_processes_serve_task_after_task(files, context):
     expected = _here(files, 6)
-    with decode_pool.lease(2) as pool:
+    with decode_pool.lease(2, context) as pool:
         pids = [p.pid for p in pool.procs]
         _same(list(pool.batches(files, 6)), expected)
     assert [it["id"] for it in expected[1]["failed"]] == [1007]  # the broken file: a reason, not an exception
-    with decode_pool.lease(2) as pool:  # the next task: the same processes
-        assert [p.pid for p in pool.procs] == pids
+    time.sleep(decode_pool.POLL_SECONDS * 1.5)  # idle between tasks: the processes wait, they do not leave
+    with decode_pool.lease(2, context) as pool:  # the next task: the same processes
+        assert [p.pid for p in pool.procs] == pids and all(p.is_alive() for p in pool.procs)
         _same(list(pool.batches(files.part(10, 40), 6)), _here(files.part(10, 40), 6))
 
 
@@ -92,9 +94,10 @@ def test_a_killed_decode_process_fails_the_task_in_one_line_and_the_next_gets_ne
 
 
 @pytest.mark.worker
-def test_decode_processes_leave_when_their_parent_is_killed(tmp_path):
+@pytest.mark.parametrize("context", ["fork", "forkserver"])
+def test_decode_processes_leave_when_their_parent_is_killed(tmp_path, context):
     script = ("import sys; from tagger import decode_pool\n"
-              "pool = decode_pool.DecodePool(2)\n"
+              f"pool = decode_pool.DecodePool(2, {context!r})\n"
               "print(' '.join(str(p.pid) for p in pool.procs), flush=True)\n"
               "import time; time.sleep(600)\n")
     with subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, text=True) as parent:
