@@ -8,13 +8,14 @@ of the walk. Decoding the files is :mod:`core.images`' job.
 from __future__ import annotations
 
 import errno
+import hashlib
 import logging
 import os
 import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-__all__ = ["SIDECAR_EXTENSIONS", "FoundFile", "display_path", "walk_files"]
+__all__ = ["SIDECAR_EXTENSIONS", "FoundFile", "display_path", "file_sha256", "walk_files"]
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +63,15 @@ def display_path(path: str | os.PathLike[str] | bytes) -> str:
         else:
             out.append(char)
     return "".join(out)
+
+
+def file_sha256(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
+    """The hex SHA-256 of a file's bytes, read ``chunk`` bytes at a time (OSError propagates)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _is_sidecar(name: str) -> bool:

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import threading
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from core.files import file_sha256
 from mkt.runtime import cache_root
 
 # The in-place fillers initialisation goes through: torch.nn.init's functions (nn.Linear,
@@ -79,11 +79,7 @@ def file_digest(path: Path) -> str:
     entry = known.get(real)
     if isinstance(entry, dict) and entry.get("stamp") == stamp and isinstance(entry.get("digest"), str):
         return entry["digest"]
-    h = hashlib.sha256()
-    with open(real, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            h.update(chunk)
-    digest = h.hexdigest()[:16]
+    digest = file_sha256(real, 1 << 22)[:16]
     known[real] = {"stamp": stamp, "digest": digest}
     try:  # a cache: a read-only home only costs the next start the hashing again
         memo.parent.mkdir(parents=True, exist_ok=True)

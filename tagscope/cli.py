@@ -46,12 +46,9 @@ def main() -> None:
     try:
         cli(prog_name="tagscope")
     except SystemExit as done:  # click's way out, every command's: its files, writes and log are done
-        # Spare the exit the garbage collector's passes over every object left (torch, open_clip,
-        # the model: seconds after a `tag`) and the modules' teardown (issue 23).
-        gc.freeze()
-        leave(done.code)
+        leave(done.code)  # no module teardown, no collector passes over torch and the model (issue 23)
     finally:
-        gc.freeze()
+        gc.freeze()  # an uncaught error's exit: spare it the collector's passes at least
 
 
 if __name__ == "__main__":

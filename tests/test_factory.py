@@ -213,7 +213,8 @@ def test_a_weights_files_digest_is_remembered_until_the_file_changes(tmp_path, m
     assert w.file_digest(path) == hashlib.sha256(b"a" * 1000).hexdigest()[:16]
     hashed = []
     real_sha = hashlib.sha256
-    monkeypatch.setattr(w.hashlib, "sha256", lambda *a: hashed.append(1) or real_sha(*a))
+    real_file_sha = w.file_sha256
+    monkeypatch.setattr(w, "file_sha256", lambda *a: hashed.append(1) or real_file_sha(*a))
     assert w.file_digest(path) == real_sha(b"a" * 1000).hexdigest()[:16] and not hashed  # remembered
     before = path.stat()
     path.write_bytes(b"b" * 1000)  # same size, new bytes, a later mtime

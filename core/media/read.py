@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 
 from PIL import Image
 
+from core.files import file_sha256
 from core.images import (
     DEFAULT_MAX_PIXELS,
     ImageDecodeError,
@@ -132,14 +133,10 @@ def _raw_capture(data: bytes) -> Capture:
 
 
 def _file_digest(path: str) -> str:
-    h = hashlib.sha256()
     try:
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(_HASH_CHUNK), b""):
-                h.update(chunk)
+        return file_sha256(path, _HASH_CHUNK)
     except OSError as exc:
         raise ImageDecodeError(f"cannot read file: {exc.strerror or exc}") from exc
-    return h.hexdigest()
 
 
 def _mtime(path: str) -> float | None:
