@@ -98,6 +98,10 @@ def run_job_through(fault, env: dict[str, str], home: Path, url: str, photos: Pa
     """Queue ``photos``, start a worker, apply ``fault()`` mid-job: the seconds from the end of the
     fault until the job is done (bounded by a lease). The worker must live through it."""
     run_cli("tag", str(photos), "--no-wait", home=home, **env)
+    return _through(fault, env, home, url, n)
+
+
+def _through(fault, env: dict[str, str], home: Path, url: str, n: int) -> float:
     worker = start_worker(home, env, "--loader-workers", "0")
     try:
         wait_tagged(url, n // 5)
@@ -108,6 +112,27 @@ def run_job_through(fault, env: dict[str, str], home: Path, url: str, photos: Pa
         stop_worker(worker)
     assert_tagged_once(url, n)
     return took
+
+
+def follow_job_through(fault, env: dict[str, str], home: Path, url: str, photos: Path, n: int) -> str:
+    """As :func:`run_job_through`, ``tagscope tag`` waiting for the job as a user runs it (no
+    ``--no-wait``): it must follow the job through the fault and end with its summary (its output)."""
+    home.mkdir(parents=True, exist_ok=True)
+    with open(home / "tag.log", "w") as out:
+        tag = subprocess.Popen([sys.executable, "-m", "tagscope", "tag", str(photos)], cwd=ROOT,
+                               env=tagscope_env(home, PYTHONPATH=str(ROOT), **env), stdout=out,
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_until(lambda: tolerant(lambda: job_state(url)) == "running", timeout=120, every=0.2,
+                   what="the job queued by `tagscope tag`")
+        _through(fault, env, home, url, n)
+        rc = tag.wait(timeout=60)
+    finally:
+        if tag.poll() is None:
+            os.killpg(tag.pid, signal.SIGKILL)
+    output = (home / "tag.log").read_text()
+    assert rc == 0, output[-4000:]
+    return output
 
 
 def outage(service, seconds: float):
@@ -134,12 +159,17 @@ def test_a_job_goes_on_through_a_postgresql_restart(postgres, synthetic_photos, 
     home = tmp_path / "home"
     env = {**JOB_ENV, "TAGSCOPE_DATABASE_URL": postgres.url, "TAGSCOPE_BROKER_URL": "embedded"}
     run_cli("db", "upgrade", home=home, **env)
-    took = run_job_through(outage(postgres, 3), env, home, postgres.url, synthetic_photos, 480)
+    started = time.monotonic()
+    output = follow_job_through(outage(postgres, 3), env, home, postgres.url, synthetic_photos, 480)
     log = (home / "worker.log").read_text()
     # The task the restart broke waited for the database and went on (no lease lost, no task failed).
     assert "the database is unreachable" in log and "the database answers again" in log, log[-4000:]
     assert "Traceback" not in log, log[-4000:]
-    print(f"PostgreSQL restart (3 s down): job done {took:.1f} s after it came back")
+    # So did the `tagscope tag` following the job: it waited, then printed the job's summary.
+    assert "following job 1: the database is unreachable" in output, output[-4000:]
+    assert "job 1: 480 processed this run (0 failed)" in output and "480 tagged" in output, output[-4000:]
+    assert "Traceback" not in output, output[-4000:]
+    print(f"PostgreSQL restart (3 s down): job and `tagscope tag` done in {time.monotonic() - started:.1f} s")
 
 
 @pytest.mark.parametrize("broker", ["redis", "rabbitmq"])

@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from core.db import DUPLICATE, FAILED, TAGGED, Database, Image, Job, get_database
 from core.errors import TagscopeError
+from core.outage import through_outages
 from core.settings import Settings
 from core.sql_in import one_of
 from indexer.store import StoreVersion
@@ -56,8 +57,10 @@ def run_job(settings: Settings, paths: Sequence[str], *, retry_failed: bool = Fa
                         f"{len(task_ids)} tasks (see `tagscope jobs show {job_id}`)")
             wait_for_job(db, job_id, bar, echo, poll_seconds)
     if settings.keep_index:
-        sync_index(settings, db, StoreVersion(started.model_version_id, model.version, model.embed_dim), role="cli")
-    return _summary(db, job_id, started.found.image_ids, time.time() - t0)
+        version = StoreVersion(started.model_version_id, model.version, model.embed_dim)
+        through_outages(db, lambda: sync_index(settings, db, version, role="cli"), f"indexing job {job_id}")
+    seconds = time.time() - t0
+    return through_outages(db, lambda: _summary(db, job_id, started.found.image_ids, seconds), f"job {job_id}")
 
 
 def _run_here(app: Celery, job_id: int, task_ids: Sequence[int], bar: tqdm) -> None:
@@ -85,11 +88,16 @@ def wait_for_job(db: Database, job_id: int, bar: tqdm | None = None, echo: Echo 
                  poll_seconds: float = 0.5) -> str:
     """Wait until the job ends (done, failed, cancelled), following its progress; its state."""
     last_progress, last_seen, hinted = time.time(), 0, False
-    while True:
+
+    def look() -> tuple[int, int, str, str | None]:
         with db.session() as s:
             job = s.get(Job, job_id)
             done, failed = jobs.progress(s, job)
-            state, error = job.state, job.error
+            return done, failed, job.state, job.error
+
+    while True:
+        # The workers ride out a database restart (core.outage): so does the command following them.
+        done, failed, state, error = through_outages(db, look, f"following job {job_id}")
         if state == "failed":
             raise TagscopeError(f"job {job_id} failed: {error}")
         if done + failed > last_seen:
