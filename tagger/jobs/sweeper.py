@@ -16,7 +16,8 @@ every quarter lease:
 3. scans of scheduled jobs whose worker died are sent again (:mod:`tagger.jobs.start`);
 4. running jobs whose tasks are all done but that nobody closed (the closing worker died
    between the two writes) are closed;
-5. index changes nobody applied (the worker that was to merge them died) are merged.
+5. index changes nobody applied (the worker that was to merge them died) are merged;
+6. on the embedded broker, messages it delivered are deleted (:mod:`tagger.jobs.broker_tidy`).
 
 So a job survives killed workers within about a lease and a quarter of the last restart
 (a lost message: a quarter lease after the queue drains, at least :data:`IDLE_PROOF_S`),
@@ -40,7 +41,7 @@ from core.outage import outage_reason
 from core.settings import Settings
 from indexer.store import StoreVersion
 from indexer.sync import sync_index
-from tagger.jobs import leases
+from tagger.jobs import broker_tidy, leases
 from tagger.jobs import rows as jobs
 from tagger.jobs.close import close_job_if_complete
 
@@ -92,6 +93,8 @@ def sweep(app: Any, settings: Settings) -> dict[str, int]:
     if any(counts.values()):
         log.warning("sweeper: sent again %d expired and %d lost task(s), %d scan(s); closed %d job(s)",
                     counts["expired"], counts["lost"], counts["scans"], counts["closed"])
+    url = str(app.conf.broker_url or "")
+    counts["delivered_deleted"] = broker_tidy.delete_delivered(url) if broker_tidy.is_sql_broker(url) else 0
     return counts
 
 
