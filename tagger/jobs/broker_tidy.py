@@ -2,7 +2,7 @@
 
 kombu's SQL transport (``TAGSCOPE_BROKER_URL=embedded``: ``<home>/broker.sqlite``) never deletes
 a message it hands out: it marks the row invisible (``visible = false``) and keeps it, payload and
-all. A nightly job adds a row per task, beat one per tick (a minute by default: half a million a
+all. A nightly job adds a row per task, beat one per tick (every 5 s by default: over 6 million a
 year), and every poll of every worker (each second, inside a write transaction on SQLite) reads
 past them. Nothing reads an invisible row again: an unacknowledged message that goes back to the
 queue (a warm shutdown) is written anew, and one a killed consumer held is lost either way (the
