@@ -15,13 +15,15 @@ from typing import Any, NoReturn
 import click
 
 from core.db import Database, get_database
-from core.errors import report_user_errors
+from core.errors import TagscopeError, report_user_errors
+from core.outage import outage_reason
 from core.settings import Settings, load_settings
 
 
 def fail_cleanly(fn: Callable) -> Callable:
     """User errors become one line on stderr and exit status 2 (:func:`core.errors.report_user_errors`);
-    Ctrl-C says how to resume."""
+    so does a database that stopped answering mid-command (what waits for it, such as a
+    ``tagscope tag`` following its job, gave up: :mod:`core.outage`); Ctrl-C says how to resume."""
 
     @wraps(fn)
     @report_user_errors
@@ -31,6 +33,13 @@ def fail_cleanly(fn: Callable) -> Callable:
         except KeyboardInterrupt:
             click.echo("interrupted: finished batches are stored; run the same command again to resume", err=True)
             sys.exit(130)
+        except Exception as exc:
+            reason = outage_reason(exc)
+            if reason is None:
+                raise
+            raise TagscopeError(f"the database stopped answering ({reason}): what was stored stays; run the "
+                                "same command again once it answers (check TAGSCOPE_DATABASE_URL and that "
+                                "the server is running)") from None
 
     return wrapper
 

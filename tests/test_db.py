@@ -96,6 +96,32 @@ def test_unreachable_database_is_one_clear_line(tmp_path):
     assert proc.stderr.strip().count("\n") == 0 and "TAGSCOPE_DATABASE_URL" in proc.stderr
 
 
+def test_a_database_gone_mid_command_is_one_clear_line(capsys):
+    """Past what waits for it (core.outage), a database outage in the middle of a command ends it
+    with one line and exit status 2, not a traceback; any other error is left alone."""
+    from sqlalchemy import create_engine
+
+    from tagscope.common import fail_cleanly
+
+    engine = create_engine("postgresql://nobody@127.0.0.1:1/none", connect_args={"connect_timeout": 2})
+
+    @fail_cleanly
+    def command(fail: Exception | None = None) -> None:
+        if fail is not None:
+            raise fail
+        with engine.connect():  # refused: a real driver error, as a stopped server gives
+            pass
+
+    with pytest.raises(SystemExit) as stopped:
+        command()
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: the database stopped answering ("), err
+    assert "refused" in err and "run the same command again" in err
+    with pytest.raises(ValueError):
+        command(ValueError("not an outage"))
+
+
 def test_the_migrations_build_exactly_the_models_schema(db):
     """Every table, column and index the models declare comes from a migration (0007 added the
     media, video_frames and stack columns): autogenerate finds nothing to add or drop."""
