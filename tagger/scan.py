@@ -3,13 +3,15 @@
 Photos, RAW files and videos are recognised by extension (as photo managers do,
 :mod:`core.media.kinds`); a file with such an extension that does not decode is registered and
 later recorded as failed with a reason. A file whose size or mtime changed is tagged again; one
-that is gone is marked missing. Each file gets its stack key (:mod:`core.media.stacks`).
+that is gone is marked missing, unless its whole folder is empty (offline: :mod:`tagger.missing`);
+one that comes back unchanged gets its results back. Each file gets its stack key
+(:mod:`core.media.stacks`).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import bindparam, delete, insert, select, update
@@ -21,6 +23,7 @@ from core.media.stacks import stack_key
 from core.pg_copy import can_copy, insert_ids, update_many
 from core.sql_in import one_of
 from indexer import store
+from tagger import missing
 
 
 @dataclass
@@ -31,44 +34,39 @@ class ScanResult:
     unchanged: int = 0
     skipped: int = 0  # files of no library kind (documents, sidecars...)
     missing: list[int] = field(default_factory=list)  # registered under a root, no longer there
+    returned: int = 0  # missing files back unchanged, their results restored without the model
+    offline: list[tuple[str, int]] = field(default_factory=list)  # empty folders left alone: (folder, images)
 
 
-def scan(db: Database, roots: Iterable[str | os.PathLike], chunk: int = 1000) -> ScanResult:
+def scan(db: Database, roots: Sequence[str | os.PathLike], chunk: int = 1000, empty_ok: bool = False) -> ScanResult:
     """Register every photo, RAW and video file under ``roots``; one whose size or mtime changed
-    is tagged again."""
+    is tagged again. ``empty_ok``: a folder found empty marks its registered files missing
+    (otherwise it is taken for an unmounted drive: :mod:`tagger.missing`)."""
     result = ScanResult()
     batch: list[FoundFile] = []
+    prefixes = {missing.folder_prefix(root): 0 for root in roots if os.path.isdir(root)}
     for found in walk_files(roots):
         if os.path.splitext(found.path)[1].lower() not in MEDIA_EXTENSIONS:
             result.skipped += 1
             continue
+        _count_under(prefixes, found.path)
         batch.append(found)
         if len(batch) >= chunk:
             _register(db, batch, result)
             batch = []
     if batch:
         _register(db, batch, result)
-    _mark_missing(db, roots, result)
+    result.missing, result.offline = missing.mark_missing(db, roots, result.image_ids, prefixes, empty_ok)
     return result
 
 
-def _mark_missing(db: Database, roots: Iterable[str | os.PathLike], result: ScanResult, chunk: int = 5000) -> None:
-    """Images registered under a scanned folder that the walk no longer found become MISSING."""
-    found = set(result.image_ids)
-    for root in roots:
-        if not os.path.isdir(root):
-            continue
-        prefix = display_path(os.path.join(os.path.abspath(os.fsdecode(root)), ""))
-        with db.session() as s:
-            ids = s.scalars(select(Image.id).where(Image.path.startswith(prefix, autoescape=True),
-                                                   Image.status != MISSING)).all()
-            gone = [i for i in ids if i not in found]
-            for start in range(0, len(gone), chunk):
-                s.execute(update(Image).where(one_of(Image.id, gone[start:start + chunk]))
-                          .values(status=MISSING, error="file no longer found"))
-            # Out of the search index (rows, tags and embeddings stay, should the files come back).
-            store.mark_images_changed(s, gone)
-        result.missing.extend(gone)
+def _count_under(prefixes: dict[str, int], path: str) -> None:
+    """One more library file found under each scanned folder that holds ``path``."""
+    if prefixes:
+        shown = display_path(path)
+        for prefix in prefixes:
+            if shown.startswith(prefix):
+                prefixes[prefix] += 1
 
 
 _IMAGES = Image.__table__
@@ -90,6 +88,7 @@ def _register(db: Database, files: Sequence[FoundFile], result: ScanResult) -> N
             select(Image.id, Image.path_key, Image.size_bytes, Image.mtime, Image.status, Image.stack_key)
             .where(one_of(Image.path_key, keys)))}
         new, reset, stacked, ids = [], [], [], {}
+        returned: dict[int, dict] = {}
         for f, raw, key in zip(files, raws, keys):
             row = known.get(key)
             if row is None:
@@ -103,11 +102,12 @@ def _register(db: Database, files: Sequence[FoundFile], result: ScanResult) -> N
             ids[key] = row.id
             if row.stack_key is None:  # registered before stacks existed
                 stacked.append({"id": row.id, "stack_key": stack_key(raw)})
-            if row.size_bytes != f.size or row.mtime != f.mtime or row.status == MISSING:
-                if row.size_bytes != f.size or row.mtime != f.mtime:  # other bytes: every version's results go
-                    changed.append(row.id)
+            if row.size_bytes != f.size or row.mtime != f.mtime:  # other bytes: every version's results go
+                changed.append(row.id)
                 reset.append({"id": row.id, "size_bytes": f.size, "mtime": f.mtime, **_PENDING})
                 result.changed += 1
+            elif row.status == MISSING:
+                returned[row.id] = {"id": row.id, "size_bytes": f.size, "mtime": f.mtime, **_PENDING}
             else:
                 result.unchanged += 1
         if new and can_copy(s):  # PostgreSQL: COPY with ids taken first (core.pg_copy)
@@ -115,6 +115,10 @@ def _register(db: Database, files: Sequence[FoundFile], result: ScanResult) -> N
         elif new:
             ids.update((key, image_id) for key, image_id in s.execute(
                 insert(_IMAGES).returning(_IMAGES.c.path_key, _IMAGES.c.id), new))
+        restored = set(missing.restore_returned(s, list(returned)))
+        result.returned += len(restored)
+        result.changed += len(returned) - len(restored)  # back, but with nothing to restore: tagged again
+        reset += [row for image_id, row in returned.items() if image_id not in restored]
         update_many(s, _IMAGES, _RESET, reset)
         update_many(s, _IMAGES, _SET_STACK, stacked)
         store.drop(s, changed)

@@ -33,12 +33,15 @@ if TYPE_CHECKING:
               help="Where the image tower runs (TAGSCOPE_RUNTIME, auto: ONNX Runtime int8 on a CPU, PyTorch on a GPU).")
 @click.option("--retry-failed", is_flag=True, help="Try failed images again.")
 @click.option("--retag", is_flag=True, help="Tag finished images again (e.g. after adding labels).")
+@click.option("--empty-ok", is_flag=True,
+              help="A folder that holds no photos now marks its registered ones missing (without it, an empty "
+                   "folder is taken for an unmounted drive and left alone).")
 @click.option("--wait/--no-wait", default=True, help="With a broker: wait for the workers to finish.")
 @click.pass_context
 @fail_cleanly
 def tag(ctx: click.Context, paths: tuple[str, ...], model: str | None, batch_size: int | None,
         loader_workers: int | None, top_n: int | None, min_score: float | None, device: str | None,
-        runtime: str | None, retry_failed: bool, retag: bool, wait: bool) -> None:
+        runtime: str | None, retry_failed: bool, retag: bool, empty_ok: bool, wait: bool) -> None:
     """Register, tag, embed and index the images under PATHS (resumable)."""
     settings = settings_for(ctx, model=model, batch_size=batch_size, loader_workers=loader_workers, top_n=top_n,
                             min_score=min_score, device=device, runtime=runtime)
@@ -49,8 +52,8 @@ def tag(ctx: click.Context, paths: tuple[str, ...], model: str | None, batch_siz
     with heavy_imports():
         from tagger.jobs.run import run_job
 
-    summary = run_job(settings, paths, retry_failed=retry_failed, retag=retag, wait=wait,
-                          echo=lambda msg: click.echo(msg, err=True))
+    summary = run_job(settings, paths, retry_failed=retry_failed, retag=retag, empty_ok=empty_ok, wait=wait,
+                      echo=lambda msg: click.echo(msg, err=True))
     click.echo(summary)
 
 

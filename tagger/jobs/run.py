@@ -29,8 +29,10 @@ Echo = Callable[[str], None]
 
 
 def run_job(settings: Settings, paths: Sequence[str], *, retry_failed: bool = False, retag: bool = False,
-            wait: bool = True, echo: Echo = lambda _m: None, poll_seconds: float = 0.5) -> str:
-    """Tag everything under ``paths`` that needs it; returns a one-paragraph summary."""
+            empty_ok: bool = False, wait: bool = True, echo: Echo = lambda _m: None,
+            poll_seconds: float = 0.5) -> str:
+    """Tag everything under ``paths`` that needs it; returns a one-paragraph summary. ``empty_ok``:
+    a folder found empty marks its registered files missing (else: offline, :mod:`tagger.missing`)."""
     t0 = time.time()
     app = celery_app(settings)
     in_process = bool(app.conf.task_always_eager)
@@ -43,7 +45,7 @@ def run_job(settings: Settings, paths: Sequence[str], *, retry_failed: bool = Fa
     if in_process:
         interrupt_dead_in_process_jobs(db, settings.task_lease)
     started = start_job(settings, db, model, paths, jobs.IN_PROCESS if in_process else jobs.WORKERS,
-                        retry_failed=retry_failed, retag=retag, echo=echo)
+                        retry_failed=retry_failed, retag=retag, empty_ok=empty_ok, echo=echo)
     job_id, task_ids = started.job_id, started.task_ids
     with _progress_bar(db, job_id) as bar:
         if in_process:

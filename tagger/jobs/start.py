@@ -18,6 +18,7 @@ from mkt.tagmodel import TagModel
 from tagger.jobs import leases
 from tagger.jobs import rows as jobs
 from tagger.media_backfill import catch_up
+from tagger.missing import offline_message
 from tagger.scan import ScanResult, images_to_tag, scan
 from tagger.vocabulary import default_label_names, seed_labels, vocabulary_size
 
@@ -47,26 +48,34 @@ def report_scan(found: ScanResult, echo: Echo) -> None:
     skipped = f" ({found.skipped} other files skipped: not photos, RAW or video)" if found.skipped else ""
     echo(f"found {len(found.image_ids)} files: {found.new} new, {found.changed} changed, "
          f"{found.unchanged} unchanged{skipped}")
+    if found.returned:
+        echo(f"{found.returned} missing files are back unchanged: their tags and embeddings restored")
     if found.missing:
         echo(f"{len(found.missing)} registered files are no longer there: marked missing")
+    for folder, registered in found.offline:
+        echo("warning: " + offline_message(folder, registered))
 
 
 def prepare(db: Database, model: TagModel, paths: Sequence[str], *, retry_failed: bool = False,
-            retag: bool = False, echo: Echo = lambda _m: None) -> tuple[int, ScanResult, list[int]]:
+            retag: bool = False, empty_ok: bool = False,
+            echo: Echo = lambda _m: None) -> tuple[int, ScanResult, list[int]]:
     """Seed the vocabulary, record the model version, register ``paths``: (model version id, the
-    scan's result, the ids of images that need tagging with this version)."""
+    scan's result, the ids of images that need tagging with this version). ``empty_ok``: a
+    folder found empty marks its files missing (:mod:`tagger.missing`)."""
     seed_vocabulary(db, model, echo)
     mv_id = jobs.ensure_model_version(db, model)
-    found = scan(db, paths)
+    found = scan(db, list(paths), empty_ok=empty_ok)
     report_scan(found, echo)
     catch_up(db, found.image_ids, echo)  # files tagged before their shot's facts were stored
     return mv_id, found, images_to_tag(db, found.image_ids, mv_id, retry_failed=retry_failed, retag=retag)
 
 
 def start_job(settings: Settings, db: Database, model: TagModel, paths: Sequence[str], runner: str, *,
-              retry_failed: bool = False, retag: bool = False, echo: Echo = lambda _m: None) -> Started:
+              retry_failed: bool = False, retag: bool = False, empty_ok: bool = False,
+              echo: Echo = lambda _m: None) -> Started:
     """``tagscope tag``: prepare, then a running job with its tasks (none sent yet)."""
-    mv_id, found, todo = prepare(db, model, paths, retry_failed=retry_failed, retag=retag, echo=echo)
+    mv_id, found, todo = prepare(db, model, paths, retry_failed=retry_failed, retag=retag, empty_ok=empty_ok,
+                                 echo=echo)
     job_id, task_ids = jobs.create_job(db, mv_id, todo, jobs.JobParams.from_settings(settings),
                                        settings.task_size, runner, paths=[str(Path(p).resolve()) for p in paths])
     return Started(job_id, task_ids, found, model, mv_id)

@@ -1,0 +1,117 @@
+"""An unmounted drive is not a deleted library, and a file that comes back keeps its results
+(tagger/missing.py), through the real ``tagscope tag`` on a real tagged collection."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from .conftest import photos_subset, run_cli
+
+N = 24
+
+
+ENV: dict[str, str] = {}  # the database of the test running (home_env): set by the fixture
+
+
+def status(home: Path) -> dict:
+    return json.loads(run_cli("status", "--json", home=home, **ENV).stdout)
+
+
+def tag(home: Path, photos: Path, *options: str):
+    return run_cli("tag", str(photos), "--model", "synthetic", *options, home=home, **ENV)
+
+
+def stored(home: Path) -> dict[str, tuple[str, list[tuple[int, float]]]]:
+    """Each image's (status, [(label id, score)]) straight from the database, by path."""
+    engine = create_engine(ENV.get("TAGSCOPE_DATABASE_URL") or f"sqlite:///{home / 'tagscope.sqlite'}")
+    try:
+        with engine.connect() as db:
+            tags = db.execute(text("SELECT image_id, label_id, score FROM tags")).all()
+            return {path: (st, sorted((lab, score) for image_id, lab, score in tags if image_id == i))
+                    for i, path, st in db.execute(text("SELECT id, path, status FROM images"))}
+    finally:
+        engine.dispose()
+
+
+def move_all(source: Path, target: Path, names: list[str] | None = None) -> None:
+    """Move files (their mtimes travel with them: a drive unplugged and plugged back)."""
+    target.mkdir(parents=True, exist_ok=True)
+    for name in names if names is not None else [p.name for p in source.iterdir()]:
+        (source / name).rename(target / name)
+
+
+@pytest.fixture
+def library(tmp_path, synthetic_photos, home_env) -> Iterator[tuple[Path, Path]]:
+    """(photos, home): N photos copied (own inodes and mtimes), tagged once; SQLite and PostgreSQL."""
+    home, env, _url = home_env
+    ENV.clear()
+    ENV.update({k: v for k, v in env.items() if k == "TAGSCOPE_DATABASE_URL"})
+    photos = tmp_path / "library"
+    shutil.copytree(photos_subset(synthetic_photos, tmp_path / "subset", N), photos)
+    tag(home, photos)
+    yield photos, home
+    ENV.clear()
+
+
+def test_an_empty_folder_is_taken_for_an_unmounted_drive(library, tmp_path):
+    photos, home = library
+    before, results = status(home), stored(home)
+    assert before["images"]["tagged"] == N and before["index"]["size"] == N
+    move_all(photos, tmp_path / "unplugged")  # the mount point stays, empty
+    out = tag(home, photos)
+    assert f"{photos} holds no photos now but {N} registered ones are under it: left as they were" in out.stderr
+    assert "--empty-ok" in out.stderr and "marked missing" not in out.stderr
+    after = status(home)
+    assert after["images"]["missing"] == 0 and after["images"]["tagged"] == N and after["index"]["size"] == N
+    assert stored(home) == results
+    move_all(tmp_path / "unplugged", photos)  # plugged back: nothing to do
+    out = tag(home, photos)
+    assert f"found {N} files: 0 new, 0 changed, {N} unchanged" in out.stderr
+    assert "0 processed this run" in out.stdout and stored(home) == results
+    move_all(photos, tmp_path / "deleted")  # really emptied: --empty-ok marks them missing
+    out = tag(home, photos, "--empty-ok")
+    assert f"{N} registered files are no longer there: marked missing" in out.stderr
+    gone = status(home)
+    assert gone["images"]["missing"] == N and gone["index"]["size"] == 0
+
+
+def test_missing_files_that_come_back_unchanged_keep_their_results(library, tmp_path):
+    """Moved away, the files are missing (out of search); moved back with the same size and mtime,
+    their tags and embeddings are restored without the model: the run tags nothing."""
+    photos, home = library
+    copy = photos / "copy-of-first.png"  # a byte-identical copy: a duplicate of its original
+    first = sorted(p for p in photos.iterdir() if p.suffix == ".png")[0]
+    shutil.copy2(first, copy)
+    tag(home, photos)
+    results = stored(home)
+    assert results[str(copy)][0] == "duplicate"
+    away = [copy.name, *sorted(p.name for p in photos.iterdir() if p.suffix == ".png" and p not in (first, copy))[:4]]
+    move_all(photos, tmp_path / "elsewhere", away)
+    out = tag(home, photos)
+    assert "5 registered files are no longer there: marked missing" in out.stderr
+    assert status(home)["index"]["size"] == N - 4  # four tagged ones left the index (the duplicate has none)
+    move_all(tmp_path / "elsewhere", photos, away)
+    out = tag(home, photos)
+    assert "5 missing files are back unchanged: their tags and embeddings restored" in out.stderr
+    assert "0 processed this run" in out.stdout, out.stdout
+    assert stored(home) == results  # statuses (the duplicate's too) and every tag as before
+    back = status(home)
+    assert back["images"]["missing"] == 0 and back["index"]["size"] == N and back["images"]["duplicates"] == 1
+
+
+def test_a_missing_file_back_with_other_bytes_is_tagged_again(library, tmp_path):
+    photos, home = library
+    target = sorted(p for p in photos.iterdir() if p.suffix == ".png")[3]
+    kept = target.read_bytes()
+    move_all(photos, tmp_path / "elsewhere", [target.name])
+    tag(home, photos)
+    target.write_bytes(kept)  # back with a new mtime: its bytes may differ, so the model runs
+    out = tag(home, photos)
+    assert "1 changed" in out.stderr and "1 processed this run" in out.stdout
+    assert status(home)["index"]["size"] == N
