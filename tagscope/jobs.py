@@ -56,6 +56,8 @@ def show_cmd(ctx: click.Context, job_id: int, as_json: bool) -> None:
     t = row["tasks"]
     click.echo(f"  tasks: {t['queued']} queued, {t['running']} running, {t['done']} done; "
                f"model {(row['model'] or {}).get('spec')}; created {row['created_at']}, finished {row['finished_at']}")
+    for warning in row["warnings"]:
+        click.echo(f"  warning: {warning}")
 
 
 @jobs.command("cancel")

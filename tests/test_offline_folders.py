@@ -70,6 +70,7 @@ def test_an_empty_folder_is_taken_for_an_unmounted_drive(library, tmp_path):
     after = status(home)
     assert after["images"]["missing"] == 0 and after["images"]["tagged"] == N and after["index"]["size"] == N
     assert stored(home) == results
+    shows_the_warning(home, 2, f"{photos} holds no photos now but {N} registered ones are under it")
     move_all(tmp_path / "unplugged", photos)  # plugged back: nothing to do
     out = tag(home, photos)
     assert f"found {N} files: 0 new, 0 changed, {N} unchanged" in out.stderr
@@ -115,3 +116,22 @@ def test_a_missing_file_back_with_other_bytes_is_tagged_again(library, tmp_path)
     out = tag(home, photos)
     assert "1 changed" in out.stderr and "1 processed this run" in out.stdout
     assert status(home)["index"]["size"] == N
+
+
+def shows_the_warning(home: Path, job_id: int, warning: str) -> None:
+    """The job keeps its scan's warning: `tagscope jobs show`, the API (as its schema says) and the
+    jobs page say it, where a scheduled run's user looks."""
+    from core.settings import load_settings
+    from web import create_app
+
+    from .test_openapi import check
+
+    assert f"  warning: {warning}" in run_cli("jobs", "show", str(job_id), home=home, **ENV).stdout
+    settings = load_settings(environ=dict(ENV), home=str(home), model="synthetic")
+    client = create_app(settings, {"TESTING": True}).test_client()
+    job = client.get(f"/api/jobs/{job_id}").get_json()
+    assert len(job["warnings"]) == 1 and job["warnings"][0].startswith(warning)
+    check(client.get("/api/openapi.json").get_json(), job, "Job")
+    page = client.get("/jobs").get_data(as_text=True)
+    assert f'<span class="job-warning">{warning}' in page
+    assert client.get("/api/jobs/1").get_json()["warnings"] == []  # the first run found its photos

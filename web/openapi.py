@@ -123,6 +123,8 @@ SCHEMAS: dict[str, Any] = {
                                                                                       "nullable": True},
         "tasks": _obj({"queued": {"type": "integer"}, "running": {"type": "integer"}, "done": {"type": "integer"}}),
         "workers": {"type": "array", "items": {"type": "string"}}, "error": _NULLABLE_STR,
+        "warnings": {"type": "array", "items": {"type": "string"},
+                     "description": "what its scan left alone, a line each (an empty folder: unmounted?)"},
         "created_at": _NULLABLE_STR, "started_at": _NULLABLE_STR, "finished_at": _NULLABLE_STR}),
     "Jobs": _obj({"jobs": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}}}),
     "SavedSearch": _obj({

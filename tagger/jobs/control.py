@@ -12,6 +12,7 @@ from core.db import FAILED, Database, Image, Job, JobTask, ModelVersion, as_utc,
 from core.errors import TagscopeError
 from tagger.jobs import leases
 from tagger.jobs import rows as jobs
+from tagger.missing import offline_message
 
 FINAL_STATES = ("done", "failed", "cancelled")
 
@@ -42,7 +43,9 @@ def describe(s, job: Job) -> dict[str, Any]:
             "rate_img_s": round(rate, 2), "eta_s": round(remaining / rate, 1) if rate > 0 and
             job.state == "running" else None,
             "tasks": {state: int(tasks.get(state, 0)) for state in (leases.QUEUED, leases.RUNNING, leases.DONE)},
-            "workers": workers, "error": job.error, "created_at": iso_utc(job.created_at),
+            "workers": workers, "error": job.error,
+            "warnings": [offline_message(folder, n) for folder, n in (job.params or {}).get("offline", [])],
+            "created_at": iso_utc(job.created_at),
             "started_at": iso_utc(job.started_at), "finished_at": iso_utc(job.finished_at)}
 
 

@@ -120,6 +120,16 @@ def add_work(db: Database, job_id: int, model_version_id: int, image_ids: Sequen
     return task_ids
 
 
+def note_offline(db: Database, job_id: int, offline: Sequence[tuple[str, int]]) -> None:
+    """Keep on the job the folders its scan found empty and left alone (:mod:`tagger.missing`):
+    the jobs page and ``tagscope jobs show`` say so, a scheduled run's only voice."""
+    if not offline:
+        return
+    with db.session() as s:
+        job = s.get(Job, job_id)
+        job.params = {**(job.params or {}), "offline": [[folder, int(n)] for folder, n in offline]}
+
+
 def queue_scan_job(s: Session, paths: Sequence[str], spec: str, params: JobParams, lease_s: float,
                    schedule_id: int | None = None, kind: str | None = None) -> int:
     """A queued job that still has to register its folders (a schedule's run, a job started from

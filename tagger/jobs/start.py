@@ -78,6 +78,7 @@ def start_job(settings: Settings, db: Database, model: TagModel, paths: Sequence
                                  echo=echo)
     job_id, task_ids = jobs.create_job(db, mv_id, todo, jobs.JobParams.from_settings(settings),
                                        settings.task_size, runner, paths=[str(Path(p).resolve()) for p in paths])
+    jobs.note_offline(db, job_id, found.offline)
     return Started(job_id, task_ids, found, model, mv_id)
 
 
@@ -95,5 +96,6 @@ def start_queued_job(settings: Settings, job_id: int) -> list[int] | None:
         except Exception as exc:  # noqa: BLE001 - a model that cannot load fails the job, with why
             jobs.fail_job(db, job_id, f"cannot load model {params['spec']}: {exc}")
             raise
-        mv_id, _, todo = prepare(db, model, params["paths"])
+        mv_id, found, todo = prepare(db, model, params["paths"])
+        jobs.note_offline(db, job_id, found.offline)
         return jobs.add_work(db, job_id, mv_id, todo, settings.task_size)
