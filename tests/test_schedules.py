@@ -82,10 +82,20 @@ def test_a_schedule_tags_added_files_and_marks_removed_ones_missing(synthetic_ph
         removed.unlink()  # ... and one is deleted
         later = wait_until(lambda: (lambda s: s["images"]["tagged"] == 24 and s["images"]["missing"] == 1 and s)(
             status(home, env)), timeout=120, every=1)
+        unplugged = tmp_path / "unplugged"  # the folder's drive goes away: the next runs leave it alone
+        unplugged.mkdir()
+        for photo in photos.iterdir():
+            photo.rename(unplugged / photo.name)
+        warned = wait_until(lambda: next((j for j in json.loads(run_cli("jobs", "--json", home=home, **env).stdout)[
+            "jobs"] if j["warnings"]), None), timeout=120, every=1, what="a scheduled run that found the folder empty")
     finally:
         stop_worker(worker)
         stop_worker(beat)
     assert later["index"]["size"] == 24
+    assert warned["warnings"][0].startswith(f"{photos} holds no photos now but 24 registered ones are under it")
+    unchanged = status(home, env)
+    assert unchanged["images"]["tagged"] == 24 and unchanged["images"]["missing"] == 1
+    assert unchanged["index"]["size"] == 24
     jobs = json.loads(run_cli("jobs", "--json", "--limit", "1000", home=home, **env).stdout)["jobs"][::-1]
     ended = [j for j in jobs if j["finished_at"]]
     assert len(ended) >= 2 and all(j["kind"] == "schedule" and j["schedule_id"] == 1 for j in jobs)
