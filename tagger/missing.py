@@ -45,10 +45,11 @@ def offline_message(root: str, registered: int) -> str:
 
 
 def mark_missing(db: Database, roots: Iterable[str | os.PathLike], found_ids: Iterable[int],
-                 found_per_root: dict[str, int], empty_ok: bool = False) -> tuple[list[int], list[tuple[str, int]]]:
+                 empty: set[str], empty_ok: bool = False) -> tuple[list[int], list[tuple[str, int]]]:
     """Images registered under a scanned folder that the walk no longer found become MISSING
     (out of the search index; rows, tags and embeddings stay, should the files come back).
-    A folder the walk found empty keeps its images unless ``empty_ok`` (module docstring).
+    A folder the walk found empty (its :func:`folder_prefix` in ``empty``) keeps its images
+    unless ``empty_ok`` (module docstring).
     Returns (the ids marked missing, [(folder, registered images left alone)])."""
     found = set(found_ids)
     missing: list[int] = []
@@ -61,7 +62,7 @@ def mark_missing(db: Database, roots: Iterable[str | os.PathLike], found_ids: It
             ids = s.scalars(select(Image.id).where(Image.path.startswith(prefix, autoescape=True),
                                                    Image.status != MISSING)).all()
             gone = [i for i in ids if i not in found]
-            if gone and not found_per_root.get(prefix) and not empty_ok:
+            if gone and prefix in empty and not empty_ok:
                 offline.append((os.fsdecode(root), len(gone)))
                 log.warning("%s", offline_message(os.fsdecode(root), len(gone)))
                 continue

@@ -44,29 +44,27 @@ def scan(db: Database, roots: Sequence[str | os.PathLike], chunk: int = 1000, em
     (otherwise it is taken for an unmounted drive: :mod:`tagger.missing`)."""
     result = ScanResult()
     batch: list[FoundFile] = []
-    prefixes = {missing.folder_prefix(root): 0 for root in roots if os.path.isdir(root)}
+    empty = {missing.folder_prefix(root) for root in roots if os.path.isdir(root)}  # no library file seen yet
     for found in walk_files(roots):
         if os.path.splitext(found.path)[1].lower() not in MEDIA_EXTENSIONS:
             result.skipped += 1
             continue
-        _count_under(prefixes, found.path)
+        if empty:  # once every folder has shown a file, nothing more to do per file
+            _seen_under(empty, found.path)
         batch.append(found)
         if len(batch) >= chunk:
             _register(db, batch, result)
             batch = []
     if batch:
         _register(db, batch, result)
-    result.missing, result.offline = missing.mark_missing(db, roots, result.image_ids, prefixes, empty_ok)
+    result.missing, result.offline = missing.mark_missing(db, roots, result.image_ids, empty, empty_ok)
     return result
 
 
-def _count_under(prefixes: dict[str, int], path: str) -> None:
-    """One more library file found under each scanned folder that holds ``path``."""
-    if prefixes:
-        shown = display_path(path)
-        for prefix in prefixes:
-            if shown.startswith(prefix):
-                prefixes[prefix] += 1
+def _seen_under(empty: set[str], path: str) -> None:
+    """The scanned folders that hold ``path`` are not empty: out of ``empty``."""
+    shown = display_path(path)
+    empty.difference_update([prefix for prefix in empty if shown.startswith(prefix)])
 
 
 _IMAGES = Image.__table__
