@@ -252,7 +252,9 @@ def test_results_table_is_regenerated_by_its_command(tmp_path):
         assert f"| {row} |" in text
     assert "ZSL mAP" in text and "±" in text and "python -m mkt.training.experiments" in text
     assert (work / "clip-web-3.pt").is_file()  # the web-caption CLIP it started from
-    summary = json.loads(out.with_suffix(".json").read_text())
+    raw = tmp_path / "bench-results" / f"{out.stem}.json"  # every figure's raw file lives in bench-results/
+    assert f"[bench-results/{out.stem}.json](bench-results/{out.stem}.json)" in text
+    summary = json.loads(raw.read_text())
     assert len(summary["results"]["MKT stage 1+2"]) == 2 and summary["distill_weight"] == 0.03
     assert 0 <= summary["results"]["MKT stage 1+2"][0]["product"]["zsl_map"] <= 1
 

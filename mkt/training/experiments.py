@@ -182,8 +182,15 @@ def table(summary: dict[str, Any], seeds: list[int]) -> str:
     return "\n".join(lines) + f"\n\nMean ± standard deviation over seeds {seeds}, in %.\n"
 
 
+def raw_path(out: Path) -> Path:
+    """Where the raw numbers of the table ``out`` go: ``bench-results/NAME.json`` beside it (for
+    docs/mkt-results.md, docs/bench-results/mkt-results.json, where every figure's raw file lives)."""
+    return out.parent / "bench-results" / f"{out.stem}.json"
+
+
 def write_markdown(out: Path, summary: dict[str, Any], seeds: list[int], title: str) -> None:
-    """The table with the command that produced it (raw numbers in the .json beside it)."""
+    """The table with the command that produced it and a link to its raw numbers (``raw_path``)."""
+    raw = raw_path(out).relative_to(out.parent).as_posix()
     text = (f"# {title}\n\nProduced by `{summary['command']}` in {summary['seconds']:.0f} s on the CPU, starting "
             f"from `{summary['base']}`. ZSL: the {len(summary['split']['unseen'])} unseen compound labels "
             f"({', '.join(summary['split']['unseen'])}); GZSL: those and the {len(summary['split']['seen'])} seen "
@@ -192,7 +199,8 @@ def write_markdown(out: Path, summary: dict[str, Any], seeds: list[int], title: 
             "tagger stores. " + (f"The MKT rows' stage-1 distillation weight is {summary['distill_weight']:g} "
                                  "(chosen on a validation set: docs/mkt-distill-selection.md). "
                                  if "distill_weight" in summary else "")
-            + "See docs/mkt.md for what the numbers mean.\n\n" + table(summary, seeds))
+            + f"See docs/mkt.md for what the numbers mean. Raw numbers: [{raw}]({raw}).\n\n"
+            + table(summary, seeds))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")
 
@@ -239,7 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     summary["seconds"] = round(time.time() - t0, 1)
     summary["command"] = "python -m mkt.training.experiments " + shlex.join(argv if argv is not None else sys.argv[1:])
     out = Path(args.out)
-    out.with_suffix(".json").write_text(json.dumps(summary, indent=1))
+    raw_path(out).parent.mkdir(parents=True, exist_ok=True)
+    raw_path(out).write_text(json.dumps(summary, indent=1))
     seeds = args.seeds[:1] if args.select_distill else args.seeds
     title = ("MKT on the synthetic world: choosing the distillation weight (validation set)" if args.select_distill
              else "MKT on the synthetic world: results")
