@@ -86,12 +86,20 @@ def get_model(spec: str | ModelSpec, device: str | torch.device = "cpu", runtime
     model = _models[key][1]
     name, _, precision = runtime.partition("-")
     name = resolve_runtime(name, str(device))
-    if name == "auto":
-        from mkt.runtime.model import fastest
+    if name == "auto":  # never fails: a runtime that does not work here falls back to PyTorch
+        if (*key, "auto") not in _runtimes:
+            from mkt.runtime.fallback import auto_model
 
-        name = fastest(model)
+            _runtimes[(*key, "auto")] = auto_model(model, lambda chosen: _on_runtime(model, key, chosen, "", True))
+        return _runtimes[(*key, "auto")]
     if name == "torch":
         return model
+    return _on_runtime(model, key, name, precision)
+
+
+def _on_runtime(model: TagModel, key: tuple[str, str], name: str, precision: str, open_now: bool = False) -> TagModel:
+    """``model`` with its image tower on runtime ``name`` (once per process), the tower opened
+    now when ``open_now`` (else on first use); a failure is a one-line :class:`mkt.runtime.RuntimeFailed`."""
     if not available(name):
         package = "onnxruntime" if name == "onnx" else "openvino"
         raise TagscopeError(f"runtime {name} needs {package}: pip install {package}, or set TAGSCOPE_RUNTIME=torch")
@@ -100,6 +108,8 @@ def get_model(spec: str | ModelSpec, device: str | torch.device = "cpu", runtime
         from mkt.runtime.model import with_runtime
 
         _runtimes[rkey] = with_runtime(model, name, precision or None)
+    if open_now:
+        _runtimes[rkey].image_runtime.tower  # noqa: B018 - opening it is the point: it fails here or works
     return _runtimes[rkey]
 
 

@@ -20,9 +20,30 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from core.errors import TagscopeError
 from core.settings import RUNTIMES
 
 PRECISIONS = {"onnx": ("int8", "fp32"), "openvino": ("bf16", "fp32")}  # preferred first
+NAMES = {"torch": "PyTorch", "onnx": "ONNX Runtime", "openvino": "OpenVINO"}
+
+
+class RuntimeFailed(TagscopeError):
+    """A runtime named explicitly could not export or open the image tower (``auto`` falls back
+    to PyTorch instead: :mod:`mkt.runtime.fallback`); ``reason`` is the cause, on one line."""
+
+    def __init__(self, runtime: str, version: str, exc: BaseException) -> None:
+        self.runtime, self.reason = runtime, failure_reason(exc)
+        super().__init__(f"runtime {runtime} failed for model version {version} ({self.reason}): fix that, "
+                         "or use --runtime auto (falls back to PyTorch) or --runtime torch")
+
+
+def failure_reason(exc: BaseException) -> str:
+    """Why exporting or opening a tower failed, on one line: ``ImportError: libfoo.so ...``."""
+    if isinstance(exc, RuntimeFailed):
+        return exc.reason
+    text = " ".join(str(exc).split())
+    text = text if len(text) <= 200 else text[:197] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def suffix(runtime: str, precision: str) -> str:

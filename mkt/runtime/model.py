@@ -18,7 +18,8 @@ from pathlib import Path
 import torch
 
 from core.atomic import atomic_write_bytes
-from mkt.runtime import PRECISIONS, available, cache_root, cpu_threads, suffix
+from core.errors import TagscopeError
+from mkt.runtime import PRECISIONS, RuntimeFailed, available, cache_root, cpu_threads, failure_reason, suffix
 from mkt.runtime.agreement import calibration_labels, calibration_pixels, measure
 from mkt.runtime.export import embed, open_tower, openvino_bf16, wants_patches
 from mkt.runtime.text import text_runtime_for
@@ -46,7 +47,10 @@ class ImageRuntime:
         with self._lock:
             if self._tower is None:
                 folder = cache_root() / self._model.version
-                self._tower = open_tower(self._model, folder, self.runtime, self.precision, cpu_threads())
+                try:
+                    self._tower = open_tower(self._model, folder, self.runtime, self.precision, cpu_threads())
+                except Exception as exc:  # a missing package, an unsupported operator, a cache it cannot write
+                    raise RuntimeFailed(self.runtime, self._model.version, exc) from exc
             return self._tower
 
     def can_embed(self, want_patches: bool) -> bool:
@@ -71,7 +75,13 @@ def with_runtime(model: TagModel, runtime: str, precision: str | None = None) ->
         raise ValueError(f"{runtime} runs {' or '.join(PRECISIONS[runtime])}, not {precision}")
     folder = cache_root() / model.version
     if precision is None:
-        precision = read_meta(folder).get(runtime, {}).get("precision") or choose(model, folder, runtime, cpu_threads())
+        try:
+            precision = (read_meta(folder).get(runtime, {}).get("precision")
+                         or choose(model, folder, runtime, cpu_threads()))
+        except TagscopeError:
+            raise
+        except Exception as exc:  # exporting or opening the tower to measure it
+            raise RuntimeFailed(runtime, model.version, exc) from exc
     out = copy.copy(model)  # shares the modules and parameters; its own attributes
     out.version = model.version + suffix(runtime, precision)
     out.image_runtime = ImageRuntime(model, runtime, precision)
@@ -125,23 +135,29 @@ def choose(model: TagModel, folder: Path, runtime: str, threads: int) -> str:
     return chosen
 
 
-def fastest(model: TagModel) -> str:
+def fastest(model: TagModel, failures: dict[str, str] | None = None) -> str:
     """``auto`` on a CPU: the fastest of PyTorch and the installed runtimes (each at its chosen
     precision) on a batch of the calibration set, measured once per model version and kept in
-    ``meta.json``."""
+    ``meta.json``. A runtime that fails to export or open is left out, its reason put in
+    ``failures``; the choice is then not kept, so a repaired runtime is tried again next time."""
     folder = cache_root() / model.version
     known = read_meta(folder).get("auto", {}).get("runtime")
     if known is not None:
         return known
+    failures = {} if failures is None else failures
     pixels = calibration_pixels(model, BATCH)
     speeds = {"torch": images_per_s(model, pixels)}
     for runtime in PRECISIONS:
         if available(runtime):
-            speeds[runtime] = images_per_s(with_runtime(model, runtime), pixels)
+            try:
+                speeds[runtime] = images_per_s(with_runtime(model, runtime), pixels)
+            except Exception as exc:
+                failures[runtime] = failure_reason(exc)
     best = max(speeds, key=speeds.get)
-    meta = read_meta(folder)
-    meta["auto"] = {"runtime": best, "img_s": {k: round(v, 1) for k, v in speeds.items()}, "batch": BATCH}
-    atomic_write_bytes(folder / "meta.json", json.dumps(meta, indent=1).encode())
+    if not failures:
+        meta = read_meta(folder)
+        meta["auto"] = {"runtime": best, "img_s": {k: round(v, 1) for k, v in speeds.items()}, "batch": BATCH}
+        atomic_write_bytes(folder / "meta.json", json.dumps(meta, indent=1).encode())
     return best
 
 

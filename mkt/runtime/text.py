@@ -11,6 +11,7 @@ A model with ``text_runtime`` set uses it in :meth:`~mkt.tagmodel.TagModel.encod
 
 from __future__ import annotations
 
+import logging
 import threading
 import warnings
 from pathlib import Path
@@ -20,10 +21,12 @@ import torch
 from torch import nn
 
 from core.atomic import atomic_write
-from mkt.runtime import cache_root, cpu_threads, split_version
+from mkt.runtime import cache_root, cpu_threads, failure_reason, split_version
 from mkt.runtime.export import OPSET, OnnxTower
 from mkt.tagmodel import TagModel
 from mkt.text import can_trim, text_tower
+
+log = logging.getLogger(__name__)
 
 LENGTHS = (8, 12, 16, 24, 32, 48)  # exported text lengths (positions); longer texts run at the context length
 
@@ -71,26 +74,36 @@ def bucket(n: int, context: int) -> int:
 
 class TextRuntime:
     """The exported text transformer of one model (opened on first use); ``serves(tower)`` says
-    whether a tower is the one it was exported from."""
+    whether a tower is the one it was exported from. When exporting or opening it fails (ONNX
+    Runtime unimportable, a cache it cannot write) it says so once and PyTorch's tower serves on:
+    the same embeddings, so nothing else changes."""
 
     def __init__(self, model: TagModel) -> None:
         self._model = model
         self._tower = text_tower(model.clip)
         self._sessions: dict[int, OnnxTower] = {}
         self._lock = threading.Lock()
+        self.failed: str | None = None  # why ONNX Runtime could not run it
 
     def serves(self, tower: nn.Module) -> bool:
-        return tower is self._tower and not torch.is_grad_enabled()
+        return tower is self._tower and not torch.is_grad_enabled() and self.failed is None
 
     def __call__(self, x: torch.Tensor, eot: torch.Tensor) -> torch.Tensor:
         """Features at ``eot`` of token embeddings ``x`` [B, n, W]: padded with zeros to the bucket's
         length, which changes nothing before the end tokens (the tower is causal)."""
         length = bucket(x.shape[1], int(self._tower.attn_mask.shape[0]))
         with self._lock:
-            if length not in self._sessions:
-                path = export_text(self._model, cache_root() / split_version(self._model.version)[0], length)
-                self._sessions[length] = OnnxTower(path, cpu_threads(), inputs=("x", "eot"))
-            session = self._sessions[length]
+            if length not in self._sessions and self.failed is None:
+                try:
+                    path = export_text(self._model, cache_root() / split_version(self._model.version)[0], length)
+                    self._sessions[length] = OnnxTower(path, cpu_threads(), inputs=("x", "eot"))
+                except Exception as exc:  # PyTorch's tower computes the same features
+                    self.failed = failure_reason(exc)
+                    log.warning("the text tower runs on PyTorch: ONNX Runtime failed (%s); "
+                                "set TAGSCOPE_RUNTIME=torch to skip the try", self.failed)
+            session = self._sessions.get(length)
+        if session is None:
+            return _TextTower(self._tower)(x.to(self._tower.transformer.get_cast_dtype()), eot)
         padded = np.zeros((x.shape[0], length, x.shape[2]), np.float32)
         padded[:, : x.shape[1]] = x.detach().float().cpu().numpy()
         return torch.from_numpy(session.run_once(padded, eot.detach().cpu().numpy().astype(np.int64))).to(x.device)
