@@ -3,6 +3,7 @@ for what each kind loads). Parsing imports nothing heavy."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 from dataclasses import dataclass
@@ -86,6 +87,15 @@ def _weight_caches() -> list[Path]:
 HUB_PROBE_TIMEOUT_S = 3.0
 
 
+def stock_architecture(arch: str) -> bool:
+    """Whether open_clip ships a config for ``arch``: read from its package folder, without
+    importing it (that imports torch)."""
+    found = importlib.util.find_spec("open_clip")
+    folders = (found.submodule_search_locations or ()) if found is not None else ()
+    return bool(arch) and "/" not in arch and any((Path(f) / "model_configs" / f"{arch}.json").is_file()
+                                                  for f in folders)
+
+
 def hub_offline() -> bool:
     """Whether the Hugging Face hub is switched off for this process: the one place that decides,
     with huggingface_hub's own reading of ``HF_HUB_OFFLINE`` (or ``TRANSFORMERS_OFFLINE``): true
@@ -102,8 +112,11 @@ def check_offline_weights(spec: ModelSpec, probe_network: bool = False) -> None:
     torch and open_clip: when HF_HUB_OFFLINE is set, or (``probe_network``: the command line,
     before its imports) when the hub or the HTTPS proxy does not answer a TCP connection within
     :data:`HUB_PROBE_TIMEOUT_S` (no network: the hub's own retries take about a minute).
-    Anything cached: the real loader decides."""
+    Anything cached, or an architecture open_clip does not ship (unknown, or one of ours): the
+    real loader decides, and names what is wrong first (an unknown architecture, a wrong tag)."""
     if spec.kind != "open_clip" or not spec.pretrained or Path(spec.pretrained).expanduser().exists():
+        return
+    if not stock_architecture(spec.arch):
         return
     for cache in _weight_caches():
         if cache.is_dir() and any(p.suffix in WEIGHT_SUFFIXES for p in cache.rglob("*") if not p.is_dir()):

@@ -57,7 +57,6 @@ open_clip.add_model_config(MODEL_CONFIG_DIR)
 def create_tag_model(spec: str | ModelSpec, device: str | torch.device = "cpu") -> TagModel:
     """Build the tag model a spec names, on ``device``, in eval mode."""
     parsed = parse_spec(spec)
-    check_offline_weights(parsed)
     path = bundle_path(parsed)
     model = model_from_bundle(load_bundle(path), spec=str(parsed)) if path else _open_clip_model(parsed)
     return model.to(device)

@@ -1,7 +1,8 @@
 """Every model spec kind builds a tag model with the same interface (parametrised, as timm does)."""
 
 import os
-import time
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -12,7 +13,7 @@ from core.modelspec import parse_spec
 from mkt.bundle import BundleError, load_bundle, save_bundle
 from mkt.factory import SYNTHETIC_BUNDLE, create_tag_model
 
-from .conftest import run_cli
+from .conftest import ROOT, run_cli, tagscope_env
 
 
 @pytest.fixture(scope="module")
@@ -82,33 +83,63 @@ def test_missing_or_corrupt_bundle_is_a_clear_error(tmp_path):
         create_tag_model(f"mkt:{tmp_path}/junk.pt")
 
 
-def test_unknown_architecture_and_tag_are_clear_errors():
-    with pytest.raises(TagscopeError, match="unknown open_clip architecture"):
+@pytest.mark.parametrize("offline", ["1", ""])
+def test_unknown_architecture_and_tag_are_clear_errors(monkeypatch, tmp_path, offline):
+    """What is wrong is named first, online or offline (HF_HUB_OFFLINE=1 in the user's shell
+    and nothing cached): an unknown architecture or tag, not a weights question."""
+    for name, value in {"HF_HUB_OFFLINE": offline, "HF_HOME": str(tmp_path / "hf"),
+                        "XDG_CACHE_HOME": str(tmp_path / "xdg")}.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(TagscopeError, match="unknown open_clip architecture 'ViT-Q-99'"):
         create_tag_model("open_clip:ViT-Q-99:laion2b")
     with pytest.raises(TagscopeError, match="neither a file nor a pretrained tag"):
         create_tag_model("open_clip:ViT-B-32:not_a_tag")
 
 
+@pytest.mark.parametrize("command", ["tag", "search"])
+def test_the_command_line_names_an_unknown_architecture_first_when_offline(tmp_path, command):
+    """The command line's early weights check (before torch is imported) leaves an architecture
+    open_clip does not ship to the loader, which names it."""
+    (tmp_path / "photos").mkdir()
+    target = str(tmp_path / "photos") if command == "tag" else "red circle"
+    proc = run_cli(command, target, "--model", "open_clip:ViT-Q-99:laion2b", home=tmp_path / "h", check=False,
+                   HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf"), XDG_CACHE_HOME=str(tmp_path / "xdg"))
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0, proc.stderr
+    assert "unknown open_clip architecture 'ViT-Q-99'" in proc.stderr and "cannot load weights" not in proc.stderr
+
+
+# `python -m tagscope ARGS`, then whether the process imported torch (on stdout's last line): a
+# check made before the imports fails fast, whatever the machine's speed.
+# (at exit: the command ends its process itself, running atexit handlers, tagscope.common.leave).
+TAGSCOPE_THEN_IMPORTS = ("import atexit, runpy, sys\n"
+                         "atexit.register(lambda: print('torch imported' if 'torch' in sys.modules\n"
+                         "                              else 'torch not imported', flush=True))\n"
+                         "runpy.run_module('tagscope', run_name='__main__', alter_sys=True)\n")
+
+
 def tag_with_uncached_weights(tmp_path, command: str = "tag", **env: str):
-    """``tagscope tag`` of one photo (or ``search``) with pretrained weights nothing has cached:
-    (process, seconds)."""
+    """``tagscope tag`` of one photo (or ``search``) in a process, with pretrained weights nothing
+    has cached: (process, whether it imported torch)."""
     photos = tmp_path / "photos"
     photos.mkdir(exist_ok=True)
     Image.new("RGB", (8, 8)).save(photos / "a.png")
-    started = time.monotonic()
     target = str(photos) if command == "tag" else "a red bicycle"
-    proc = run_cli(command, target, "--model", "open_clip:ViT-B-32:laion2b_s34b_b79k", home=tmp_path / "h",
-                   check=False, process=True, HF_HOME=str(tmp_path / "hf"), **env)
-    return proc, time.monotonic() - started
+    args = [command, target, "--model", "open_clip:ViT-B-32:laion2b_s34b_b79k"]
+    proc = subprocess.run([sys.executable, "-c", TAGSCOPE_THEN_IMPORTS, *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600, env=tagscope_env(tmp_path / "h", PYTHONPATH=str(ROOT),
+                                                                   HF_HOME=str(tmp_path / "hf"), **env))
+    imported = proc.stdout.strip().splitlines()[-1]
+    assert imported in ("torch imported", "torch not imported"), (proc.stdout, proc.stderr)
+    return proc, imported == "torch imported"
 
 
 def test_offline_pretrained_weights_fail_fast_with_the_fix(tmp_path):
-    """With HF_HUB_OFFLINE=1 and no cached weights: one line, naming the fix, within 5 seconds."""
-    proc, elapsed = tag_with_uncached_weights(tmp_path, HF_HUB_OFFLINE="1")
+    """With HF_HUB_OFFLINE=1 and no cached weights: one line, naming the fix, before torch is imported."""
+    proc, imported_torch = tag_with_uncached_weights(tmp_path, HF_HUB_OFFLINE="1")
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("error: ") and proc.stderr.strip().count("\n") == 0, proc.stderr
     assert "HF_HUB_OFFLINE" in proc.stderr and "local file" in proc.stderr
-    assert elapsed < 5, f"took {elapsed:.1f}s"  # the check runs before torch is imported (~0.6 s)
+    assert not imported_torch  # the check runs before the seconds of imports
 
 
 def test_offline_check_leaves_cached_weights_to_the_real_loader(tmp_path, monkeypatch):
@@ -145,24 +176,25 @@ def test_local_weights_file_loads(tmp_path):
 
 @pytest.mark.parametrize("command", ["tag", "search"])
 def test_no_network_fails_fast_even_without_hf_hub_offline(tmp_path, command):
-    """No HF_HUB_OFFLINE, no cached weights, a hub that does not answer: one line within 5 s."""
-    proc, elapsed = tag_with_uncached_weights(tmp_path, command, HF_HUB_OFFLINE="",
-                                              XDG_CACHE_HOME=str(tmp_path / "xdg"), HF_ENDPOINT="http://127.0.0.1:9",
-                                              HTTPS_PROXY="", https_proxy="")
+    """No HF_HUB_OFFLINE, no cached weights, a hub that does not answer: one line, from the probe
+    made before torch is imported (not after the hub client's retries)."""
+    proc, imported_torch = tag_with_uncached_weights(tmp_path, command, HF_HUB_OFFLINE="",
+                                                     XDG_CACHE_HOME=str(tmp_path / "xdg"),
+                                                     HF_ENDPOINT="http://127.0.0.1:9", HTTPS_PROXY="", https_proxy="")
     assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0, proc.stderr
     assert "127.0.0.1:9 does not answer" in proc.stderr and "local file" in proc.stderr
-    assert elapsed < 5, f"took {elapsed:.1f}s"
+    assert not imported_torch
 
 
 def test_a_worker_or_server_loading_uncached_weights_without_network_fails_fast(tmp_path, monkeypatch):
-    """The model loader itself probes the hub (search, serve and workers load through it)."""
+    """The model loader itself probes the hub (search, serve and workers load through it): the
+    probe's own one-line answer, not the hub client's error after its retries."""
     for name, value in {"HF_HUB_OFFLINE": "", "HF_HOME": str(tmp_path / "hf"), "XDG_CACHE_HOME": str(tmp_path / "x"),
                         "HF_ENDPOINT": "http://127.0.0.1:9", "HTTPS_PROXY": "", "https_proxy": ""}.items():
         monkeypatch.setenv(name, value)
-    started = time.monotonic()
-    with pytest.raises(TagscopeError, match="127.0.0.1:9 does not answer"):
+    with pytest.raises(TagscopeError, match="127.0.0.1:9 does not answer") as info:
         create_tag_model("open_clip:ViT-B-32:laion2b_s34b_b79k")
-    assert time.monotonic() - started < 5
+    assert info.value.__cause__ is None  # raised by the probe, not from a failed download
 
 
 @pytest.mark.parametrize(("value", "offline"), [("1", True), ("true", True), ("YES", True), ("on", True),
