@@ -131,7 +131,7 @@ def _ask_server(settings: Settings, text: str, k: int, min_score: float | None,
     from tagscope.remote import remote_search, running_server
 
     url = running_server(settings)
-    return remote_search(url, text, k, min_score, filters) if url else None
+    return remote_search(url, text, k, min_score, filters, token=settings.access_token) if url else None
 
 
 @click.command()

@@ -4,7 +4,9 @@ Searching in-process costs seconds before the first result (importing torch and 
 loading the model, reading the index); a server has all of that in memory and caches query
 embeddings. `tagscope serve` announces itself in ``<home>/server.json`` (its URL and pid) and
 removes the file when it stops; `tagscope search` on the same home asks it over HTTP, with the
-standard library only, and falls back to searching in-process when no server answers.
+standard library only, and falls back to searching in-process when no server answers. A server
+with an access token (``TAGSCOPE_ACCESS_TOKEN``, every LAN setup) gets this home's configured token
+as ``Authorization: Bearer TOKEN`` (a header: never in the URL, so never in a log).
 """
 
 from __future__ import annotations
@@ -78,20 +80,26 @@ def running_server(settings: Settings) -> str | None:
 
 
 def remote_search(url: str, text: str | None, k: int, min_score: float | None, filters: dict[str, str] | None = None,
-                  timeout: float = TIMEOUT_S) -> list[dict[str, Any]] | None:
+                  token: str = "", timeout: float = TIMEOUT_S) -> list[dict[str, Any]] | None:
     """The server's hits (``[{image_id, path, score}]``), or None when it does not answer (the
-    caller searches in-process). A 4xx answer is the user's error: raised with the server's words."""
+    caller searches in-process). ``token``: the access token, sent as a Bearer header. A 4xx answer
+    is the user's error: raised with the server's words (a 401: which setting holds the token)."""
     params = {**({"q": text} if text is not None else {}), "k": k,
               **({"min_score": min_score} if min_score is not None else {}), **(filters or {})}
-    request = urllib.request.Request(f"{url}/api/search?{urllib.parse.urlencode(params)}",
-                                     headers={"Accept": "application/json"})
+    headers = {"Accept": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
+    request = urllib.request.Request(f"{url}/api/search?{urllib.parse.urlencode(params)}", headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return json.loads(response.read())["results"]
     except urllib.error.HTTPError as exc:
-        if 400 <= exc.code < 500:
-            raise TagscopeError(_error_text(exc)) from None
-        return None
+        with exc:  # its connection, closed
+            if exc.code == 401:
+                given = "refused the configured access token" if token else "needs its access token"
+                raise TagscopeError(f"the server at {url} {given}: set TAGSCOPE_ACCESS_TOKEN (or access_token in "
+                                    "tagscope.toml) to the server's") from None
+            if 400 <= exc.code < 500:
+                raise TagscopeError(_error_text(exc)) from None
+            return None
     except (urllib.error.URLError, OSError, ValueError, KeyError):
         return None
 

@@ -228,16 +228,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(home, log_path, *args: str) -> tuple[subprocess.Popen, int]:
-    """A real ``tagscope serve`` on a free port, in its own process group: (process, port) once it answers."""
+def start_server(home, log_path, *args: str, **env: str) -> tuple[subprocess.Popen, int]:
+    """A real ``tagscope serve`` on a free port (``env``: its TAGSCOPE_ settings), in its own process
+    group: (process, port) once it answers."""
     port = free_port()
     with open(log_path, "w") as log:
         proc = subprocess.Popen([sys.executable, "-m", "tagscope", "serve", "--port", str(port), *args], cwd=ROOT,
-                                env=tagscope_env(home), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                                env=tagscope_env(home, **env), stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    token = env.get("TAGSCOPE_ACCESS_TOKEN")
+    status = urllib.request.Request(f"http://127.0.0.1:{port}/api/status",
+                                    headers={"Authorization": f"Bearer {token}"} if token else {})
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status", timeout=2).close()
+            urllib.request.urlopen(status, timeout=2).close()
             return proc, port
         except OSError:
             assert proc.poll() is None, log_path.read_text()

@@ -19,7 +19,7 @@ from web import create_app
 from .conftest import photos_subset, run_cli
 from .test_openapi import check
 
-SAME_SITE = {"Origin": "http://127.0.0.1:5000"}
+SAME_SITE = {"Origin": "http://127.0.0.1:5000", "Host": "127.0.0.1:5000"}  # a page of the server at 127.0.0.1:5000
 FORM = {"Origin": "null", "Sec-Fetch-Site": "same-origin"}  # what Chromium sends with the page's forms
 
 

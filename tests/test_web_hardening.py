@@ -4,6 +4,7 @@ the status API; and the real server (waitress) under concurrent first thumbnail 
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -106,13 +107,57 @@ def test_writes_from_another_site_are_refused(client):
     assert resp.status_code == 403 and "cross-site" in resp.get_json()["error"]
     resp = client.post("/api/jobs/1/cancel", headers={"Sec-Fetch-Site": "cross-site"})
     assert resp.status_code == 403
-    assert client.post("/api/jobs/1/cancel", headers={"Origin": "http://127.0.0.1:5000"}).status_code != 403
+    own = {"Host": "127.0.0.1:5000"}  # as a browser sends it: the port the server was reached on
+    assert client.post("/api/jobs/1/cancel", headers={**own, "Origin": "http://127.0.0.1:5000"}).status_code != 403
     # Origin "null" (a form post under Referrer-Policy no-referrer, or a sandboxed frame): only the
     # browser's own same-origin mark lets it through
     null = {"Origin": "null"}
     assert client.post("/api/jobs/1/cancel", headers=null).status_code == 403
     assert client.post("/api/jobs/1/cancel", headers={**null, "Sec-Fetch-Site": "cross-site"}).status_code == 403
     assert client.post("/api/jobs/1/cancel", headers={**null, "Sec-Fetch-Site": "same-origin"}).status_code != 403
+
+
+@pytest.mark.parametrize("host, origin, refused", [
+    ("localhost:5000", "http://localhost:8080", True),  # another server on this machine: another origin
+    ("localhost:5000", "http://127.0.0.1:8080", True),
+    ("localhost:5000", "https://localhost:5000", True),  # another scheme
+    ("localhost:5000", "http://localhost", True),  # port 80
+    ("localhost:5000", "http://evil.example:5000", True),
+    ("localhost:5000", "http://localhost:5000:99", True),  # malformed
+    ("localhost:5000", "ftp://localhost:5000", True),
+    ("localhost:5000", "http://localhost:5000", False),
+    ("localhost:5000", "http://LOCALHOST:5000", False),
+    ("localhost:5000", "http://127.0.0.1:5000", False),  # the same server by another trusted name
+    ("[::1]:5000", "http://[::1]:5000", False),
+    ("localhost", "http://localhost:80", False),  # default ports
+    ("localhost:80", "http://localhost", False),
+])
+def test_a_write_must_come_from_the_servers_own_origin(client, host, origin, refused):
+    resp = client.post("/api/jobs/1/cancel", headers={"Host": host, "Origin": origin})
+    assert (resp.status_code == 403) is refused, (resp.status_code, resp.get_data(as_text=True)[:200])
+    # the browser's own mark for a page on another port of this host: same-site, not same-origin
+    assert client.post("/api/jobs/1/cancel", headers={"Host": host, "Sec-Fetch-Site": "same-site"}).status_code == 403
+
+
+def test_https_origins_match_a_server_reached_over_https(tagged_home):
+    client = client_for(tagged_home, trusted_hosts="photos.lan")
+    https = {"Host": "photos.lan", "Origin": "https://photos.lan"}
+    assert client.post("/api/jobs/1/cancel", headers=https, base_url="https://photos.lan").status_code != 403
+    assert client.post("/api/jobs/1/cancel", headers=https, base_url="http://photos.lan").status_code == 403
+
+
+def test_the_access_log_never_holds_the_token(tagged_home, caplog):
+    token = "s3cret-token-of-enough-length"
+    client = client_for(tagged_home, access_token=token)
+    with caplog.at_level(logging.INFO, logger="tagscope.access"):
+        assert client.get(f"/api/search?q=red&token={token}&k=3").status_code == 200
+        assert client.get("/api/status?token=a-wrong-guess-at-it").status_code == 401  # a near miss is a secret too
+        assert client.get(f"/api/status?tok%65n={token}").status_code == 200  # the name as Werkzeug decodes it
+        client.get("/api/status?q=a&token=")
+    lines = [r.getMessage() for r in caplog.records if r.name == "tagscope.access"]
+    assert lines == ["GET /api/search?q=red&token=***&k=3 200", "GET /api/status?token=*** 401",
+                     "GET /api/status?tok%65n=*** 200", "GET /api/status?q=a&token=*** 200"], lines
+    assert token not in caplog.text and "wrong-guess" not in caplog.text
 
 
 def test_the_status_api_holds_no_secrets(client):

@@ -6,8 +6,11 @@ server listens beyond loopback, security headers, and an access log line.
   own name as Host and gets a 400, so it cannot read thumbnails or paths.
 - Token: with ``access_token`` set, every request needs it, as ``Authorization: Bearer TOKEN``,
   or ``?token=TOKEN`` once in a browser (then an HttpOnly, SameSite=Strict cookie carries it).
-- Cross-site writes: a POST whose Origin is not a trusted host (or that the browser marks
-  cross-site) is refused, so another site's page cannot cancel a job through this browser.
+- Cross-site writes: a POST whose Origin is not one of this server's own origins (the scheme
+  and port it was reached on, with a trusted host name), or that the browser marks cross-site or
+  same-site, is refused: another site's page, even one on another port of this machine, cannot
+  cancel a job through this browser.
+- The access log names the path and query with any token's value hidden (``token=***``).
 - Headers: a Content-Security-Policy that allows only this origin (no inline script, no
   frames), ``nosniff``, ``X-Frame-Options: DENY``, ``Referrer-Policy: no-referrer``.
 """
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 import hmac
 import logging
-from urllib.parse import urlsplit
+from urllib.parse import unquote_plus, urlsplit
 
 from flask import Flask, Response, request
 from werkzeug.exceptions import BadRequest, Forbidden, Unauthorized
@@ -26,6 +29,7 @@ from core.settings import Settings
 access_log = logging.getLogger("tagscope.access")
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+DEFAULT_PORTS = {"http": 80, "https": 443}
 TOKEN_COOKIE = "tagscope_token"
 CSP = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
@@ -60,15 +64,51 @@ class CrossSite(Forbidden):
 
 
 def _cross_site(hosts: frozenset[str]) -> bool:
-    """A state-changing request sent by another site's page (CSRF): its Origin is not trusted, or
-    the browser says cross-site. Scripts and the CLI send neither header."""
+    """A state-changing request sent by another site's page (CSRF): its Origin is not one of this
+    server's own origins, or the browser says it comes from another origin. Scripts and the CLI
+    send neither header."""
     origin = request.headers.get("Origin")
     fetch_site = request.headers.get("Sec-Fetch-Site")
+    if fetch_site in ("cross-site", "same-site"):  # same-site: another port or subdomain of this site
+        return True
     if origin == "null":  # our Referrer-Policy (no-referrer) makes browsers send "null" on form posts:
         return fetch_site != "same-origin"  # trust only the browser's own same-origin mark then
-    if origin:
-        return host_name(urlsplit(origin).netloc) not in hosts
-    return (fetch_site or "same-origin") == "cross-site"
+    return bool(origin) and not _own_origin(origin, hosts)
+
+
+def origin_parts(url: str) -> tuple[str, str, int] | None:
+    """``(scheme, host name, port)`` of an origin or URL, the port filled in from the scheme
+    (``http://Localhost`` -> ``("http", "localhost", 80)``); None when it is not http(s) or malformed."""
+    parts = urlsplit(url.strip())
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
+        return None
+    return parts.scheme, parts.hostname, port or DEFAULT_PORTS[parts.scheme]
+
+
+def _own_origin(origin: str, hosts: frozenset[str]) -> bool:
+    """Whether ``origin`` is one of this server's own: the scheme and port the request reached it
+    on (its Host header), and any trusted host name (all name this server)."""
+    given = origin_parts(origin)
+    own = origin_parts(f"{request.scheme}://{request.headers.get('Host', '')}")
+    return given is not None and own is not None and given[1] in hosts and (given[0], given[2]) == (own[0], own[2])
+
+
+def logged_path() -> str:
+    """The request's path and query as the access log writes them: a ``token`` parameter's value
+    (the access token, or a wrong guess at it) is never written, only ``token=***``."""
+    query = request.query_string.decode("utf-8", "replace")
+    if not query:
+        return request.path
+    return request.path + "?" + "&".join(_hide_token(part) for part in query.split("&"))
+
+
+def _hide_token(part: str) -> str:
+    name = part.split("=", 1)[0]
+    return f"{name}=***" if unquote_plus(name).strip().lower() == "token" else part
 
 
 def install(app: Flask, settings: Settings) -> None:
@@ -90,7 +130,7 @@ def install(app: Flask, settings: Settings) -> None:
             response.headers.setdefault(name, value)
         if token and request.args.get("token") and _same(request.args["token"], token):
             response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="Strict")
-        access_log.info("%s %s %s", request.method, request.full_path.rstrip("?"), response.status_code)
+        access_log.info("%s %s %s", request.method, logged_path(), response.status_code)
         return response
 
 
