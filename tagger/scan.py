@@ -3,7 +3,7 @@
 Photos, RAW files and videos are recognised by extension (as photo managers do,
 :mod:`core.media.kinds`); a file with such an extension that does not decode is registered and
 later recorded as failed with a reason. A file whose size or mtime changed is tagged again; one
-that is gone is marked missing, unless its whole folder is empty (offline: :mod:`tagger.missing`);
+that is gone is marked missing, unless its folder is found empty (offline: :mod:`tagger.missing`);
 one that comes back unchanged gets its results back. Each file gets its stack key
 (:mod:`core.media.stacks`).
 """
@@ -44,27 +44,20 @@ def scan(db: Database, roots: Sequence[str | os.PathLike], chunk: int = 1000, em
     (otherwise it is taken for an unmounted drive: :mod:`tagger.missing`)."""
     result = ScanResult()
     batch: list[FoundFile] = []
-    empty = {missing.folder_prefix(root) for root in roots if os.path.isdir(root)}  # no library file seen yet
+    folders = missing.FoundFolders()  # where library files are: a folder without one may be an unmounted drive
     for found in walk_files(roots):
         if os.path.splitext(found.path)[1].lower() not in MEDIA_EXTENSIONS:
             result.skipped += 1
             continue
-        if empty:  # once every folder has shown a file, nothing more to do per file
-            _seen_under(empty, found.path)
+        folders.add(found.path)
         batch.append(found)
         if len(batch) >= chunk:
             _register(db, batch, result)
             batch = []
     if batch:
         _register(db, batch, result)
-    result.missing, result.offline = missing.mark_missing(db, roots, result.image_ids, empty, empty_ok)
+    result.missing, result.offline = missing.mark_missing(db, roots, result.image_ids, folders, empty_ok)
     return result
-
-
-def _seen_under(empty: set[str], path: str) -> None:
-    """The scanned folders that hold ``path`` are not empty: out of ``empty``."""
-    shown = display_path(path)
-    empty.difference_update([prefix for prefix in empty if shown.startswith(prefix)])
 
 
 _IMAGES = Image.__table__

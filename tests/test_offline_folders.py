@@ -135,3 +135,71 @@ def shows_the_warning(home: Path, job_id: int, warning: str) -> None:
     page = client.get("/jobs").get_data(as_text=True)
     assert f'<span class="job-warning">{warning}' in page
     assert client.get("/api/jobs/1").get_json()["warnings"] == []  # the first run found its photos
+
+
+@pytest.fixture
+def nested(tmp_path, synthetic_photos, home_env) -> Iterator[tuple[Path, Path, dict[str, list[str]]]]:
+    """(photos, home, {subfolder: names}): N photos, 10 of them under photos/nas (a share mounted
+    there: nas/2023/trip and nas/2024) and 4 in photos/old, tagged once; SQLite and PostgreSQL."""
+    home, env, _url = home_env
+    ENV.clear()
+    ENV.update({k: v for k, v in env.items() if k == "TAGSCOPE_DATABASE_URL"})
+    photos = tmp_path / "library"
+    shutil.copytree(photos_subset(synthetic_photos, tmp_path / "subset", N), photos)
+    names = sorted(p.name for p in photos.iterdir())
+    layout = {"nas/2023/trip": names[:6], "nas/2024": names[6:10], "old": names[10:14]}
+    for folder, moved in layout.items():
+        move_all(photos, photos / folder, moved)
+    tag(home, photos)
+    yield photos, home, layout
+    ENV.clear()
+
+
+def test_an_empty_folder_under_the_path_is_taken_for_an_unmounted_drive(nested, tmp_path):
+    """~/Pictures/nas unmounted (its mount point empty) while ~/Pictures holds other photos: the
+    share's photos stay tagged, with the warning; --empty-ok marks them missing."""
+    photos, home, _layout = nested
+    nas, results = photos / "nas", stored(home)
+    assert status(home)["images"]["tagged"] == N
+    move_all(nas, tmp_path / "share")  # unmounted: the mount point stays, empty
+    out = tag(home, photos)
+    assert f"{nas} holds no photos now but 10 registered ones are under it: left as they were" in out.stderr
+    assert "--empty-ok" in out.stderr and "marked missing" not in out.stderr, out.stderr
+    after = status(home)
+    assert after["images"]["missing"] == 0 and after["images"]["tagged"] == N and after["index"]["size"] == N
+    assert stored(home) == results
+    shows_the_warning(home, 2, f"{nas} holds no photos now but 10 registered ones are under it")
+    move_all(tmp_path / "share", nas)  # mounted again: nothing to do
+    out = tag(home, photos)
+    assert f"found {N} files: 0 new, 0 changed, {N} unchanged" in out.stderr
+    assert "0 processed this run" in out.stdout and stored(home) == results
+    move_all(nas, tmp_path / "deleted")  # the subfolder really emptied: --empty-ok marks its photos missing
+    out = tag(home, photos, "--empty-ok")
+    assert "10 registered files are no longer there: marked missing" in out.stderr
+    gone = status(home)
+    assert gone["images"]["missing"] == 10 and gone["index"]["size"] == N - 10
+
+
+def test_a_link_to_a_gone_drive_is_offline_and_a_deleted_folder_is_missing(nested, tmp_path):
+    """A folder that is a link to a drive's mount folder (removed when the drive is unplugged)
+    keeps its photos, with the warning; a folder deleted outright marks its photos missing."""
+    photos, home, layout = nested
+    drive = tmp_path / "media" / "usb"
+    move_all(photos / "nas", drive)
+    (photos / "nas").rmdir()
+    (photos / "nas").symlink_to(drive, target_is_directory=True)  # the share through a link, same paths
+    out = tag(home, photos)
+    assert f"found {N} files: 0 new, 0 changed, {N} unchanged" in out.stderr, out.stderr
+    results = stored(home)
+    drive.rename(tmp_path / "media" / "away")  # unplugged: the link dangles
+    shutil.rmtree(photos / "old")  # deleted: nothing of it is left
+    out = tag(home, photos)
+    assert f"{photos / 'nas'} holds no photos now but 10 registered ones are under it: left as they were" \
+        in out.stderr, out.stderr
+    assert "4 registered files are no longer there: marked missing" in out.stderr
+    after = status(home)
+    assert after["images"]["missing"] == 4 and after["images"]["tagged"] == N - 4
+    now = stored(home)
+    old = {str(photos / "old" / name) for name in layout["old"]}
+    assert {p: r for p, r in now.items() if p not in old} == {p: r for p, r in results.items() if p not in old}
+    assert {now[p][0] for p in old} == {"missing"}
