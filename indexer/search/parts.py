@@ -26,7 +26,9 @@ def find(searcher: Any, parsed: grammar.Query, k: int, offset: int, min_score: f
     """A query with operators (:mod:`indexer.search.query`): candidates by the weighted sum of
     its positive texts' embeddings; each scored by every part; a photo's score is the weighted
     mean of its positive parts' scores, it matches when it matches all of them, and a photo
-    matching a negative part is left out. Matches come first."""
+    matching a negative part is left out. Matches come first. People's verdicts on the positive
+    texts rule as on one text (:func:`indexer.search.feedback.curate`): a photo rejected for one
+    of them never shows; one confirmed for one of them comes first and matches that part."""
     positive, negative = parsed.positive, parsed.negative
     queries = {p.text: searcher.embed_query(p.text) for p in parsed.parts}
     weights = np.array([p.weight for p in positive], np.float32)
@@ -38,31 +40,56 @@ def find(searcher: Any, parsed: grammar.Query, k: int, offset: int, min_score: f
         ids, _ = searcher._filtered(combined, pool, filters, by_model=True)
     else:
         ids, _ = searcher._ranked(combined, pool, by_model=True)
+    confirmed_for, rejected = verdicts(searcher, positive, filters)
+    confirmed = set().union(*confirmed_for.values())
     texts = list(queries)
-    found, scores = score_texts(searcher.model, searcher.db, searcher._version_id(), ids,
+    found, scores = score_texts(searcher.model, searcher.db, searcher._version_id(),
+                                np.union1d(ids, np.array(sorted(confirmed), np.int64)),
                                 torch.cat([queries[t] for t in texts]))
     column = {t: n for n, t in enumerate(texts)}
     cutoffs = {t: searcher.cutoff(t, queries[t]) for t in texts}
     pos_scores = np.stack([scores[:, column[p.text]] for p in positive], 1)
     total = pos_scores @ weights / weights.sum()
-    matched = np.all(np.stack([[cutoffs[p.text].matches(float(x)) for x in pos_scores[:, n]]
-                               for n, p in enumerate(positive)], 1), axis=1) if len(found) else np.zeros(0, bool)
     left_out = excluded(searcher, found, negative, scores, column, cutoffs)
-    matches = {int(i) for i, m in zip(found, matched) if m}
+    matches = matching(found, pos_scores, positive, cutoffs, confirmed_for)
     ranked = [(int(i), float(t)) for i, t in zip(found, total) if int(i) not in left_out]
+    first = sorted((r for r in ranked if r[0] in confirmed), key=lambda r: (r[0] not in matches, -r[1]))
     ranked, shots = as_shots(searcher.db, searcher.model, searcher._version_id(), combined, ranked, by_model=True)
     ranked = [(i, sc) for i, sc in ranked if min_score is None or sc >= min_score]
     ranked.sort(key=lambda r: (r[0] not in matches, -r[1]))
-    ranked, similar = searcher.fold(ranked)
+    ranked, similar = searcher.fold(feedback.curate(ranked, first, rejected))
     if sort != "relevance":
         ranked = searcher._dated(ranked, sort, lambda i, sc: i in matches)
     page = ranked[offset:offset + k]
-    first = cutoffs[positive[0].text]
-    hits = [replace(h, match=h.image_id in matches) for h in searcher._hits(page, first, set(), shots, similar)]
+    cutoff = cutoffs[positive[0].text]
+    hits = [replace(h, match=h.image_id in matches)
+            for h in searcher._hits(page, cutoff, {i for i, _ in first}, shots, similar)]
     parts = [{**p.to_json(), "cutoff": None if cutoffs[p.text].value is None else round(cutoffs[p.text].value, 6)}
              for p in parsed.parts]
-    return Results(parsed.text, hits, offset, len(ranked) > offset + k, first, filters or Filters(),
+    return Results(parsed.text, hits, offset, len(ranked) > offset + k, cutoff, filters or Filters(),
                    model_info(searcher.model, positive[0].text), sort, parts)
+
+
+def verdicts(searcher: Any, positive: tuple[grammar.Part, ...], filters: Filters | None
+             ) -> tuple[dict[str, set[int]], set[int]]:
+    """Per positive text the photos confirmed for it that pass ``filters``, and the photos
+    rejected for any positive text (:func:`indexer.search.feedback.for_texts`)."""
+    confirmed_for, rejected = feedback.for_texts(searcher.db, [p.text for p in positive])
+    confirmed = set().union(*confirmed_for.values())
+    if confirmed and filters:
+        passing = flt.keep(searcher.db, filters, searcher._version_id(), sorted(confirmed))
+        confirmed_for = {t: ids & passing for t, ids in confirmed_for.items()}
+    return confirmed_for, rejected
+
+
+def matching(ids: np.ndarray, pos_scores: np.ndarray, positive: tuple[grammar.Part, ...],
+             cutoffs: dict[str, Cutoff], confirmed_for: dict[str, set[int]]) -> set[int]:
+    """Those of ``ids`` that match every positive part: its calibrated cutoff, or a person
+    confirmed its text on them."""
+    return {int(i) for n, i in enumerate(ids)
+            if all(int(i) in confirmed_for[p.text] or cutoffs[p.text].matches(float(pos_scores[n, m]))
+                   for m, p in enumerate(positive))}
+
 
 def excluded(searcher: Any, ids: np.ndarray, negative: tuple[grammar.Part, ...], scores: np.ndarray,
              column: dict[str, int], cutoffs: dict[str, Cutoff]) -> set[int]:

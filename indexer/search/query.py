@@ -16,7 +16,9 @@ reading of it is unreliable, which is why exclusion is an operator). A ``+`` ins
 A negative part removes the photos that match its text (its calibrated cutoff), that carry it as
 a stored tag, or on which a person confirmed it (:class:`indexer.search.searcher.Searcher`).
 Positive parts are scored each by the model; a photo's score is their weighted mean, and it
-matches when it matches every positive part.
+matches when it matches every positive part. People's verdicts on the positive texts rule as on
+one text (:mod:`indexer.search.feedback`): a photo rejected for one never shows, one confirmed
+for one comes first and matches that part.
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@ from mkt.tagmodel import TagModel
 class Hit:
     """One result: ``match`` says whether it passes the query's calibrated cutoff (None for image
     queries, which have none); ``mtime`` is the file's modification time (seconds since 1970);
-    ``confirmed``: a person confirmed the query's label on this photo (it comes first, and matches);
+    ``confirmed``: a person confirmed the query's label (with operators: one of its texts to look
+    for) on this photo: it comes first, and matches (that part);
     ``frame_s``: for a video, the time of its best frame; ``stack``: the other files of its shot
     (:mod:`indexer.search.shots`); ``taken``: when it was taken (the camera's clock, ISO 8601);
     ``score`` is None in a listing without a query (:mod:`indexer.search.browse`); ``similar``:
