@@ -4,9 +4,10 @@ Tagging a collection with a new model version (by hand or by a schedule) stores 
 tags and embeddings BESIDE the active version's (rows are keyed by version) and builds its own
 index file; search keeps serving the active version meanwhile. When a job of the new version
 closes and the new version covers the collection (every tagged image has its embedding),
-:func:`switch_if_covering` activates it: one row update, which searchers notice at their next
-query. The old version's data stays, so ``tagscope models use OLD`` switches back;
-``tagscope models remove OLD`` frees its space.
+:func:`switch_in` activates it in the transaction that closes the job, whoever closes it (a
+worker that keeps no index too): one row update, which searchers notice at their next query.
+The old version's data stays, so ``tagscope models use OLD`` switches back; ``tagscope models
+remove OLD`` frees its space.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
 
 from core.db import (
     TAGGED,
@@ -34,23 +36,33 @@ from core.errors import TagscopeError
 def coverage(db: Database, mv_id: int) -> tuple[int, int]:
     """(tagged images with an embedding of this version, tagged images)."""
     with db.session() as s:
-        tagged = s.scalar(select(func.count()).select_from(Image).where(Image.status == TAGGED)) or 0
-        have = s.scalar(select(func.count()).select_from(Embedding).join(Image, Image.id == Embedding.image_id)
-                        .where(Embedding.model_version_id == mv_id, Image.status == TAGGED)) or 0
+        return _coverage(s, mv_id)
+
+
+def _coverage(s: Session, mv_id: int) -> tuple[int, int]:
+    tagged = s.scalar(select(func.count()).select_from(Image).where(Image.status == TAGGED)) or 0
+    have = s.scalar(select(func.count()).select_from(Embedding).join(Image, Image.id == Embedding.image_id)
+                    .where(Embedding.model_version_id == mv_id, Image.status == TAGGED)) or 0
     return int(have), int(tagged)
 
 
 def switch_if_covering(db: Database, mv_id: int) -> bool:
     """Activate version ``mv_id`` when it is not active and covers the collection; True if it did."""
     with db.session() as s:
-        active = collection_model_version(s)
-        if active is not None and active.id == mv_id and active.active_since is not None:
-            return False
-    have, tagged = coverage(db, mv_id)
+        return switch_in(s, mv_id)
+
+
+def switch_in(s: Session, mv_id: int) -> bool:
+    """:func:`switch_if_covering` in the caller's transaction (a job's close: the job is done and
+    its version serves in one commit). A fact of the database alone: whoever closes the job
+    switches, whether or not its machine keeps an index (``keep_index``)."""
+    active = collection_model_version(s)
+    if active is not None and active.id == mv_id and active.active_since is not None:
+        return False
+    have, tagged = _coverage(s, mv_id)
     if tagged == 0 or have < tagged:
         return False
-    with db.session() as s:
-        s.execute(update(ModelVersion).where(ModelVersion.id == mv_id).values(active_since=utcnow()))
+    s.execute(update(ModelVersion).where(ModelVersion.id == mv_id).values(active_since=utcnow()))
     return True
 
 

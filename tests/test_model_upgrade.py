@@ -16,7 +16,7 @@ from core.db import Embedding, ModelVersion, get_database
 from core.settings import load_settings
 from indexer.search.searcher import Searcher
 
-from .conftest import ROOT, photos_subset, run_cli, tagscope_env
+from .conftest import ROOT, photos_subset, run_cli, start_worker, stop_worker, tagscope_env, two_stream_bundle
 
 N = 150
 
@@ -83,3 +83,33 @@ def test_searches_during_an_upgrade_answer_from_the_old_version_until_the_switch
     again = run_cli("tag", str(photos), home=home, TAGSCOPE_MODEL="synthetic").stdout
     assert "0 processed this run" in again  # images the removed version had tagged last are the old one's
     assert not list((home / "index").glob(f"{new['version']}.*"))
+
+
+@pytest.mark.worker
+@pytest.mark.slow
+def test_an_upgrade_tagged_by_a_worker_that_keeps_no_index_switches_search(home_env, synthetic_photos, tmp_path):
+    """docs/deploy.md's workers keep no index (TAGSCOPE_KEEP_INDEX=0) and close the jobs they
+    finish: the switch to the new version is the close's, whoever closes (issue 30, point 5)."""
+    home, env, url = home_env
+    photos = photos_subset(synthetic_photos, tmp_path / "photos", 40)
+    run_cli("tag", str(photos), home=home, **env)  # model v1, in this process
+    [old] = models_json(home, **env)
+    v2 = two_stream_bundle(tmp_path / "two-stream.pt")  # another version, scoring otherwise (a local stream)
+    plain = {k: v for k, v in env.items() if k != "TAGSCOPE_MODEL"}  # search follows the active version
+    queued = {**plain, "TAGSCOPE_BROKER_URL": "embedded", "TAGSCOPE_TASK_SIZE": "20"}
+    worker = start_worker(home, {**queued, "TAGSCOPE_KEEP_INDEX": "0"}, "--loader-workers", "0")
+    try:
+        out = run_cli("tag", str(photos), "--model", f"mkt:{v2}", home=home, **queued)
+        assert "queued 2 task(s)" in out.stderr, out.stderr
+    finally:
+        stop_worker(worker)
+    log = (home / "worker.log").read_text()
+    assert log.count("succeeded") >= 2, log[-3000:]
+    versions = {m["spec"]: m for m in models_json(home, **plain)}
+    assert versions[f"mkt:{v2}"]["active"] and not versions[old["spec"]]["active"], versions
+    hits = json.loads(run_cli("search", "red circle", "-k", "10", "--json", home=home, **plain).stdout)["results"]
+    served = {name: Searcher(load_settings(environ=plain, home=str(home), database_url=url, model=spec))
+              .search("red circle", 10) for name, spec in (("new", f"mkt:{v2}"), ("old", "synthetic"))}
+    got = [(h["image_id"], round(h["score"], 5)) for h in hits]
+    assert got == [(h.image_id, round(h.score, 5)) for h in served["new"]]
+    assert got != [(h.image_id, round(h.score, 5)) for h in served["old"]]

@@ -3,7 +3,10 @@ worker that finished the last task, or a sweeper when that worker died in betwee
 
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
 
 from core.db import Database, Job, JobTask, ModelVersion, utcnow
 from core.settings import Settings
@@ -11,24 +14,40 @@ from indexer.store import StoreVersion
 from indexer.sync import sync_index
 from tagger.jobs import leases
 from tagger.jobs.rows import progress
-from tagger.versions import switch_if_covering
+from tagger.versions import switch_in
+
+log = logging.getLogger(__name__)
 
 
 def close_job_if_complete(settings: Settings, db: Database, job_id: int) -> bool:
-    """Close a running job whose tasks are all done: freeze its figures, mark it done, bring its
-    index up to date, and make its model version the one search serves once it covers the
-    collection. True for the one caller that closed it."""
+    """Close a running job whose tasks are all done: bring this machine's index copy up to date
+    when it keeps one (``keep_index``), then in one transaction freeze the job's figures, mark it
+    done and make its model version the one search serves once it covers the collection
+    (:func:`tagger.versions.switch_in`: a database fact, the same whoever closes, a worker that
+    keeps no index too). True for the one caller that closed it."""
     with db.session() as s:
         job = s.get(Job, job_id)
-        if job is None or job.state != "running" or s.scalar(
-                select(func.count()).select_from(JobTask).where(JobTask.job_id == job_id,
-                                                                 JobTask.state != leases.DONE)):
+        if job is None or not _complete(s, job):
+            return False
+        mv = StoreVersion.of(s.get(ModelVersion, job.model_version_id))
+    if settings.keep_index:  # first: this machine's readers find the new version's copy current at the switch
+        try:
+            sync_index(settings, db, mv, role="worker")
+        except OSError as exc:  # this copy catches up later (the sweeper, the next sync); the job closes now
+            log.warning("job %d: this machine's index copy could not be brought up to date: %s", job_id, exc)
+    with db.session() as s:
+        job = s.get(Job, job_id)
+        if job is None or not _complete(s, job):
             return False
         done, failed = progress(s, job)
         closed = s.execute(update(Job).where(Job.id == job_id, Job.state == "running")
                            .values(state="done", done=done, failed=failed, finished_at=utcnow())).rowcount
-        mv = StoreVersion.of(s.get(ModelVersion, job.model_version_id))
-    if closed and settings.keep_index:
-        sync_index(settings, db, mv, role="worker")
-        switch_if_covering(db, mv.id)
+        if closed:
+            switch_in(s, mv.id)
     return bool(closed)
+
+
+def _complete(s: Session, job: Job) -> bool:
+    """The job runs and every one of its tasks is done."""
+    return job.state == "running" and not s.scalar(
+        select(func.count()).select_from(JobTask).where(JobTask.job_id == job.id, JobTask.state != leases.DONE))
