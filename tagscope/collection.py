@@ -66,7 +66,7 @@ def tag(ctx: click.Context, paths: tuple[str, ...], model: str | None, batch_siz
 @click.option("--folder", help="Only photos under this folder.")
 @click.option("--tag", help="Only photos with this stored tag.")
 @click.option("--taken", help="Taken in this year, month or day, or range: 2023, 2023-07, 2023-07-01..2023-08-15.")
-@click.option("--place", help="In this country, region or city.")
+@click.option("--place", help="In this country, region, city or neighbourhood (or country code).")
 @click.option("--camera", help="Camera make or model contains this.")
 @click.option("--media", type=click.Choice(["photo", "raw", "video"]), help="Only this kind of file.")
 @click.option("--sort", type=click.Choice(["relevance", "newest", "oldest"]),

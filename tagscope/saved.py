@@ -46,7 +46,7 @@ def _describe(s) -> str:
 @click.option("--folder", help="Only photos under this folder.")
 @click.option("--tag", help="Only photos with this stored tag.")
 @click.option("--taken", help="Taken in this year, month or day, or range: 2023, 2023-07, 2023-07-01..2023-08-15.")
-@click.option("--place", help="In this country, region or city.")
+@click.option("--place", help="In this country, region, city or neighbourhood (or country code).")
 @click.option("--camera", help="Camera make or model contains this.")
 @click.option("--media", help="Only this kind of file: photo, raw or video.")
 @click.option("--sort", help="relevance (the default), newest or oldest.")

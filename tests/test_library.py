@@ -66,7 +66,7 @@ def test_show_gives_the_date_offset_camera_gps_and_place_the_files_say(tagged_li
     assert heic["camera"] == {"make": "Apple", "model": "iPhone 14 Pro",
                               "lens": "iPhone 14 Pro back triple camera 6.86mm f/1.78"}
     assert heic["gps"] == {"lat": pytest.approx(48.8566, abs=1e-4), "lon": pytest.approx(2.3522, abs=1e-4)}
-    assert heic["place"] == {"country": "France", "region": "Île-de-France", "city": "Paris"}
+    assert heic["place"] == {"country": "France", "region": "Île-de-France", "city": "Paris", "neighbourhood": None}
     assert heic["format"] == "HEIF" and heic["stack"] == [] and heic["duration_s"] is None
     turned = _show(home, env, rows["DCIM/IMG_0002.HEIC"][0])
     assert turned["taken_at"] == "2023-07-15T18:30:00-04:00" and (turned["width"], turned["height"]) == (320, 240)

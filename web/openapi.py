@@ -101,8 +101,10 @@ SCHEMAS: dict[str, Any] = {
                    "camera": {**_obj({"make": _NULLABLE_STR, "model": _NULLABLE_STR, "lens": _NULLABLE_STR}),
                               "nullable": True},
                    "gps": {**_obj({"lat": {"type": "number"}, "lon": {"type": "number"}}), "nullable": True},
-                   "place": {**_obj({"country": _NULLABLE_STR, "region": _NULLABLE_STR, "city": _NULLABLE_STR}),
-                             "nullable": True, "description": "from GPS, offline (GeoNames)"},
+                   "place": {**_obj({"country": _NULLABLE_STR, "region": _NULLABLE_STR, "city": _NULLABLE_STR,
+                                     "neighbourhood": _NULLABLE_STR}),
+                             "nullable": True, "description": "from GPS, offline (GeoNames): the city people "
+                             "name, and the neighbourhood (a section of it) when the position is near one"},
                    "duration_s": {"type": "number", "nullable": True},
                    "stack": {"type": "array", "items": {"type": "string"},
                              "description": "the other files of this shot"},
@@ -206,7 +208,8 @@ _PAGE = [_query("k", {"type": "integer", "minimum": 1, "maximum": 1000, "default
          _query("taken", {"type": "string", "maxLength": 1000},
                 "taken in this year, month or day, or range: 2023, 2023-07, 2023-07-14, 2023-07-01..2023-08-15 "
                 "(the camera's clock)"),
-         _query("place", {"type": "string", "maxLength": 1000}, "in this country, region or city (or country code)"),
+         _query("place", {"type": "string", "maxLength": 1000},
+                "in this country, region, city or neighbourhood (or country code)"),
          _query("camera", {"type": "string", "maxLength": 1000}, "camera make or model contains this"),
          _query("media", {"type": "string", "enum": ["photo", "raw", "video"]}, "only this kind of file")]
 

@@ -1,5 +1,6 @@
 """The tables of what files say about their shots: ``media`` (one row per decoded file) and
-``video_frames`` (a video's sampled frames per model version). Migration 0007 creates them."""
+``video_frames`` (a video's sampled frames per model version). Migration 0007 creates them, 0010
+adds the neighbourhood."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ class Media(Base):
     """What a file says about its shot, read when it is decoded (again when it changes): its kind
     (photo, raw, video), when it was taken (the camera's wall clock, its UTC offset when the file
     records one, and where the date came from: exif, video or file), camera, lens, GPS and the
-    place there (offline GeoNames), a video's duration, and which decoder made its pixels."""
+    place there (offline GeoNames: the city people name, and the neighbourhood within it when the
+    nearest place is a section of it), a video's duration, and which decoder made its pixels."""
 
     __tablename__ = "media"
 
@@ -33,6 +35,7 @@ class Media(Base):
     country_code: Mapped[str | None] = mapped_column(String(2))
     region: Mapped[str | None] = mapped_column(String(120))
     city: Mapped[str | None] = mapped_column(String(120))
+    neighbourhood: Mapped[str | None] = mapped_column(String(120))
     duration_s: Mapped[float | None] = mapped_column(Float)
     decoder: Mapped[str | None] = mapped_column(String(16))
 

@@ -1,8 +1,8 @@
 """Search filters: by folder (a path prefix), by stored tag (a label the tagger stored for the
 image under the model version searched), and by what each file says about its shot
 (:mod:`core.media.tables`): ``taken`` (a year, month, day or a range of them, on the camera's
-clock), ``place`` (a country, region or city name, or a country code), ``camera`` (make or model,
-a substring) and ``media`` (photo, raw, video). Pure SQL over ``images``, ``tags`` and ``media``.
+clock), ``place`` (a country, region, city or neighbourhood name, or a country code), ``camera``
+(make or model, a substring) and ``media`` (photo, raw, video). Pure SQL over ``images``, ``tags`` and ``media``.
 
 A filter that leaves few photos (``allowed_ids`` returns their ids) is searched exactly over
 those photos; one that leaves many is applied to the index's candidates (``keep``).
@@ -29,14 +29,16 @@ MAX_FILTER_CHARS = 1000
 MEDIA_KINDS = ("photo", "raw", "video")
 NAMES = ("folder", "tag", "taken", "place", "camera", "media")  # the same in the CLI, the API and the page
 SORTS = ("relevance", "newest", "oldest")  # ``sort``: by the query's score, or by when taken
+# ``place`` matches any level of a shot's place: el Raval, Barcelona, Catalonia, Spain or ES
+PLACE_LEVELS = (Media.neighbourhood, Media.city, Media.region, Media.country, Media.country_code)
 
 
 @dataclass(frozen=True)
 class Filters:
     """``folder``: photos whose path lies under this folder; ``tag``: photos with this stored tag;
     ``taken``: taken in this year, month or day, or range (``2023``, ``2023-07``, ``2023-07-14``,
-    ``2023-07-01..2023-08-15``); ``place``: in this country, region or city; ``camera``: make or
-    model contains this; ``media``: photo, raw or video."""
+    ``2023-07-01..2023-08-15``); ``place``: in this country, region, city or neighbourhood (or
+    country code); ``camera``: make or model contains this; ``media``: photo, raw or video."""
 
     folder: str | None = None
     tag: str | None = None
@@ -102,8 +104,7 @@ class Filters:
             conditions += [Media.taken >= start, Media.taken < end]
         if self.place is not None:
             name = self.place.lower()
-            conditions.append(or_(func.lower(Media.city) == name, func.lower(Media.region) == name,
-                                  func.lower(Media.country) == name, func.lower(Media.country_code) == name))
+            conditions.append(or_(*(func.lower(level) == name for level in PLACE_LEVELS)))
         if self.camera is not None:
             pattern = "%" + _like_escape(self.camera.lower()) + "%"
             conditions.append(or_(func.lower(Media.camera_make).like(pattern, escape="\\"),
