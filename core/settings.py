@@ -33,6 +33,7 @@ INDEX_KINDS = ("auto", "flat", "hnsw", "ivfpq")  # see indexer.ann
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 RUNTIMES = ("auto", "torch", "onnx", "openvino")  # see mkt.runtime (the same names)
 AUTO = -1  # batch_size / loader_workers chosen by device (Settings.batch_for, Settings.workers_for)
+MIN_DUPLICATE_THRESHOLD = 0.5  # below, photos are alike in subject, not copies (indexer.search.similar)
 
 
 SETTING_DOC = "doc"  # the key of a field's documentation in its metadata
@@ -108,8 +109,11 @@ class Settings:
             "`1` encodes each alone")
     duplicate_threshold: float | None = _setting(
         None, "unset: the model's own (calibrated for the bundled models by `python -m bench.duplicates`, 0.99 for "
-              "others); else the cosine similarity (above 0, at most 1) from which two photos are near-duplicates "
+              "others); else the cosine similarity (0.5 to 1) from which two photos are near-duplicates "
               "(`tagscope duplicates`, `/duplicates`, search's \"+N similar\")")
+    thumb_cache_mb: int = _setting(
+        512, "`512` MB of thumbnails the web UI keeps in `<home>/thumbs`; past it the least recently used are "
+             "removed; `0` keeps none (each is made again when shown)")
 
     # -- derived paths ----------------------------------------------------------------------
     @property
@@ -186,6 +190,7 @@ _ENV = {
     "index_folder": "TAGSCOPE_INDEX_FOLDER",
     "keep_index": "TAGSCOPE_KEEP_INDEX",
     "text_batch": "TAGSCOPE_TEXT_BATCH",
+    "thumb_cache_mb": "TAGSCOPE_THUMB_CACHE_MB",
 }
 
 
@@ -216,9 +221,9 @@ def _coerce(name: str, value: Any, source: str) -> Any:
             if value in ("", None):
                 return None
             similarity = float(value)
-            if not 0.0 < similarity <= 1.0:
+            if not MIN_DUPLICATE_THRESHOLD <= similarity <= 1.0:
                 raise TagscopeError(f"bad value {value!r} for duplicate_threshold in {source}: use a cosine "
-                                    "similarity above 0 and at most 1, e.g. 0.95")
+                                    f"similarity of at least {MIN_DUPLICATE_THRESHOLD} and at most 1, e.g. 0.95")
             return similarity
         if name in ("compile", "keep_index"):
             if str(value).lower() not in ("0", "1", "true", "false"):

@@ -4,9 +4,13 @@ Resized, re-encoded and cropped copies of a photo, and bursts shot a moment apar
 same embedding. This module finds them without reading a photo or running a model:
 
 1. the stored global embeddings of the version (:func:`indexer.store.scan`; no re-embedding);
-2. every pair with a cosine of at least the threshold: FAISS range search over an exact
-   inner-product index, ``QUERY_CHUNK`` photos at a time (up to ``EXACT_MAX`` photos; above, each
-   photo's ``NEIGHBOURS`` nearest in an HNSW graph, whose cosines are then exact);
+2. every pair with a cosine of at least the threshold among each photo's ``NEIGHBOURS`` nearest:
+   a k-nearest search over an exact inner-product index, ``QUERY_CHUNK`` photos at a time (up to
+   ``EXACT_MAX`` photos; above, in an HNSW graph, whose cosines are then exact). Not a range
+   search: at a low threshold its results grow with the square of the photos (gigabytes before
+   any limit), while this work is bounded by photos x ``NEIGHBOURS`` whatever the threshold
+   (checked to be at least :data:`indexer.search.similar.MIN_THRESHOLD` too); photos with that
+   many near-duplicates or more are counted in the report (``crowded``: they may have more);
 3. groups by complete linkage inside each connected component of those pairs: a group starts at
    the photo with the most near-duplicates left and takes, closest first, those within the
    threshold of EVERY member so far. A chain (A~B, B~C, A far from C) never ends in one group,
@@ -35,11 +39,10 @@ from indexer import store
 from indexer.search.similar import CALIBRATED, check_threshold, threshold_for
 from indexer.store import StoreVersion
 
-EXACT_MAX = 50_000  # up to this many photos, every pair is compared exactly (a flat index)
-QUERY_CHUNK = 2048  # photos whose neighbours one range search finds
-NEIGHBOURS = 32  # above EXACT_MAX: the nearest photos of each that are compared
-MAX_LIMIT = 1000  # groups per page at most
-MAX_PAIRS = 20_000_000  # near-duplicate pairs at most (a threshold that pairs everything with everything)
+EXACT_MAX = 50_000  # up to this many photos, the nearest are found exactly (a flat index)
+QUERY_CHUNK = 2048  # photos whose nearest one search finds
+NEIGHBOURS = 64  # the nearest photos of each that are compared: a burst of more is split
+MAX_PAIRS = 2_000_000  # near-duplicate pairs at most (~0.5 GB of grouping; a threshold that pairs too much)
 
 
 @dataclass(frozen=True)
@@ -89,7 +92,8 @@ class Group:
 @dataclass(frozen=True)
 class Report:
     """The groups of one model version at one threshold (``source``: where the threshold came from:
-    ``given``, ``setting``, ``calibrated`` or ``default``), over ``photos`` compared photos."""
+    ``given``, ``setting``, ``calibrated`` or ``default``), over ``photos`` compared photos;
+    ``crowded``: photos with ``NEIGHBOURS`` near-duplicates or more (only their nearest were compared)."""
 
     spec: str
     version: str
@@ -98,6 +102,7 @@ class Report:
     photos: int
     folder: str | None
     groups: list[Group] = field(default_factory=list)
+    crowded: int = 0
 
     @property
     def duplicates(self) -> int:
@@ -111,7 +116,7 @@ class Report:
         page = self.groups[offset:None if limit is None else offset + limit]
         return {"model": {"spec": self.spec, "version": self.version}, "threshold": self.threshold,
                 "threshold_source": self.source, "folder": self.folder, "photos": self.photos,
-                "total_groups": len(self.groups), "total_duplicates": self.duplicates,
+                "total_groups": len(self.groups), "total_duplicates": self.duplicates, "crowded": self.crowded,
                 "offset": offset, "limit": limit, "more": limit is not None and offset + limit < len(self.groups),
                 "groups": [g.to_json() for g in page]}
 
@@ -119,51 +124,62 @@ class Report:
 # -- pairs and groups (pure: arrays in, arrays out) -----------------------------------------
 def similar_pairs(vectors: np.ndarray, threshold: float, exact_max: int = EXACT_MAX,
                   neighbours: int = NEIGHBOURS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every pair of rows ``(i, j)``, ``i < j``, of the L2-normalised ``vectors`` whose cosine is at
-    least ``threshold``: (i, j, cosine) arrays. Exact (range search over a flat inner-product
-    index, in chunks) up to ``exact_max`` rows; above, among each row's ``neighbours`` nearest in
-    an HNSW graph."""
-    import faiss  # here: the module stays importable without loading FAISS
-
+    """The pairs of rows ``(i, j)``, ``i < j``, of the L2-normalised ``vectors`` whose cosine is at
+    least ``threshold``, among each row's ``neighbours`` nearest: (i, j, cosine) arrays. The nearest
+    are found exactly (a flat inner-product index) up to ``exact_max`` rows, in an HNSW graph
+    above; cosines are exact either way. The work and memory are bounded by rows x ``neighbours``
+    whatever the threshold (a range search's results grow with the square of the rows at a low
+    one), and the pairs by ``MAX_PAIRS``."""
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     n = len(vectors)
     empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32))
     if n < 2:
         return empty
-    dim = vectors.shape[1]
-    rows_i, rows_j = [], []
-    if n <= exact_max:
-        index = faiss.IndexFlatIP(dim)
-        index.add(vectors)
-        for start in range(0, n, QUERY_CHUNK):
-            lims, _, found = index.range_search(vectors[start:start + QUERY_CHUNK], threshold - 1e-6)
-            queries = start + np.repeat(np.arange(len(lims) - 1), np.diff(lims).astype(np.int64))
-            rows_i.append(queries)
-            rows_j.append(found.astype(np.int64))
-            if sum(map(len, rows_j)) > 2 * MAX_PAIRS:
-                raise TagscopeError(f"a threshold of {threshold:g} makes more than {MAX_PAIRS:,} pairs of "
-                                    "near-duplicates: raise it (e.g. 0.95)")
-    else:
-        index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = 80
-        index.add(vectors)
-        index.hnsw.efSearch = max(128, 2 * neighbours)
-        k = min(neighbours + 1, n)
-        for start in range(0, n, QUERY_CHUNK):
-            _, found = index.search(vectors[start:start + QUERY_CHUNK], k)
-            queries = start + np.repeat(np.arange(len(found)), k)
-            rows_i.append(queries)
-            rows_j.append(found.reshape(-1).astype(np.int64))
+    index = _nearest_index(vectors, n > exact_max, neighbours)
+    k = min(neighbours + 1, n)  # + the row itself
+    rows_i, rows_j, total = [], [], 0
+    for start in range(0, n, QUERY_CHUNK):
+        sims, found = index.search(vectors[start:start + QUERY_CHUNK], k)
+        queries = start + np.repeat(np.arange(len(found)), k)
+        found, sims = found.reshape(-1).astype(np.int64), sims.reshape(-1)
+        keep = (found >= 0) & (found != queries) & (sims >= threshold - 1e-4)
+        rows_i.append(queries[keep])
+        rows_j.append(found[keep])
+        total += int(keep.sum())
+        if total > 2 * MAX_PAIRS:
+            raise TagscopeError(f"a threshold of {threshold:g} makes more than {MAX_PAIRS:,} pairs of "
+                                "near-duplicates: raise it (e.g. 0.95)")
     i, j = np.concatenate(rows_i), np.concatenate(rows_j)
-    keep = (j >= 0) & (i != j)
-    i, j = i[keep], j[keep]
-    lo, hi = np.minimum(i, j), np.maximum(i, j)
-    if len(lo) == 0:
+    if len(i) == 0:
         return empty
-    pairs = np.unique(np.stack([lo, hi], axis=1), axis=0)
+    pairs = np.unique(np.stack([np.minimum(i, j), np.maximum(i, j)], axis=1), axis=0)
     exact = np.einsum("nd,nd->n", vectors[pairs[:, 0]], vectors[pairs[:, 1]])  # the same for both kinds
     ok = exact >= threshold
     return pairs[ok, 0], pairs[ok, 1], exact[ok].astype(np.float32)
+
+
+def _nearest_index(vectors: np.ndarray, approximate: bool, neighbours: int):
+    """An inner-product index of ``vectors``: exact (flat), or an HNSW graph searched ``neighbours`` deep."""
+    import faiss  # here: the module stays importable without loading FAISS
+
+    dim = vectors.shape[1]
+    if not approximate:
+        index = faiss.IndexFlatIP(dim)
+        index.add(vectors)
+        return index
+    index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = 80
+    index.add(vectors)
+    index.hnsw.efSearch = max(128, 2 * neighbours)
+    return index
+
+
+def crowded(n: int, i: np.ndarray, j: np.ndarray, neighbours: int = NEIGHBOURS) -> int:
+    """Rows (of ``n``) with at least ``neighbours`` near-duplicates among pairs ``(i, j)``: rows that
+    may have more than were compared (:func:`similar_pairs` compares each row's nearest only)."""
+    if n == 0 or len(i) == 0:
+        return 0
+    return int((np.bincount(np.concatenate([i, j]), minlength=n) >= neighbours).sum())
 
 
 def complete_groups(n: int, i: np.ndarray, j: np.ndarray, sims: np.ndarray) -> list[list[int]]:
@@ -216,11 +232,17 @@ def group_rows(vectors: np.ndarray, threshold: float, exact_max: int = EXACT_MAX
                same_shot: np.ndarray | None = None) -> list[list[int]]:
     """:func:`similar_pairs` then :func:`complete_groups`: groups of rows of ``vectors``. Rows with the
     same non-negative ``same_shot`` key (the files of one shot) are never paired."""
+    return complete_groups(len(vectors), *shot_pairs(vectors, threshold, exact_max, same_shot))
+
+
+def shot_pairs(vectors: np.ndarray, threshold: float, exact_max: int = EXACT_MAX,
+               same_shot: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`similar_pairs` but those of two files of one shot (the same non-negative ``same_shot``)."""
     i, j, s = similar_pairs(vectors, threshold, exact_max)
     if same_shot is not None and len(i):
         other = (same_shot[i] < 0) | (same_shot[i] != same_shot[j])
         i, j, s = i[other], j[other], s[other]
-    return complete_groups(len(vectors), i, j, s)
+    return i, j, s
 
 
 # -- the collection --------------------------------------------------------------------------
@@ -260,22 +282,20 @@ def find_duplicates(db: Database, threshold: float | str | None = None, *, setti
     """The near-duplicate groups of the served version's tagged photos (under ``folder`` when
     given), largest groups first. ``threshold`` (given) beats ``setting`` (``duplicate_threshold``),
     which beats the model's own (:func:`indexer.search.similar.threshold_for`)."""
-    version, model_spec = served_version(db, spec, version)
-    given = check_threshold(threshold)
+    given = check_threshold(threshold)  # before any work
     chosen = check_threshold(setting, "duplicate_threshold setting") if given is None else given
+    version, model_spec = served_version(db, spec, version)
     source = "given" if given is not None else "setting" if chosen is not None else \
         "calibrated" if model_spec in CALIBRATED else "default"
     value = threshold_for(model_spec, chosen)
     folder_filter = _folder_filter(folder)
     ids, vectors = _load(db, version, folder_filter)
-    report = Report(model_spec, version.version, value, source, len(ids),
-                    folder_filter.folder if folder_filter is not None else None)
+    where = folder_filter.folder if folder_filter is not None else None
     if len(ids) < 2:
-        return report
-    stacks = _stack_keys(db, ids)
-    groups = group_rows(vectors, value, exact_max, stacks)
-    report.groups.extend(_describe(db, ids, vectors, groups))
-    return report
+        return Report(model_spec, version.version, value, source, len(ids), where)
+    i, j, s = shot_pairs(vectors, value, exact_max, _stack_keys(db, ids))
+    return Report(model_spec, version.version, value, source, len(ids), where,
+                  _describe(db, ids, vectors, complete_groups(len(ids), i, j, s)), crowded(len(ids), i, j))
 
 
 def _folder_filter(folder: str | None):

@@ -59,7 +59,7 @@ def tag(ctx: click.Context, paths: tuple[str, ...], model: str | None, batch_siz
 
 @click.command()
 @click.argument("text", required=False)
-@click.option("-k", "--top-k", "k", type=int, default=20, show_default=True, help="Results to return.")
+@click.option("-k", "--top-k", "k", type=int, default=20, show_default=True, help="Results to return (1 to 1000).")
 @click.option("--model", help="Model spec (default: the one the collection was tagged with).")
 @click.option("--min-score", type=float, help="Relevance cutoff: only results scoring at least this.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: {query, results: [{image_id, path, score}]}.")
@@ -97,6 +97,9 @@ def run_search(settings: Settings, text: str | None, k: int, min_score: float | 
                sort: str | None = None) -> None:
     """What `tagscope search` does with its arguments (`tagscope saved run NAME` too): ask the running
     server, else search in this process, and print the hits. A ``sort`` other than relevance is passed on."""
+    from indexer.search.checks import check_k
+
+    k = check_k(k)  # before the server or the model: -k -5 is one line, not an unlimited listing
     given = {name: value for name, value in filters.to_json().items() if value is not None}
     order = {"sort": sort} if sort not in (None, "relevance") or (text is None and sort) else {}
     hits = _ask_server(settings, text, k, min_score, {**given, **order})

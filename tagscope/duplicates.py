@@ -19,7 +19,7 @@ from tagscope.common import database, fail_cleanly, settings_for
 @fail_cleanly
 def duplicates(ctx: click.Context, as_json: bool, threshold: str | None, folder: str | None) -> None:
     """List groups of near-duplicate photos, the likely original (most pixels, then bytes) first."""
-    from indexer.duplicates import find_duplicates
+    from indexer.duplicates import NEIGHBOURS, find_duplicates
 
     settings = settings_for(ctx)
     report = find_duplicates(database(settings), threshold, setting=settings.duplicate_threshold,
@@ -38,6 +38,10 @@ def duplicates(ctx: click.Context, as_json: bool, threshold: str | None, folder:
     click.echo(f"{len(report.groups)} groups, {dupes} near-duplicates among {report.photos} photos{where} "
                f"(model {report.spec}, threshold {report.threshold:g}, {report.source}); nothing was changed",
                err=not report.groups)
+    if report.crowded:
+        click.echo(f"note: {report.crowded} photos have {NEIGHBOURS} or more near-duplicates each at this threshold; "
+                   f"only the nearest {NEIGHBOURS} of each were compared (raise --threshold to split them less)",
+                   err=True)
 
 
 def _bytes(n: int) -> str:

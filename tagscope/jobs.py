@@ -12,7 +12,7 @@ from tagscope.common import database, fail_cleanly, settings_for
 
 @click.group(invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (the shape of GET /api/jobs).")
-@click.option("--limit", type=int, default=20, show_default=True)
+@click.option("--limit", type=int, default=20, show_default=True, help="Jobs to list (1 to 1000).")
 @click.pass_context
 @fail_cleanly
 def jobs(ctx: click.Context, as_json: bool, limit: int) -> None:
@@ -113,7 +113,7 @@ def schedule() -> None:
 
 @schedule.command("add")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
-@click.option("--every", "every", required=True, help="Interval: 10s, 15m, 1h, 1d, 1h30m ...")
+@click.option("--every", "every", required=True, help="Interval: 10s, 15m, 1h, 1d, 1h30m ... (at most 365d)")
 @click.option("--model", help="Model spec to tag with (default: TAGSCOPE_MODEL, else the collection's, "
                               "else the default model).")
 @click.pass_context

@@ -64,7 +64,7 @@ def add_command(ctx: click.Context, name: str, query: str, sort: str | None, rep
 
 @saved.command("run")
 @click.argument("name")
-@click.option("-k", "--top-k", "k", type=int, default=20, show_default=True, help="Results to return.")
+@click.option("-k", "--top-k", "k", type=int, default=20, show_default=True, help="Results to return (1 to 1000).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: {query, results: [{image_id, path, score}]}.")
 @click.pass_context
 @fail_cleanly

@@ -13,9 +13,10 @@ from collections import OrderedDict
 
 from flask import Blueprint, abort, current_app, jsonify, render_template, request, url_for
 
+from core.bounds import MAX_LIMIT, whole_number
 from core.db import get_database
 from core.errors import TagscopeError
-from indexer.duplicates import MAX_LIMIT, Report, find_duplicates, served_version, store_state
+from indexer.duplicates import Report, find_duplicates, served_version, store_state
 from indexer.search.similar import check_threshold
 
 bp = Blueprint("duplicates", __name__)
@@ -28,15 +29,7 @@ _lock = threading.Lock()
 
 def _count(name: str, default: int, lo: int, hi: int) -> int:
     value = request.args.get(name, "")
-    if value == "":
-        return default
-    try:
-        number = int(value)
-    except ValueError:
-        raise TagscopeError(f"{name} must be a whole number from {lo} to {hi}, got {value!r}") from None
-    if not lo <= number <= hi:
-        raise TagscopeError(f"{name} must be a whole number from {lo} to {hi}, got {number}")
-    return number
+    return default if value == "" else whole_number(value, name, lo, hi)
 
 
 def report() -> Report:

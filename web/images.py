@@ -7,10 +7,11 @@ from functools import partial
 
 from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request, send_file, url_for
 
-from core.atomic import atomic_write_bytes
 from core.db import Image, get_database
 from core.errors import TagscopeError
+from core.file_cache import FileCache
 from core.images import ImageDecodeError
+from core.media.kinds import VIDEO, media_kind
 from core.media.read import thumbnail as media_thumbnail
 from indexer.search.checks import MAX_DEPTH
 from indexer.search.evidence import NO_LOCAL_STREAM
@@ -101,24 +102,25 @@ def api_image(image_id: int):
 @bp.get("/thumb/<id:image_id>")
 def thumbnail(image_id: int):
     """Thumbnails exist only for registered images: no path ever comes from the request. A
-    video's is its middle frame, or its frame at ``?t=SECONDS`` (a search hit's best frame)."""
+    video's is its middle frame, or its frame at ``?t=SECONDS`` (a search hit's best frame); a
+    photo has one thumbnail whatever ``t`` says. Kept in a cache bounded by ``thumb_cache_mb``
+    (:mod:`core.file_cache`: the least recently used go)."""
     settings = current_app.config["TAGSCOPE_SETTINGS"]
     with get_database(settings.db_url).session() as s:
         img = s.get(Image, image_id)
         if img is None:
             abort(404)
-        at_s = _frame_time()
+        at_s = _frame_time() if media_kind(img.fs_path) == VIDEO else None
         fs_path, stamp = img.fs_path, f"{img.id}:{img.size_bytes}:{img.mtime}:{at_s}"
     etag = hashlib.sha1(stamp.encode()).hexdigest()
-    cache = settings.thumbs_dir / f"{etag}.jpg"
-    if cache.exists():
-        data = cache.read_bytes()
-    else:
+    cache = FileCache(settings.thumbs_dir, settings.thumb_cache_mb << 20)
+    data = cache.get(etag)
+    if data is None:
         try:
             data = media_thumbnail(fs_path, THUMB_SIZE, settings.max_pixels, at_s=at_s)
         except (ImageDecodeError, OSError):
             abort(404)
-        atomic_write_bytes(cache, data)  # concurrent first requests each write their own temp file
+        cache.put(etag, data)
     resp = Response(data, mimetype="image/jpeg")
     resp.set_etag(etag)
     resp.cache_control.max_age = 3600

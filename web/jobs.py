@@ -14,6 +14,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 
+from core.bounds import MAX_LIMIT, whole_number
 from core.db import get_database
 from core.errors import TagscopeError
 from tagger.jobs import control as job_control
@@ -34,10 +35,8 @@ def _db():
 
 @bp.get("/api/jobs")
 def list_jobs():
-    limit = request.args.get("limit", "20")
-    if not limit.isdigit() or not 1 <= int(limit) <= 1000:
-        raise TagscopeError("limit must be a whole number from 1 to 1000")
-    return jsonify({"jobs": job_control.list_jobs(_db(), int(limit))})
+    limit = whole_number(request.args.get("limit", 20), "limit", 1, MAX_LIMIT)
+    return jsonify({"jobs": job_control.list_jobs(_db(), limit)})
 
 
 @bp.post("/api/jobs")

@@ -11,7 +11,9 @@ from typing import Any
 
 from flask import Blueprint, jsonify
 
+from indexer.duplicates import NEIGHBOURS
 from indexer.search.filters import NAMES, SORTS
+from indexer.search.similar import MIN_THRESHOLD
 
 bp = Blueprint("openapi", __name__)
 
@@ -335,7 +337,7 @@ PATHS: dict[str, Any] = {
 }
 
 # Near-duplicates (web/duplicates.py, indexer/duplicates.py)
-_THRESHOLD = _query("threshold", {"type": "number", "exclusiveMinimum": True, "minimum": 0, "maximum": 1},
+_THRESHOLD = _query("threshold", {"type": "number", "minimum": MIN_THRESHOLD, "maximum": 1},
                     "cosine similarity from which photos are near-duplicates (default: the duplicate_threshold "
                     "setting, else the model's)")
 _DUP_FOLDER = _query("folder", {"type": "string", "maxLength": 1000}, "only photos under this folder")
@@ -360,6 +362,8 @@ SCHEMAS.update({
         "folder": _NULLABLE_STR, "photos": {"type": "integer", "description": "tagged photos compared"},
         "total_groups": {"type": "integer"}, "total_duplicates": {"type": "integer",
                                                                  "description": "members after each group's first"},
+        "crowded": {"type": "integer", "description": f"photos with {NEIGHBOURS} or more near-duplicates: only "
+                                                      f"their nearest {NEIGHBOURS} were compared"},
         "offset": {"type": "integer"}, "limit": _NULLABLE_INT, "more": {"type": "boolean"},
         "groups": {"type": "array", "items": {"$ref": "#/components/schemas/DuplicateGroup"},
                    "description": "largest groups first"}}),

@@ -40,7 +40,7 @@ SCHEMAS.update({
                                    "nullable": True}}),
     "Schedules": _obj({"schedules": {"type": "array", "items": {"$ref": "#/components/schemas/Schedule"}}}),
     "ScheduleInput": _obj({"folders": {"type": "array", "items": {"type": "string"}, "minItems": 1},
-                           "every": {"type": "string", "description": "10s, 15m, 1h, 1d, 1h30m ..."},
+                           "every": {"type": "string", "description": "10s, 15m, 1h, 1d, 1h30m ... (1s to 365d)"},
                            "model": _NULLABLE_STR}, required=["folders", "every"]),
     "ModelVersions": _obj({"models": {"type": "array", "items": _obj({
         "version": {"type": "string"}, "spec": {"type": "string"}, "dim": {"type": "integer"},

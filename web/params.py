@@ -12,9 +12,10 @@ from flask import current_app
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import NotFound
 
+from core.bounds import whole_number
 from core.errors import TagscopeError
 from indexer.search.browse import check_sort
-from indexer.search.checks import MAX_DEPTH, check_query
+from indexer.search.checks import MAX_DEPTH, MAX_K, check_query
 from indexer.search.filters import Filters
 from indexer.search.results import Results
 from indexer.search.searcher import Searcher
@@ -24,16 +25,6 @@ PER_PAGE = 40
 
 def searcher() -> Searcher:
     return current_app.extensions["tagscope.searcher"]
-
-
-def whole_number(value: Any, name: str, low: int, high: int) -> int:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise TagscopeError(f"{name} must be a whole number between {low} and {high}, got {value!r}") from None
-    if not low <= number <= high:
-        raise TagscopeError(f"{name} must be between {low} and {high}, got {number}")
-    return number
 
 
 @dataclass(frozen=True)
@@ -65,7 +56,7 @@ class SearchArgs:
                 return None
             if sort == "relevance":
                 raise TagscopeError("sort by relevance needs a query: type a text, or sort by newest or oldest")
-        k = whole_number(args.get("k", k_default), "k", 1, 1000)
+        k = whole_number(args.get("k", k_default), "k", 1, MAX_K)
         if q:
             q, k = check_query(q, k)
         image = whole_number(like, "like (an image id)", 1, 2 ** 63 - 1) if like else None

@@ -11,11 +11,12 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from core.errors import TagscopeError
 from core.images import ImageDecodeError, image_from_bytes
+from indexer.search.checks import check_k
 from indexer.search.filters import Filters
 from indexer.search.results import Results
 from tagger.status import collection_status
 from web.errors import respond
-from web.params import PER_PAGE, searcher, whole_number
+from web.params import PER_PAGE, searcher
 
 bp = Blueprint("upload", __name__)
 MAX_UPLOAD_BYTES = 20 << 20
@@ -36,7 +37,7 @@ def _photo_results(k_default: int) -> Results:
         raise TagscopeError(f"cannot read the photo ({exc}): send a JPEG, PNG, WebP, GIF, BMP or TIFF") from None
     if info.format not in ACCEPTED:
         raise TagscopeError(f"{info.format} photos are not accepted here: send a JPEG, PNG, WebP, GIF, BMP or TIFF")
-    k = whole_number(request.form.get("k", request.args.get("k", k_default)), "k", 1, 1000)
+    k = check_k(request.form.get("k", request.args.get("k", k_default)))
     filters = Filters.from_args(request.form)
     vector = searcher().embed_photo(photo)
     del photo, data

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import unicodedata
 
+from core.bounds import whole_number
 from core.errors import TagscopeError
 
 MAX_K = 1000
@@ -28,8 +29,15 @@ def parse_min_score(value: str | float | None) -> float | None:
     return score
 
 
+def check_k(k: int | str | None) -> int:
+    """Results per page: 1 to ``MAX_K`` (every listing and search, the CLI's ``-k`` and the API's ``k``)."""
+    return whole_number(20 if k is None else k, "k", 1, MAX_K)
+
+
 def check_offset(offset: int | str | None, k: int) -> int:
-    """A page's first rank: 0 up to ``MAX_DEPTH - k`` (search pages through the best ``MAX_DEPTH``)."""
+    """A page's first rank: 0 up to ``MAX_DEPTH - k`` (search pages through the best ``MAX_DEPTH``),
+    for ``k`` results (checked too: every search and listing passes here)."""
+    k = check_k(k)
     try:
         offset = int(offset or 0)
     except (TypeError, ValueError):
@@ -52,10 +60,4 @@ def check_query(text: str | None, k: int | str | None) -> tuple[str, int]:
         raise TagscopeError("empty query: type a label or a description, e.g. \"red bicycle\"")
     if len(text) > MAX_QUERY_CHARS:
         raise TagscopeError(f"query too long ({len(text)} characters): keep it under {MAX_QUERY_CHARS}")
-    try:
-        k = int(k if k is not None else 20)
-    except (TypeError, ValueError):
-        raise TagscopeError(f"k must be a whole number between 1 and {MAX_K}, got {k!r}") from None
-    if not 1 <= k <= MAX_K:
-        raise TagscopeError(f"k must be between 1 and {MAX_K}, got {k}")
-    return text, k
+    return text, check_k(k)

@@ -19,24 +19,28 @@ from collections.abc import Sequence
 import numpy as np
 
 from core.errors import TagscopeError
+from core.settings import MIN_DUPLICATE_THRESHOLD
 
 # Chosen by `python -m bench.duplicates` (2026-12-01; docs/benchmarks.md, "Near-duplicates").
 CALIBRATED = {"synthetic-mkt": 0.995, "synthetic": 0.995}
 DEFAULT_THRESHOLD = 0.99  # Immich: cosine distance <= 0.01 with ViT-B-32 (server/src/config.ts)
+# Below this, photos are alike in subject at most, not copies: a lower threshold pairs most of a
+# collection with most of it (work and memory that grow with the square of the photos).
+MIN_THRESHOLD = MIN_DUPLICATE_THRESHOLD
 FIX = "set duplicate_threshold (TAGSCOPE_DUPLICATE_THRESHOLD) or pass a threshold: a cosine similarity " \
-      "above 0 and at most 1, e.g. 0.95"
+      f"of at least {MIN_THRESHOLD} and at most 1, e.g. 0.95"
 
 
 def check_threshold(value: float | str | None, source: str = "threshold") -> float | None:
     """A threshold given by a person (a flag, a query parameter, a setting): a cosine similarity in
-    (0, 1], or None when not given. Raises :class:`TagscopeError` naming the fix."""
+    [``MIN_THRESHOLD``, 1], or None when not given. Raises :class:`TagscopeError` naming the fix."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     try:
         threshold = float(value)
     except (TypeError, ValueError):
         raise TagscopeError(f"bad {source} {value!r}: {FIX}") from None
-    if not 0.0 < threshold <= 1.0 or threshold != threshold:
+    if not MIN_THRESHOLD <= threshold <= 1.0:  # NaN fails too
         raise TagscopeError(f"bad {source} {value!r}: {FIX}")
     return threshold
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from core.atomic import atomic_write
+from core.bounds import whole_number
 from core.db import TAGGED, Database, Feedback, Image, Label, ModelVersion, Tag, collection_model_version
 from indexer.search import feedback
 from indexer.search.filters import Filters
@@ -28,6 +29,7 @@ from indexer.store import chunks
 from tagger.exchange import xmp
 
 CHUNK = 1000
+MAX_TOP = 1000  # --top: the model's tags per photo at most
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,10 @@ def _ids_under(db: Database, paths: Sequence[str]) -> list[int]:
 
 def photo_tags(db: Database, paths: Sequence[str], min_score: float | None = None, top: int | None = None
                ) -> Iterator[PhotoTags]:
-    """Every tagged photo under ``paths`` with the tags an export writes, ``CHUNK`` photos a query."""
+    """Every tagged photo under ``paths`` with the tags an export writes, ``CHUNK`` photos a query;
+    ``top``: 0 (confirmed tags only) to ``MAX_TOP`` of the model's."""
+    if top is not None:
+        top = whole_number(top, "top", 0, MAX_TOP)  # a negative slice would drop the best instead
     with db.session() as s:
         active = collection_model_version(s)
     ids = _ids_under(db, paths)

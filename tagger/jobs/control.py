@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
+from core.bounds import MAX_LIMIT, whole_number
 from core.db import FAILED, Database, Image, Job, JobTask, ModelVersion, as_utc, iso_utc, utcnow
 from core.errors import TagscopeError
 from tagger.jobs import leases
@@ -50,6 +51,8 @@ def describe(s, job: Job) -> dict[str, Any]:
 
 
 def list_jobs(db: Database, limit: int = 20) -> list[dict[str, Any]]:
+    """The newest ``limit`` jobs (1 to ``MAX_LIMIT``: ``tagscope jobs --limit``, ``GET /api/jobs?limit=``)."""
+    limit = whole_number(limit, "limit", 1, MAX_LIMIT)
     with db.session() as s:
         return [describe(s, job) for job in s.scalars(select(Job).order_by(Job.id.desc()).limit(limit))]
 

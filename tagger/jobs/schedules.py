@@ -25,10 +25,12 @@ from tagger.jobs.rows import JobParams, queue_scan_job
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 MIN_EVERY_S = 1
+MAX_EVERY_S = 365 * 86400  # a year; SQL keeps the interval in an INTEGER column (at most 2^31 - 1 s)
 
 
 def parse_every(text: str) -> int:
-    """``10s``, ``15m``, ``1h``, ``1d``, ``1h30m`` (or plain seconds) -> seconds."""
+    """``10s``, ``15m``, ``1h``, ``1d``, ``1h30m`` (or plain seconds) -> seconds, from
+    ``MIN_EVERY_S`` to ``MAX_EVERY_S``."""
     value = str(text).strip().lower()
     if value.isdigit():
         seconds = int(value)
@@ -37,8 +39,16 @@ def parse_every(text: str) -> int:
         if not parts or re.sub(r"\s", "", value) != "".join(n + u for n, u in parts):
             raise TagscopeError(f"bad interval {text!r}: use e.g. 10s, 15m, 1h, 1d or 1h30m")
         seconds = sum(int(n) * _UNITS[u] for n, u in parts)
+    return check_every(seconds, repr(text))
+
+
+def check_every(seconds: int, given: str | None = None) -> int:
+    """An interval in seconds within ``MIN_EVERY_S`` to ``MAX_EVERY_S``; else a one-line error naming the bound."""
+    given = given or f"{seconds}s"
     if seconds < MIN_EVERY_S:
-        raise TagscopeError(f"bad interval {text!r}: at least {MIN_EVERY_S}s")
+        raise TagscopeError(f"bad interval {given}: at least {MIN_EVERY_S}s")
+    if seconds > MAX_EVERY_S:
+        raise TagscopeError(f"bad interval {given}: at most {format_every(MAX_EVERY_S)} (a year), e.g. 30d")
     return seconds
 
 
@@ -53,6 +63,7 @@ def format_every(seconds: int) -> str:
 
 def add_schedule(db: Database, paths: Sequence[str], every_s: int, spec: str, params: JobParams) -> int:
     """A new schedule, first due now. ``paths`` are made absolute: beat's workers may run elsewhere."""
+    every_s = check_every(every_s)
     folders = [str(Path(p).expanduser().resolve()) for p in paths]
     for folder in folders:
         if not Path(folder).is_dir():
