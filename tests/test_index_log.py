@@ -4,13 +4,22 @@ never pass over an entry committed late. On PostgreSQL two writers really run at
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from core.db import IndexChange, ModelVersion, get_database
 from indexer import log as index_log
+
+from .conftest import wait_until
+
+
+def waiting_for(db, pid: int) -> bool:
+    """Whether a PostgreSQL session waits for a lock that backend ``pid`` holds (asked in a
+    transaction of its own: a transaction sees one snapshot of pg_stat_activity)."""
+    with db.session() as s:
+        return bool(s.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE :pid = ANY(pg_blocking_pids(pid))"),
+                             {"pid": pid}))
 
 
 def test_a_second_writer_waits_until_the_first_commits_so_readers_see_a_prefix(postgres_url):
@@ -35,7 +44,10 @@ def test_a_second_writer_waits_until_the_first_commits_so_readers_see_a_prefix(p
 
         thread = threading.Thread(target=second)
         thread.start()
-        time.sleep(1.0)
+        # The event: the second writer's session is waiting for a lock the first holds (PostgreSQL says so).
+        first_pid = s1.scalar(text("SELECT pg_backend_pid()"))
+        wait_until(lambda: done.is_set() or waiting_for(db, first_pid), timeout=120, every=0.05,
+                   what="the second writer blocked or done")
         assert not done.is_set(), "the second writer must wait for the first to commit"
         assert index_log.since(db, mv, 0) == []  # nothing visible yet: no gap can form
     finally:
