@@ -31,7 +31,7 @@ SCHEMAS: dict[str, Any] = {
     "Hit": _obj({"image_id": {"type": "integer"}, "path": {"type": "string"},
                  "score": {"type": "number", "nullable": True, "description": "null in a listing without a query"},
                  "taken": {"type": "string", "nullable": True,
-                           "description": "when taken, the camera's clock (ISO 8601, no offset)"},
+                           "description": "when taken, the camera's clock (ISO 8601, with the UTC offset when known)"},
                  "match": {"type": "boolean", "nullable": True,
                            "description": "score >= cutoff (text queries); null for photo queries"},
                  "mtime": {"type": "number", "nullable": True, "description": "file modified, seconds since 1970"},

@@ -17,7 +17,8 @@ class Hit:
     ``confirmed``: a person confirmed the query's label (with operators: one of its texts to look
     for) on this photo: it comes first, and matches (that part);
     ``frame_s``: for a video, the time of its best frame; ``stack``: the other files of its shot
-    (:mod:`indexer.search.shots`); ``taken``: when it was taken (the camera's clock, ISO 8601);
+    (:mod:`indexer.search.shots`); ``taken``: when it was taken (the camera's clock, ISO 8601, with
+    its UTC offset when known: ``+00:00`` for a video dated by its UTC ``creation_time`` alone);
     ``score`` is None in a listing without a query (:mod:`indexer.search.browse`); ``similar``:
     the near-duplicates of this photo folded into it (:mod:`indexer.search.similar`)."""
 

@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from core.db import TAGGED, Database, Image, ModelVersion, collection_model_version, get_database
 from core.errors import TagscopeError
+from core.media.metadata import Capture
 from core.media.tables import Media
 from core.settings import Settings
 from indexer import kinds, store
@@ -341,13 +342,14 @@ class Searcher:
         if not ranked:
             return []
         with self.db.session() as s:  # one query: the page's files and when they were taken
-            rows = {r.id: r for r in s.execute(select(Image.id, Image.path, Image.mtime, Media.taken)
+            rows = {r.id: r for r in s.execute(select(Image.id, Image.path, Image.mtime, Media.taken,
+                                                      Media.taken_offset_min)
                                                .outerjoin(Media, Media.image_id == Image.id)
                                                .where(Image.id.in_([i for i, _ in ranked]), Image.status == TAGGED))}
         shots = shots or {}
         return [Hit(i, rows[i].path, sc, True if i in confirmed else None if cutoff is None else cutoff.matches(sc),
                     rows[i].mtime, i in confirmed, *_shot(shots.get(i)),
-                    rows[i].taken.isoformat() if rows[i].taken is not None else None,
+                    Capture(taken=rows[i].taken, offset_min=rows[i].taken_offset_min).taken_iso(),
                     tuple((similar or {}).get(i, ())))
                 for i, sc in ranked if i in rows]
 
