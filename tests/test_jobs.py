@@ -9,7 +9,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -100,6 +99,25 @@ def test_a_cancelled_job_stops_and_resume_finishes_it_on_a_worker(synthetic_phot
     assert tagged_count(url) == 120
 
 
+def lease_ran_out(url: str, job_id: int, lease_s: float) -> bool:
+    """Whether a lease has passed since the job's last sign of life (its start, a task's lease,
+    start or end): what an in-process run checks before it calls the job interrupted."""
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from core.db import Job, JobTask, as_utc, get_database, utcnow
+
+    with get_database(url).session() as s:
+        started = s.scalar(select(Job.started_at).where(Job.id == job_id))
+        tasks = s.execute(select(JobTask.lease_until, JobTask.started_at, JobTask.finished_at)
+                          .where(JobTask.job_id == job_id)).all()
+    lease = timedelta(seconds=lease_s)
+    ends = [started and started + lease] + [t.lease_until for t in tasks] \
+        + [when + lease for t in tasks for when in (t.started_at, t.finished_at) if when]
+    return all(as_utc(end) < utcnow() for end in ends if end is not None)
+
+
 @pytest.mark.worker
 @pytest.mark.slow
 def test_an_interrupted_in_process_job_is_marked_and_resumed(synthetic_photos, tmp_path):
@@ -116,7 +134,8 @@ def test_an_interrupted_in_process_job_is_marked_and_resumed(synthetic_photos, t
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     assert jobs_json(home, "show", "1", **env)["state"] == "running"  # nobody could say otherwise yet
-    time.sleep(3)  # past the lease: the next in-process run knows the command is gone
+    # Past the lease by the database's times: the next in-process run knows the command is gone.
+    wait_until(lambda: lease_ran_out(url, 1, lease_s=2), timeout=120, what="job 1's lease to run out")
     (tmp_path / "empty").mkdir()
     run_cli("tag", str(tmp_path / "empty"), home=home, **env)
     interrupted = jobs_json(home, "show", "1", **env)
