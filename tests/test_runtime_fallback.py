@@ -16,6 +16,8 @@ from mkt.synthetic import generate
 
 from .conftest import ROOT, run_cli
 
+pytestmark = pytest.mark.slow  # a new interpreter per run: torch imported each time
+
 BROKEN = ("onnxruntime", "openvino")
 
 
