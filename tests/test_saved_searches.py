@@ -6,7 +6,7 @@ cross-site rules as every write, and listed on a page a browser saves, runs and 
 from __future__ import annotations
 
 import json
-import time
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
@@ -15,14 +15,14 @@ from openapi_schema_validator import OAS30Validator, validate
 from sqlalchemy.exc import IntegrityError
 from werkzeug.datastructures import MultiDict
 
-from core.db import get_database
+from core.db import get_database, utcnow
 from core.errors import TagscopeError
 from core.saved import SavedSearch
 from core.settings import load_settings
 from indexer.search import saved as store
 from web import create_app
 
-from .conftest import read_labels_jsonl, run_cli
+from .conftest import read_labels_jsonl, run_cli, wait_until
 from .test_browser import browser, loaded, serving, shots  # noqa: F401 - fixtures, shared with the browser tests
 from .test_light_commands import imported_heavy_modules
 
@@ -48,7 +48,8 @@ def test_saved_searches_round_trip_with_their_filters_and_sort(home_env):
 
     with pytest.raises(store.NameTaken, match="--replace"):
         store.add(db, "Summer beach", "anything")
-    time.sleep(0.01)
+    wait_until(lambda: utcnow() > datetime.fromisoformat(first.created_at), every=0.001,
+               what="the clock past the first save")  # so that its update shows in updated_at
     replaced, created = store.save(db, "Summer beach", "red circle", {"camera": "Canon"}, replace=True)
     assert not created and replaced.id == first.id and replaced.filters == {"camera": "Canon"}
     assert replaced.updated_at > replaced.created_at == first.created_at
