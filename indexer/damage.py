@@ -10,7 +10,9 @@ lock before anything moves) the file is renamed to ``<version>.faiss.damaged`` a
 (:func:`indexer.sync.sync_index`) rebuilds it from the store, a search server's background
 catch-up does so at once, and ``tagscope search`` starts ``python -m indexer.damage VERSION`` in
 the background (:func:`start_rebuild`). Until a save replaces the file (which deletes the
-record), searches are answered exactly from the store (:mod:`indexer.search.follow`).
+record), searches are answered exactly from the store (:mod:`indexer.search.follow`). The same
+process builds the copy of a machine that has none yet, or one that fell behind the change log's
+floor, for a ``tagscope search`` there (:func:`indexer.search.follow.catch_up`).
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ def start_rebuild(settings: Settings, version: str) -> int:
     background, note its pid in the damage record, and return it."""
     _children[:] = [p for p in _children if p.poll() is None]
     folder = settings.index_dir
+    folder.mkdir(parents=True, exist_ok=True)  # a machine with no copy yet may have no folder
     env = dict(os.environ, TAGSCOPE_HOME=str(settings.home.resolve()), TAGSCOPE_DATABASE_URL=settings.db_url,
                TAGSCOPE_INDEX_FOLDER=str(folder.resolve()), TAGSCOPE_INDEX_KIND=settings.index_kind,
                OMP_WAIT_POLICY="PASSIVE")
@@ -80,11 +83,14 @@ def start_rebuild(settings: Settings, version: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m indexer.damage VERSION``: rebuild a copy whose damaged file was set aside."""
+    """``python -m indexer.damage VERSION``: build this machine's copy from the store when it must
+    be (:func:`indexer.status.needs_build`: its damaged file was set aside, it has none, it fell
+    behind the log's floor)."""
     from core.db import get_database
     from core.settings import load_settings
     from indexer import store
     from indexer.rebuild import NICE, rebuild_index
+    from indexer.status import needs_build
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("version")
@@ -95,20 +101,22 @@ def main(argv: list[str] | None = None) -> int:
     except OSError:
         pass
     settings = load_settings()
-    record = files.damage_record(settings.index_dir, args.version)
-    if files.index_path(settings.index_dir, args.version).exists() or files.rebuild_status(
-            settings.index_dir, args.version).get("running"):
-        log.info("index %s: already rebuilt, or a rebuild runs", args.version)
+    if files.rebuild_status(settings.index_dir, args.version).get("running"):
+        log.info("index %s: a rebuild runs", args.version)
         return 0
     db = get_database(settings.db_url)
     mv = store.find_version(db, args.version)
     if mv is None:
         log.info("index %s: no such model version", args.version)
         return 0
+    reason = needs_build(settings.index_dir, db, mv)
+    if reason is None:
+        log.info("index %s: already rebuilt", args.version)
+        return 0
     try:
-        rebuild_index(settings, db, mv, reason=f"the index file was damaged: {record.get('error', '?')}")
+        rebuild_index(settings, db, mv, reason=reason)
     except Exception:  # noqa: BLE001 - recorded in the rebuild record; searches use the store meanwhile
-        log.exception("index %s: rebuild of the damaged index failed", args.version)
+        log.exception("index %s: building the index failed (%s)", args.version, reason)
         return 1
     return 0
 

@@ -35,6 +35,20 @@ def upgrade_reason(settings: Settings, db: Database, mv: StoreVersion, shape: In
     return reason
 
 
+def needs_build(folder, db: Database, mv: StoreVersion) -> str | None:
+    """Why this machine's copy of ``mv``'s index (in ``folder``) cannot follow the change log and
+    must be built from the store (the reason a rebuild records): it has no file (none yet, or its
+    damaged file was set aside), or it fell behind the log's floor. None when applying the log's
+    entries after its position brings it up to date (:func:`indexer.sync.sync_index`)."""
+    saved, position = files.saved_position(folder, mv.version)
+    if not saved:
+        damaged = files.damage_record(folder, mv.version).get("error")
+        return f"the index file was damaged: {damaged}" if damaged else "no index here yet"
+    if position is not None and position < index_log.floor(db, mv.id):
+        return "behind the change log's floor"
+    return None
+
+
 def index_status(settings: Settings, db: Database, mv: StoreVersion) -> dict[str, Any]:
     """Kind, size, file, and freshness of this machine's copy of one index: ``size`` counts its
     live vectors, ``tombstones`` the entries an HNSW graph keeps for photos re-tagged or gone

@@ -38,12 +38,14 @@ log = logging.getLogger(__name__)
 MIN_MERGE_INTERVAL_S = 2.0
 
 
-def sync_index(settings: Settings, db: Database, mv: StoreVersion, blocking: bool = True, role: str = "") -> int | None:
+def sync_index(settings: Settings, db: Database, mv: StoreVersion, blocking: bool = True, role: str = "",
+               build: bool = True) -> int | None:
     """Bring this machine's copy of ``mv``'s index (in ``settings.index_dir``) up to the head of
     the log, or rebuild it from the store when it has no file, fell behind the log's floor or its
-    file is damaged (set aside: :mod:`indexer.damage`).
+    file is damaged (set aside: :mod:`indexer.damage`); with ``build`` False such a copy is left
+    for the caller to build elsewhere (a reader: :func:`indexer.search.follow.catch_up`).
     Returns the number of entries applied (or the rebuilt size), or None when another process
-    holds the lock and ``blocking`` is False."""
+    holds the lock and ``blocking`` is False, or a rebuild is left to others."""
     folder = settings.index_dir
     with index_lock(folder, mv.version, blocking) as locked:
         if not locked:
@@ -71,8 +73,8 @@ def sync_index(settings: Settings, db: Database, mv: StoreVersion, blocking: boo
                 index_log.report(db, index_log.copy_name(folder), mv.id, index.position, len(index), role)
                 log.info("index %s: applied %d changes (%d vectors)", mv.version, applied, len(index))
     if rebuild:
-        if damaged and files.rebuilding(folder, mv.version):
-            return None  # the damaged file's rebuild runs elsewhere (a server's, `tagscope search`'s)
+        if not build or (damaged and files.rebuilding(folder, mv.version)):
+            return None  # built elsewhere: a running rebuild of the damaged file, or the caller's (a reader's)
         return rebuild_index(settings, db, mv, reason=f"the index file was damaged: {damaged}" if damaged
                              else "behind the change log's floor" if saved else "no index here yet")
     index_log.trim(db, mv.id)

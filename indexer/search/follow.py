@@ -6,7 +6,9 @@ included), or builds it from the store when the server started on an empty home 
 the log's floor; the searcher reloads the file when it changes. Until a copy exists,
 :func:`exact_top` answers from the store itself: exact, slower (a scan of the stored embeddings).
 The same holds while a damaged index file is rebuilt (:func:`damaged`, :mod:`indexer.damage`),
-for ``tagscope search`` too, which says so in one line (:func:`from_store`).
+for ``tagscope search`` too, which says so in one line (:func:`from_store`). A reader that is not a
+server (``tagscope search``, ``saved run``) brings the copy up to date before it searches instead,
+and answers from the store while a copy it has not got is built (:func:`catch_up`).
 """
 
 from __future__ import annotations
@@ -22,10 +24,13 @@ import torch
 from core.db import Database
 from core.settings import Settings
 from indexer import files, store
+from indexer import log as index_log
 from indexer.damage import set_aside, start_rebuild
+from indexer.rebuild import RETRY_AFTER_S
+from indexer.status import needs_build
 from indexer.store import StoreVersion
 from indexer.sync import sync_index
-from indexer.vector_index import IndexDamaged, VectorIndex
+from indexer.vector_index import IndexDamaged, IndexSaveFailed, VectorIndex
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +88,45 @@ def keep_following(poke: Callable[[], object], every: float = SYNC_EVERY_S) -> t
     thread = threading.Thread(target=loop, name="tagscope-index-follow-loop", daemon=True)
     thread.start()
     return thread
+
+
+def catch_up(settings: Settings, db: Database, version: StoreVersion) -> str | None:
+    """What a reader that is not a server (``tagscope search``, ``saved run``: a searcher in this
+    process, which follows no log in the background) does before it searches: this machine's copy
+    is brought up to the head of the change log, other machines' tagging included (:func:`sync_index`).
+    A copy that must be built from the store instead (:func:`indexer.status.needs_build`: none
+    here, behind the log's floor, a damaged file) is built by a process of its own that outlives
+    the command (:func:`indexer.damage.start_rebuild`), and the store answers meanwhile, exactly:
+    returns the line that says so (None when the copy is current, or when the line is
+    :func:`from_store`'s: a damaged file)."""
+    folder, name = settings.index_dir, version.version
+    try:
+        if needs_build(folder, db, version) is None and sync_index(settings, db, version, role="cli",
+                                                                   build=False) is not None:
+            return None
+    except (OSError, IndexSaveFailed) as exc:  # a folder it cannot write (a read-only home, a full disk)
+        position = files.saved_position(folder, name)[1]
+        if position is not None and index_log.head(db, version.id) <= position:
+            return None  # nothing to apply
+        why = (str(exc) or type(exc).__name__).splitlines()[0]
+        return f"cannot bring the index here up to date ({why}): answering from the stored embeddings (exact, slower)"
+    reason = needs_build(folder, db, version)  # again: the catch-up sets a file it finds damaged aside
+    if reason is None or not store.count(db, version.id):
+        return None
+    last = files.rebuild_status(folder, name)
+    failed = last.get("state") == "failed" and time.time() - last.get("finished_at", 0) < RETRY_AFTER_S
+    if failed:
+        todo = f"building it failed ({last.get('error')}): run `tagscope index rebuild`"
+    else:
+        todo = "building it in the background"
+        if not files.rebuilding(folder, name):
+            try:
+                start_rebuild(settings, name)
+            except OSError as exc:
+                todo = f"cannot build it in the background ({exc}): run `tagscope index rebuild`"
+    if files.damage_record(folder, name):
+        return None  # :func:`from_store` says so
+    return f"index {name[:16]}: {reason}: {todo}; answering from the stored embeddings meanwhile (exact, slower)"
 
 
 def has_copy(settings: Settings, version: str) -> bool:

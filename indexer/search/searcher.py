@@ -8,6 +8,7 @@ was removed or failed since it was indexed never shows up.
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import replace
 
@@ -58,7 +59,9 @@ QUERY_CACHE = 4096  # query texts whose embeddings a searcher keeps (~2 KiB each
 class Searcher:
     """Holds the model and the index of its version; reloads the index when it changes on disk.
     Unless a model is set (settings or ``model``), it serves the collection's active version and
-    follows a switch (an upgrade that completed, ``tagscope models use``) at the next query."""
+    follows a switch (an upgrade that completed, ``tagscope models use``) at the next query. A
+    server's (``keep_current``) follows the index change log in the background; any other brings
+    this machine's copy up to date before it searches (:func:`follow.catch_up`)."""
 
     def __init__(self, settings: Settings, model: TagModel | None = None, keep_current: bool = False) -> None:
         self.settings = settings
@@ -74,6 +77,10 @@ class Searcher:
         self._cutoffs: OrderedDict[tuple, Cutoff] = OrderedDict()
         self._calibrator: Calibrator | None = None
         self.notice: str | None = None  # why the last search was answered from the store, if it was
+        # any other reader catches up before it searches (:func:`follow.catch_up`): when it did, and
+        # why the store answers while this machine's copy is built, if it does
+        self._caught_up_at = -float("inf")
+        self._building: str | None = None
 
     def follow_active_version(self) -> None:
         """Drop the loaded model and index when the collection's active version changed."""
@@ -105,6 +112,10 @@ class Searcher:
         version = StoreVersion(self._version_id(), model.version, model.embed_dim)  # not under the lock
         if self._follower is not None and version.id is not None:
             self._follower.poke(self.db, version)
+        elif version.id is not None and (self._index is None or
+                                         time.monotonic() - self._caught_up_at >= follow.SYNC_EVERY_S):
+            self._building = follow.catch_up(self.settings, self.db, version)
+            self._caught_up_at = time.monotonic()
         with self._lock:
             try:
                 if self._index is None:
@@ -244,7 +255,7 @@ class Searcher:
         """The best ``n`` (ids, scores) of the collection, best first (from the store itself while
         a server builds its first copy of the index)."""
         index = self.index()
-        self.notice = follow.from_store(self.settings, index, self._follower is not None)
+        self.notice = self._building or follow.from_store(self.settings, index, self._follower is not None)
         if self.notice is not None:
             ids, _ = follow.exact_top(self.db, self._version_id(), self.model.embed_dim, query,
                                       max(n, RERANK_POOL))
@@ -274,7 +285,8 @@ class Searcher:
         patched = by_model and self.model.local_top_k > 0  # scoring reads each photo's patch features
         limit = min(FILTER_EXACT_PATCHES if patched else FILTER_EXACT,
                     max(FILTER_EXACT_ALWAYS, size // FILTER_EXACT_SHARE))
-        if follow.from_store(self.settings, index, self._follower is not None) is not None:
+        self.notice = self._building or follow.from_store(self.settings, index, self._follower is not None)
+        if self.notice is not None:
             return self._filtered_from_store(query, n, filters, by_model)
         allowed = flt.allowed_ids(self.db, filters, version_id, FILTER_IDS)
         if allowed is not None and len(allowed) <= limit:
