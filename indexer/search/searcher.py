@@ -240,16 +240,16 @@ class Searcher:
     def _curated(self, text: str, query: torch.Tensor, ranked: list[tuple[int, float]], filters: Filters | None
                  ) -> tuple[list[tuple[int, float]], set[int]]:
         """People's verdicts on the label ``text``: photos confirmed for it first (by score), photos
-        rejected for it never (:mod:`indexer.search.feedback`)."""
-        confirmed, rejected = feedback.for_label(self.db, text)
+        rejected for it never (:func:`indexer.search.feedback.curate`, as for every query)."""
+        by_text, rejected = feedback.for_texts(self.db, [text])
+        confirmed = by_text[text]
         if not confirmed and not rejected:
             return ranked, set()
         if confirmed and filters:
             confirmed &= flt.keep(self.db, filters, self._version_id(), sorted(confirmed))
         ids, scores = rerank(self.model, self.db, self._version_id(), np.array(sorted(confirmed), np.int64), query)
         first = [(int(i), float(s)) for i, s in zip(ids, scores)]
-        rest = [(i, s) for i, s in ranked if i not in confirmed and i not in rejected]
-        return first + rest, {i for i, _ in first}
+        return feedback.curate(ranked, first, rejected), {i for i, _ in first}
 
     def _ranked(self, query: torch.Tensor, n: int, by_model: bool) -> tuple[np.ndarray, np.ndarray]:
         """The best ``n`` (ids, scores) of the collection, best first (from the store itself while
