@@ -3,9 +3,11 @@ job, a worker killed four times on the embedded broker, searches during a databa
 
 Each test runs real ``tagscope worker`` / ``tagscope serve`` processes against servers of its own
 (tests/private_services.py: restarting the machine's shared ones would cut other clients off),
-and holds the job to a time bound its fault would break: with the default 60 s lease, a task
-that failed or whose message was lost comes back only a lease later, so "done within a lease
-of the restart" proves that workers reconnected and the lost work was sent again at once.
+and holds the job to what its fault would break, read from the worker's log and the database,
+never from a clock: a task that failed, or that a worker stopped working on, comes back only
+when its lease runs out, and the sweeper says so ("sent again N expired"); so a job done with no
+task expired proves that workers reconnected and lost work was sent again at once. Waits are
+bounded only to end a hung test; how long recovery takes is not asserted.
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ from .private_services import Postgres, RabbitMQ, Redis
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow, pytest.mark.services]
 
-LEASE_S = 60  # the default: a fault that costs a lease shows
+LEASE_S = 60  # the default
+WAIT_S = 600  # bounds each wait for a job to end (a hung test fails), not the job's speed
 BROKER_DOWN_S = 20
 JOB_ENV = {"TAGSCOPE_MODEL": "synthetic", "TAGSCOPE_TASK_SIZE": "40", "TAGSCOPE_BATCH_SIZE": "4",
            "TAGSCOPE_LOADER_WORKERS": "0"}
@@ -75,14 +78,17 @@ def wait_tagged(url: str, n: int, timeout: float = 120) -> None:
     wait_until(lambda: tolerant(lambda: tagged(url), 0) >= n, timeout=timeout, every=0.1, what=f"{n} tagged")
 
 
-def wait_done(url: str, since: float, within: float, log: Path) -> float:
-    """Seconds from ``since`` until job 1 is done; fails past ``within``."""
+def wait_done(url: str, log: Path) -> None:
+    """Until job 1 is done (its worker's log in the error if it never is)."""
     try:
-        wait_until(lambda: tolerant(lambda: job_state(url)) == "done", timeout=within - (time.monotonic() - since),
-                   every=0.5, what="the job done")
+        wait_until(lambda: tolerant(lambda: job_state(url)) == "done", timeout=WAIT_S, every=0.5, what="the job done")
     except AssertionError:
-        raise AssertionError(f"job not done {within:.0f} s after the fault\n{log.read_text()[-4000:]}") from None
-    return time.monotonic() - since
+        raise AssertionError(f"job not done {WAIT_S} s after the fault\n{log.read_text()[-4000:]}") from None
+
+
+def expired_tasks_sent_again(log: str) -> int:
+    """Tasks the sweepers sent again because their lease ran out (a task a worker stopped on)."""
+    return sum(int(n) for n in re.findall(r"sweeper: sent again (\d+) expired", log))
 
 
 def assert_tagged_once(url: str, n: int) -> None:
@@ -94,24 +100,25 @@ def assert_tagged_once(url: str, n: int) -> None:
         assert s.scalar(select(func.count()).select_from(Image).where(Image.job_id != 1)) == 0
 
 
-def run_job_through(fault, env: dict[str, str], home: Path, url: str, photos: Path, n: int) -> float:
-    """Queue ``photos``, start a worker, apply ``fault()`` mid-job: the seconds from the end of the
-    fault until the job is done (bounded by a lease). The worker must live through it."""
+def run_job_through(fault, env: dict[str, str], home: Path, url: str, photos: Path, n: int) -> None:
+    """Queue ``photos``, start a worker, apply ``fault()`` mid-job, wait for the job to end. The
+    worker must live through it, and no task wait for its lease to run out."""
     run_cli("tag", str(photos), "--no-wait", home=home, **env)
-    return _through(fault, env, home, url, n)
+    _through(fault, env, home, url, n)
 
 
-def _through(fault, env: dict[str, str], home: Path, url: str, n: int) -> float:
+def _through(fault, env: dict[str, str], home: Path, url: str, n: int) -> None:
     worker = start_worker(home, env, "--loader-workers", "0")
     try:
         wait_tagged(url, n // 5)
         fault()
-        took = wait_done(url, time.monotonic(), LEASE_S, home / "worker.log")
+        wait_done(url, home / "worker.log")
         assert worker.poll() is None, "the worker did not outlive the fault"
     finally:
         stop_worker(worker)
     assert_tagged_once(url, n)
-    return took
+    log = (home / "worker.log").read_text()
+    assert expired_tasks_sent_again(log) == 0, "a task waited for its lease to run out\n" + log[-4000:]
 
 
 def follow_job_through(fault, env: dict[str, str], home: Path, url: str, photos: Path, n: int) -> str:
@@ -159,7 +166,6 @@ def test_a_job_goes_on_through_a_postgresql_restart(postgres, synthetic_photos, 
     home = tmp_path / "home"
     env = {**JOB_ENV, "TAGSCOPE_DATABASE_URL": postgres.url, "TAGSCOPE_BROKER_URL": "embedded"}
     run_cli("db", "upgrade", home=home, **env)
-    started = time.monotonic()
     output = follow_job_through(outage(postgres, 3), env, home, postgres.url, synthetic_photos, 480)
     log = (home / "worker.log").read_text()
     # The task the restart broke waited for the database and went on (no lease lost, no task failed).
@@ -169,7 +175,6 @@ def test_a_job_goes_on_through_a_postgresql_restart(postgres, synthetic_photos, 
     assert "following job 1: the database is unreachable" in output, output[-4000:]
     assert "job 1: 480 processed this run (0 failed)" in output and "480 tagged" in output, output[-4000:]
     assert "Traceback" not in output, output[-4000:]
-    print(f"PostgreSQL restart (3 s down): job and `tagscope tag` done in {time.monotonic() - started:.1f} s")
 
 
 @pytest.mark.parametrize("broker", ["redis", "rabbitmq"])
@@ -180,18 +185,17 @@ def test_a_job_goes_on_through_a_broker_restart(broker, synthetic_photos, tmp_pa
         url = f"sqlite:///{home.resolve()}/tagscope.sqlite"
         env = {**JOB_ENV, "TAGSCOPE_BROKER_URL": server.url}
         # 20 s down: longer than the 3 reconnections (2 + 4 + 6 s) workers used to give up after.
-        took = run_job_through(outage(server, BROKER_DOWN_S), env, home, url, synthetic_photos, 480)
+        run_job_through(outage(server, BROKER_DOWN_S), env, home, url, synthetic_photos, 480)
     finally:
         server.close()
     log = (home / "worker.log").read_text()
     if broker == "redis":  # a Redis without persistence comes back empty: the sweeper sent the queue again
         assert re.search(r"and [1-9][0-9]* lost task", log), log[-4000:]
-    print(f"{broker} restart ({BROKER_DOWN_S} s down): job done {took:.1f} s after it came back")
 
 
 # -- a worker killed four times on the embedded broker ----------------------------------------
 
-KILL_LEASE_S = 24  # a short lease keeps the test short; every bound below scales with it
+KILL_LEASE_S = 24  # a short lease keeps the test short
 # Kills late in the job, so that what the last restart leaves is mostly the dead workers' work:
 # mid-task (its task leased), while starting (nothing taken), as soon as it is ready (it has
 # just taken a message and may not have claimed its task: the message is lost), mid-task.
@@ -220,8 +224,9 @@ def kill_when(moment: str, worker, home: Path, url: str, log_from: int, tagged_m
     """SIGKILL the worker's process group at ``moment`` of its life."""
     if moment == "mid-task":
         wait_tagged(url, max(tagged(url) + 30, tagged_more))
-    elif moment == "starting":
-        time.sleep(1.0)  # importing, loading: nothing taken yet
+    elif moment == "starting":  # importing (torch's libraries being mapped), loading: nothing taken yet
+        wait_until(lambda: "libtorch" in Path(f"/proc/{worker.pid}/maps").read_text(), timeout=120, every=0.02,
+                   what="the worker importing torch")
     else:
         wait_until(lambda: "ready." in (home / "worker.log").read_text()[log_from:], timeout=120, every=0.05,
                    what="the worker ready")
@@ -229,7 +234,7 @@ def kill_when(moment: str, worker, home: Path, url: str, log_from: int, tagged_m
     worker.wait(timeout=30)
 
 
-def test_work_a_worker_killed_four_times_held_comes_back_within_a_lease(photos_2400, tmp_path):
+def test_work_a_worker_killed_four_times_held_comes_back(photos_2400, tmp_path):
     home = tmp_path / "home"
     url = f"sqlite:///{home.resolve()}/tagscope.sqlite"
     env = {**JOB_ENV, "TAGSCOPE_BROKER_URL": "embedded", "TAGSCOPE_TASK_SIZE": "60",
@@ -243,30 +248,29 @@ def test_work_a_worker_killed_four_times_held_comes_back_within_a_lease(photos_2
             assert job_state(url) == "running", "the job ended before the last kill: make it longer"
             log_from = len((home / "worker.log").read_text())
             worker = start_worker(home, env, "--loader-workers", "0", log_mode="a")
-        # The last kill's leased task comes back when its lease runs out and a sweep sees it (a
-        # lease and a quarter); a lost message as soon as the worker is idle, not a lease later
-        # (the cause of "76 s, and once over 120 s, after the last restart" with a 60 s lease).
-        restarted = time.monotonic()
-        took = wait_done(url, restarted, 1.25 * KILL_LEASE_S + 15, home / "worker.log")
+        # The mid-task kills' leased tasks come back when their lease runs out and a sweep sees
+        # it; the lost message when an idle worker's sweeper finds its task unclaimed.
+        wait_done(url, home / "worker.log")
     finally:
         stop_worker(worker)
     assert_tagged_once(url, 2400)
+    log = (home / "worker.log").read_text()
+    assert expired_tasks_sent_again(log) >= 1, log[-4000:]  # the task the last mid-task kill held
+    assert re.search(r"sweeper: sent again \d+ expired and [1-9]\d* lost task", log), log[-4000:]
     with get_database(url, migrate=False).session() as s:
-        lost_back = (s.get(JobTask, lost_task).started_at - s.get(Job, 1).started_at).total_seconds()
-    print(f"4 kills: job done {took:.1f} s after the last restart (lease {KILL_LEASE_S} s); the lost task "
-          f"claimed {lost_back:.1f} s into the job")
+        lost = s.get(JobTask, lost_task)
+        assert lost.state == "done" and lost.started_at is not None  # its message lost, the task sent again
 
 
 # -- searches during a database outage --------------------------------------------------------
 
-def get(url: str, timeout: float = 30) -> tuple[int, str, float]:
-    """(status, body, seconds) of a GET."""
-    t0 = time.monotonic()
+def get(url: str, timeout: float = 60) -> tuple[int, str]:
+    """(status, body) of a GET; a server that does not answer within ``timeout`` is an error."""
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.status, response.read().decode(), time.monotonic() - t0
+            return response.status, response.read().decode()
     except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode(), time.monotonic() - t0
+        return exc.code, exc.read().decode()
 
 
 def serve(home: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
@@ -301,38 +305,36 @@ def black_hole(port: int) -> socket.socket:
     return hole
 
 
-def assert_503(base: str, within: float) -> tuple[str, float]:
-    status, body, took = get(base + "/api/search?q=red+circle")
-    assert status == 503 and took < within, (status, body, took)
+def assert_503(base: str) -> str:
+    """A search and a page answered 503 naming the outage (not a hang: a request the server never
+    answers ends :func:`get` with an error)."""
+    status, body = get(base + "/api/search?q=red+circle")
+    assert status == 503, (status, body)
     error = json.loads(body)
     assert error["status"] == 503 and error["error"].startswith("the database is unreachable: "), error
-    page_status, page, _ = get(base + "/?q=red+circle")
+    page_status, page = get(base + "/?q=red+circle")
     assert page_status == 503 and "the database is unreachable" in page, (page_status, page[-2000:])
-    return error["error"], took
+    return error["error"]
 
 
 def test_searches_during_a_database_outage_get_a_503_then_work_again(postgres, synthetic_photos, tmp_path):
-    from core.outage import CONNECT_TIMEOUT_S
-
     home = tmp_path / "home"
     env = {"TAGSCOPE_MODEL": "synthetic", "TAGSCOPE_DATABASE_URL": postgres.url}
     run_cli("db", "upgrade", home=home, **env)
     run_cli("tag", str(photos_subset(synthetic_photos, tmp_path / "photos", 60)), home=home, **env)
     server, base = serve(home, env)
     try:
-        status, body, _ = get(base + "/api/search?q=red+circle")
+        status, body = get(base + "/api/search?q=red+circle")
         assert status == 200 and json.loads(body)["results"], body
         postgres.stop()
         try:
-            refused = assert_503(base, within=5)  # a stopped server: at once
-            with black_hole(postgres.port):  # a server that does not answer: after the connect timeout
-                silent = assert_503(base, within=CONNECT_TIMEOUT_S + 5)
+            assert_503(base)  # a stopped server: the connection refused
+            with black_hole(postgres.port):  # a server that never answers: the connect timeout ends the wait
+                assert_503(base)
         finally:
             postgres.start()
-        back = wait_until(lambda: (lambda r: r[0] == 200 and r)(get(base + "/api/search?q=red+circle")), timeout=30,
+        back = wait_until(lambda: (lambda r: r[0] == 200 and r)(get(base + "/api/search?q=red+circle")), timeout=120,
                           every=0.5, what="searches answered again")
         assert json.loads(back[1])["results"]
     finally:
         stop_worker(server)
-    print(f"database outage: 503 in {refused[1]:.2f} s {refused[0]!r}; silent server: 503 in {silent[1]:.2f} s "
-          f"{silent[0]!r}; searches back")
