@@ -126,8 +126,9 @@ def tag_with_uncached_weights(tmp_path, command: str = "tag", **env: str):
     target = str(photos) if command == "tag" else "a red bicycle"
     args = [command, target, "--model", "open_clip:ViT-B-32:laion2b_s34b_b79k"]
     proc = subprocess.run([sys.executable, "-c", TAGSCOPE_THEN_IMPORTS, *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=600, env=tagscope_env(tmp_path / "h", PYTHONPATH=str(ROOT),
-                                                                   HF_HOME=str(tmp_path / "hf"), **env))
+                          text=True, timeout=600, env=tagscope_env(tmp_path / "h", **{
+                              "PYTHONPATH": str(ROOT), "HF_HOME": str(tmp_path / "hf"),
+                              "XDG_CACHE_HOME": str(tmp_path / "xdg"), **env}))
     imported = proc.stdout.strip().splitlines()[-1]
     assert imported in ("torch imported", "torch not imported"), (proc.stdout, proc.stderr)
     return proc, imported == "torch imported"

@@ -9,13 +9,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from .conftest import ROOT, run_cli, start_server, tagscope_env
+from .conftest import ROOT, run_cli, start_server, tagscope_env, wait_until
 
 
 def search_json(home, *args: str) -> list[dict]:
@@ -73,16 +72,6 @@ def children(pid: int) -> set[int]:
     return out
 
 
-def wait_for(check, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"not within {timeout} s")
-
-
 @pytest.mark.worker
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
@@ -94,8 +83,9 @@ def test_serve_in_several_processes(tagged_home, tmp_path):
     shutil.copytree(tagged_home, home, ignore=shutil.ignore_patterns("server.json", "*.log"))
     proc, port = start_server(home, tmp_path / "serve.log", "--processes", "2")
     try:
-        workers = wait_for(lambda: len(children(proc.pid)) == 2 and children(proc.pid))
-        record = json.loads(wait_for(lambda: (home / "server.json").exists() and (home / "server.json").read_text()))
+        workers = wait_until(lambda: len(children(proc.pid)) == 2 and children(proc.pid), what="two workers")
+        record = json.loads(wait_until(lambda: (home / "server.json").exists() and (home / "server.json").read_text(),
+                                     what="server.json"))
         assert record["pid"] == proc.pid and record["url"] == f"http://127.0.0.1:{port}"
         served = search_json(home, "red circle", "-k", "7")  # the CLI asks the server
         assert "GET /api/search?q=red+circle&k=7" in (tmp_path / "serve.log").read_text()
@@ -109,7 +99,8 @@ def test_serve_in_several_processes(tagged_home, tmp_path):
             assert set(pool.map(ask, range(32))) == {200}
         victim = min(workers)
         os.kill(victim, signal.SIGKILL)
-        replaced = wait_for(lambda: len(children(proc.pid) - {victim}) == 2 and children(proc.pid) - {victim})
+        replaced = wait_until(lambda: len(children(proc.pid) - {victim}) == 2 and children(proc.pid) - {victim},
+                              what="the killed worker replaced")
         assert victim not in replaced and len(replaced & workers) == 1
         with ThreadPoolExecutor(8) as pool:
             assert set(pool.map(ask, range(32, 48))) == {200}
