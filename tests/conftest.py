@@ -27,15 +27,12 @@ REDIS_URL = os.environ.get("TAGSCOPE_TEST_REDIS", "redis://127.0.0.1:6379/15")
 RABBITMQ_URL = os.environ.get("TAGSCOPE_TEST_RABBITMQ", "amqp://guest:guest@127.0.0.1:5672//")
 # exported image towers (mkt.runtime): one folder for the whole run, each model exported once
 os.environ.setdefault("TAGSCOPE_RUNTIME_CACHE", str(Path(tempfile.gettempdir()) / f"tagscope-runtimes-{os.getpid()}"))
-# The suite sets what it relies on, whatever the shell running it holds: none of the user's
-# Tagscope settings (core.settings reads TAGSCOPE_*: a TAGSCOPE_MODEL or TAGSCOPE_DATABASE_URL
-# would change every in-process command and load_settings()), only the suite's own variables; and
-# the Hugging Face hub offline, as tagscope_env runs commands (a test of the online path unsets it).
-SUITE_VARIABLES = ("TAGSCOPE_TEST_", "TAGSCOPE_REQUIRE_SERVICES", "TAGSCOPE_RUNTIME_CACHE", "TAGSCOPE_SCREENSHOTS")
-for _name in [n for n in os.environ if n.startswith("TAGSCOPE_") and not n.startswith(SUITE_VARIABLES)]:
+# The suite sets what it relies on, whatever the user's shell holds: no TAGSCOPE_* setting of the user's
+# (core.settings), only the suite's own variables; the Hugging Face hub offline, as tagscope_env has it.
+for _name in [n for n in os.environ if n == "TRANSFORMERS_OFFLINE" or n.startswith("TAGSCOPE_") and not n.startswith(
+        ("TAGSCOPE_TEST_", "TAGSCOPE_REQUIRE_SERVICES", "TAGSCOPE_RUNTIME_CACHE", "TAGSCOPE_SCREENSHOTS"))]:
     del os.environ[_name]
-os.environ["HF_HUB_OFFLINE"] = "1"
-os.environ.pop("TRANSFORMERS_OFFLINE", None)
+os.environ["HF_HUB_OFFLINE"] = "1"  # a test of the online path unsets it
 
 
 PROJECT_MODULES = r"(core|mkt|indexer|tagger|web|tagscope|migrations)(\.|$)"
