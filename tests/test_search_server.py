@@ -34,15 +34,16 @@ def test_search_asks_the_running_server_and_falls_back_when_it_is_gone(tagged_ho
         served = search_json(home, "red circle", "-k", "7")
         assert "GET /api/search?q=red+circle&k=7" in log.read_text()  # the server answered it
         assert "--model" not in log.read_text()
-        refused = run_cli("search", "red circle", "-k", "0", home=home, check=False)
+        refused = run_cli("search", "red circle", "-k", "0", home=home, check=False)  # refused before it asks
         assert refused.returncode == 2 and refused.stderr.startswith("error: k must be between 1"), refused.stderr
+        assert log.read_text().count("GET /api/search") == 1
         # The server's own model named: it answers; another model: this process searches itself.
         search_json(home, "red circle", "-k", "7", "--model", "synthetic")
         filtered = search_json(home, "red circle", "-k", "7", "--media", "photo", "--taken", "2020..2099")
         assert "&taken=2020..2099&media=photo" in log.read_text()  # filters go to the server by their names
         assert [h["image_id"] for h in filtered] == [h["image_id"] for h in served]  # every file: a dated photo
         requests = log.read_text().count("GET /api/search")
-        assert requests == 4
+        assert requests == 3
         run_cli("search", "red circle", "--model", "open_clip:tagscope-tiny", home=home, check=False)
         assert log.read_text().count("GET /api/search") == requests
     finally:
