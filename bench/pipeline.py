@@ -1,6 +1,7 @@
 """Tagging pipeline vs the model's own forward pass, on the same photo-sized JPEGs, in one run.
 
     python -m bench.pipeline [--n 96] [--model open_clip:ViT-B-32] [--size 4032x3024] [--device cpu]
+                             [--runtime torch]
 
 1. model-only: the image tower (the pipeline's own :class:`mkt.runner.ImageRunner`, batch as the
    pipeline's) on the photos already decoded and preprocessed, nothing else timed;
@@ -52,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=parse_size, default=PHONE)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--distinct", type=int, default=32, help="photos rendered; the rest are distinct copies")
+    parser.add_argument("--runtime", default="torch",
+                        help="the image tower's runtime, the same for model-only and both runs (torch, onnx, "
+                             "openvino, auto): a ratio compares the pipeline with its own model")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("tagger.tagging").setLevel(logging.INFO)
@@ -64,9 +68,11 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="tagscope-pipeline-"))
     paths = write_photos(work / "photos", args.n, args.size, distinct=args.distinct)
     mb = sum(p.stat().st_size for p in paths) / len(paths) / 1e6
-    print(f"{args.n} JPEGs {args.size[0]}x{args.size[1]}, {mb:.2f} MB each; model {args.model} on {args.device}")
-    settings = load_settings(environ={}, home=str(work / "home"), model=args.model, device=args.device)
-    model = get_model(settings.tagging_model, args.device)
+    print(f"{args.n} JPEGs {args.size[0]}x{args.size[1]}, {mb:.2f} MB each; model {args.model} on {args.device}, "
+          f"runtime {args.runtime}")
+    settings = load_settings(environ={}, home=str(work / "home"), model=args.model, device=args.device,
+                             runtime=args.runtime)
+    model = get_model(settings.tagging_model, args.device, runtime=settings.runtime)
     batch = settings.batch_for(model.device.type)
     rates = {"model_only": model_only(model, paths, batch, settings)}
     print(f"model-only (batch {batch}):       {rates['model_only']:8.2f} img/s")
@@ -78,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"end to end, {run.replace('_', ' '):11s}:     {rates[run]:8.2f} img/s "
               f"(ratio {rates[run] / rates['model_only']:.2f})")
     print(json.dumps({"n": args.n, "size": list(args.size), "mb_each": round(mb, 2), "model": args.model,
-                      "device": args.device, "batch": batch, "workers": settings.workers_for(model.device.type),
+                      "device": args.device, "runtime": args.runtime, "batch": batch,
+                      "workers": settings.workers_for(model.device.type),
                       "img_s": {k: round(v, 2) for k, v in rates.items()},
                       "ratio_first": round(rates["first_run"] / rates["model_only"], 3),
                       "ratio_second": round(rates["second_run"] / rates["model_only"], 3)}))

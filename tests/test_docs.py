@@ -102,3 +102,82 @@ def test_relative_links_and_images_lead_to_files_and_headings():
             if not linked.exists() or (anchor and linked.suffix == ".md" and anchor not in _anchors(linked)):
                 broken.append(f"{path.relative_to(ROOT)}: {target}")
     assert not broken, "links to nothing:\n" + "\n".join(broken)
+
+
+# A cell that reads as a measurement: a number with a decimal point, a unit, a ratio or a range
+# ("0.43", "12 ms", "2.0x", "97%", "4,452 / 4,849", "0.30-0.40 ms"); a bare count ("10") is not one.
+_NUMBER = r"[\d][\d,]*(?:\.\d+)?"
+_MEASURE = re.compile(rf"^\W*(?:{_NUMBER}\s*(?:%|x|ms|s|min|h|img/s|q/s|B|KB|KiB|MB|MiB|GB|GiB)\b"
+                      rf"|{_NUMBER}\.\d+|{_NUMBER}\s*[-/±]\s*{_NUMBER})")
+_RAW = re.compile(r"bench-results/([\w.\-]+?)(?:\{([\w,]+)\})?(\.\w+)\b")
+
+
+def _figure_cell(cell: str) -> bool:
+    return bool(_MEASURE.match(cell.replace("**", "").strip()))
+
+
+def _tables(text: str) -> list[tuple[int, int, list[list[str]]]]:
+    """(first line, line after, data rows as cells) of each Markdown table outside code blocks."""
+    lines, tables, start = text.splitlines() + [""], [], None
+    fenced = False
+    for n, line in enumerate(lines):
+        fenced ^= line.startswith("```")
+        if line.startswith("|") and not fenced:
+            start = n if start is None else start
+        elif start is not None:
+            rows = [[c.strip() for c in row.strip().strip("|").split("|")] for row in lines[start + 2:n]]
+            tables.append((start, n, rows))
+            start = None
+    return tables
+
+
+def _is_figure_table(rows: list[list[str]]) -> bool:
+    """A column past the first whose cells are mostly measurements."""
+    width = max((len(row) for row in rows), default=0)
+    for col in range(1, width):
+        cells = [row[col] for row in rows if len(row) > col and row[col]]
+        if cells and 2 * sum(map(_figure_cell, cells)) > len(cells):
+            return True
+    return False
+
+
+def _raw_files_named(section: str, root: Path) -> list[Path]:
+    """docs/bench-results/ files a section names ({a,b} braces expanded)."""
+    out = []
+    for stem, braces, ext in _RAW.findall(section):
+        for part in braces.split(",") if braces else [""]:
+            out.append(root / "docs" / "bench-results" / f"{stem}{part}{ext}")
+    return out
+
+
+def figure_tables_without_raw_files(path: Path, root: Path = ROOT) -> list[str]:
+    """Tables of figures in ``path`` whose section (heading to heading) names no existing raw file."""
+    lines = path.read_text().splitlines()
+    headings = [n for n, line in enumerate(lines) if re.match(r"#+ ", line)] + [len(lines)]
+    missing = []
+    for start, end, rows in _tables(path.read_text()):
+        if not _is_figure_table(rows):
+            continue
+        top = max([h for h in headings if h <= start], default=0)
+        bottom = min(h for h in headings if h >= end)
+        named = _raw_files_named("\n".join(lines[top:bottom]), root)
+        if not named or not all(f.is_file() for f in named):
+            missing.append(f"{path.relative_to(root)}:{start + 1}: {lines[start][:70]}")
+    return missing
+
+
+def test_every_table_of_figures_names_its_raw_file():
+    """Every figure in README and docs/ comes from a raw file in docs/bench-results/ made by the
+    command shown (`python -m bench.record NAME -- COMMAND` keeps one): each table of figures sits
+    in a section that links to one, and the files it names exist."""
+    missing = [row for path in DOCUMENTS for row in figure_tables_without_raw_files(path)]
+    assert not missing, "tables of figures without a raw file in docs/bench-results/:\n" + "\n".join(missing)
+
+
+def test_the_raw_file_check_tells_figures_from_facts(tmp_path):
+    doc = tmp_path / "doc.md"
+    doc.write_text("# A\n\n| run | img/s |\n|---|---|\n| one | 12.5 |\n| two | 14.0 |\n\n"
+                   "# B\n\n| shape | count |\n|---|---|\n| circle | 10 |\n| star | 10 |\n\n"
+                   "# C\n\nraw: bench-results/nothing-here.txt\n\n| p50 | p95 |\n|---|---|\n| 3 ms | 5 ms |\n")
+    found = figure_tables_without_raw_files(doc, root=tmp_path)
+    assert [row.split(":")[1] for row in found] == ["3", "19"]  # A: no raw file; C: names one that is missing
