@@ -90,7 +90,7 @@ def stage_model_only(model: Any, compile_too: bool) -> None:
 def stage_decoders(paths: list[Path], geometry: Any) -> None:
     from torchvision.io import ImageReadMode, decode_jpeg
 
-    from core.images import read_image
+    from core.media.stills import read_image
 
     datas = [torch.frombuffer(bytearray(p.read_bytes()), dtype=torch.uint8) for p in paths[:256]]
     for chunk in (64, 128, 256):
@@ -112,7 +112,7 @@ def stage_decoders(paths: list[Path], geometry: Any) -> None:
 
 
 def stage_agreement(model: Any, paths: list[Path]) -> None:
-    from core.images import read_image
+    from core.media.stills import read_image
     from mkt.runner import ImageRunner
     from tagger.decode import PhotoFiles, collate, to_device
 
@@ -154,7 +154,7 @@ def stage_end_to_end(photos: Path, work: Path, n: int, label: str, shares: tuple
 
 
 def _draft(path: Path) -> None:
-    from core.images import read_image
+    from core.media.stills import read_image
 
     read_image(path, draft_size=224)
 

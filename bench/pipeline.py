@@ -27,7 +27,7 @@ import torch
 
 def model_only(model, paths: list[Path], batch: int, settings) -> float:
     """img/s of the image tower alone over len(paths) images (pixels prepared beforehand)."""
-    from core.images import read_image
+    from core.media.stills import read_image
     from tagger.tagging import runner_for
 
     runner = runner_for(model, settings)

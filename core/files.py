@@ -2,7 +2,7 @@
 
 A photo folder can hold symlink loops, unreadable directories, sockets and file names that
 are not valid UTF-8. Each of those becomes a skipped entry (with a log warning), never a crash
-of the walk. Decoding the files is :mod:`core.images`' job.
+of the walk. Decoding the files is :mod:`core.media`' job (:func:`core.media.read.read_media`).
 """
 
 from __future__ import annotations

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import TagscopeError
-from core.images import DEFAULT_MAX_PIXELS
 from core.modelspec import DEFAULT_MODEL_SPEC, ModelSpec, parse_spec
 
 if sys.version_info >= (3, 11):
@@ -34,6 +33,9 @@ AMP_MODES = ("auto", "bf16", "fp16", "off")
 RUNTIMES = ("auto", "torch", "onnx", "openvino")  # see mkt.runtime (the same names)
 AUTO = -1  # batch_size / loader_workers chosen by device (Settings.batch_for, Settings.workers_for)
 MIN_DUPLICATE_THRESHOLD = 0.5  # below, photos are alike in subject, not copies (indexer.search.similar)
+#: Pillow's default Image.MAX_IMAGE_PIXELS, written out so that our limit does not silently follow an
+#: application's change to Pillow's global (core.media.limits refuses larger images from their header).
+DEFAULT_MAX_PIXELS = 178_956_970
 
 
 SETTING_DOC = "doc"  # the key of a field's documentation in its metadata

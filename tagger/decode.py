@@ -31,9 +31,10 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from core.images import ImageDecodeError, exif_capture, image_from_bytes, jpeg_header, read_file
+from core.media.errors import ImageDecodeError
 from core.media.kinds import PHOTO
 from core.media.read import read_media
+from core.media.stills import exif_capture, image_from_bytes, jpeg_header, read_file
 from mkt.pixels import InputGeometry, resize_crop
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from core.db import MISSING, Image
 from core.errors import TagscopeError
-from core.images import ImageDecodeError
+from core.media.errors import ImageDecodeError
 from core.media.metadata import Capture
 from core.media.places import Place, places
 from core.media.stacks import stack_groups

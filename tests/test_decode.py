@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from core.images import jpeg_header, read_image
+from core.media.stills import jpeg_header, read_image
 from mkt.pixels import InputGeometry, resize_crop
 from tagger.decode import PhotoFiles, _orient, collate, rebatch, to_device
 

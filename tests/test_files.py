@@ -11,9 +11,7 @@ from pathlib import Path
 import pytest
 
 from core.files import SIDECAR_EXTENSIONS, FoundFile, walk_files
-from core.images import (
-    IMAGE_EXTENSIONS,
-)
+from core.media.formats import IMAGE_EXTENSIONS
 from tests.conftest import as_unprivileged
 from tests.weird_images import (
     noise_jpeg,

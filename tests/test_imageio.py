@@ -1,4 +1,4 @@
-"""Tests for core.images: robust image decoding and thumbnails, on real files."""
+"""Tests for core.media.stills: robust image decoding and thumbnails, on real files."""
 
 from __future__ import annotations
 
@@ -16,13 +16,9 @@ import pytest
 from PIL import Image, ImageFile
 
 from core.files import FoundFile, display_path, walk_files
-from core.images import (
-    BACKGROUND_RGB,
-    ImageDecodeError,
-    ImageInfo,
-    image_from_bytes,
-    read_image,
-)
+from core.media.errors import ImageDecodeError
+from core.media.rgb import BACKGROUND_RGB
+from core.media.stills import ImageInfo, image_from_bytes, read_image
 from tests.conftest import as_unprivileged
 from tests.weird_images import (
     BLUE,

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.images import ImageDecodeError
 from core.media import kinds
+from core.media.errors import ImageDecodeError
 from core.media.metadata import Capture, parse_exif_time, parse_iso6709, parse_offset, valid_position
 from core.media.places import places
 from core.media.read import read_media, thumbnail

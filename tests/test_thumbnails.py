@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from core.images import ImageDecodeError
+from core.media.errors import ImageDecodeError
 from core.media.read import thumbnail as make_thumbnail
 from tests.weird_images import RED, noise_jpeg
 

@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw
 
 from core.db import Image as ImageRow
 from core.db import get_database
-from core.images import ImageDecodeError
+from core.media.errors import ImageDecodeError
 from core.media.read import thumbnail as media_thumbnail
 from indexer.search.evidence import Evidence, evidence
 from indexer.search.feedback import normalise

@@ -10,7 +10,7 @@ from flask import Blueprint, Response, abort, current_app, jsonify, render_templ
 from core.db import Image, get_database
 from core.errors import TagscopeError
 from core.file_cache import FileCache
-from core.images import ImageDecodeError
+from core.media.errors import ImageDecodeError
 from core.media.kinds import VIDEO, media_kind
 from core.media.read import thumbnail as media_thumbnail
 from indexer.search.checks import MAX_DEPTH

@@ -10,7 +10,8 @@ from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from core.errors import TagscopeError
-from core.images import ImageDecodeError, image_from_bytes
+from core.media.errors import ImageDecodeError
+from core.media.stills import image_from_bytes
 from indexer.search.checks import check_k
 from indexer.search.filters import Filters
 from indexer.search.results import Results

@@ -10,7 +10,8 @@ from __future__ import annotations
 import importlib.util
 import os
 
-from core.images import IMAGE_EXTENSIONS, ImageDecodeError
+from core.media.errors import ImageDecodeError
+from core.media.formats import IMAGE_EXTENSIONS
 
 PHOTO, RAW, VIDEO = "photo", "raw", "video"
 

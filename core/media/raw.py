@@ -15,8 +15,10 @@ import warnings
 import numpy as np
 from PIL import Image
 
-from core.images import ImageDecodeError, check_pixels, one_line, to_rgb
+from core.media.errors import ImageDecodeError, one_line
 from core.media.kinds import RAW, require
+from core.media.limits import check_pixels
+from core.media.rgb import to_rgb
 
 # rawpy warns on every read in a forked process (DataLoader workers) because an OpenMP pool does
 # not survive a fork. LibRaw's pool lives in rawpy's own libgomp, which runs only in the process

@@ -1,7 +1,7 @@
 """One call for any file of a photo library: its pixels (one image, or a video's sampled frames),
 its facts, its SHA-256 and what it says about its shot, read in one pass over the file.
 
-Stills (JPEG, PNG, HEIC, AVIF...) decode through Pillow (:mod:`core.images`; HEIC/HEIF through
+Stills (JPEG, PNG, HEIC, AVIF...) decode through Pillow (:mod:`core.media.stills`; HEIC/HEIF through
 pillow-heif's opener), RAW files through LibRaw (:mod:`core.media.raw`), videos through FFmpeg
 (:mod:`core.media.video`). A file that cannot be read becomes an :class:`ImageDecodeError` with a
 one-line reason, as for stills.
@@ -17,19 +17,14 @@ from dataclasses import dataclass, replace
 from PIL import Image
 
 from core.files import file_sha256
-from core.images import (
-    DEFAULT_MAX_PIXELS,
-    ImageDecodeError,
-    ImageInfo,
-    decode_photo,
-    exif_capture,
-    read_bytes,
-    readable,
-)
+from core.media.errors import ImageDecodeError
+from core.media.formats import readable
 from core.media.kinds import HEIF_EXTENSIONS, PHOTO, RAW, VIDEO, extension, media_kind, require
 from core.media.metadata import Capture, from_exifread
 from core.media.raw import decode_raw
+from core.media.stills import ImageInfo, decode_photo, exif_capture, read_bytes
 from core.media.video import read_clip, read_tags
+from core.settings import DEFAULT_MAX_PIXELS
 
 _HASH_CHUNK = 1 << 20
 
@@ -58,7 +53,7 @@ def read_media(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXEL
     ``file``); read from the file when not given.
 
     Raises:
-        ImageDecodeError: as :func:`core.images.read_image`, for every kind.
+        ImageDecodeError: as :func:`core.media.stills.read_image`, for every kind.
     """
     path = os.fsdecode(path)
     kind = media_kind(path) or PHOTO
@@ -149,7 +144,7 @@ def _mtime(path: str) -> float | None:
 def thumbnail(path: str | os.PathLike[str], size: int = 256, max_pixels: int = DEFAULT_MAX_PIXELS,
               at_s: float | None = None) -> bytes:
     """JPEG bytes of any library file for the web UI, its longest side ``size`` (smaller images are
-    not enlarged), upright, transparency composited as :func:`core.images.image_from_bytes` does;
+    not enlarged), upright, transparency composited as :func:`core.media.stills.image_from_bytes` does;
     a video's frame at ``at_s`` (its middle frame without), a RAW's preview or demosaic.
 
     Raises:

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from core.images import ImageDecodeError, check_pixels, one_line
+from core.media.errors import ImageDecodeError, one_line
 from core.media.kinds import VIDEO, require
+from core.media.limits import check_pixels
 from core.media.metadata import Capture, from_container
 
 MAX_FRAMES = 16

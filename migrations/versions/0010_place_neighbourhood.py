@@ -27,7 +27,7 @@ def relocate(conn) -> int:
     nearest GeoNames place, often a section: el Raval for Barcelona); how many rows were updated.
     Without the places package the rows keep what they had."""
     from core.errors import TagscopeError
-    from core.images import ImageDecodeError
+    from core.media.errors import ImageDecodeError
     from core.media.places import places
 
     rows = conn.execute(sa.text("SELECT image_id, gps_lat, gps_lon FROM media WHERE gps_lat IS NOT NULL "

@@ -33,7 +33,7 @@ class LabelledImages(Dataset):
         return len(self.examples)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        from core.images import read_image
+        from core.media.stills import read_image
 
         image, _, _ = read_image(str(self.root / self.examples[i].file))
         return self.transform(image), self.targets[i]

@@ -42,9 +42,8 @@ from core.db import (
     get_or_create_model_version,
     utcnow,
 )
-from core.images import DEFAULT_MAX_PIXELS
-from core.settings import Settings
-from core.sql_in import one_of
+from core.settings import DEFAULT_MAX_PIXELS, Settings
+from core.sql_in import chunks, one_of
 from tagger.jobs import leases
 
 if TYPE_CHECKING:
@@ -192,8 +191,7 @@ def unprocessed(db: Database, job_id: int, image_ids: Sequence[int]) -> list[int
     what its first run committed)."""
     done: set[int] = set()
     with db.session() as s:
-        for start in range(0, len(image_ids), 5000):
-            chunk = list(image_ids[start:start + 5000])
+        for chunk in chunks(image_ids):
             done.update(s.scalars(select(Image.id).where(one_of(Image.id, chunk), Image.job_id == job_id,
                                                          Image.status.in_((TAGGED, DUPLICATE, FAILED)))))
     return [i for i in image_ids if i not in done]

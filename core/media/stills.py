@@ -1,9 +1,13 @@
-"""Decoding photo files into RGB images, robustly.
+"""Decoding still photos (JPEG, PNG, HEIC, AVIF...) into upright RGB images through Pillow, robustly.
 
 Everything here treats its input as untrusted: a photo folder can hold empty files, truncated
 uploads, text files with a ``.jpg`` name and decompression bombs. Each of those becomes an
-:class:`ImageDecodeError` with a short human-readable reason, never a crash of the whole batch.
-Finding the files is :mod:`core.files`' job.
+:class:`ImageDecodeError` (:mod:`core.media.errors`) with a short human-readable reason, never a
+crash of the whole batch. Only the formats of :mod:`core.media.formats` are opened, images over
+``max_pixels`` are refused from their header (:mod:`core.media.limits`), the EXIF orientation is
+applied (:mod:`core.media.orientation`) and every mode becomes RGB (:mod:`core.media.rgb`).
+Finding the files is :mod:`core.files`' job; any kind of library file, RAW and video included,
+is read by :func:`core.media.read.read_media`.
 
 The functions keep no mutable module state and never change Pillow's global settings, so they
 are safe to call in DataLoader worker processes.
@@ -19,100 +23,15 @@ import stat
 import warnings
 from dataclasses import dataclass
 
-import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
+from core.media.errors import ImageDecodeError, one_line
+from core.media.formats import FORMATS
+from core.media.limits import bomb_reason, check_pixels
 from core.media.metadata import Capture, from_exif
-
-__all__ = [
-    "BACKGROUND_RGB",
-    "DEFAULT_MAX_PIXELS",
-    "IMAGE_EXTENSIONS",
-    "ImageDecodeError",
-    "ImageInfo",
-    "decode_photo",
-    "exif_capture",
-    "image_from_bytes",
-    "jpeg_header",
-    "read_bytes",
-    "read_file",
-    "read_image",
-]
-
-#: that our limit does not silently follow an application's change to Pillow's global.
-DEFAULT_MAX_PIXELS = 178_956_970
-
-#: Transparent pixels are composited onto white: most transparent photos/cut-outs/logos are made
-#: for a white page, and a fixed colour keeps embeddings of the same file reproducible.
-BACKGROUND_RGB: tuple[int, int, int] = (255, 255, 255)
-
-# Pillow format ids we let Image.open try. Restricting the list keeps the attack surface to
-# photo formats: Pillow's catalogue also holds obscure decoders and EPS, which runs Ghostscript.
-_PHOTO_FORMATS = ("JPEG", "MPO", "PNG", "GIF", "WEBP", "BMP", "DIB", "TIFF", "AVIF", "HEIF", "JPEG2000", "PPM")
-
-_CANDIDATE_EXTENSIONS = {
-    ".jpg": "JPEG", ".jpeg": "JPEG", ".jpe": "JPEG", ".jfif": "JPEG", ".mpo": "MPO",
-    ".png": "PNG", ".apng": "PNG", ".gif": "GIF", ".webp": "WEBP", ".bmp": "BMP", ".dib": "DIB",
-    ".tif": "TIFF", ".tiff": "TIFF", ".avif": "AVIF", ".heic": "HEIF", ".heif": "HEIF", ".hif": "HEIF",
-    ".jp2": "JPEG2000", ".j2k": "JPEG2000",
-    ".jpf": "JPEG2000", ".jpx": "JPEG2000", ".ppm": "PPM", ".pgm": "PPM", ".pbm": "PPM", ".pnm": "PPM",
-}  # fmt: skip
-
-
-def _readable_formats() -> tuple[str, ...]:
-    # AVIF and JPEG 2000 depend on optional libraries compiled into Pillow, HEIF on pillow-heif's
-    # opener (registered here when it is installed: phones write HEIC); only offer what this
-    # build can actually open (Image.open raises KeyError for an id it does not know).
-    Image.init()
-    try:
-        import pillow_heif
-    except ImportError:
-        pass
-    else:
-        pillow_heif.register_heif_opener()
-    return tuple(fmt for fmt in _PHOTO_FORMATS if fmt in Image.OPEN)
-
-
-_FORMATS = _readable_formats()
-
-#: Lower-case file extensions (with the dot) of photo formats this Pillow build can decode.
-IMAGE_EXTENSIONS: frozenset[str] = frozenset(
-    ext for ext, fmt in _CANDIDATE_EXTENSIONS.items() if fmt in _FORMATS
-)
-
-
-# EXIF orientation value -> the transpose that displays the image upright (as ImageOps.exif_transpose).
-_ORIENTATION_TRANSPOSE = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
-}
-_EXIF_ORIENTATION_TAG = 0x0112
-_SWAPS_SIDES = frozenset({5, 6, 7, 8})  # orientations whose transpose swaps width and height
-
-_SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
-_ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
-_MAX_REASON_CHARS = 200
-
-
-class ImageDecodeError(Exception):
-    """An image file that cannot be tagged.
-
-    ``reason`` is a short human sentence suitable for showing in the UI or storing in the
-    database, e.g. ``'empty file'``, ``'truncated image data'``,
-    ``'not an image (unrecognised format)'`` or ``'decompression bomb: ... (raise max_pixels to allow it)'``.
-    """
-
-    reason: str
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
+from core.media.orientation import displayed_size, orientation, upright
+from core.media.rgb import to_rgb
+from core.settings import DEFAULT_MAX_PIXELS
 
 
 @dataclass(frozen=True)
@@ -129,84 +48,6 @@ class ImageInfo:
     format: str
     mode: str
     frames: int
-
-
-
-# --------------------------------------------------------------------------- decoding
-
-
-def one_line(text: str) -> str:
-    text = " ".join(text.split())
-    if len(text) > _MAX_REASON_CHARS:
-        text = text[: _MAX_REASON_CHARS - 3] + "..."
-    return text
-
-
-def _bomb_reason(pixels: int | None, max_pixels: int) -> str:
-    if pixels is not None and pixels <= max_pixels:
-        # Our limit allows it but Pillow's own hard limit (2 * Image.MAX_IMAGE_PIXELS) does not;
-        # only the application can lift that, by changing Pillow's process-wide setting.
-        hard = 2 * Image.MAX_IMAGE_PIXELS if Image.MAX_IMAGE_PIXELS else 0
-        return (
-            f"decompression bomb: {pixels} pixels exceeds Pillow's hard limit of {hard} "
-            "(Image.MAX_IMAGE_PIXELS)"
-        )
-    shown = "more than" if pixels is None else str(pixels)
-    return (
-        f"decompression bomb: {shown} pixels exceeds the limit of {max_pixels} (raise max_pixels to allow it)"
-    )
-
-
-def check_pixels(size: tuple[int, int], max_pixels: int) -> None:
-    pixels = size[0] * size[1]
-    if pixels > max_pixels:
-        raise ImageDecodeError(_bomb_reason(pixels, max_pixels))
-
-
-def _sixteen_bit_to_l(img: Image.Image) -> Image.Image:
-    """Scale high bit-depth greyscale to 8 bits (Pillow's own convert('L') clips at 255)."""
-    arr = np.asarray(img)
-    if img.mode in _SIXTEEN_BIT_MODES:
-        lo, hi = 0.0, 65535.0
-    elif arr.size and img.mode == "I" and arr.min() >= 0 and arr.max() <= 65535:
-        # 16-bit PNG/TIFF data that some decoders hand over as 32-bit 'I'.
-        lo, hi = 0.0, 65535.0
-    elif arr.size and img.mode == "F" and arr.min() >= 0.0 and arr.max() <= 1.0:
-        lo, hi = 0.0, 1.0
-    elif arr.size:
-        # Unknown range (signed or 32-bit data, HDR floats): stretch what is there.
-        lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
-    else:
-        lo, hi = 0.0, 1.0
-    scaled = (arr.astype(np.float64) - lo) * (255.0 / max(hi - lo, 1e-12))
-    out = np.nan_to_num(np.rint(scaled), nan=0.0).clip(0, 255).astype(np.uint8)
-    return Image.fromarray(out)
-
-
-def _composite(rgba: Image.Image) -> Image.Image:
-    background = Image.new("RGB", rgba.size, BACKGROUND_RGB)
-    background.paste(rgba, mask=rgba.getchannel("A"))
-    return background
-
-
-def to_rgb(img: Image.Image) -> Image.Image:
-    """A new RGB image from a loaded image of any mode; transparency composited on BACKGROUND_RGB."""
-    mode = img.mode
-    if mode in _SIXTEEN_BIT_MODES or mode in ("I", "F"):
-        return _sixteen_bit_to_l(img).convert("RGB")
-    if mode in _ALPHA_MODES or "transparency" in img.info:
-        # Covers P/L/RGB with a tRNS colour key as well as real alpha channels.
-        return _composite(img.convert("RGBA"))
-    # CMYK (Adobe-inverted JPEGs are un-inverted by Pillow's decoder), L, 1, P, YCbCr, RGBX...
-    return img.convert("RGB")
-
-
-def _orientation(img: Image.Image) -> int:
-    try:
-        value = img.getexif().get(_EXIF_ORIENTATION_TAG, 1)
-    except Exception:  # noqa: BLE001 - corrupt EXIF must not cost us an otherwise good photo
-        return 1
-    return value if isinstance(value, int) else 1
 
 
 def _frame_count(img: Image.Image) -> int:
@@ -230,12 +71,12 @@ def _decode(data: bytes, max_pixels: int, draft_size: int | None = None,
     try:
         with warnings.catch_warnings():
             if limit is not None and max_pixels > limit:
-                # The caller allowed more than Pillow's warning threshold; _check_pixels enforces
+                # The caller allowed more than Pillow's warning threshold; check_pixels enforces
                 # the caller's limit instead (Pillow's hard error at twice its limit still applies).
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             else:
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data), formats=_FORMATS)
+            img = Image.open(io.BytesIO(data), formats=FORMATS)
             try:
                 # Header only so far: reject oversized images before any pixel is decoded.
                 check_pixels(img.size, max_pixels)
@@ -247,7 +88,7 @@ def _decode(data: bytes, max_pixels: int, draft_size: int | None = None,
                     img.draft(None, (draft_size, draft_size))
                 img.load()
                 mode = img.mode
-                orientation = _orientation(img)
+                turn = orientation(img)
                 shot = _capture(img) if capture else None
                 rgb = to_rgb(img)
                 # Counting frames seeks through the file (GIF), so only once frame 0 is safe in rgb.
@@ -258,7 +99,7 @@ def _decode(data: bytes, max_pixels: int, draft_size: int | None = None,
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         match = re.search(r"\((\d+) pixels\)", str(exc))
-        raise ImageDecodeError(_bomb_reason(int(match.group(1)) if match else None, max_pixels)) from exc
+        raise ImageDecodeError(bomb_reason(int(match.group(1)) if match else None, max_pixels)) from exc
     except UnidentifiedImageError as exc:
         raise ImageDecodeError("not an image (unrecognised format)") from exc
     except (OSError, EOFError, SyntaxError) as exc:
@@ -270,10 +111,8 @@ def _decode(data: bytes, max_pixels: int, draft_size: int | None = None,
         # one bad file must become a reason, not abort a batch of thousands.
         raise ImageDecodeError(one_line(f"cannot decode image: {type(exc).__name__}: {exc}")) from exc
 
-    transpose = _ORIENTATION_TRANSPOSE.get(orientation)
-    if transpose is not None:
-        rgb = rgb.transpose(transpose)
-    width, height = full_size if orientation not in _SWAPS_SIDES else full_size[::-1]  # 5-8 swap the sides
+    rgb = upright(rgb, turn)
+    width, height = displayed_size(full_size, turn)
     info = ImageInfo(width=width, height=height, format=fmt, mode=mode, frames=frames)
     return rgb, info, shot
 
@@ -298,11 +137,6 @@ def image_from_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple
     """
     image, info, _ = _decode(data, max_pixels)
     return image, info
-
-
-def readable(fmt: str) -> bool:
-    """Whether this install can open Pillow format ``fmt`` (``HEIF`` needs pillow-heif)."""
-    return fmt in _FORMATS
 
 
 def read_bytes(path: str | os.PathLike[str]) -> bytes:
@@ -352,7 +186,7 @@ def exif_capture(source: bytes | str, mtime: float | None = None) -> Capture:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source, formats=_FORMATS) as img:
+            with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source, formats=FORMATS) as img:
                 shot = _capture(img)
     except Exception:  # noqa: BLE001 - the decoder gives the precise reason for a bad file
         shot = Capture()
@@ -387,12 +221,12 @@ def jpeg_header(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[Imag
             check_pixels(img.size, max_pixels)
             if img.format != "JPEG" or img.mode not in ("RGB", "L"):
                 return None
-            orientation = _orientation(img)
-            width, height = img.size if orientation not in _SWAPS_SIDES else img.size[::-1]
-            return ImageInfo(width=width, height=height, format="JPEG", mode=img.mode, frames=1), orientation
+            turn = orientation(img)
+            width, height = displayed_size(img.size, turn)
+            return ImageInfo(width=width, height=height, format="JPEG", mode=img.mode, frames=1), turn
     except ImageDecodeError:
         raise
     except Image.DecompressionBombError as exc:
-        raise ImageDecodeError(_bomb_reason(None, max_pixels)) from exc
+        raise ImageDecodeError(bomb_reason(None, max_pixels)) from exc
     except Exception:  # noqa: BLE001 - let the full decoder give the precise reason
         return None
