@@ -43,7 +43,7 @@ from core.db import (
     utcnow,
 )
 from core.settings import DEFAULT_MAX_PIXELS, Settings
-from core.sql_in import chunks, one_of
+from core.sql_in import one_of
 from tagger.jobs import leases
 
 if TYPE_CHECKING:
@@ -191,7 +191,8 @@ def unprocessed(db: Database, job_id: int, image_ids: Sequence[int]) -> list[int
     what its first run committed)."""
     done: set[int] = set()
     with db.session() as s:
-        for chunk in chunks(image_ids):
+        for start in range(0, len(image_ids), 5000):
+            chunk = list(image_ids[start:start + 5000])
             done.update(s.scalars(select(Image.id).where(one_of(Image.id, chunk), Image.job_id == job_id,
                                                          Image.status.in_((TAGGED, DUPLICATE, FAILED)))))
     return [i for i in image_ids if i not in done]
