@@ -8,7 +8,7 @@
    changed (reported apart), and ``--distinct`` other photos;
 2. each model tags the folder through the real pipeline (``run_job``: decode, embed, store);
 3. from the STORED embeddings, for each threshold: the pairs of photos that are near-duplicates
-   as pairs (cosine >= threshold) and as Tagscope groups them (:func:`indexer.duplicates.group_rows`,
+   as pairs (cosine >= threshold) and as Tagscope groups them (:func:`indexer.search.near_groups.group_rows`,
    complete linkage), against the truth (same family): precision and recall over all pairs of the
    collection, recall per variant kind (base-variant pairs), false pairs per kind of negative;
 4. the threshold with the best grouped recall at a grouped precision of at least ``--precision``
@@ -63,7 +63,8 @@ def bench_model(spec: str, photos: Path, manifest: dict, work: Path, target: flo
     from core.db import Image, get_database
     from core.settings import load_settings
     from indexer import store
-    from indexer.duplicates import group_rows, served_version
+    from indexer.search.duplicates import served_version
+    from indexer.search.near_groups import group_rows
     from tagger.jobs.run import run_job
 
     settings = load_settings(environ={}, home=str(work / f"home-{spec}"), model=spec, device="cpu",

@@ -19,7 +19,8 @@ from tagscope.common import database, fail_cleanly, settings_for
 @fail_cleanly
 def duplicates(ctx: click.Context, as_json: bool, threshold: str | None, folder: str | None) -> None:
     """List groups of near-duplicate photos, the likely original (most pixels, then bytes) first."""
-    from indexer.duplicates import NEIGHBOURS, find_duplicates
+    from indexer.search.duplicates import find_duplicates
+    from indexer.search.near_groups import NEIGHBOURS
 
     settings = settings_for(ctx)
     report = find_duplicates(database(settings), threshold, setting=settings.duplicate_threshold,

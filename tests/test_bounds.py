@@ -41,7 +41,7 @@ def one_line_error(proc) -> str:
 
 # -- near-duplicates ---------------------------------------------------------------------------
 def test_duplicate_pairs_are_bounded_by_each_photos_nearest_whatever_the_threshold():
-    from indexer.duplicates import NEIGHBOURS, similar_pairs
+    from indexer.search.near_groups import NEIGHBOURS, similar_pairs
 
     rng = np.random.default_rng(0)
     v = (1.0 + 0.02 * rng.normal(size=(600, 16))).astype(np.float32)  # all alike: every pair >= 0.5
@@ -49,7 +49,7 @@ def test_duplicate_pairs_are_bounded_by_each_photos_nearest_whatever_the_thresho
     i, j, s = similar_pairs(v, 0.5)
     assert 0 < len(i) <= len(v) * NEIGHBOURS  # a range search found all 179,700 pairs
     assert (i < j).all() and (s >= 0.5).all()
-    from indexer.duplicates import crowded
+    from indexer.search.near_groups import crowded
 
     assert crowded(len(v), i, j) == len(v)  # each has more near-duplicates than were compared
     far = np.eye(16, dtype=np.float32)

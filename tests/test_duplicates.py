@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from core.errors import TagscopeError
-from indexer.duplicates import complete_groups, group_rows, similar_pairs
+from indexer.search.near_groups import complete_groups, group_rows, similar_pairs
 from indexer.search.similar import CALIBRATED, DEFAULT_THRESHOLD, check_threshold, fold_similar, threshold_for
 
 from .conftest import ROOT, run_cli, tagscope_env

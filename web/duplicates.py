@@ -1,9 +1,9 @@
 """Near-duplicates: ``GET /api/duplicates``, the page of groups (``/duplicates``) and one group's
 review page (``/duplicates/<image id>``: each file side by side, the likely original first).
 
-Groups come from the stored embeddings of the model the server serves (:mod:`indexer.duplicates`)
+Groups come from the stored embeddings of the model the server serves (:mod:`indexer.search.duplicates`)
 and are kept in this process, keyed by the model version, the threshold, the folder and the state
-of the store (:func:`indexer.duplicates.store_state`): a page loads them once per change of the
+of the store (:func:`indexer.search.duplicates.store_state`): a page loads them once per change of the
 collection. Reviewing is viewing: Tagscope never deletes or changes a photo."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from flask import Blueprint, abort, current_app, jsonify, render_template, reque
 from core.bounds import MAX_LIMIT, whole_number
 from core.db import get_database
 from core.errors import TagscopeError
-from indexer.duplicates import Report, find_duplicates, served_version, store_state
+from indexer.search.duplicates import Report, find_duplicates, served_version, store_state
 from indexer.search.similar import check_threshold
 
 bp = Blueprint("duplicates", __name__)

@@ -11,8 +11,8 @@ from typing import Any
 
 from flask import Blueprint, jsonify
 
-from indexer.duplicates import NEIGHBOURS
 from indexer.search.filters import NAMES, SORTS
+from indexer.search.near_groups import NEIGHBOURS
 from indexer.search.similar import MIN_THRESHOLD
 
 bp = Blueprint("openapi", __name__)
@@ -336,7 +336,7 @@ PATHS: dict[str, Any] = {
                                                 "304": {"description": "not modified (ETag)"}, **_errors(404)}}},
 }
 
-# Near-duplicates (web/duplicates.py, indexer/duplicates.py)
+# Near-duplicates (web/duplicates.py, indexer/search/duplicates.py)
 _THRESHOLD = _query("threshold", {"type": "number", "minimum": MIN_THRESHOLD, "maximum": 1},
                     "cosine similarity from which photos are near-duplicates (default: the duplicate_threshold "
                     "setting, else the model's)")
