@@ -5,8 +5,8 @@ from __future__ import annotations
 from celery import signals
 
 from core.settings import load_settings
-from tagger.jobs import sweeper
 from tagger.jobs.celery_app import attach_sweeper, celery_app
+from tagger.jobs.task_names import SCAN_TASK, TAG_TASK, TICK_TASK
 
 
 def _ready_receivers() -> int:
@@ -20,7 +20,7 @@ def test_one_app_per_process_and_settings_and_no_sweeper_for_clients(tmp_path):
     assert celery_app(settings) is app  # the CLI, the web app and the tasks share it
     assert _ready_receivers() == before  # a client (tag, serve, jobs resume) starts no sweeper
     assert app.conf.task_always_eager and app.conf.tagscope_settings is settings
-    assert {sweeper.TAG_TASK, sweeper.SCAN_TASK, "tagscope.tick"} <= set(app.tasks)
+    assert {TAG_TASK, SCAN_TASK, TICK_TASK} <= set(app.tasks)
     other = celery_app(load_settings(environ={}, home=str(tmp_path / "other")))
     assert other is not app and celery_app(settings) is app
 

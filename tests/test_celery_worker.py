@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from core.db import Image, Label, ModelVersion, Tag, get_database
 from indexer.vector_index import VectorIndex
+from tagger.jobs.task_names import TAG_TASK
 
 from .conftest import BROKERS, run_cli, start_worker, stop_worker, wait_until
 
@@ -78,7 +79,7 @@ def test_worker_results_equal_the_in_process_run(broker, database, in_process, s
     finally:
         stop_worker(worker)
     worker_log = (tmp_path / "worker.log").read_text()
-    assert "tagscope.tag_images" in worker_log and "succeeded" in worker_log, worker_log[-3000:]
+    assert TAG_TASK in worker_log and "succeeded" in worker_log, worker_log[-3000:]
     assert_same_collection(collection_snapshot(in_process), collection_snapshot(tmp_path, db_url))
 
 

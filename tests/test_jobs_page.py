@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from core.settings import load_settings
+from tagger.jobs.task_names import SCAN_TASK
 from web import create_app
 
 from .conftest import photos_subset, run_cli
@@ -45,7 +46,7 @@ def sent_scans(home: Path) -> list[list[int]]:
         engine.dispose()
     out = []
     for payload in map(json.loads, payloads):
-        if payload["headers"]["task"] == "tagscope.start_job":
+        if payload["headers"]["task"] == SCAN_TASK:
             out.append(list(ast.literal_eval(payload["headers"]["argsrepr"])))
     return out
 

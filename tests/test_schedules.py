@@ -13,6 +13,7 @@ import pytest
 
 from core.errors import TagscopeError
 from tagger.jobs.schedules import format_every, parse_every
+from tagger.jobs.task_names import TICK_TASK
 
 from .conftest import (
     ROOT,
@@ -102,7 +103,7 @@ def test_a_schedule_tags_added_files_and_marks_removed_ones_missing(synthetic_ph
     assert sum(j["done"] for j in ended) == 25  # each file tagged once: runs tag only what needs it
     for before, after in zip(ended, ended[1:]):  # a run never overlaps the previous one
         assert datetime.fromisoformat(after["created_at"]) >= datetime.fromisoformat(before["finished_at"])
-    assert "tagscope.tick" in (home / "beat.log").read_text()
+    assert TICK_TASK in (home / "beat.log").read_text()
 
 
 @pytest.mark.worker

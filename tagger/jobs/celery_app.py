@@ -36,6 +36,7 @@ import threading
 from celery import Celery, signals
 
 from core.settings import Settings
+from tagger.jobs.task_names import TICK_TASK
 
 TASK_QUEUE = "tagscope"
 SECONDS_PER_IMAGE = 0.5  # a slow CPU worker decoding full-size photos
@@ -97,7 +98,7 @@ def _build(settings: Settings) -> Celery:
         worker_hijack_root_logger=False,
         task_serializer="json",
         accept_content=["json"],
-        beat_schedule={"tagscope-schedules": {"task": "tagscope.tick", "schedule": float(settings.beat_tick),
+        beat_schedule={"tagscope-schedules": {"task": TICK_TASK, "schedule": float(settings.beat_tick),
                                               "options": {"expires": float(settings.beat_tick)}}},
     )
     app.conf.tagscope_settings = settings

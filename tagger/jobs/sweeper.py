@@ -44,11 +44,10 @@ from indexer.sync import sync_index
 from tagger.jobs import broker_tidy, leases
 from tagger.jobs import rows as jobs
 from tagger.jobs.close import close_job_if_complete
+from tagger.jobs.task_names import SCAN_TASK, TAG_TASK
 
 log = logging.getLogger(__name__)
 
-TAG_TASK = "tagscope.tag_images"
-SCAN_TASK = "tagscope.start_job"
 RESEND_LIMIT = 16  # lost messages sent again per sweep
 IDLE_PROOF_S = 5.0  # idle this long, a worker has polled the queue (embedded broker: every second), found it empty
 

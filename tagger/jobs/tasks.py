@@ -25,6 +25,7 @@ from tagger.jobs import leases, schedules, sweeper
 from tagger.jobs import rows as jobs
 from tagger.jobs.close import close_job_if_complete
 from tagger.jobs.start import start_queued_job
+from tagger.jobs.task_names import SCAN_TASK, TAG_TASK, TICK_TASK
 
 if TYPE_CHECKING:
     from tagger.tagging import Work
@@ -86,7 +87,7 @@ def _tag(settings: Settings, db: Database, job_id: int, image_ids: list[int], pr
     return tag_images(load_work(settings, db, job_id), todo, progress=progress)
 
 
-@shared_task(name=sweeper.TAG_TASK, bind=True)
+@shared_task(name=TAG_TASK, bind=True)
 def tag_images_task(self, job_id: int, task_id: int) -> dict[str, int] | None:
     """Tag one task's images for a job with THIS worker's settings (device, batch size, decode
     workers); the model stays loaded in the worker process between tasks."""
@@ -97,7 +98,7 @@ def tag_images_task(self, job_id: int, task_id: int) -> dict[str, int] | None:
     return out
 
 
-@shared_task(name=sweeper.SCAN_TASK, bind=True)
+@shared_task(name=SCAN_TASK, bind=True)
 def start_job_task(self, job_id: int) -> int:
     """Register a queued job's folders and send its tasks (a schedule's run)."""
     with sweeper.busy():
@@ -107,7 +108,7 @@ def start_job_task(self, job_id: int) -> int:
     return len(task_ids or [])
 
 
-@shared_task(name="tagscope.tick", bind=True)
+@shared_task(name=TICK_TASK, bind=True)
 def tick_task(self) -> list[int]:
     """Celery beat's tick: queue the due schedules' jobs and send their scans."""
     settings = _settings(self)
@@ -119,9 +120,9 @@ def tick_task(self) -> list[int]:
 
 def send_tag_task(app: Celery, job_id: int, task_id: int) -> None:
     """Send one task of a job through ``app`` (run here and now when it has no broker)."""
-    app.tasks[sweeper.TAG_TASK].apply_async((job_id, task_id))
+    app.tasks[TAG_TASK].apply_async((job_id, task_id))
 
 
 def send_scan_task(app: Celery, job_id: int) -> None:
     """Send the scan of a queued job through ``app``."""
-    app.tasks[sweeper.SCAN_TASK].apply_async((job_id,))
+    app.tasks[SCAN_TASK].apply_async((job_id,))
