@@ -5,15 +5,14 @@ reaches its log, a page on another port of the same host cannot make it change a
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import urllib.error
 import urllib.request
 
 import pytest
 
-from .conftest import run_cli, start_server
+from .commands import run_cli
+from .servers import start_server, stop_process
 
 TOKEN = "s3cret-token-of-enough-length-0123"
 
@@ -34,8 +33,9 @@ def test_a_server_with_a_token_keeps_it_out_of_its_log_refuses_other_origins_and
     home = tmp_path / "home"
     shutil.copytree(tagged_home, home, ignore=shutil.ignore_patterns("server.json", "*.log"))
     log = tmp_path / "serve.log"
-    proc, port = start_server(home, log, TAGSCOPE_ACCESS_TOKEN=TOKEN)
-    base, own = f"http://127.0.0.1:{port}", {"Host": f"localhost:{port}"}  # as a browser on localhost:PORT
+    proc, base = start_server(home, log=log, TAGSCOPE_ACCESS_TOKEN=TOKEN)
+    port = base.rsplit(":", 1)[1]
+    own = {"Host": f"localhost:{port}"}  # as a browser on localhost:PORT
     bearer = {**own, "Authorization": f"Bearer {TOKEN}"}
     try:
         # The token in a link, opened once in a browser; a wrong guess at it is a secret too.
@@ -68,8 +68,7 @@ def test_a_server_with_a_token_keeps_it_out_of_its_log_refuses_other_origins_and
             assert refused.returncode == 2 and line.startswith(f"error: the server at {base} "), line
             assert "TAGSCOPE_ACCESS_TOKEN" in line and line.count("\n") == 1, line
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=20)
+        stop_process(proc)
     written = log.read_text()
     assert "GET /?token=*** 200" in written and "GET /api/search?q=red+circle&k=3&token=*** 200" in written
     assert "GET /api/status?token=*** 401" in written, written

@@ -17,7 +17,8 @@ from mkt.factory import get_model, runtime_of
 from mkt.runtime import cache_root, resolve, split_version
 from mkt.runtime.agreement import BAR, calibration_labels, measure
 
-from .conftest import run_cli, start_server
+from .commands import run_cli
+from .servers import start_server, stop_process
 
 
 def photos_pixels(model, folder, n: int = 240) -> torch.Tensor:
@@ -142,8 +143,8 @@ def test_bad_runtime_setting_is_one_line(tmp_path):
                                   "onnx, openvino"), out.stderr
 
 
-def search_ids(port: int, text: str) -> list[int]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/search?q={text.replace(' ', '+')}&k=10") as response:
+def search_ids(url: str, text: str) -> list[int]:
+    with urllib.request.urlopen(f"{url}/api/search?q={text.replace(' ', '+')}&k=10") as response:
         return [hit["image_id"] for hit in json.loads(response.read())["results"]]
 
 
@@ -161,18 +162,16 @@ def test_tagged_by_one_runtime_searched_by_another(synthetic_photos, tmp_path):
     run_cli("tag", str(photos), "--runtime", "torch", home=home, TAGSCOPE_MODEL="synthetic")
     torch_version = get_model("synthetic").version
     expected = json.loads(run_cli("search", "red circle", "--json", "-k", "10", home=home).stdout)["results"]
-    proc, port = start_server(home, tmp_path / "serve.log", "--runtime", "onnx")  # queries' text tower on ONNX
+    proc, url = start_server(home, "--runtime", "onnx")  # queries' text tower on ONNX
     try:
-        assert search_ids(port, "red circle") == [h["image_id"] for h in expected]
+        assert search_ids(url, "red circle") == [h["image_id"] for h in expected]
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-    proc, port = start_server(home, tmp_path / "serve2.log", "--model", "synthetic")
+        stop_process(proc)
+    proc, url = start_server(home, "--model", "synthetic")
     try:  # an explicit model: the version the collection holds of it, whatever the server's runtime
-        assert search_ids(port, "red circle") == [h["image_id"] for h in expected]
+        assert search_ids(url, "red circle") == [h["image_id"] for h in expected]
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        stop_process(proc)
     out = run_cli("tag", str(photos), "--runtime", "onnx", home=home, TAGSCOPE_MODEL="synthetic")
     assert "60 processed this run" in out.stdout, out.stdout
     versions = {m["version"]: m for m in json.loads(run_cli("models", "--json", home=home).stdout)["models"]}

@@ -14,7 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from .conftest import ROOT, run_cli, start_server, tagscope_env, wait_until
+from . import ROOT
+from .commands import run_cli, tagscope_env
+from .servers import start_server, stop_process
+from .waiting import wait_until
 
 
 def search_json(home, *args: str) -> list[dict]:
@@ -27,10 +30,10 @@ def test_search_asks_the_running_server_and_falls_back_when_it_is_gone(tagged_ho
     home = tmp_path / "home"
     shutil.copytree(tagged_home, home, ignore=shutil.ignore_patterns("server.json", "*.log"))
     log = tmp_path / "serve.log"
-    proc, port = start_server(home, log)
+    proc, url = start_server(home, log=log)
     try:
         record = json.loads((home / "server.json").read_text())
-        assert record["url"] == f"http://127.0.0.1:{port}" and record["pid"] == proc.pid
+        assert record["url"] == url and record["pid"] == proc.pid
         served = search_json(home, "red circle", "-k", "7")
         assert "GET /api/search?q=red+circle&k=7" in log.read_text()  # the server answered it
         assert "--model" not in log.read_text()
@@ -47,8 +50,7 @@ def test_search_asks_the_running_server_and_falls_back_when_it_is_gone(tagged_ho
         run_cli("search", "red circle", "--model", "open_clip:tagscope-tiny", home=home, check=False)
         assert log.read_text().count("GET /api/search") == requests
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=20)
+        stop_process(proc)
     assert not (home / "server.json").exists()  # withdrawn on SIGTERM
     in_process = search_json(home, "red circle", "-k", "7")
     assert [h["image_id"] for h in in_process] == [h["image_id"] for h in served]
@@ -82,17 +84,17 @@ def test_serve_in_several_processes(tagged_home, tmp_path):
     stops the server with its one-line error."""
     home = tmp_path / "home"
     shutil.copytree(tagged_home, home, ignore=shutil.ignore_patterns("server.json", "*.log"))
-    proc, port = start_server(home, tmp_path / "serve.log", "--processes", "2")
+    proc, base = start_server(home, "--processes", "2")
     try:
         workers = wait_until(lambda: len(children(proc.pid)) == 2 and children(proc.pid), what="two workers")
         record = json.loads(wait_until(lambda: (home / "server.json").exists() and (home / "server.json").read_text(),
                                      what="server.json"))
-        assert record["pid"] == proc.pid and record["url"] == f"http://127.0.0.1:{port}"
+        assert record["pid"] == proc.pid and record["url"] == base
         served = search_json(home, "red circle", "-k", "7")  # the CLI asks the server
-        assert "GET /api/search?q=red+circle&k=7" in (tmp_path / "serve.log").read_text()
+        assert "GET /api/search?q=red+circle&k=7" in (home / "serve.log").read_text()
 
         def ask(n: int) -> int:
-            url = f"http://127.0.0.1:{port}/api/search?q=red+circle+{n}&k=5"
+            url = f"{base}/api/search?q=red+circle+{n}&k=5"
             with urllib.request.urlopen(url, timeout=60) as response:
                 return response.status
 

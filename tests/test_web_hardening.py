@@ -5,9 +5,7 @@ the status API; and the real server (waitress) under concurrent first thumbnail 
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-import signal
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +15,8 @@ import pytest
 from core.settings import load_settings
 from web import create_app
 
-from .conftest import run_cli, start_server
+from .commands import run_cli
+from .servers import start_server, stop_process
 
 BIG = "9223372036854775808"  # 2**63: past SQL BIGINT
 
@@ -184,11 +183,11 @@ def test_labels_with_no_name_or_too_long_get_one_line(tmp_path):
 def test_the_real_server_answers_concurrent_first_thumbnail_loads(tagged_home, tmp_path):
     home = tmp_path / "home"
     shutil.copytree(tagged_home, home, ignore=shutil.ignore_patterns("server.json", "*.log", "thumbs"))
-    proc, port = start_server(home, tmp_path / "serve.log")
+    proc, url = start_server(home)
 
     def get(path):
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=60) as resp:
+            with urllib.request.urlopen(url + path, timeout=60) as resp:
                 return resp.status, resp.headers.get("Server"), resp.headers.get_content_type()
         except urllib.error.HTTPError as exc:
             return exc.code, exc.headers.get("Server"), exc.headers.get_content_type()
@@ -200,6 +199,5 @@ def test_the_real_server_answers_concurrent_first_thumbnail_loads(tagged_home, t
         assert {r[1] for r in results} == {"tagscope"}  # waitress, not the development server
         assert get(f"/api/images/{BIG}")[0] == 404 and get(f"/api/images/{BIG}")[2] == "application/json"
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=20)
+        stop_process(proc)
     assert not list((home / "thumbs").glob("*.tmp"))
