@@ -10,11 +10,14 @@ rows, empty list included.
 
 Both forms are built with the statement, so statements holding it are cached like any other
 (compiled once, each execution binding its own values); the database compiles one of them.
+
+Longer lists go in :func:`chunks` of ``CHUNK`` values, one statement each: the one chunker of
+every ``IN`` over ids.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import any_, bindparam
@@ -24,6 +27,8 @@ from sqlalchemy.sql import operators
 from sqlalchemy.sql.elements import ColumnElement, UnaryExpression
 from sqlalchemy.sql.visitors import InternalTraversal
 from sqlalchemy.types import Boolean
+
+CHUNK = 5000  # values per IN (...) clause
 
 
 class OneOf(ColumnElement[bool]):
@@ -49,6 +54,13 @@ class OneOf(ColumnElement[bool]):
 def one_of(column: ColumnElement[Any], values: Iterable[Any]) -> OneOf:
     """``column IN (values)``; on PostgreSQL ``column = ANY(:values)``."""
     return OneOf(column, values)
+
+
+def chunks(values: Sequence[Any], size: int = CHUNK) -> Iterator[list[Any]]:
+    """``values`` in lists of at most ``size``: one ``IN`` (or :func:`one_of`) statement each."""
+    values = list(values)
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
 
 
 # In parentheses: ``~one_of(...)`` is ``NOT (...)`` whatever the operators' precedence.

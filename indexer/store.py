@@ -22,11 +22,10 @@ from sqlalchemy.orm import Session
 
 from core.db import TAGGED, Database, Embedding, Image, ModelVersion
 from core.pg_copy import can_copy, copy_rows
-from core.sql_in import one_of
+from core.sql_in import chunks, one_of
 from indexer import log as index_log
 
 DTYPE = np.float16
-CHUNK = 5000  # ids per IN (...) clause
 
 
 @dataclass(frozen=True)
@@ -66,12 +65,6 @@ def count_all(db: Database, model_version_id: int) -> int:
     with db.session() as s:
         return int(s.scalar(select(func.count()).select_from(Embedding)
                             .where(Embedding.model_version_id == model_version_id)) or 0)
-
-
-def chunks(ids: Sequence[int], size: int = CHUNK) -> Iterator[list[int]]:
-    ids = list(ids)
-    for start in range(0, len(ids), size):
-        yield ids[start:start + size]
 
 
 def to_bytes(array: np.ndarray) -> bytes:

@@ -20,7 +20,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from core.db import Database, LabelEmbedding
-from indexer.store import chunks
+from core.sql_in import chunks
 from mkt.tagmodel import TagModel
 
 log = logging.getLogger(__name__)

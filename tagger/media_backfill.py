@@ -14,8 +14,7 @@ from sqlalchemy import select
 from core.db import DUPLICATE, TAGGED, Database, Image
 from core.media.read import read_capture
 from core.media.tables import Media
-from core.sql_in import one_of
-from indexer.store import chunks
+from core.sql_in import chunks, one_of
 from tagger.media_store import put_media
 
 CHUNK = 500

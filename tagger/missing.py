@@ -32,12 +32,10 @@ from sqlalchemy.orm import Session
 
 from core.db import DUPLICATE, MISSING, TAGGED, Database, Embedding, Image
 from core.files import display_path
-from core.sql_in import one_of
+from core.sql_in import chunks, one_of
 from indexer import store
 
 log = logging.getLogger(__name__)
-
-CHUNK = 5000
 
 
 def folder_prefix(root: str | os.PathLike) -> str:
@@ -100,8 +98,8 @@ def mark_missing(db: Database, roots: Iterable[str | os.PathLike], found_ids: It
                     log.warning("%s", offline_message(folder, len(left)))
                     kept.update(left)
                 gone = [i for i in gone if i not in kept]
-            for start in range(0, len(gone), CHUNK):
-                s.execute(update(Image).where(one_of(Image.id, gone[start:start + CHUNK]))
+            for chunk in chunks(gone):
+                s.execute(update(Image).where(one_of(Image.id, chunk))
                           .values(status=MISSING, error="file no longer found"))
             store.mark_images_changed(s, gone)
         missing.extend(gone)
@@ -116,9 +114,8 @@ def offline_folders(s: Session, root: str, prefix: str, gone: list[int], found: 
         return {root: list(gone)}
     out: dict[str, list[int]] = {}
     tops: dict[str, str | None] = {}  # a gone image's folder -> its offline folder (None: deleted, or not empty)
-    for start in range(0, len(gone), CHUNK):
-        chunk = one_of(Image.id, gone[start:start + CHUNK])
-        for image_id, path in s.execute(select(Image.id, Image.path).where(chunk)):
+    for chunk in chunks(gone):
+        for image_id, path in s.execute(select(Image.id, Image.path).where(one_of(Image.id, chunk))):
             folder = os.path.dirname(path)
             if folder not in tops:
                 tops[folder] = _unplugged(prefix, folder, found)
@@ -145,8 +142,8 @@ def restore_returned(s: Session, image_ids: Sequence[int]) -> list[int]:
     that tagged them is stored) become TAGGED again and go back into the index; duplicates of an
     original still present become DUPLICATE again. Returns the ids restored."""
     restored: list[int] = []
-    for start in range(0, len(image_ids), CHUNK):
-        chunk = one_of(Image.id, list(image_ids[start:start + CHUNK]))
+    for ids_chunk in chunks(image_ids):
+        chunk = one_of(Image.id, ids_chunk)
         tagged = s.scalars(select(Image.id).join(Embedding, and_(Embedding.image_id == Image.id,
                                                                  Embedding.model_version_id == Image.model_version_id))
                            .where(chunk, Image.duplicate_of.is_(None))).all()

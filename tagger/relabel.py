@@ -32,6 +32,7 @@ from core.db import Database, Embedding, Label, ModelVersion, Tag, get_database
 from core.errors import TagscopeError
 from core.modelspec import parse_spec
 from core.settings import Settings
+from core.sql_in import chunks
 from indexer import store
 from indexer.text_store import get_or_encode
 from mkt.factory import get_model, runtime_of
@@ -81,7 +82,7 @@ def _embeddings(model: TagModel, vectors: np.ndarray, patches: list[bytes | None
 def _stored_tags(db: Database, mv_id: int, ids: Sequence[int]) -> dict[int, dict[int, float]]:
     out: dict[int, dict[int, float]] = {int(i): {} for i in ids}
     with db.session() as s:
-        for chunk in store.chunks(list(ids)):
+        for chunk in chunks(list(ids)):
             for image_id, label_id, score in s.execute(select(Tag.image_id, Tag.label_id, Tag.score)
                                                        .where(Tag.model_version_id == mv_id,
                                                               Tag.image_id.in_(chunk))):
@@ -91,7 +92,7 @@ def _stored_tags(db: Database, mv_id: int, ids: Sequence[int]) -> dict[int, dict
 
 def _write(db: Database, mv_id: int, kept: dict[int, list[tuple[int, float]]]) -> None:
     with db.session() as s:
-        for chunk in store.chunks(list(kept)):
+        for chunk in chunks(list(kept)):
             s.execute(delete(Tag).where(Tag.model_version_id == mv_id, Tag.image_id.in_(chunk)))
         rows = [{"image_id": i, "label_id": label, "model_version_id": mv_id, "score": float(score)}
                 for i, labels in kept.items() for label, score in labels]
@@ -104,7 +105,7 @@ def _add_beside(db: Database, mv_id: int, label_ids: list[int], kept: dict[int, 
     displaced ones go when the labels switch to active, :func:`_activate`)."""
     new = set(label_ids)
     with db.session() as s:
-        for chunk in store.chunks(list(kept)):
+        for chunk in chunks(list(kept)):
             s.execute(delete(Tag).where(Tag.model_version_id == mv_id, Tag.image_id.in_(chunk),
                                         Tag.label_id.in_(label_ids)))  # a resumed run writes them again
         rows = [{"image_id": i, "label_id": label, "model_version_id": mv_id, "score": float(score)}

@@ -19,8 +19,8 @@ from sqlalchemy import Select, case, func, select
 from core.db import Database, Embedding, Image, Label, Tag
 from core.errors import TagscopeError
 from core.media.tables import Media
+from core.sql_in import chunks
 from indexer.search.filters import SORTS, Filters
-from indexer.store import chunks
 
 GROUPINGS = ("month", "place", "country", "camera", "tag")
 COVERS = 4  # photos shown on a group

@@ -35,6 +35,7 @@ from core.db import TAGGED, Database, Embedding, Image, ModelVersion, collection
 from core.errors import TagscopeError
 from core.media.metadata import Capture
 from core.media.tables import Media
+from core.sql_in import chunks
 from indexer import store
 from indexer.search.near_groups import EXACT_MAX, complete_groups, crowded, shot_pairs
 from indexer.search.similar import CALIBRATED, check_threshold, threshold_for
@@ -204,7 +205,7 @@ def _stack_keys(db: Database, ids: np.ndarray) -> np.ndarray:
     """Per id, a number shared by the files of one shot, or -1."""
     keys: dict[int, str] = {}
     with db.session() as s:
-        for chunk in store.chunks(ids.tolist()):
+        for chunk in chunks(ids.tolist()):
             keys.update(s.execute(select(Image.id, Image.stack_key)
                                   .where(Image.id.in_(chunk), Image.stack_key.is_not(None))).all())
     numbers = {key: n for n, key in enumerate(sorted(set(keys.values())))}
@@ -218,7 +219,7 @@ def _describe(db: Database, ids: np.ndarray, vectors: np.ndarray, groups: list[l
     rows: dict[int, Any] = {}
     media: dict[int, Any] = {}
     with db.session() as s:
-        for chunk in store.chunks(wanted):
+        for chunk in chunks(wanted):
             rows.update((r.id, r) for r in s.execute(
                 select(Image.id, Image.path, Image.width, Image.height, Image.size_bytes, Image.format, Image.mtime)
                 .where(Image.id.in_(chunk))))

@@ -23,7 +23,7 @@ from sqlalchemy import ColumnElement, Select, func, or_, select
 from core.db import TAGGED, Database, Embedding, Image, Label, Tag
 from core.errors import TagscopeError
 from core.media.tables import Media
-from indexer.store import chunks
+from core.sql_in import chunks
 
 MAX_FILTER_CHARS = 1000
 MEDIA_KINDS = ("photo", "raw", "video")

@@ -43,7 +43,7 @@ from core.db import (
     utcnow,
 )
 from core.settings import DEFAULT_MAX_PIXELS, Settings
-from core.sql_in import one_of
+from core.sql_in import chunks, one_of
 from tagger.jobs import leases
 
 if TYPE_CHECKING:
@@ -109,12 +109,12 @@ def create_job(db: Database, model_version_id: int, image_ids: Sequence[int], pa
 def add_work(db: Database, job_id: int, model_version_id: int, image_ids: Sequence[int], task_size: int) -> list[int]:
     """Give a job (running, or a scan that just ended) its images and tasks; closes it at once
     when there is nothing to do. Returns the task ids to send."""
-    chunks = [list(image_ids[i:i + task_size]) for i in range(0, len(image_ids), task_size)]
-    task_ids = leases.add_tasks(db, job_id, chunks)
+    parts = list(chunks(image_ids, task_size))
+    task_ids = leases.add_tasks(db, job_id, parts)
     with db.session() as s:
         s.execute(update(Job).where(Job.id == job_id).values(
-            model_version_id=model_version_id, total=len(image_ids), state="running" if chunks else "done",
-            lease_until=None, finished_at=None if chunks else utcnow(), started_at=func.coalesce(Job.started_at,
+            model_version_id=model_version_id, total=len(image_ids), state="running" if parts else "done",
+            lease_until=None, finished_at=None if parts else utcnow(), started_at=func.coalesce(Job.started_at,
                                                                                                 utcnow())))
     return task_ids
 
@@ -191,8 +191,7 @@ def unprocessed(db: Database, job_id: int, image_ids: Sequence[int]) -> list[int
     what its first run committed)."""
     done: set[int] = set()
     with db.session() as s:
-        for start in range(0, len(image_ids), 5000):
-            chunk = list(image_ids[start:start + 5000])
+        for chunk in chunks(image_ids):
             done.update(s.scalars(select(Image.id).where(one_of(Image.id, chunk), Image.job_id == job_id,
                                                          Image.status.in_((TAGGED, DUPLICATE, FAILED)))))
     return [i for i in image_ids if i not in done]

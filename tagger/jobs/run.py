@@ -15,7 +15,7 @@ from core.db import DUPLICATE, FAILED, TAGGED, Database, Image, Job, get_databas
 from core.errors import TagscopeError
 from core.outage import through_outages
 from core.settings import Settings
-from core.sql_in import one_of
+from core.sql_in import chunks, one_of
 from indexer.store import StoreVersion
 from indexer.sync import sync_index
 from mkt.factory import get_model
@@ -120,8 +120,8 @@ def _summary(db: Database, job_id: int, image_ids: Sequence[int], seconds: float
         done, failed = jobs.progress(s, job)
         counts = {TAGGED: 0, FAILED: 0, DUPLICATE: 0, "pending": 0}
         failures = []
-        for start in range(0, len(image_ids), 5000):  # counted by the database: no row per image here
-            chunk = one_of(Image.id, image_ids[start:start + 5000])
+        for ids in chunks(image_ids):  # counted by the database: no row per image here
+            chunk = one_of(Image.id, ids)
             for st, n in s.execute(select(Image.status, func.count()).where(chunk).group_by(Image.status)):
                 counts[st] = counts.get(st, 0) + n
             if len(failures) < 10:
