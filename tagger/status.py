@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from core import feedback
 from core.db import (
     DUPLICATE,
     FAILED,
@@ -25,7 +26,6 @@ from core.db import (
 )
 from core.settings import Settings
 from indexer import files
-from indexer.search import feedback
 from indexer.status import index_status
 from indexer.store import StoreVersion
 from tagger.jobs.rows import progress
@@ -85,7 +85,7 @@ def image_record(db: Database, image_id: int) -> dict[str, Any] | None:
     """One image and its stored tags, best first (a duplicate shows its original's): the shape of
     ``GET /api/images/ID`` and ``tagscope show ID --json``. None when no such image. The tags are
     the active model version's (those search serves), or, for an image only a newer version
-    has tagged so far, that version's; people's verdicts apply (:func:`indexer.search.feedback.apply`:
+    has tagged so far, that version's; people's verdicts apply (:func:`core.feedback.apply`:
     confirmed first, rejected only in ``rejected``)."""
     with db.session() as s:
         img = s.get(Image, image_id)

@@ -17,8 +17,8 @@ def feedback() -> None:
 
 
 def _verdict(ctx: click.Context, image_id: int, label: str, verdict: str) -> None:
+    from core import feedback as store
     from core.errors import TagscopeError
-    from indexer.search import feedback as store
 
     db = database(settings_for(ctx))
     if verdict == "clear":

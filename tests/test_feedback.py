@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from core import feedback
 from core.db import get_database
 from core.settings import load_settings
-from indexer.search import feedback
+from indexer.search.feedback import for_label
 from mkt.annotations import label_matrix, read_annotations
 from tests.conftest import photos_subset, run_cli
 from web import create_app
@@ -151,7 +152,7 @@ def test_verdicts_search_and_training_export_on_sqlite_and_postgresql(home_env, 
     warm = json.loads(run_cli("search", "warm light", "-k", "6", "--json", home=home, **env).stdout)["results"]
     assert sorted(h["image_id"] for h in warm) == sorted(ids[:6]) and all(h["confirmed"] for h in warm)
     db = get_database(url)
-    assert feedback.for_label(db, "Warm  Light") == (set(ids[:6]), set())
+    assert for_label(db, "Warm  Light") == (set(ids[:6]), set())
     out = tmp_path / "verdicts.jsonl"
     run_cli("feedback", "export", str(out), home=home, **env)
     trained = tmp_path / "from-verdicts.pt"

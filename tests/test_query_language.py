@@ -95,7 +95,7 @@ def test_not_removes_exactly_the_photos_that_match_the_negative_text(any_searche
 
 
 def test_not_also_removes_photos_with_the_stored_or_confirmed_tag(searcher, tagged_home):
-    from indexer.search import feedback
+    from core import feedback
 
     best = searcher.find("blue thing", k=5)
     victim = best.hits[0].image_id

@@ -12,10 +12,10 @@ from PIL import Image, ImageDraw
 
 from core.db import Image as ImageRow
 from core.db import get_database
+from core.feedback import normalise
 from core.media.errors import ImageDecodeError
 from core.media.read import thumbnail as media_thumbnail
 from indexer.search.evidence import Evidence, evidence
-from indexer.search.feedback import normalise
 from web.params import searcher
 
 bp = Blueprint("evidence", __name__)

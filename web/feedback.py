@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, jsonify, redirect, request, url_for
 
+from core import feedback
 from core.db import get_database
 from core.errors import TagscopeError
-from indexer.search import feedback
 from indexer.search.filters import NAMES
 from tagger.status import image_record
 

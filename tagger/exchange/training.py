@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from core import feedback
 from core.atomic import atomic_write
 from core.db import Database
-from indexer.search import feedback
 
 
 def export_training(db: Database, out: Path) -> dict[str, int | str]:
