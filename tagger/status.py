@@ -28,8 +28,8 @@ from core.settings import Settings
 from indexer import files
 from indexer.status import index_status
 from indexer.store import StoreVersion
-from tagger.jobs.rows import progress
 from tagger.media_store import media_json
+from tagger.progress import progress
 
 
 def collection_status(settings: Settings, max_failures: int = 100) -> dict[str, Any]:

@@ -37,7 +37,7 @@ from mkt.tagmodel import ImageEmbeddings, TagModel
 from tagger import decode_pool
 from tagger.batch_store import Encoded, store_batch
 from tagger.decode import IO_BATCH, PhotoFiles, collate, describe, rebatch, to_device
-from tagger.jobs.rows import JobInfo, JobParams, is_running
+from tagger.params import JobInfo, JobParams
 from tagger.video_frames import fold_videos
 from tagger.vocabulary import label_embeddings, vocabulary
 from tagger.writer import BatchWriter
@@ -60,14 +60,16 @@ def runner_for(model: TagModel, settings: Settings) -> ImageRunner:
 @dataclass(frozen=True)
 class Work:
     """What the pipeline is handed for one job: this machine's settings, the database, the job
-    row, the job's model (loaded on this machine's device, its version checked) and the store
-    key of that model version."""
+    row, the job's model (loaded on this machine's device, its version checked), the store
+    key of that model version, and whether the job is still running (asked before each batch:
+    False once it was cancelled)."""
 
     settings: Settings
     db: Database
     job: JobInfo
     model: TagModel
     version: StoreVersion
+    running: Callable[[], bool]
 
 
 def tag_images(work: Work, image_ids: Sequence[int], progress: ProgressFn | None = None) -> tuple[int, int, bool]:
@@ -102,7 +104,7 @@ def tag_images(work: Work, image_ids: Sequence[int], progress: ProgressFn | None
             BatchWriter(write) as writer:
         for batch in rebatch(loader, batch_size):
             tick = _lap(clock, "decode wait", tick)
-            if not is_running(db, job_id):
+            if not work.running():
                 log.info("job %d is no longer running: stopping", job_id)
                 complete = False
                 break

@@ -122,8 +122,8 @@ def schedule_add(ctx: click.Context, paths: tuple[str, ...], every: str, model: 
     """Re-tag PATHS every interval: each run registers new, changed and missing files and tags
     only what needs it; a run never overlaps the schedule's previous one."""
     from core.db import collection_model_version
-    from tagger.jobs.rows import JobParams
     from tagger.jobs.schedules import add_schedule, format_every, parse_every
+    from tagger.params import JobParams
 
     settings = settings_for(ctx, model=model)
     if not settings.broker_url:

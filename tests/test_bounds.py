@@ -122,8 +122,8 @@ def test_the_layers_below_and_the_api_check_the_same_bounds(small_home):
 
 # -- schedules ---------------------------------------------------------------------------------
 def test_schedule_intervals_have_an_upper_bound(home_env, tmp_path):
-    from tagger.jobs.rows import JobParams
     from tagger.jobs.schedules import add_schedule
+    from tagger.params import JobParams
 
     home, env, url = home_env
     env = {**env, "TAGSCOPE_BROKER_URL": "embedded"}

@@ -16,7 +16,6 @@ from flask import Blueprint, current_app, jsonify
 from core.db import get_database
 from core.errors import TagscopeError
 from tagger.jobs import control as job_control
-from tagger.jobs.rows import JobParams
 from tagger.jobs.schedules import (
     NoSuchSchedule,
     add_schedule,
@@ -28,6 +27,7 @@ from tagger.jobs.schedules import (
 )
 from tagger.jobs.submit import folders as checked_folders
 from tagger.jobs.submit import model_spec
+from tagger.params import JobParams
 from web.errors import respond
 from web.jobs import NoBroker, json_body, optional_string, string_list
 

@@ -13,7 +13,7 @@ from core.settings import Settings
 from indexer.store import StoreVersion
 from indexer.sync import sync_index
 from tagger.jobs import leases
-from tagger.jobs.rows import progress
+from tagger.progress import progress
 from tagger.versions import switch_in
 
 log = logging.getLogger(__name__)

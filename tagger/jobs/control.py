@@ -14,6 +14,8 @@ from core.errors import TagscopeError
 from tagger.jobs import leases
 from tagger.jobs import rows as jobs
 from tagger.missing import offline_message
+from tagger.params import JobParams
+from tagger.progress import progress
 
 FINAL_STATES = ("done", "failed", "cancelled")
 
@@ -24,7 +26,7 @@ class NoSuchJob(TagscopeError):
 
 def describe(s, job: Job) -> dict[str, Any]:
     """One job as the CLI and the API show it: figures counted from its images, rate and ETA."""
-    done, failed = jobs.progress(s, job)
+    done, failed = progress(s, job)
     tasks = dict(s.execute(select(JobTask.state, func.count()).where(JobTask.job_id == job.id)
                            .group_by(JobTask.state)).all())
     workers = sorted(set(s.scalars(select(JobTask.worker).where(JobTask.job_id == job.id,
@@ -96,7 +98,7 @@ def retry_job(db: Database, job_id: int, task_size: int, runner: str) -> tuple[i
         job = _get(s, job_id)
         ids = s.scalars(select(Image.id).where(Image.job_id == job_id, Image.status == FAILED)
                         .order_by(Image.id)).all()
-        params, mv_id = jobs.JobParams.from_json(job.params["tag"]), job.model_version_id
+        params, mv_id = JobParams.from_json(job.params["tag"]), job.model_version_id
     if not ids:
         raise TagscopeError(f"job {job_id} has no failed images")
     return jobs.create_job(db, mv_id, ids, params, task_size, runner, kind="retry")

@@ -9,10 +9,10 @@ writes anything.
 
 Progress is never counted: each image row records the job that last stored it
 (``images.job_id``, written in the same transaction as its status and tags), so a job's
-done/failed figures are a count of its images' states, exact whatever was killed when. A job
-is complete when all its tasks (:mod:`tagger.jobs.leases`) are done; whoever sees that first closes
-it (:func:`tagger.jobs.close.close_job_if_complete`), freezes its figures and brings the index up
-to date.
+done/failed figures are a count of its images' states (:mod:`tagger.progress`), exact whatever
+was killed when. A job is complete when all its tasks (:mod:`tagger.jobs.leases`) are done;
+whoever sees that first closes it (:func:`tagger.jobs.close.close_job_if_complete`), freezes its
+figures and brings the index up to date.
 
 SQL only (no torch, no FAISS): ``tagscope jobs`` and ``tagscope status`` read these rows fast.
 
@@ -24,7 +24,6 @@ or an in-process run that was interrupted; ``tagscope jobs resume`` goes on).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -42,47 +41,15 @@ from core.db import (
     get_or_create_model_version,
     utcnow,
 )
-from core.settings import DEFAULT_MAX_PIXELS, Settings
 from core.sql_in import chunks, one_of
 from tagger.jobs import leases
+from tagger.params import JobInfo, JobParams
+from tagger.progress import progress
 
 if TYPE_CHECKING:
     from mkt.tagmodel import TagModel
 
 IN_PROCESS, WORKERS = "in-process", "workers"
-
-
-@dataclass(frozen=True)
-class JobParams:
-    """What a job's stored results depend on, fixed when it is queued."""
-
-    top_n: int
-    min_score: float | None
-    max_pixels: int
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> JobParams:
-        return cls(top_n=settings.top_n, min_score=settings.min_score, max_pixels=settings.max_pixels)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> JobParams:
-        # Jobs queued by older versions also stored the submitter's device and batch size: ignored.
-        return cls(top_n=int(data["top_n"]), min_score=data.get("min_score"),
-                   max_pixels=int(data.get("max_pixels", DEFAULT_MAX_PIXELS)))
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class JobInfo:
-    """A job row as a worker needs it: the model version it was queued for and its parameters."""
-
-    id: int
-    model_version_id: int
-    version: str
-    spec: str
-    params: JobParams
 
 
 def ensure_model_version(db: Database, model: TagModel) -> int:
@@ -195,16 +162,6 @@ def unprocessed(db: Database, job_id: int, image_ids: Sequence[int]) -> list[int
             done.update(s.scalars(select(Image.id).where(one_of(Image.id, chunk), Image.job_id == job_id,
                                                          Image.status.in_((TAGGED, DUPLICATE, FAILED)))))
     return [i for i in image_ids if i not in done]
-
-
-def progress(s: Session, job: Job) -> tuple[int, int]:
-    """(done, failed) of a job: counted from its images, frozen once it is done or failed (a
-    cancelled job can be resumed, and its last batch may land after the cancel: counted live)."""
-    if job.state in ("done", "failed"):
-        return job.done, job.failed
-    counts = dict(s.execute(select(Image.status, func.count()).where(Image.job_id == job.id)
-                            .group_by(Image.status)).all())
-    return counts.get(TAGGED, 0) + counts.get(DUPLICATE, 0), counts.get(FAILED, 0)
 
 
 def running_job_ids(db: Database) -> list[int]:

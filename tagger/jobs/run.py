@@ -24,6 +24,7 @@ from tagger.jobs.celery_app import celery_app
 from tagger.jobs.control import interrupt_dead_in_process_jobs
 from tagger.jobs.start import start_job
 from tagger.jobs.tasks import send_tag_task
+from tagger.progress import progress
 
 Echo = Callable[[str], None]
 
@@ -94,7 +95,7 @@ def wait_for_job(db: Database, job_id: int, bar: tqdm | None = None, echo: Echo 
     def look() -> tuple[int, int, str, str | None]:
         with db.session() as s:
             job = s.get(Job, job_id)
-            done, failed = jobs.progress(s, job)
+            done, failed = progress(s, job)
             return done, failed, job.state, job.error
 
     while True:
@@ -117,7 +118,7 @@ def wait_for_job(db: Database, job_id: int, bar: tqdm | None = None, echo: Echo 
 def _summary(db: Database, job_id: int, image_ids: Sequence[int], seconds: float) -> str:
     with db.session() as s:
         job = s.get(Job, job_id)
-        done, failed = jobs.progress(s, job)
+        done, failed = progress(s, job)
         counts = {TAGGED: 0, FAILED: 0, DUPLICATE: 0, "pending": 0}
         failures = []
         for ids in chunks(image_ids):  # counted by the database: no row per image here

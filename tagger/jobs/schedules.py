@@ -21,7 +21,8 @@ from sqlalchemy import delete, select, update
 from core.db import Database, Job, Schedule, iso_utc, utcnow
 from core.errors import TagscopeError
 from tagger.jobs.leases import ACTIVE_JOB_STATES
-from tagger.jobs.rows import JobParams, queue_scan_job
+from tagger.jobs.rows import queue_scan_job
+from tagger.params import JobParams
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 MIN_EVERY_S = 1

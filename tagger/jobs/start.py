@@ -19,6 +19,7 @@ from tagger.jobs import leases
 from tagger.jobs import rows as jobs
 from tagger.media_backfill import catch_up
 from tagger.missing import offline_message
+from tagger.params import JobParams
 from tagger.scan import ScanResult, images_to_tag, scan
 from tagger.vocabulary import default_label_names, seed_labels, vocabulary_size
 
@@ -76,7 +77,7 @@ def start_job(settings: Settings, db: Database, model: TagModel, paths: Sequence
     """``tagscope tag``: prepare, then a running job with its tasks (none sent yet)."""
     mv_id, found, todo = prepare(db, model, paths, retry_failed=retry_failed, retag=retag, empty_ok=empty_ok,
                                  echo=echo)
-    job_id, task_ids = jobs.create_job(db, mv_id, todo, jobs.JobParams.from_settings(settings),
+    job_id, task_ids = jobs.create_job(db, mv_id, todo, JobParams.from_settings(settings),
                                        settings.task_size, runner, paths=[str(Path(p).resolve()) for p in paths])
     jobs.note_offline(db, job_id, found.offline)
     return Started(job_id, task_ids, found, model, mv_id)

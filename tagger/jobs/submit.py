@@ -13,7 +13,8 @@ from core.db import Database, collection_model_version
 from core.errors import TagscopeError
 from core.modelspec import parse_spec
 from core.settings import Settings
-from tagger.jobs.rows import JobParams, queue_scan_job
+from tagger.jobs.rows import queue_scan_job
+from tagger.params import JobParams
 
 MAX_FOLDERS = 100
 MAX_PATH_CHARS = 4096

@@ -13,6 +13,7 @@ not when one is sent: sending work (``tagscope jobs resume``) stays light.
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import TYPE_CHECKING
 
 from celery import Celery, shared_task
@@ -53,7 +54,8 @@ def load_work(settings: Settings, db: Database, job_id: int) -> Work:
                    "file, then queue the job again")
         jobs.fail_job(db, job.id, message)
         raise TagscopeError(message)
-    return Work(settings, db, job, model, StoreVersion(job.model_version_id, job.version, model.embed_dim))
+    return Work(settings, db, job, model, StoreVersion(job.model_version_id, job.version, model.embed_dim),
+                partial(jobs.is_running, db, job.id))
 
 
 def run_task(settings: Settings, job_id: int, task_id: int, progress=None) -> dict[str, int] | None:

@@ -1,0 +1,47 @@
+"""What a tagging job's stored results depend on, as the pipeline (:mod:`tagger.tagging`) takes it.
+
+The pipeline owns these: the job machinery (:mod:`tagger.jobs`) fixes them in the job row when a
+job is queued (:meth:`JobParams.to_json`) and hands them back to the pipeline with the job's model
+version (:class:`JobInfo`). How to run a job (device, batch size, decode workers) is each
+worker's own setting, never part of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from core.settings import DEFAULT_MAX_PIXELS, Settings
+
+
+@dataclass(frozen=True)
+class JobParams:
+    """What a job's stored results depend on, fixed when it is queued."""
+
+    top_n: int
+    min_score: float | None
+    max_pixels: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> JobParams:
+        return cls(top_n=settings.top_n, min_score=settings.min_score, max_pixels=settings.max_pixels)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> JobParams:
+        # Jobs queued by older versions also stored the submitter's device and batch size: ignored.
+        return cls(top_n=int(data["top_n"]), min_score=data.get("min_score"),
+                   max_pixels=int(data.get("max_pixels", DEFAULT_MAX_PIXELS)))
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """A job row as a worker needs it: the model version it was queued for and its parameters."""
+
+    id: int
+    model_version_id: int
+    version: str
+    spec: str
+    params: JobParams
