@@ -11,8 +11,7 @@ from sqlalchemy import func, select, update
 from core.bounds import MAX_LIMIT, whole_number
 from core.db import FAILED, Database, Image, Job, JobTask, ModelVersion, as_utc, iso_utc, utcnow
 from core.errors import TagscopeError
-from tagger.jobs import leases
-from tagger.jobs import rows as jobs
+from tagger.jobs import leases, rows
 from tagger.missing import offline_message
 from tagger.params import JobParams
 from tagger.progress import progress
@@ -71,7 +70,7 @@ def cancel_job(db: Database, job_id: int) -> dict[str, Any]:
         job = _get(s, job_id)
         if job.state in FINAL_STATES:
             raise TagscopeError(f"job {job_id} is {job.state} already: nothing to cancel")
-    jobs.end_job(db, job_id, "cancelled", "cancelled by the user")
+    rows.end_job(db, job_id, "cancelled", "cancelled by the user")
     return show_job(db, job_id)
 
 
@@ -101,7 +100,7 @@ def retry_job(db: Database, job_id: int, task_size: int, runner: str) -> tuple[i
         params, mv_id = JobParams.from_json(job.params["tag"]), job.model_version_id
     if not ids:
         raise TagscopeError(f"job {job_id} has no failed images")
-    return jobs.create_job(db, mv_id, ids, params, task_size, runner, kind="retry")
+    return rows.create_job(db, mv_id, ids, params, task_size, runner, kind="retry")
 
 
 def interrupt_dead_in_process_jobs(db: Database, lease_s: float) -> list[int]:
@@ -111,7 +110,7 @@ def interrupt_dead_in_process_jobs(db: Database, lease_s: float) -> list[int]:
     now = utcnow()
     recent = now - timedelta(seconds=lease_s)
     with db.session() as s:
-        candidates = s.scalars(select(Job.id).where(Job.state == "running", Job.runner == jobs.IN_PROCESS,
+        candidates = s.scalars(select(Job.id).where(Job.state == "running", Job.runner == rows.IN_PROCESS,
                                                     Job.started_at < recent)).all()
         # Alive: a task holds a live lease, or one started or ended within a lease (between tasks).
         live = set(s.scalars(select(JobTask.job_id).where(
@@ -120,7 +119,7 @@ def interrupt_dead_in_process_jobs(db: Database, lease_s: float) -> list[int]:
             | (JobTask.finished_at >= recent))))
     dead = [i for i in candidates if i not in live]
     for job_id in dead:
-        jobs.end_job(db, job_id, "cancelled", "interrupted: the command running it stopped "
+        rows.end_job(db, job_id, "cancelled", "interrupted: the command running it stopped "
                                               f"(`tagscope jobs resume {job_id}` goes on)")
     return dead
 

@@ -7,6 +7,9 @@ stops renewing, its lease expires, and any live worker's sweeper (:mod:`tagger.j
 row back in the queue and sends the task again: the job goes on within a lease and a sweep,
 whatever the broker does with the message the dead worker held. A message delivered twice
 (the broker's own redelivery plus the sweeper's) finds the row done or leased and does nothing.
+
+A queued job's scan (registering a schedule's folders) runs under a lease on the job row itself,
+the same way: :func:`claim_scan`, :func:`renew_scan`, and :func:`expired_scans` for the sweeper.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
+from typing import Any
 
 import numpy as np
 from sqlalchemy import select, update
@@ -155,3 +159,33 @@ def requeue_unfinished(db: Database, job_id: int) -> list[int]:
         s.execute(update(JobTask).where(JobTask.job_id == job_id, JobTask.state != DONE)
                   .values(state=QUEUED, queued_at=utcnow(), worker=None, lease_until=None))
     return list(ids)
+
+
+def claim_scan(db: Database, job_id: int, lease_s: float) -> dict[str, Any] | None:
+    """Take the lease on a queued job's scan: its params, or None when another live worker has
+    it or it is past scanning."""
+    now = utcnow()
+    with db.session() as s:
+        won = s.execute(update(Job).where(Job.id == job_id, (Job.state == "queued") | (
+            (Job.state == "scanning") & (Job.lease_until < now)))
+            .values(state="scanning", worker=worker_name(), lease_until=now + timedelta(seconds=lease_s),
+                    started_at=now)).rowcount
+        return dict(s.get(Job, job_id).params) if won else None
+
+
+def renew_scan(db: Database, job_id: int, lease_s: float) -> bool:
+    with db.session() as s:
+        return bool(s.execute(update(Job).where(Job.id == job_id, Job.state == "scanning",
+                                                Job.worker == worker_name())
+                              .values(lease_until=utcnow() + timedelta(seconds=lease_s))).rowcount)
+
+
+def expired_scans(db: Database, lease_s: float) -> list[int]:
+    """Queued or scanning jobs whose lease ran out (the scan's worker died, or its message was
+    lost): each handed to exactly one caller, to send again."""
+    now = utcnow()
+    with db.session() as s:
+        ids = s.scalars(select(Job.id).where(Job.state.in_(("queued", "scanning")), Job.lease_until < now)).all()
+        return [i for i in ids if s.execute(
+            update(Job).where(Job.id == i, Job.state.in_(("queued", "scanning")), Job.lease_until < now)
+            .values(state="queued", lease_until=now + timedelta(seconds=lease_s))).rowcount]

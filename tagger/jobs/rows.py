@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -107,36 +107,6 @@ def queue_scan_job(s: Session, paths: Sequence[str], spec: str, params: JobParam
     s.add(job)
     s.flush()
     return job.id
-
-
-def claim_scan(db: Database, job_id: int, lease_s: float) -> dict[str, Any] | None:
-    """Take the lease on a queued job's scan: its params, or None when another live worker has
-    it or it is past scanning."""
-    now = utcnow()
-    with db.session() as s:
-        won = s.execute(update(Job).where(Job.id == job_id, (Job.state == "queued") | (
-            (Job.state == "scanning") & (Job.lease_until < now)))
-            .values(state="scanning", worker=leases.worker_name(), lease_until=now + timedelta(seconds=lease_s),
-                    started_at=now)).rowcount
-        return dict(s.get(Job, job_id).params) if won else None
-
-
-def renew_scan(db: Database, job_id: int, lease_s: float) -> bool:
-    with db.session() as s:
-        return bool(s.execute(update(Job).where(Job.id == job_id, Job.state == "scanning",
-                                                Job.worker == leases.worker_name())
-                              .values(lease_until=utcnow() + timedelta(seconds=lease_s))).rowcount)
-
-
-def expired_scans(db: Database, lease_s: float) -> list[int]:
-    """Queued or scanning jobs whose lease ran out (the scan's worker died, or its message was
-    lost): each handed to exactly one caller, to send again."""
-    now = utcnow()
-    with db.session() as s:
-        ids = s.scalars(select(Job.id).where(Job.state.in_(("queued", "scanning")), Job.lease_until < now)).all()
-        return [i for i in ids if s.execute(
-            update(Job).where(Job.id == i, Job.state.in_(("queued", "scanning")), Job.lease_until < now)
-            .values(state="queued", lease_until=now + timedelta(seconds=lease_s))).rowcount]
 
 
 def load_job(db: Database, job_id: int) -> JobInfo:

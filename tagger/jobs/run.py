@@ -19,7 +19,7 @@ from core.sql_in import chunks, one_of
 from indexer.store import StoreVersion
 from indexer.sync import sync_index
 from mkt.factory import get_model
-from tagger.jobs import rows as jobs
+from tagger.jobs import rows
 from tagger.jobs.celery_app import celery_app
 from tagger.jobs.control import interrupt_dead_in_process_jobs
 from tagger.jobs.start import start_job
@@ -45,7 +45,7 @@ def run_job(settings: Settings, paths: Sequence[str], *, retry_failed: bool = Fa
     db = get_database(settings.db_url)
     if in_process:
         interrupt_dead_in_process_jobs(db, settings.task_lease)
-    started = start_job(settings, db, model, paths, jobs.IN_PROCESS if in_process else jobs.WORKERS,
+    started = start_job(settings, db, model, paths, rows.IN_PROCESS if in_process else rows.WORKERS,
                         retry_failed=retry_failed, retag=retag, empty_ok=empty_ok, echo=echo)
     job_id, task_ids = started.job_id, started.task_ids
     with _progress_bar(db, job_id) as bar:

@@ -15,8 +15,7 @@ from core.modelspec import parse_spec
 from core.settings import Settings
 from mkt.factory import get_model
 from mkt.tagmodel import TagModel
-from tagger.jobs import leases
-from tagger.jobs import rows as jobs
+from tagger.jobs import leases, rows
 from tagger.media_backfill import catch_up
 from tagger.missing import offline_message
 from tagger.params import JobParams
@@ -64,7 +63,7 @@ def prepare(db: Database, model: TagModel, paths: Sequence[str], *, retry_failed
     scan's result, the ids of images that need tagging with this version). ``empty_ok``: a
     folder found empty marks its files missing (:mod:`tagger.missing`)."""
     seed_vocabulary(db, model, echo)
-    mv_id = jobs.ensure_model_version(db, model)
+    mv_id = rows.ensure_model_version(db, model)
     found = scan(db, list(paths), empty_ok=empty_ok)
     report_scan(found, echo)
     catch_up(db, found.image_ids, echo)  # files tagged before their shot's facts were stored
@@ -77,9 +76,9 @@ def start_job(settings: Settings, db: Database, model: TagModel, paths: Sequence
     """``tagscope tag``: prepare, then a running job with its tasks (none sent yet)."""
     mv_id, found, todo = prepare(db, model, paths, retry_failed=retry_failed, retag=retag, empty_ok=empty_ok,
                                  echo=echo)
-    job_id, task_ids = jobs.create_job(db, mv_id, todo, JobParams.from_settings(settings),
+    job_id, task_ids = rows.create_job(db, mv_id, todo, JobParams.from_settings(settings),
                                        settings.task_size, runner, paths=[str(Path(p).resolve()) for p in paths])
-    jobs.note_offline(db, job_id, found.offline)
+    rows.note_offline(db, job_id, found.offline)
     return Started(job_id, task_ids, found, model, mv_id)
 
 
@@ -87,16 +86,16 @@ def start_queued_job(settings: Settings, job_id: int) -> list[int] | None:
     """The scan of a queued job (a schedule's run), on this worker under a lease: the task ids
     to send, or None when the job is not this worker's to scan (done, or leased elsewhere)."""
     db = get_database(settings.db_url)
-    params = jobs.claim_scan(db, job_id, settings.task_lease)
+    params = leases.claim_scan(db, job_id, settings.task_lease)
     if params is None:
         return None
-    with leases.heartbeat(lambda: jobs.renew_scan(db, job_id, settings.task_lease), settings.task_lease,
+    with leases.heartbeat(lambda: leases.renew_scan(db, job_id, settings.task_lease), settings.task_lease,
                           f"scan of job {job_id}"):
         try:
             model = get_model(parse_spec(params["spec"]), settings.resolved_device(), runtime=settings.runtime)
         except Exception as exc:  # noqa: BLE001 - a model that cannot load fails the job, with why
-            jobs.fail_job(db, job_id, f"cannot load model {params['spec']}: {exc}")
+            rows.fail_job(db, job_id, f"cannot load model {params['spec']}: {exc}")
             raise
         mv_id, found, todo = prepare(db, model, params["paths"])
-        jobs.note_offline(db, job_id, found.offline)
-        return jobs.add_work(db, job_id, mv_id, todo, settings.task_size)
+        rows.note_offline(db, job_id, found.offline)
+        return rows.add_work(db, job_id, mv_id, todo, settings.task_size)

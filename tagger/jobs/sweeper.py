@@ -41,8 +41,7 @@ from core.outage import outage_reason
 from core.settings import Settings
 from indexer.store import StoreVersion
 from indexer.sync import sync_index
-from tagger.jobs import broker_tidy, leases
-from tagger.jobs import rows as jobs
+from tagger.jobs import broker_tidy, leases, rows
 from tagger.jobs.close import close_job_if_complete
 from tagger.jobs.task_names import SCAN_TASK, TAG_TASK
 
@@ -82,10 +81,10 @@ def sweep(app: Any, settings: Settings) -> dict[str, int]:
     lost = leases.unclaimed(db, max(lease / 4, IDLE_PROOF_S), RESEND_LIMIT) if idle_for() >= IDLE_PROOF_S else []
     for job_id, task_id in expired + lost:
         app.send_task(TAG_TASK, args=(job_id, task_id))
-    scans = jobs.expired_scans(db, lease)
+    scans = leases.expired_scans(db, lease)
     for job_id in scans:
         app.send_task(SCAN_TASK, args=(job_id,))
-    closed = [job_id for job_id in jobs.running_job_ids(db) if close_job_if_complete(settings, db, job_id)]
+    closed = [job_id for job_id in rows.running_job_ids(db) if close_job_if_complete(settings, db, job_id)]
     for mv in pending_index_versions(db) if settings.keep_index else ():
         sync_index(settings, db, mv, blocking=False, role="worker")
     counts = {"expired": len(expired), "lost": len(lost), "scans": len(scans), "closed": len(closed)}

@@ -22,8 +22,7 @@ from core.db import Database, get_database
 from core.errors import TagscopeError
 from core.outage import through_outages
 from core.settings import Settings, load_settings
-from tagger.jobs import leases, schedules, sweeper
-from tagger.jobs import rows as jobs
+from tagger.jobs import leases, rows, schedules, sweeper
 from tagger.jobs.close import close_job_if_complete
 from tagger.jobs.start import start_queued_job
 from tagger.jobs.task_names import SCAN_TASK, TAG_TASK, TICK_TASK
@@ -46,16 +45,16 @@ def load_work(settings: Settings, db: Database, job_id: int) -> Work:
     from mkt.factory import get_model, runtime_of
     from tagger.tagging import Work
 
-    job = jobs.load_job(db, job_id)
+    job = rows.load_job(db, job_id)
     model = get_model(job.spec, settings.resolved_device(), runtime=runtime_of(job.version))
     if model.version != job.version:
         message = (f"job {job.id} was queued for model {job.spec} version {job.version}, but this worker "
                    f"loads version {model.version} from that spec: give every worker the same model "
                    "file, then queue the job again")
-        jobs.fail_job(db, job.id, message)
+        rows.fail_job(db, job.id, message)
         raise TagscopeError(message)
     return Work(settings, db, job, model, StoreVersion(job.model_version_id, job.version, model.embed_dim),
-                partial(jobs.is_running, db, job.id))
+                partial(rows.is_running, db, job.id))
 
 
 def run_task(settings: Settings, job_id: int, task_id: int, progress=None) -> dict[str, int] | None:
@@ -81,7 +80,7 @@ def run_task(settings: Settings, job_id: int, task_id: int, progress=None) -> di
 def _tag(settings: Settings, db: Database, job_id: int, image_ids: list[int], progress) -> tuple[int, int, bool]:
     """Tag what of ``image_ids`` is not stored yet: (done, failed, complete). Run again after a
     partial run (an outage), it takes up where the last one stopped."""
-    todo = jobs.unprocessed(db, job_id, image_ids)
+    todo = rows.unprocessed(db, job_id, image_ids)
     if not todo:
         return 0, 0, True
     from tagger.tagging import tag_images
