@@ -19,12 +19,13 @@ from tagger.versions import switch_in
 log = logging.getLogger(__name__)
 
 
-def close_job_if_complete(settings: Settings, db: Database, job_id: int) -> bool:
+def close_job_if_complete(settings: Settings, db: Database, job_id: int, role: str = "worker") -> bool:
     """Close a running job whose tasks are all done: bring this machine's index copy up to date
     when it keeps one (``keep_index``), then in one transaction freeze the job's figures, mark it
     done and make its model version the one search serves once it covers the collection
     (:func:`tagger.versions.switch_in`: a database fact, the same whoever closes, a worker that
-    keeps no index too). True for the one caller that closed it."""
+    keeps no index too). True for the one caller that closed it. ``role``: who this copy's reader is
+    (:func:`indexer.log.report`): ``cli`` for a ``tagscope tag`` that runs its tasks itself."""
     with db.session() as s:
         job = s.get(Job, job_id)
         if job is None or not _complete(s, job):
@@ -32,7 +33,7 @@ def close_job_if_complete(settings: Settings, db: Database, job_id: int) -> bool
         mv = StoreVersion.of(s.get(ModelVersion, job.model_version_id))
     if settings.keep_index:  # first: this machine's readers find the new version's copy current at the switch
         try:
-            sync_index(settings, db, mv, role="worker")
+            sync_index(settings, db, mv, role=role)
         except OSError as exc:  # this copy catches up later (the sweeper, the next sync); the job closes now
             log.warning("job %d: this machine's index copy could not be brought up to date: %s", job_id, exc)
     with db.session() as s:

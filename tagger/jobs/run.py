@@ -7,7 +7,6 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-from celery import Celery
 from sqlalchemy import func, select
 from tqdm import tqdm
 
@@ -23,7 +22,7 @@ from tagger.jobs import rows
 from tagger.jobs.celery_app import celery_app
 from tagger.jobs.control import interrupt_dead_in_process_jobs
 from tagger.jobs.start import start_job
-from tagger.jobs.tasks import send_tag_task
+from tagger.jobs.tasks import run_task, send_tag_task
 from tagger.progress import progress
 
 Echo = Callable[[str], None]
@@ -48,9 +47,10 @@ def run_job(settings: Settings, paths: Sequence[str], *, retry_failed: bool = Fa
     started = start_job(settings, db, model, paths, rows.IN_PROCESS if in_process else rows.WORKERS,
                         retry_failed=retry_failed, retag=retag, empty_ok=empty_ok, echo=echo)
     job_id, task_ids = started.job_id, started.task_ids
+    synced = False  # this machine's index copy brought up to date by the close, in this process
     with _progress_bar(db, job_id) as bar:
         if in_process:
-            _run_here(app, job_id, task_ids, bar)
+            synced = _run_here(settings, job_id, task_ids, bar)
         else:
             for task_id in task_ids:
                 send_tag_task(app, job_id, task_id)
@@ -59,21 +59,21 @@ def run_job(settings: Settings, paths: Sequence[str], *, retry_failed: bool = Fa
                 return (f"job {job_id} queued: {_total(db, job_id)} images in "
                         f"{len(task_ids)} tasks (see `tagscope jobs show {job_id}`)")
             wait_for_job(db, job_id, bar, echo, poll_seconds)
-    if settings.keep_index:
+    if settings.keep_index and not synced:
         version = StoreVersion(started.model_version_id, model.version, model.embed_dim)
         through_outages(db, lambda: sync_index(settings, db, version, role="cli"), f"indexing job {job_id}")
     seconds = time.time() - t0
     return through_outages(db, lambda: _summary(db, job_id, started.found.image_ids, seconds), f"job {job_id}")
 
 
-def _run_here(app: Celery, job_id: int, task_ids: Sequence[int], bar: tqdm) -> None:
-    """Run a job's tasks in this process (no broker), the progress bar following each batch."""
-    app.conf.tagscope_progress = lambda ok, failed: bar.update(ok + failed)
-    try:
-        for task_id in task_ids:
-            send_tag_task(app, job_id, task_id)
-    finally:
-        app.conf.tagscope_progress = None
+def _run_here(settings: Settings, job_id: int, task_ids: Sequence[int], bar: tqdm) -> bool:
+    """Run a job's tasks in this process (no broker), the progress bar following each batch. True
+    when the last of them closed the job, which brought this machine's index copy up to date."""
+    closed = False
+    for task_id in task_ids:
+        out = run_task(settings, job_id, task_id, lambda ok, failed: bar.update(ok + failed), role="cli")
+        closed = closed or bool(out and out["closed"])
+    return closed
 
 
 def _total(db: Database, job_id: int) -> int:

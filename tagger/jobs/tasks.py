@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 
 
 def _settings(task) -> Settings:
+    """This process's settings: a task Celery delivers has only its message (ids) and its app, so
+    they ride on the app (set once by :func:`tagger.jobs.celery_app.celery_app`)."""
     return getattr(task.app.conf, "tagscope_settings", None) or load_settings()
 
 
@@ -57,9 +59,12 @@ def load_work(settings: Settings, db: Database, job_id: int) -> Work:
                 partial(rows.is_running, db, job.id))
 
 
-def run_task(settings: Settings, job_id: int, task_id: int, progress=None) -> dict[str, int] | None:
+def run_task(settings: Settings, job_id: int, task_id: int, progress=None,
+             role: str = "worker") -> dict[str, int] | None:
     """One task of a job under its lease: tag the images its first runs did not store, mark it
-    done, close the job if it was the last. None when the task was not this worker's to run."""
+    done, close the job if it was the last (``closed``: 1 when this call closed it, which brought
+    this machine's index copy up to date, reported as ``role``). None when the task was not this
+    worker's to run."""
     db = get_database(settings.db_url)
     what = f"job {job_id} task {task_id}"
     # Each step runs again once the database answers when an outage stops it (core.outage): a
@@ -71,10 +76,11 @@ def run_task(settings: Settings, job_id: int, task_id: int, progress=None) -> di
     with leases.heartbeat(lambda: leases.renew(db, task_id, settings.task_lease), settings.task_lease,
                           f"task {task_id}"):
         done, failed, complete = through_outages(db, lambda: _tag(settings, db, job_id, image_ids, progress), what)
+    closed = False
     if complete:  # not when the job was cancelled meanwhile: resume sends the task again
         through_outages(db, lambda: leases.finish(db, task_id), what)
-        through_outages(db, lambda: close_job_if_complete(settings, db, job_id), what)
-    return {"done": done, "failed": failed}
+        closed = through_outages(db, lambda: close_job_if_complete(settings, db, job_id, role), what)
+    return {"done": done, "failed": failed, "closed": int(bool(closed))}
 
 
 def _tag(settings: Settings, db: Database, job_id: int, image_ids: list[int], progress) -> tuple[int, int, bool]:
@@ -93,7 +99,7 @@ def tag_images_task(self, job_id: int, task_id: int) -> dict[str, int] | None:
     """Tag one task's images for a job with THIS worker's settings (device, batch size, decode
     workers); the model stays loaded in the worker process between tasks."""
     with sweeper.busy():
-        out = run_task(_settings(self), job_id, task_id, getattr(self.app.conf, "tagscope_progress", None))
+        out = run_task(_settings(self), job_id, task_id)
     if out is not None:
         log.info("job %s task %s: tagged %d, failed %d", job_id, task_id, out["done"], out["failed"])
     return out
