@@ -16,6 +16,7 @@ from core.errors import TagscopeError
 from core.modelspec import check_offline_weights
 from core.settings import Settings
 from tagscope.common import database, fail_cleanly, heavy_imports, settings_for
+from tagscope.output import echo_rows
 
 if TYPE_CHECKING:
     from indexer.search.filters import Filters
@@ -114,19 +115,19 @@ def run_search(settings: Settings, text: str | None, k: int, min_score: float | 
         hits = [h.to_json() for h in results.hits]
         if searcher.notice:  # a damaged index: answered from the store while it is rebuilt
             click.echo(f"note: {searcher.notice}", err=True)
-    if as_json:
-        click.echo(json.dumps({"query": text, "results": hits}, ensure_ascii=False))
-        return
-    if not hits:
-        click.echo("no results: is the collection tagged with this model? (tagscope status)", err=True)
-    for rank, h in enumerate(hits, 1):
-        extra = "" if h.get("frame_s") is None else f"  (at {int(h['frame_s'] // 60)}:{int(h['frame_s'] % 60):02d})"
-        extra += f"  (+{len(h['stack'])}: {', '.join(h['stack'])})" if h.get("stack") else ""
-        score = f"{h['score']:.3f}" if h.get("score") is not None else (h.get("taken") or "")[:16].replace("T", " ")
-        click.echo(f"{rank:3d} {'*' if h.get('match') else ' '} {score}  {h['path']}{extra}")
-    if any(h.get("match") for h in hits):
+    echo_rows(list(enumerate(hits, 1)), _hit_line, as_json=as_json, document={"query": text, "results": hits},
+              empty="no results: is the collection tagged with this model? (tagscope status)")
+    if not as_json and any(h.get("match") for h in hits):
         click.echo("* matches the text (a cutoff calibrated on this collection); the others are only the nearest",
                    err=True)
+
+
+def _hit_line(ranked: tuple[int, dict]) -> str:
+    rank, h = ranked
+    extra = "" if h.get("frame_s") is None else f"  (at {int(h['frame_s'] // 60)}:{int(h['frame_s'] % 60):02d})"
+    extra += f"  (+{len(h['stack'])}: {', '.join(h['stack'])})" if h.get("stack") else ""
+    score = f"{h['score']:.3f}" if h.get("score") is not None else (h.get("taken") or "")[:16].replace("T", " ")
+    return f"{rank:3d} {'*' if h.get('match') else ' '} {score}  {h['path']}{extra}"
 
 
 def _ask_server(settings: Settings, text: str, k: int, min_score: float | None,

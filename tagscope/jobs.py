@@ -8,6 +8,7 @@ import click
 
 from core.errors import TagscopeError
 from tagscope.common import database, fail_cleanly, settings_for
+from tagscope.output import echo_rows
 
 
 @click.group(invoke_without_command=True)
@@ -22,13 +23,8 @@ def jobs(ctx: click.Context, as_json: bool, limit: int) -> None:
     from tagger.jobs.control import list_jobs
 
     rows = list_jobs(database(settings_for(ctx)), limit)
-    if as_json:
-        click.echo(json.dumps({"jobs": rows}, indent=1))
-        return
-    if not rows:
-        click.echo("no jobs yet: `tagscope tag PATH` starts one")
-    for r in rows:
-        click.echo(_line(r))
+    echo_rows(rows, _line, as_json=as_json, document={"jobs": rows}, indent=1, ensure_ascii=True, hint_err=False,
+              empty="no jobs yet: `tagscope tag PATH` starts one")
 
 
 def _line(r: dict) -> str:
@@ -150,16 +146,14 @@ def schedule_list(ctx: click.Context, as_json: bool) -> None:
     from tagger.jobs.schedules import list_schedules
 
     rows = list_schedules(database(settings_for(ctx)))
-    if as_json:
-        click.echo(json.dumps({"schedules": rows}, indent=1))
-        return
-    if not rows:
-        click.echo("no schedules: `tagscope schedule add PATH --every 1d` adds one")
-    for r in rows:
-        last = r["last_job"]
-        click.echo(f"schedule {r['id']}  every {r['every']}  {', '.join(r['paths'])}  model {r['model']}  "
-                   f"next {r['next_run_at']}  last job "
-                   + (f"{last['id']} ({last['state']})" if last else "none"))
+    echo_rows(rows, _schedule_line, as_json=as_json, document={"schedules": rows}, indent=1, ensure_ascii=True,
+              hint_err=False, empty="no schedules: `tagscope schedule add PATH --every 1d` adds one")
+
+
+def _schedule_line(r: dict) -> str:
+    last = r["last_job"]
+    return (f"schedule {r['id']}  every {r['every']}  {', '.join(r['paths'])}  model {r['model']}  "
+            f"next {r['next_run_at']}  last job " + (f"{last['id']} ({last['state']})" if last else "none"))
 
 
 @schedule.command("remove")

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from tagscope.common import database, fail_cleanly, settings_for
+from tagscope.output import echo_rows
 
 
 @click.group(invoke_without_command=True)
@@ -23,14 +22,13 @@ def models(ctx: click.Context, as_json: bool) -> None:
     from tagger.versions import list_versions
 
     rows = list_versions(database(settings_for(ctx)))
-    if as_json:
-        click.echo(json.dumps({"models": rows}, indent=1))
-        return
-    if not rows:
-        click.echo("no model versions yet: `tagscope tag PATH` tags with the default model")
-    for r in rows:
-        click.echo(f"{'*' if r['active'] else ' '} {r['version']}  {r['spec']}  {r['embeddings']} of "
-                   f"{r['tagged_images']} tagged images" + ("" if r["covers"] else " (partial)"))
+    echo_rows(rows, _line, as_json=as_json, document={"models": rows}, indent=1, ensure_ascii=True, hint_err=False,
+              empty="no model versions yet: `tagscope tag PATH` tags with the default model")
+
+
+def _line(r: dict) -> str:
+    return (f"{'*' if r['active'] else ' '} {r['version']}  {r['spec']}  {r['embeddings']} of "
+            f"{r['tagged_images']} tagged images" + ("" if r["covers"] else " (partial)"))
 
 
 @models.command("use")

@@ -9,6 +9,7 @@ import json
 import click
 
 from tagscope.common import database, fail_cleanly, settings_for
+from tagscope.output import echo_rows
 
 
 @click.group()
@@ -25,13 +26,8 @@ def list_command(ctx: click.Context, as_json: bool) -> None:
     from indexer.search import saved as store
 
     found = store.list_saved(database(settings_for(ctx)))
-    if as_json:
-        click.echo(json.dumps([s.to_json() for s in found], ensure_ascii=False))
-        return
-    if not found:
-        click.echo("no saved searches: `tagscope saved add NAME QUERY` saves one", err=True)
-    for s in found:
-        click.echo(f"{s.name}\t{_describe(s)}")
+    echo_rows(found, lambda s: f"{s.name}\t{_describe(s)}", as_json=as_json, document=[s.to_json() for s in found],
+              empty="no saved searches: `tagscope saved add NAME QUERY` saves one")
 
 
 def _describe(s) -> str:

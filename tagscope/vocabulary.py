@@ -4,13 +4,12 @@ The tagger (and torch with it) is imported inside the commands: ``--help`` stays
 
 from __future__ import annotations
 
-import json
-
 import click
 from sqlalchemy import select
 
 from core.db import Label
 from tagscope.common import database, fail_cleanly, settings_for
+from tagscope.output import echo_rows
 
 
 @click.group()
@@ -78,8 +77,10 @@ def labels_list(ctx: click.Context, as_json: bool) -> None:
     """List the vocabulary."""
     with database(settings_for(ctx)).session() as s:
         rows = s.execute(select(Label.name, Label.source, Label.state).order_by(Label.id)).all()
-    if as_json:
-        click.echo(json.dumps([{"name": n, "source": src, "state": st} for n, src, st in rows], ensure_ascii=False))
-    else:
-        for n, _, st in rows:
-            click.echo(n if st == "active" else f"{n} ({st}: `tagscope labels add` finishes it)")
+    echo_rows(rows, _label_line, as_json=as_json,
+              document=[{"name": n, "source": src, "state": st} for n, src, st in rows])
+
+
+def _label_line(row: tuple[str, str, str]) -> str:
+    name, _, state = row
+    return name if state == "active" else f"{name} ({state}: `tagscope labels add` finishes it)"
