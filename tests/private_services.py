@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import free_port, services_required
+from .servers import free_port
+from .services import services_required
 
 PG_BIN = Path("/usr/lib/postgresql")
 

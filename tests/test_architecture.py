@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 import pytest
 
-from .conftest import ROOT
+from . import ROOT
 
 # Lowest first. A module may import its own layer and the layers below it, never above.
 LAYERS = [("core", "migrations"), ("mkt",), ("indexer",), ("tagger",), ("web",), ("tagscope",)]

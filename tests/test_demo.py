@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from .conftest import read_labels_jsonl, run_cli
+from .commands import run_cli
+from .photos import read_labels_jsonl
 
 
 @pytest.fixture(scope="module")

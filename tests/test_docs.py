@@ -10,7 +10,7 @@ from pathlib import Path
 
 from core.settings import _ENV, SETTING_DOC, Settings
 
-from .conftest import ROOT
+from . import ROOT
 
 CONFIGURATION = ROOT / "docs" / "configuration.md"
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

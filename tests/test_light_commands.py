@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-from .conftest import ROOT, run_cli, tagscope_env
+from . import ROOT
+from .commands import run_cli, tagscope_env
 
 HEAVY = ("torch", "open_clip", "faiss")
 
