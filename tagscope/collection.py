@@ -16,6 +16,7 @@ from core.errors import TagscopeError
 from core.modelspec import check_offline_weights
 from core.settings import Settings
 from tagscope.common import database, fail_cleanly, heavy_imports, settings_for
+from tagscope.filter_options import filter_options, parse_filters
 from tagscope.output import echo_rows
 
 if TYPE_CHECKING:
@@ -64,14 +65,7 @@ def tag(ctx: click.Context, paths: tuple[str, ...], model: str | None, batch_siz
 @click.option("--model", help="Model spec (default: the one the collection was tagged with).")
 @click.option("--min-score", type=float, help="Relevance cutoff: only results scoring at least this.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: {query, results: [{image_id, path, score}]}.")
-@click.option("--folder", help="Only photos under this folder.")
-@click.option("--tag", help="Only photos with this stored tag.")
-@click.option("--taken", help="Taken in this year, month or day, or range: 2023, 2023-07, 2023-07-01..2023-08-15.")
-@click.option("--place", help="In this country, region, city or neighbourhood (or country code).")
-@click.option("--camera", help="Camera make or model contains this.")
-@click.option("--media", type=click.Choice(["photo", "raw", "video"]), help="Only this kind of file.")
-@click.option("--sort", type=click.Choice(["relevance", "newest", "oldest"]),
-              help="Order: by the text's score (default), or the matches by when taken (newest/oldest).")
+@filter_options
 @click.pass_context
 @fail_cleanly
 def search(ctx: click.Context, text: str | None, k: int, model: str | None, min_score: float | None, as_json: bool,
@@ -84,10 +78,8 @@ def search(ctx: click.Context, text: str | None, k: int, model: str | None, min_
 
     Asks the `tagscope serve` running on this home when there is one (a fraction of a second),
     else searches in this process (seconds: torch, the model and the index load first)."""
-    from indexer.search.filters import Filters
-
+    filters, sort = parse_filters(filter_values, sort)
     settings = settings_for(ctx, model=model)
-    filters = Filters.from_args(filter_values)
     if text is None and not filters and sort is None:
         raise TagscopeError('give a TEXT to search for (e.g. "red bicycle"), or filters / --sort newest to list '
                             "photos by date")

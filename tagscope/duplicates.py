@@ -8,13 +8,14 @@ import json
 import click
 
 from tagscope.common import database, fail_cleanly, settings_for
+from tagscope.filter_options import filter_option
 
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: the shape of GET /api/duplicates (all groups).")
 @click.option("--threshold", help="Cosine similarity from which photos are near-duplicates (default: the model's; "
                                   "TAGSCOPE_DUPLICATE_THRESHOLD).")
-@click.option("--folder", help="Only photos under this folder.")
+@filter_option("folder")
 @click.pass_context
 @fail_cleanly
 def duplicates(ctx: click.Context, as_json: bool, threshold: str | None, folder: str | None) -> None:

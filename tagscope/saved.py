@@ -9,6 +9,7 @@ import json
 import click
 
 from tagscope.common import database, fail_cleanly, settings_for
+from tagscope.filter_options import filter_options, parse_filters
 from tagscope.output import echo_rows
 
 
@@ -39,13 +40,7 @@ def _describe(s) -> str:
 @saved.command("add")
 @click.argument("name")
 @click.argument("query")
-@click.option("--folder", help="Only photos under this folder.")
-@click.option("--tag", help="Only photos with this stored tag.")
-@click.option("--taken", help="Taken in this year, month or day, or range: 2023, 2023-07, 2023-07-01..2023-08-15.")
-@click.option("--place", help="In this country, region, city or neighbourhood (or country code).")
-@click.option("--camera", help="Camera make or model contains this.")
-@click.option("--media", help="Only this kind of file: photo, raw or video.")
-@click.option("--sort", help="relevance (the default), newest or oldest.")
+@filter_options
 @click.option("--replace", is_flag=True, help="Replace the saved search of this name if there is one.")
 @click.pass_context
 @fail_cleanly
@@ -54,7 +49,8 @@ def add_command(ctx: click.Context, name: str, query: str, sort: str | None, rep
     """Save QUERY with its filters as NAME."""
     from indexer.search import saved as store
 
-    s, created = store.save(database(settings_for(ctx)), name, query, filter_values, sort, replace=replace)
+    filters, sort = parse_filters(filter_values, sort)
+    s, created = store.save(database(settings_for(ctx)), name, query, filters.to_json(), sort, replace=replace)
     click.echo(f"{'saved' if created else 'replaced'} {s.name!r}: {_describe(s)}")
 
 

@@ -20,6 +20,7 @@ from core.errors import TagscopeError
 from core.saved import SavedSearch
 from core.settings import load_settings
 from indexer.search import saved as store
+from indexer.search.filters import MEDIA_KINDS, SORTS
 from web import create_app
 
 from .conftest import read_labels_jsonl, run_cli, wait_until
@@ -114,6 +115,20 @@ def test_the_command_line_adds_lists_and_removes(home_env):
     assert run_cli("saved", "remove", "stars", home=home, **env).stdout.strip() == "removed 'stars'"
     gone = run_cli("saved", "remove", "stars", home=home, check=False, **env)
     assert gone.returncode == 2 and "`tagscope saved list` shows them" in gone.stderr
+    assert json.loads(run_cli("saved", "list", "--json", home=home, **env).stdout) == []
+
+
+@pytest.mark.parametrize("option", [("--media", "film"), ("--sort", "random")])
+def test_saved_add_refuses_a_bad_filter_or_sort_as_search_does(home_env, option):
+    """One set of filter options (tagscope/filter_options.py): `saved add` and `search` refuse a bad
+    value with the same one line and exit status, and nothing is saved."""
+    home, env, _ = home_env
+    searched = run_cli("search", "red circle", *option, home=home, check=False, **env)
+    saved = run_cli("saved", "add", "x", "red circle", *option, home=home, check=False, **env)
+    assert (searched.returncode, searched.stderr) == (saved.returncode, saved.stderr)
+    assert saved.returncode == 2 and saved.stderr.strip().count("\n") == 0
+    accepted = MEDIA_KINDS if option[0] == "--media" else SORTS
+    assert f"must be one of {', '.join(accepted)}, got {option[1]!r}" in saved.stderr
     assert json.loads(run_cli("saved", "list", "--json", home=home, **env).stdout) == []
 
 
