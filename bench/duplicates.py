@@ -60,11 +60,12 @@ def evaluate(predicted: set[tuple[int, int]], family: list, kind: list[str], cou
 def bench_model(spec: str, photos: Path, manifest: dict, work: Path, target: float) -> dict:
     from sqlalchemy import select
 
-    from core.db import Image, get_database
+    from core.schema import Image
     from core.settings import load_settings
     from indexer import store
     from indexer.search.duplicates import served_version
     from indexer.search.near_groups import group_rows
+    from migrations import get_database
     from tagger.jobs.run import run_job
 
     settings = load_settings(environ={}, home=str(work / f"home-{spec}"), model=spec, device="cpu",

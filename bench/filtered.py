@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import delete, insert, select
 
-from core.db import TAGGED, Image, ModelVersion, get_database
-from core.media.tables import Media
+from core.schema import TAGGED, Image, Media, ModelVersion
 from core.settings import Settings, load_settings
 from indexer import store
 from indexer.sync import sync_index
+from migrations import get_database, upgrade
 from mkt.synthetic import generate
 from tagger.jobs.run import run_job
 
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings(environ={}, home=str(Path(tmp) / "home"), model="synthetic", device="cpu",
                                  **overrides)
         if args.database_url:
-            get_database(args.database_url, migrate=False).upgrade()  # `tagscope db upgrade`
+            upgrade(get_database(args.database_url, migrate=False))  # `tagscope db upgrade`
         t0 = time.perf_counter()
         grow_library(settings, args.n, args.real)
         print(f"library: {args.n} tagged photos in {time.perf_counter() - t0:.1f} s", flush=True)

@@ -20,9 +20,10 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import insert, select
 
-from core.db import TAGGED, Image, ModelVersion, get_database
+from core.schema import TAGGED, Image, ModelVersion
 from core.settings import load_settings
 from indexer import store
+from migrations import get_database
 from mkt.synthetic import generate
 from tagger.jobs.run import run_job
 from tagger.relabel import score_new_labels

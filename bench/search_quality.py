@@ -22,9 +22,10 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import select
 
-from core.db import Embedding, Image, get_database
+from core.schema import Embedding, Image
 from core.settings import load_settings
 from indexer.search.searcher import Searcher
+from migrations import get_database
 from mkt.synthetic import EVAL_SEED, generate, synthetic_split
 from mkt.training.metrics import mean_average_precision
 from tagger.jobs.run import run_job

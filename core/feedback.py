@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import delete, func, select
 
-from core.db import Database, Feedback, Image, utcnow
+from core.db import Database
 from core.errors import TagscopeError
+from core.schema import Feedback, Image, utcnow
 
 CONFIRM, REJECT = "confirm", "reject"
 VERDICTS = (CONFIRM, REJECT)

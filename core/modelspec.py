@@ -24,7 +24,7 @@ class ModelSpec:
     """A parsed model spec in canonical form: file paths absolute, so the same model named from
     two working directories (``mkt:runs/b.pt`` and ``mkt:/home/me/runs/b.pt``) is one value, and
     ``str(spec)`` is what SQL stores and what comparisons use. The identity of the model itself
-    is the version id of what it loads (:class:`core.db.ModelVersion`)."""
+    is the version id of what it loads (:class:`core.schema.ModelVersion`)."""
 
     kind: str  # "open_clip" | "mkt" | one of BUILTIN_MODELS
     arch: str = ""

@@ -86,11 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m indexer.damage VERSION``: build this machine's copy from the store when it must
     be (:func:`indexer.status.needs_build`: its damaged file was set aside, it has none, it fell
     behind the log's floor)."""
-    from core.db import get_database
     from core.settings import load_settings
     from indexer import store
     from indexer.rebuild import NICE, rebuild_index
     from indexer.status import needs_build
+    from migrations import get_database
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("version")

@@ -26,9 +26,9 @@ from pathlib import Path
 from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.orm import Session
 
-from core.db import Database, IndexChange, utcnow
-from core.index_log import IndexCopy, IndexLogFloor
+from core.db import Database
 from core.pg_copy import can_copy, copy_rows
+from core.schema import IndexChange, IndexCopy, IndexLogFloor, utcnow
 
 KEEP_S = 7 * 24 * 3600  # a copy silent for longer no longer holds log entries back
 READ_BATCH = 50_000  # entries read per round
@@ -126,7 +126,7 @@ def copies(db: Database, model_version_id: int, keep_s: float = KEEP_S) -> list[
 
 
 def _aware(value):
-    from core.db import as_utc
+    from core.schema import as_utc
 
     return as_utc(value)
 

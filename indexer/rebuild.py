@@ -32,7 +32,7 @@ import sys
 import time
 from pathlib import Path
 
-from core.db import Database, get_database
+from core.db import Database
 from core.settings import Settings, load_settings
 from indexer import ann, files, kinds, store
 from indexer import log as index_log
@@ -42,6 +42,7 @@ from indexer.merge import apply_changes
 from indexer.status import upgrade_reason, wanted_kind
 from indexer.store import StoreVersion
 from indexer.vector_index import VectorIndex
+from migrations import get_database
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,9 @@ import numpy as np
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
-from core.db import TAGGED, Database, Embedding, Image, ModelVersion
+from core.db import Database
 from core.pg_copy import can_copy, copy_rows
+from core.schema import TAGGED, Embedding, Image, ModelVersion
 from core.sql_in import chunks, one_of
 from indexer import log as index_log
 

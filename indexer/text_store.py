@@ -19,7 +19,8 @@ import torch
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
-from core.db import Database, LabelEmbedding
+from core.db import Database
+from core.schema import LabelEmbedding
 from core.sql_in import chunks
 from mkt.tagmodel import TagModel
 

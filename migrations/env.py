@@ -1,13 +1,24 @@
-"""Alembic environment: runs on a connection handed in by core.db.Database.upgrade,
-or on ``sqlalchemy.url`` when invoked through the alembic CLI."""
+"""Alembic environment: runs on a connection handed in by :func:`migrations.upgrade`, or, through
+the alembic CLI (``alembic.ini`` at the repository root), on ``sqlalchemy.url`` when the ini sets
+one, else on the settings' database (``TAGSCOPE_DATABASE_URL``, ``tagscope.toml``, the home's
+SQLite file). The target is the whole schema: :mod:`core.schema` defines every table."""
 
 from alembic import context
-from sqlalchemy import engine_from_config, pool
+from sqlalchemy import create_engine, pool
 
-from core.db import Base
+from core.schema import Base
 
 config = context.config
 target_metadata = Base.metadata
+
+
+def database_url() -> str:
+    url = config.get_main_option("sqlalchemy.url")
+    if url:
+        return url
+    from core.settings import load_settings
+
+    return load_settings().db_url
 
 
 def run_migrations_online() -> None:
@@ -17,8 +28,7 @@ def run_migrations_online() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    engine = engine_from_config(config.get_section(config.config_ini_section) or {},
-                                prefix="sqlalchemy.", poolclass=pool.NullPool)
+    engine = create_engine(database_url(), poolclass=pool.NullPool)
     with engine.connect() as conn:
         context.configure(connection=conn, target_metadata=target_metadata, render_as_batch=True)
         with context.begin_transaction():
@@ -26,7 +36,7 @@ def run_migrations_online() -> None:
 
 
 def run_migrations_offline() -> None:
-    context.configure(url=config.get_main_option("sqlalchemy.url"), target_metadata=target_metadata,
+    context.configure(url=database_url(), target_metadata=target_metadata,
                       literal_binds=True, render_as_batch=True)
     with context.begin_transaction():
         context.run_migrations()

@@ -20,8 +20,9 @@ import numpy as np
 from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from core.db import DUPLICATE, FAILED, TAGGED, Database, Image, Tag, utcnow
+from core.db import Database
 from core.pg_copy import can_copy, copy_rows, update_many
+from core.schema import DUPLICATE, FAILED, TAGGED, Image, Tag, utcnow
 from core.sql_in import one_of
 from indexer import store
 from tagger.media_store import drop_frames, put_frames, put_media

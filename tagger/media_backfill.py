@@ -11,9 +11,9 @@ from collections.abc import Callable, Sequence
 
 from sqlalchemy import select
 
-from core.db import DUPLICATE, TAGGED, Database, Image
+from core.db import Database
 from core.media.read import read_capture
-from core.media.tables import Media
+from core.schema import DUPLICATE, TAGGED, Image, Media
 from core.sql_in import chunks, one_of
 from tagger.media_store import put_media
 

@@ -15,13 +15,12 @@ import numpy as np
 from sqlalchemy import delete, insert
 from sqlalchemy.orm import Session
 
-from core.db import MISSING, Image
 from core.errors import TagscopeError
 from core.media.errors import ImageDecodeError
 from core.media.metadata import Capture
 from core.media.places import Place, places
 from core.media.stacks import stack_groups
-from core.media.tables import Media, VideoFrame
+from core.schema import MISSING, Image, Media, VideoFrame
 from core.sql_in import one_of
 
 log = logging.getLogger(__name__)

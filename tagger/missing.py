@@ -30,8 +30,9 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import and_, select, update
 from sqlalchemy.orm import Session
 
-from core.db import DUPLICATE, MISSING, TAGGED, Database, Embedding, Image
+from core.db import Database
 from core.files import display_path
+from core.schema import DUPLICATE, MISSING, TAGGED, Embedding, Image
 from core.sql_in import chunks, one_of
 from indexer import store
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core.db import DUPLICATE, FAILED, TAGGED, Image, Job
+from core.schema import DUPLICATE, FAILED, TAGGED, Image, Job
 
 
 def progress(s: Session, job: Job) -> tuple[int, int]:

@@ -28,13 +28,15 @@ import numpy as np
 import torch
 from sqlalchemy import delete, func, insert, select, tuple_, update
 
-from core.db import Database, Embedding, Label, ModelVersion, Tag, get_database
+from core.db import Database
 from core.errors import TagscopeError
 from core.modelspec import parse_spec
+from core.schema import Embedding, Label, ModelVersion, Tag
 from core.settings import Settings
 from core.sql_in import chunks
 from indexer import store
 from indexer.text_store import get_or_encode
+from migrations import get_database
 from mkt.factory import get_model, runtime_of
 from mkt.tagmodel import ImageEmbeddings, TagModel
 from tagger.vocabulary import ACTIVE, PENDING, REMOVING, label_embeddings, vocabulary

@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import bindparam, delete, insert, select, update
 
-from core.db import FAILED, MISSING, PENDING, TAGGED, Database, Image, Tag, path_key
+from core.db import Database
 from core.files import FoundFile, display_path, walk_files
 from core.media.kinds import MEDIA_EXTENSIONS
 from core.media.stacks import stack_key
 from core.pg_copy import can_copy, insert_ids, update_many
+from core.schema import FAILED, MISSING, PENDING, TAGGED, Image, Tag, path_key
 from core.sql_in import one_of
 from indexer import store
 from tagger import missing

@@ -9,25 +9,25 @@ from typing import Any
 from sqlalchemy import func, select
 
 from core import feedback
-from core.db import (
+from core.db import Database
+from core.schema import (
     DUPLICATE,
     FAILED,
     IMAGE_STATES,
     MISSING,
     TAGGED,
-    Database,
     Image,
     Job,
     Label,
     ModelVersion,
     Tag,
     collection_model_version,
-    get_database,
 )
 from core.settings import Settings
 from indexer import files
 from indexer.status import index_status
 from indexer.store import StoreVersion
+from migrations import get_database
 from tagger.media_store import media_json
 from tagger.progress import progress
 

@@ -26,8 +26,9 @@ import torch
 from sqlalchemy import select
 from torch.utils.data import DataLoader
 
-from core.db import Database, Image
+from core.db import Database
 from core.media.raw import fork_is_safe
+from core.schema import Image
 from core.settings import Settings
 from core.sql_in import one_of
 from indexer.store import StoreVersion

@@ -17,9 +17,10 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from core.db import (
+from core.db import Database
+from core.errors import TagscopeError
+from core.schema import (
     TAGGED,
-    Database,
     Embedding,
     Image,
     IndexChange,
@@ -30,7 +31,6 @@ from core.db import (
     iso_utc,
     utcnow,
 )
-from core.errors import TagscopeError
 
 
 def coverage(db: Database, mv_id: int) -> tuple[int, int]:

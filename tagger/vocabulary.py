@@ -14,8 +14,9 @@ from pathlib import Path
 import torch
 from sqlalchemy import func, select
 
-from core.db import Database, Label
+from core.db import Database
 from core.errors import TagscopeError
+from core.schema import Label
 from indexer.text_store import get_or_encode
 from mkt.annotations import read_label_list
 from mkt.tagmodel import TagModel

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from core.db import get_database
 from core.errors import TagscopeError
+from migrations import current_revision, get_database, upgrade
 from tagscope.common import database, fail_cleanly, settings_for
 
 
@@ -22,9 +22,9 @@ def db_upgrade(ctx: click.Context, revision: str) -> None:
     """Migrate the database to REVISION (default: head)."""
     settings = settings_for(ctx)
     db_ = get_database(settings.db_url, migrate=False)
-    before = db_.current_revision()
-    db_.upgrade(revision)
-    click.echo(f"database {before or 'empty'} -> {db_.current_revision()}")
+    before = current_revision(db_)
+    upgrade(db_, revision)
+    click.echo(f"database {before or 'empty'} -> {current_revision(db_)}")
 
 
 @db.command("current")
@@ -32,7 +32,7 @@ def db_upgrade(ctx: click.Context, revision: str) -> None:
 @fail_cleanly
 def db_current(ctx: click.Context) -> None:
     """Print the schema revision of the database."""
-    click.echo(get_database(settings_for(ctx).db_url, migrate=False).current_revision() or "empty")
+    click.echo(current_revision(get_database(settings_for(ctx).db_url, migrate=False)) or "empty")
 
 
 @click.command(context_settings={"ignore_unknown_options": True})

@@ -14,10 +14,11 @@ from typing import Any, NoReturn
 
 import click
 
-from core.db import Database, get_database
+from core.db import Database
 from core.errors import TagscopeError, report_user_errors
 from core.outage import outage_reason
 from core.settings import Settings, load_settings
+from migrations import get_database
 
 
 def fail_cleanly(fn: Callable) -> Callable:

@@ -117,7 +117,7 @@ def schedule() -> None:
 def schedule_add(ctx: click.Context, paths: tuple[str, ...], every: str, model: str | None) -> None:
     """Re-tag PATHS every interval: each run registers new, changed and missing files and tags
     only what needs it; a run never overlaps the schedule's previous one."""
-    from core.db import collection_model_version
+    from core.schema import collection_model_version
     from tagger.jobs.schedules import add_schedule, format_every, parse_every
     from tagger.params import JobParams
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import click
 from sqlalchemy import select
 
-from core.db import Label
+from core.schema import Label
 from tagscope.common import database, fail_cleanly, settings_for
 from tagscope.output import echo_rows
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from sqlalchemy import event, func, select
 
-from core.db import DUPLICATE, FAILED, TAGGED, Embedding, Image, ModelVersion, Tag, get_database
+from core.schema import DUPLICATE, FAILED, TAGGED, Embedding, Image, ModelVersion, Tag
+from migrations import get_database
 from tagger.batch_store import Encoded, store_batch
 from tagger.writer import BatchWriter
 

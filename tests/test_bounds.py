@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from core.db import Image, get_database
 from core.errors import TagscopeError
+from core.schema import Image
 from core.settings import load_settings
+from migrations import get_database
 
 from .conftest import photos_subset, run_cli
 
@@ -163,9 +164,8 @@ def test_the_file_cache_removes_the_least_recently_used_past_its_bound(tmp_path)
 
 @pytest.fixture
 def media_home(home_env, synthetic_photos, tmp_path):
-    from PIL import Image as PILImage
-
     from mkt.synthetic.library import write_video
+    from PIL import Image as PILImage
 
     home, env, url = home_env
     folder = photos_subset(synthetic_photos, tmp_path / "photos", 3)

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from core.db import Image, Label, ModelVersion, Tag, get_database
+from core.schema import Image, Label, ModelVersion, Tag
 from indexer.vector_index import VectorIndex
+from migrations import get_database
 from tagger.jobs.task_names import TAG_TASK
 
 from .conftest import BROKERS, run_cli, start_worker, stop_worker, wait_until
@@ -131,7 +132,7 @@ def test_worker_refuses_a_model_that_is_not_the_jobs_version(synthetic_photos, t
         stop_worker(worker)
     assert st["last_job"]["state"] == "failed", (tmp_path / "worker.log").read_text()[-3000:]
     assert st["images"]["tagged"] == 0 and st["index"]["size"] == 0
-    from core.db import Job
+    from core.schema import Job
 
     with get_database(f"sqlite:///{tmp_path.resolve()}/tagscope.sqlite").session() as s:
         error = s.scalars(select(Job.error)).one()

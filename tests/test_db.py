@@ -4,20 +4,18 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from core.db import (
+from core.db import Database, table_names
+from core.errors import TagscopeError
+from core.schema import (
     TAGGED,
-    Database,
     Image,
     Job,
     Label,
     Tag,
-    get_database,
     get_or_create_model_version,
-    head_revision,
     path_key,
-    table_names,
 )
-from core.errors import TagscopeError
+from migrations import current_revision, get_database, head, upgrade
 
 from .conftest import run_cli
 
@@ -33,14 +31,14 @@ def db(request, tmp_path):
 
 
 def test_migrations_create_every_table(db):
-    assert db.current_revision() is None
-    db.upgrade()
-    assert db.current_revision() == head_revision()
+    assert current_revision(db) is None
+    upgrade(db)
+    assert current_revision(db) == head()
     assert {"images", "labels", "model_versions", "tags", "jobs"} <= set(table_names(db))
 
 
 def test_tags_roundtrip_and_cascade_with_the_image(db):
-    db.upgrade()
+    upgrade(db)
     raw = "/photos/caf\udce9.jpg".encode("utf-8", "surrogateescape")
     with db.session() as s:
         mv = get_or_create_model_version(s, "abc123", "synthetic", 128)
@@ -62,7 +60,7 @@ def test_tags_roundtrip_and_cascade_with_the_image(db):
 
 
 def test_same_path_cannot_be_registered_twice(db):
-    db.upgrade()
+    upgrade(db)
     with pytest.raises(IntegrityError):
         with db.session() as s:
             for _ in range(2):
@@ -72,7 +70,7 @@ def test_same_path_cannot_be_registered_twice(db):
 
 def test_embedded_sqlite_migrates_itself_and_uses_wal(tmp_path):
     db = get_database(f"sqlite:///{tmp_path}/auto.sqlite")
-    assert db.current_revision() == head_revision()
+    assert current_revision(db) == head()
     with db.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
 
@@ -84,9 +82,9 @@ def test_server_database_asks_for_db_upgrade(postgres_url):
 
 def test_db_upgrade_command_migrates_postgresql(postgres_url, tmp_path):
     out = run_cli("db", "upgrade", home=tmp_path, TAGSCOPE_DATABASE_URL=postgres_url)
-    assert f"-> {head_revision()}" in out.stdout
+    assert f"-> {head()}" in out.stdout
     assert run_cli("db", "current", home=tmp_path, TAGSCOPE_DATABASE_URL=postgres_url).stdout.strip() == \
-        head_revision()
+        head()
 
 
 def test_unreachable_database_is_one_clear_line(tmp_path):
@@ -128,12 +126,9 @@ def test_the_migrations_build_exactly_the_models_schema(db):
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    import core.index_log  # noqa: F401 - index_copies, index_log_floor (0009) too
-    import core.media.tables  # noqa: F401 - its tables join Base.metadata
-    import core.saved  # noqa: F401 - saved_searches (0008) too
-    from core.db import Base
+    from core.schema import Base  # every table (tests/test_schema.py: and only those env.py sees)
 
-    db.upgrade()
+    upgrade(db)
     with db.engine.connect() as conn:
         diffs = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert [d for d in diffs if d[0] in ("add_table", "remove_table", "add_column", "remove_column",

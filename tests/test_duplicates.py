@@ -228,8 +228,9 @@ def test_repeated_loads_come_from_the_cache_until_the_collection_changes(client,
     assert dict(module._reports) == cached  # the same report object, not computed again
     from sqlalchemy import select, update
 
-    from core.db import Image, get_database
+    from core.schema import Image
     from core.settings import load_settings
+    from migrations import get_database
 
     db = get_database(load_settings(environ={}, home=str(variant_home)).db_url)
     with db.session() as s:  # a tagged photo's row changes: the next request computes again

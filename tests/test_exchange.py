@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from core import feedback
-from core.db import get_database
 from core.settings import load_settings
+from migrations import get_database
 from mkt.annotations import read_annotations
 from tagger.exchange import xmp
 from tests.conftest import read_labels_jsonl, run_cli, services_required

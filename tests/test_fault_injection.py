@@ -18,8 +18,9 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
-from core.db import TAGGED, Embedding, Image, ModelVersion, Tag, get_database
+from core.schema import TAGGED, Embedding, Image, ModelVersion, Tag
 from indexer.vector_index import VectorIndex
+from migrations import get_database
 
 from .conftest import BROKERS, photos_subset, run_cli, start_worker, stop_worker, tagged_count, wait_until
 

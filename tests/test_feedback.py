@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from core import feedback
-from core.db import get_database
 from core.settings import load_settings
 from indexer.search.feedback import for_label
+from migrations import get_database
 from mkt.annotations import label_matrix, read_annotations
 from tests.conftest import photos_subset, run_cli
 from web import create_app

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from core.db import Image, get_database
+from core.schema import Image
 from core.settings import load_settings
 from indexer import files, store
 from indexer import log as index_log
@@ -29,6 +29,7 @@ from indexer.damage import set_aside
 from indexer.locks import file_lock, rebuild_lock_path
 from indexer.sync import sync_index
 from indexer.vector_index import IndexDamaged, VectorIndex
+from migrations import get_database
 
 from .conftest import ROOT, free_port, photos_subset, run_cli, tagscope_env, wait_until
 
@@ -241,7 +242,7 @@ def test_a_server_answers_from_the_store_while_its_damaged_index_is_rebuilt(home
 
 CHILD = """
 import json, logging, sys
-from core.db import get_database
+from migrations import get_database
 from core.settings import load_settings
 from indexer import store
 from indexer.sync import maybe_sync, sync_index

@@ -8,8 +8,9 @@ import threading
 import pytest
 from sqlalchemy import select, text
 
-from core.db import IndexChange, ModelVersion, get_database
+from core.schema import IndexChange, ModelVersion
 from indexer import log as index_log
+from migrations import get_database, upgrade
 
 from .conftest import wait_until
 
@@ -23,7 +24,7 @@ def waiting_for(db, pid: int) -> bool:
 
 
 def test_a_second_writer_waits_until_the_first_commits_so_readers_see_a_prefix(postgres_url):
-    get_database(postgres_url, migrate=False).upgrade()
+    upgrade(get_database(postgres_url, migrate=False))
     db = get_database(postgres_url)
     with db.session() as s:
         s.add(ModelVersion(version="v-log-test", spec="synthetic", embed_dim=4))
@@ -84,8 +85,7 @@ def test_a_silent_copy_stops_holding_entries_back(tmp_path, silent_for_days):
 
     from sqlalchemy import update
 
-    from core.db import utcnow
-    from core.index_log import IndexCopy
+    from core.schema import IndexCopy, utcnow
 
     db = get_database(f"sqlite:///{tmp_path}/log.sqlite")
     with db.session() as s:

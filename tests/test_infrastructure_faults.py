@@ -29,8 +29,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from core.db import TAGGED, Image, Job, JobTask, get_database
 from core.outage import outage_reason
+from core.schema import TAGGED, Image, Job, JobTask
+from migrations import get_database
 
 from .conftest import (
     ROOT,
@@ -154,7 +155,7 @@ def outage(service, seconds: float):
 def postgres(tmp_path):
     server = Postgres()
     yield server
-    from core.db import _databases
+    from migrations import _databases
 
     db = _databases.pop(server.url, None)
     if db is not None:

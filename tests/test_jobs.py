@@ -106,7 +106,8 @@ def lease_ran_out(url: str, job_id: int, lease_s: float) -> bool:
 
     from sqlalchemy import select
 
-    from core.db import Job, JobTask, as_utc, get_database, utcnow
+    from core.schema import Job, JobTask, as_utc, utcnow
+    from migrations import get_database
 
     with get_database(url).session() as s:
         started = s.scalar(select(Job.started_at).where(Job.id == job_id))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from sqlalchemy import func, select
 
-from core.db import Label, LabelEmbedding, ModelVersion, get_database
+from core.schema import Label, LabelEmbedding, ModelVersion
+from migrations import get_database
 
 from .conftest import photos_subset, run_cli
 

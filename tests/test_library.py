@@ -9,10 +9,10 @@ import json
 from pathlib import Path
 
 import pytest
+from mkt.synthetic.library import bad_files, phone_library, scene, scene_labels
 from sqlalchemy import create_engine, select
 
-from core.db import Image
-from mkt.synthetic.library import bad_files, phone_library, scene, scene_labels
+from core.schema import Image
 from mkt.synthetic.scenes import label_families
 
 from .conftest import run_cli
@@ -137,10 +137,10 @@ def test_a_process_that_ran_libraw_still_tags_raw_files_with_decode_workers(tmp_
     """LibRaw's OpenMP pool does not survive a fork: a process that decoded a RAW itself (a
     server's thumbnail) starts its decode workers from a fork server, and the job finishes."""
     import numpy as np
+    from mkt.synthetic.library import Shot, picture, write_dng
 
     from core.media import raw
     from core.media.read import read_media
-    from mkt.synthetic.library import Shot, picture, write_dng
 
     photos = tmp_path / "photos"
     for i in range(3):
@@ -156,8 +156,8 @@ def test_a_library_tagged_before_the_facts_were_stored_catches_up_without_taggin
     reads their headers and containers, and tags nothing again."""
     from sqlalchemy import delete, func
 
-    from core.db import get_database
-    from core.media.tables import Media
+    from core.schema import Media
+    from migrations import get_database
 
     photos, home = tmp_path / "photos", tmp_path / "home"
     phone_library(photos)
@@ -183,10 +183,10 @@ def test_evidence_maps_of_heic_raw_and_video_are_drawn_over_a_jpeg_of_the_file(t
     import io
 
     import numpy as np
+    from mkt.synthetic.library import Shot, picture, write_dng, write_still, write_video
     from PIL import Image as PILImage
 
     from core.settings import load_settings
-    from mkt.synthetic.library import Shot, picture, write_dng, write_still, write_video
     from web import create_app
 
     from .conftest import two_stream_bundle

@@ -12,9 +12,10 @@ import time
 import pytest
 from sqlalchemy import func, select
 
-from core.db import Embedding, ModelVersion, get_database
+from core.schema import Embedding, ModelVersion
 from core.settings import load_settings
 from indexer.search.searcher import Searcher
+from migrations import get_database
 
 from .conftest import ROOT, photos_subset, run_cli, start_worker, stop_worker, tagscope_env, two_stream_bundle
 

@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from mkt.synthetic.library import phone_library
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import insert, select
 
@@ -16,11 +17,11 @@ import core.pg_copy
 import indexer.log
 import indexer.store
 import tagger.batch_store
-from core.db import Database, Embedding, Image, IndexChange, Tag, get_database
-from core.media.tables import Media, VideoFrame
+from core.db import Database
 from core.pg_copy import can_copy, copy_rows, insert_ids, update_rows
+from core.schema import Embedding, Image, IndexChange, Media, Tag, VideoFrame
 from core.sql_in import one_of
-from mkt.synthetic.library import phone_library
+from migrations import get_database, upgrade
 
 from .conftest import photos_subset, run_cli
 
@@ -167,7 +168,7 @@ def test_copy_rows_insert_ids_and_update_rows_on_postgresql(postgres_url, tmp_pa
 def db(request, tmp_path):
     url = f"sqlite:///{tmp_path}/t.sqlite" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
     database = Database(url)
-    database.upgrade()
+    upgrade(database)
     yield database
     database.dispose()
 

@@ -14,6 +14,7 @@ from sqlalchemy import text
 
 from core.db import Database
 from core.media.places import places
+from migrations import upgrade
 from mkt.synthetic.library import Shot, picture, scene, write_still
 
 from .conftest import run_cli
@@ -137,7 +138,7 @@ def old_library(request, tmp_path):
     """A database at revision 0009 whose photos were placed the old way: the nearest place as the city."""
     url = f"sqlite:///{tmp_path}/t.sqlite" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
     db = Database(url)
-    db.upgrade("0009")
+    upgrade(db, "0009")
     rows = [(1, "/p/placa.jpg", 41.3860, 2.1690, "Spain", "ES", "Catalonia", "el Raval"),
             (2, "/p/sea.jpg", 30.0, -40.0, None, None, None, None),
             (3, "/p/scan.png", None, None, None, None, None, None)]
@@ -156,7 +157,7 @@ def old_library(request, tmp_path):
 
 
 def test_an_upgrade_finds_the_places_of_a_tagged_library_again_from_its_gps(old_library):
-    old_library.upgrade()
+    upgrade(old_library)
     with old_library.engine.connect() as conn:
         got = conn.execute(text("SELECT image_id, country, country_code, region, city, neighbourhood FROM media "
                                 "ORDER BY image_id")).all()

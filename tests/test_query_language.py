@@ -76,7 +76,7 @@ def test_not_removes_exactly_the_photos_that_match_the_negative_text(any_searche
     """Those the negative text matches (its calibrated cutoff) and those the tagger stored it on."""
     from sqlalchemy import select
 
-    from core.db import Label, Tag
+    from core.schema import Label, Tag
 
     searcher = any_searcher
     everything = searcher.find("red thing", k=480)

@@ -11,12 +11,12 @@ from pathlib import Path
 import faiss
 from sqlalchemy import func, select, update
 
-from core.db import Image, IndexChange, get_database
-from core.index_log import IndexCopy
+from core.schema import Image, IndexChange, IndexCopy
 from core.settings import load_settings
 from indexer import store
 from indexer.sync import sync_index
 from indexer.vector_index import VectorIndex
+from migrations import get_database
 
 from .conftest import assert_consistent, photos_subset, read_labels_jsonl, run_cli, stored, wait_until
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from core.db import Image, Label, Tag, get_database
+from core.schema import Image, Label, Tag
+from migrations import get_database
 from mkt.bundle import load_bundle, save_bundle
 from mkt.factory import SYNTHETIC_BUNDLE
 

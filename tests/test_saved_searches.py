@@ -15,12 +15,12 @@ from openapi_schema_validator import OAS30Validator, validate
 from sqlalchemy.exc import IntegrityError
 from werkzeug.datastructures import MultiDict
 
-from core.db import get_database, utcnow
 from core.errors import TagscopeError
-from core.saved import SavedSearch
+from core.schema import SavedSearch, utcnow
 from core.settings import load_settings
 from indexer.search import saved as store
 from indexer.search.filters import MEDIA_KINDS, SORTS
+from migrations import get_database
 from web import create_app
 
 from .conftest import read_labels_jsonl, run_cli, wait_until

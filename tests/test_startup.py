@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import text
 
 import migrations
-from core.db import Database, head_revision
+from core.db import Database
 from core.errors import TagscopeError
 from tagscope import common
 
@@ -19,9 +19,7 @@ from .conftest import run_cli
 def test_the_head_read_from_the_scripts_is_alembics():
     from alembic.script import ScriptDirectory
 
-    from core.db import alembic_config
-
-    assert migrations.head() == head_revision() == ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert migrations.head() == ScriptDirectory.from_config(migrations.alembic_config()).get_current_head()
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
@@ -31,14 +29,15 @@ def test_the_revision_read_with_plain_sql_is_alembics(backend, tmp_path, request
     url = f"sqlite:///{tmp_path}/t.sqlite" if backend == "sqlite" else request.getfixturevalue("postgres_url")
     db = Database(url)
     try:
-        assert db.current_revision() is None
-        db.upgrade()
+        assert migrations.current_revision(db) is None
+        migrations.upgrade(db)
         with db.engine.connect() as conn:
-            assert db.current_revision() == MigrationContext.configure(conn).get_current_revision() == head_revision()
+            assert migrations.current_revision(db) == MigrationContext.configure(conn).get_current_revision() \
+                == migrations.head()
         with db.engine.begin() as conn:
             conn.execute(text("INSERT INTO alembic_version (version_num) VALUES ('0001')"))
         with pytest.raises(TagscopeError, match="several revisions"):
-            db.ensure_schema()
+            migrations.ensure_schema(db)
     finally:
         db.dispose()
 

@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from core.db import Job, ModelVersion, get_database
+from core.schema import Job, ModelVersion
 from indexer.vector_index import VectorIndex
+from migrations import get_database
 
 from .conftest import ROOT, assert_consistent, photos_subset, run_cli, stored, tagged_count, tagscope_env, wait_until
 

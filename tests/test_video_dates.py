@@ -9,11 +9,11 @@ import json
 from datetime import datetime
 
 import numpy as np
+from mkt.synthetic.library import Shot, picture, scene, write_still, write_video
 from sqlalchemy import select
 
-from core.db import Image, get_database
-from core.media.tables import Media
-from mkt.synthetic.library import Shot, picture, scene, write_still, write_video
+from core.schema import Image, Media
+from migrations import get_database
 
 from .conftest import run_cli
 

@@ -8,8 +8,9 @@ import json
 
 from sqlalchemy import select
 
-from core.db import Label, ModelVersion, get_database
+from core.schema import Label, ModelVersion
 from core.settings import load_settings
+from migrations import get_database
 
 from .conftest import photos_subset, run_cli
 

@@ -15,8 +15,8 @@ from core.settings import Settings, load_settings
 
 
 def create_app(settings: Settings | None = None, test_config: dict[str, Any] | None = None) -> Flask:
-    from core.db import get_database
     from indexer.search.searcher import Searcher
+    from migrations import get_database
 
     settings = settings or load_settings()
     app = Flask(__name__)

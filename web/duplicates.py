@@ -14,10 +14,10 @@ from collections import OrderedDict
 from flask import Blueprint, abort, current_app, jsonify, render_template, request, url_for
 
 from core.bounds import MAX_LIMIT, whole_number
-from core.db import get_database
 from core.errors import TagscopeError
 from indexer.search.duplicates import Report, find_duplicates, served_version, store_state
 from indexer.search.similar import check_threshold
+from migrations import get_database
 
 bp = Blueprint("duplicates", __name__)
 GROUPS_PER_PAGE = 20

@@ -10,12 +10,12 @@ import numpy as np
 from flask import Blueprint, Response, abort, current_app, jsonify, request
 from PIL import Image, ImageDraw
 
-from core.db import Image as ImageRow
-from core.db import get_database
 from core.feedback import normalise
 from core.media.errors import ImageDecodeError
 from core.media.read import thumbnail as media_thumbnail
+from core.schema import Image as ImageRow
 from indexer.search.evidence import Evidence, evidence
+from migrations import get_database
 from web.params import searcher
 
 bp = Blueprint("evidence", __name__)

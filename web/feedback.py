@@ -11,9 +11,9 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, jsonify, redirect, request, url_for
 
 from core import feedback
-from core.db import get_database
 from core.errors import TagscopeError
 from indexer.search.filters import NAMES
+from migrations import get_database
 from tagger.status import image_record
 
 bp = Blueprint("feedback", __name__)

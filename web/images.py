@@ -7,14 +7,15 @@ from functools import partial
 
 from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request, send_file, url_for
 
-from core.db import Image, get_database
 from core.errors import TagscopeError
 from core.file_cache import FileCache
 from core.media.errors import ImageDecodeError
 from core.media.kinds import VIDEO, media_kind
 from core.media.read import thumbnail as media_thumbnail
+from core.schema import Image
 from indexer.search.checks import MAX_DEPTH
 from indexer.search.evidence import NO_LOCAL_STREAM
+from migrations import get_database
 from tagger.status import image_record
 from web.params import PER_PAGE, SearchArgs, searcher, whole_number
 

@@ -15,8 +15,8 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, request
 
 from core.bounds import MAX_LIMIT, whole_number
-from core.db import get_database
 from core.errors import TagscopeError
+from migrations import get_database
 from tagger.jobs import control as job_control
 from tagger.jobs.rows import WORKERS
 from tagger.jobs.submit import folders as checked_folders

@@ -16,8 +16,8 @@ from typing import Any
 
 from flask import Blueprint, Flask, current_app, redirect, render_template, request, url_for
 
-from core.db import get_database
 from core.errors import TagscopeError
+from migrations import get_database
 from tagger.jobs import control as job_control
 from tagger.jobs.control import NoSuchJob
 from tagger.jobs.schedules import NoSuchSchedule, list_schedules

@@ -14,11 +14,12 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify
 from sqlalchemy import select
 
-from core.db import ModelVersion, collection_model_version, get_database
 from core.errors import TagscopeError
+from core.schema import ModelVersion, collection_model_version
 from core.settings import Settings
 from indexer.status import index_status
 from indexer.store import StoreVersion
+from migrations import get_database
 from tagger.versions import list_versions, use_version
 from web.jobs import json_body
 

@@ -14,10 +14,10 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
 from werkzeug.exceptions import Conflict, NotFound
 
-from core.db import get_database
 from core.errors import TagscopeError
 from indexer.search import saved as store
 from indexer.search.filters import NAMES
+from migrations import get_database
 
 bp = Blueprint("saved", __name__)
 FIELDS = ("q", *NAMES, "sort")  # a saved search, as the search page's arguments

@@ -13,8 +13,8 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify
 
-from core.db import get_database
 from core.errors import TagscopeError
+from migrations import get_database
 from tagger.jobs import control as job_control
 from tagger.jobs.schedules import (
     NoSuchSchedule,

@@ -9,9 +9,10 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, render_template, request
 from sqlalchemy import select
 
-from core.db import Label, get_database
 from core.errors import TagscopeError
+from core.schema import Label
 from indexer.search.checks import parse_min_score
+from migrations import get_database
 from tagger.status import collection_status
 from web.params import SearchArgs, searcher
 from web.saved import saved_for_page

@@ -15,9 +15,8 @@ from collections import defaultdict
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
-from core.db import Image
 from core.media.kinds import PHOTO, RAW, VIDEO, media_kind
-from core.media.tables import Media
+from core.schema import Image, Media
 
 # which member is the face: a rendered still first, then the RAW, then the video
 FACE_ORDER = {PHOTO: 0, RAW: 1, VIDEO: 2}

@@ -16,9 +16,9 @@ from typing import Any
 
 from sqlalchemy import Select, case, func, select
 
-from core.db import Database, Embedding, Image, Label, Tag
+from core.db import Database
 from core.errors import TagscopeError
-from core.media.tables import Media
+from core.schema import Embedding, Image, Label, Media, Tag
 from core.sql_in import chunks
 from indexer.search.filters import SORTS, Filters
 

@@ -31,10 +31,10 @@ from typing import Any
 import numpy as np
 from sqlalchemy import func, select
 
-from core.db import TAGGED, Database, Embedding, Image, ModelVersion, collection_model_version
+from core.db import Database
 from core.errors import TagscopeError
 from core.media.metadata import Capture
-from core.media.tables import Media
+from core.schema import TAGGED, Embedding, Image, Media, ModelVersion, collection_model_version
 from core.sql_in import chunks
 from indexer import store
 from indexer.search.near_groups import EXACT_MAX, complete_groups, crowded, shot_pairs

@@ -21,7 +21,8 @@ import numpy as np
 import torch
 from sqlalchemy import select
 
-from core.db import Database, Label
+from core.db import Database
+from core.schema import Label
 from indexer import store, text_store
 from mkt.tagmodel import TagModel
 

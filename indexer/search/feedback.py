@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from core.db import Database, Feedback
+from core.db import Database
 from core.feedback import CONFIRM, REJECT
+from core.schema import Feedback
 
 
 def for_label(db: Database, label: str) -> tuple[set[int], set[int]]:

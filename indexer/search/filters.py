@@ -1,6 +1,6 @@
 """Search filters: by folder (a path prefix), by stored tag (a label the tagger stored for the
 image under the model version searched), and by what each file says about its shot
-(:mod:`core.media.tables`): ``taken`` (a year, month, day or a range of them, on the camera's
+(:mod:`core.schema.media`): ``taken`` (a year, month, day or a range of them, on the camera's
 clock), ``place`` (a country, region, city or neighbourhood name, or a country code), ``camera``
 (make or model, a substring) and ``media`` (photo, raw, video). Pure SQL over ``images``, ``tags`` and ``media``.
 
@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 from sqlalchemy import ColumnElement, Select, func, or_, select
 
-from core.db import TAGGED, Database, Embedding, Image, Label, Tag
+from core.db import Database
 from core.errors import TagscopeError
-from core.media.tables import Media
+from core.schema import TAGGED, Embedding, Image, Label, Media, Tag
 from core.sql_in import chunks
 
 MAX_FILTER_CHARS = 1000

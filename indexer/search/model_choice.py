@@ -1,7 +1,7 @@
 """Which model a searcher embeds queries with: the version the collection holds, on the runtime
 that made it, with the text tower where this machine's ``runtime`` setting runs it.
 
-Without a model set, the collection's active version (:func:`core.db.collection_model_version`),
+Without a model set, the collection's active version (:func:`core.schema.collection_model_version`),
 made again from its id (``<version>-onnx-int8`` -> ONNX Runtime int8 for photo queries). With a
 model set, the version the collection holds of that model, whichever runtime tagged it (the
 active one first); a model the collection is not tagged with is refused in one line. Query texts
@@ -12,8 +12,9 @@ PyTorch's embeddings several times faster, so a server on any runtime serves any
 
 from __future__ import annotations
 
-from core.db import Database, collection_model_version, tagged_versions
+from core.db import Database
 from core.errors import TagscopeError
+from core.schema import collection_model_version, tagged_versions
 from core.settings import Settings
 from mkt.factory import get_model, runtime_of
 from mkt.runtime import split_version

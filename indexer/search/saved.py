@@ -1,5 +1,5 @@
 """Saved searches: a named query with its filters and sort (``saved_searches``,
-:mod:`core.saved`), listed on the search page and run by ``tagscope saved run NAME``.
+:mod:`core.schema.user_data`), listed on the search page and run by ``tagscope saved run NAME``.
 
 Everything stored is checked first, as a search would check it: the query by
 :func:`indexer.search.searcher.check_query`, the filters by :meth:`Filters.parse` (only the names
@@ -16,9 +16,9 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
-from core.db import Database, iso_utc, utcnow
+from core.db import Database
 from core.errors import TagscopeError
-from core.saved import SavedSearch
+from core.schema import SavedSearch, iso_utc, utcnow
 from indexer.search import query as grammar
 from indexer.search.browse import check_sort
 from indexer.search.filters import NAMES, SORTS, Filters

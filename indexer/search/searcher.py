@@ -17,10 +17,10 @@ import torch
 from PIL.Image import Image as PILImage
 from sqlalchemy import select
 
-from core.db import TAGGED, Database, Image, ModelVersion, collection_model_version, get_database
+from core.db import Database
 from core.errors import TagscopeError
 from core.media.metadata import Capture
-from core.media.tables import Media
+from core.schema import TAGGED, Image, Media, ModelVersion, collection_model_version
 from core.settings import Settings
 from indexer import kinds, store
 from indexer.search import browse, feedback, follow
@@ -46,6 +46,7 @@ from indexer.search.similar import fold_similar, threshold_for
 from indexer.search.text_batch import TextBatcher
 from indexer.store import StoreVersion
 from indexer.vector_index import IndexDamaged, VectorIndex
+from migrations import get_database
 from mkt.tagmodel import TagModel
 
 FILTER_EXACT = 20_000  # a filter passing at most this many photos is searched exactly over them

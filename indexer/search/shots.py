@@ -19,9 +19,9 @@ import numpy as np
 import torch
 from sqlalchemy import func, select
 
-from core.db import TAGGED, Database, Image
+from core.db import Database
 from core.media.stacks import stack_groups
-from core.media.tables import VideoFrame
+from core.schema import TAGGED, Image, VideoFrame
 from indexer import store
 from mkt.tagmodel import TagModel
 

@@ -23,7 +23,8 @@ from sqlalchemy import select
 from core import feedback
 from core.atomic import atomic_write
 from core.bounds import whole_number
-from core.db import TAGGED, Database, Feedback, Image, Label, ModelVersion, Tag, collection_model_version
+from core.db import Database
+from core.schema import TAGGED, Feedback, Image, Label, ModelVersion, Tag, collection_model_version
 from core.sql_in import chunks
 from indexer.search.filters import Filters
 from tagger.exchange import xmp

@@ -8,7 +8,8 @@ import logging
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from core.db import Database, Job, JobTask, ModelVersion, utcnow
+from core.db import Database
+from core.schema import Job, JobTask, ModelVersion, utcnow
 from core.settings import Settings
 from indexer.store import StoreVersion
 from indexer.sync import sync_index

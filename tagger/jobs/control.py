@@ -9,8 +9,9 @@ from typing import Any
 from sqlalchemy import func, select, update
 
 from core.bounds import MAX_LIMIT, whole_number
-from core.db import FAILED, Database, Image, Job, JobTask, ModelVersion, as_utc, iso_utc, utcnow
+from core.db import Database
 from core.errors import TagscopeError
+from core.schema import FAILED, Image, Job, JobTask, ModelVersion, as_utc, iso_utc, utcnow
 from tagger.jobs import leases, rows
 from tagger.missing import offline_message
 from tagger.params import JobParams

@@ -26,8 +26,9 @@ from typing import Any
 import numpy as np
 from sqlalchemy import select, update
 
-from core.db import Database, Job, JobTask, utcnow
+from core.db import Database
 from core.outage import outage_reason
+from core.schema import Job, JobTask, utcnow
 
 log = logging.getLogger(__name__)
 

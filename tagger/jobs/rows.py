@@ -30,11 +30,11 @@ from typing import TYPE_CHECKING
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from core.db import (
+from core.db import Database
+from core.schema import (
     DUPLICATE,
     FAILED,
     TAGGED,
-    Database,
     Image,
     Job,
     ModelVersion,

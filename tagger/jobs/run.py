@@ -10,13 +10,15 @@ from collections.abc import Callable, Sequence
 from sqlalchemy import func, select
 from tqdm import tqdm
 
-from core.db import DUPLICATE, FAILED, TAGGED, Database, Image, Job, get_database
+from core.db import Database
 from core.errors import TagscopeError
 from core.outage import through_outages
+from core.schema import DUPLICATE, FAILED, TAGGED, Image, Job
 from core.settings import Settings
 from core.sql_in import chunks, one_of
 from indexer.store import StoreVersion
 from indexer.sync import sync_index
+from migrations import get_database
 from mkt.factory import get_model
 from tagger.jobs import rows
 from tagger.jobs.celery_app import celery_app

@@ -18,8 +18,9 @@ from typing import Any
 
 from sqlalchemy import delete, select, update
 
-from core.db import Database, Job, Schedule, iso_utc, utcnow
+from core.db import Database
 from core.errors import TagscopeError
+from core.schema import Job, Schedule, iso_utc, utcnow
 from tagger.jobs.leases import ACTIVE_JOB_STATES
 from tagger.jobs.rows import queue_scan_job
 from tagger.params import JobParams

@@ -10,9 +10,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.db import Database, get_database
+from core.db import Database
 from core.modelspec import parse_spec
 from core.settings import Settings
+from migrations import get_database
 from mkt.factory import get_model
 from mkt.tagmodel import TagModel
 from tagger.jobs import leases, rows

@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from core.db import Database, collection_model_version
+from core.db import Database
 from core.errors import TagscopeError
 from core.modelspec import parse_spec
+from core.schema import collection_model_version
 from core.settings import Settings
 from tagger.jobs.rows import queue_scan_job
 from tagger.params import JobParams

@@ -36,11 +36,13 @@ from typing import Any
 
 from sqlalchemy import select
 
-from core.db import Database, IndexChange, ModelVersion, get_database
+from core.db import Database
 from core.outage import outage_reason
+from core.schema import IndexChange, ModelVersion
 from core.settings import Settings
 from indexer.store import StoreVersion
 from indexer.sync import sync_index
+from migrations import get_database
 from tagger.jobs import broker_tidy, leases, rows
 from tagger.jobs.close import close_job_if_complete
 from tagger.jobs.task_names import SCAN_TASK, TAG_TASK

@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING
 
 from celery import Celery, shared_task
 
-from core.db import Database, get_database
+from core.db import Database
 from core.errors import TagscopeError
 from core.outage import through_outages
 from core.settings import Settings, load_settings
+from migrations import get_database
 from tagger.jobs import leases, rows, schedules, sweeper
 from tagger.jobs.close import close_job_if_complete
 from tagger.jobs.start import start_queued_job

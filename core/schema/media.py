@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import DateTime, Float, ForeignKey, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from core.db import Base
+from core.schema.base import Base
 
 
 class Media(Base):
