@@ -1,27 +1,57 @@
 """Queries with operators (:mod:`indexer.search.query`): ``a + b``, ``a -b``, ``2:a``, searched
-over the same index, filters and stored embeddings as one text (:class:`~indexer.search.searcher.Searcher`
-hands them here as ``searcher``)."""
+over the same index, filters and stored embeddings as one text. :class:`~indexer.search.searcher.Searcher`
+hands them here as itself, through the public API operator queries need (:class:`OperatorSearch`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import Protocol
 
 import numpy as np
 import torch
 
+from core.db import Database
 from indexer.search import feedback
 from indexer.search import filters as flt
 from indexer.search import query as grammar
 from indexer.search.checks import MAX_POOL, RERANK_POOL, SORT_POOL
 from indexer.search.filters import Filters
+from indexer.search.hits import page_hits
 from indexer.search.relevance import Cutoff
 from indexer.search.results import Results, model_info
 from indexer.search.scoring import score_texts
 from indexer.search.shots import as_shots
+from mkt.tagmodel import TagModel
 
 
-def find(searcher: Any, parsed: grammar.Query, k: int, offset: int, min_score: float | None,
+class OperatorSearch(Protocol):
+    """What a query with operators asks of the searcher (:class:`~indexer.search.searcher.Searcher`
+    is one): the served model and its database, and over them a text's embedding and calibrated
+    cutoff, the best candidates for an embedding (filtered), near-duplicates folded, matches by date."""
+
+    @property
+    def db(self) -> Database: ...
+
+    @property
+    def model(self) -> TagModel: ...
+
+    def version_id(self) -> int: ...
+
+    def embed_query(self, text: str) -> torch.Tensor: ...
+
+    def cutoff(self, text: str, query: torch.Tensor) -> Cutoff: ...
+
+    def candidates(self, query: torch.Tensor, n: int, filters: Filters | None = None, by_model: bool = True
+                   ) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def fold(self, ranked: list[tuple[int, float]]) -> tuple[list[tuple[int, float]], dict[int, list[int]]]: ...
+
+    def dated(self, ranked: list[tuple[int, float]], sort: str,
+              matched: Callable[[int, float], bool] | None) -> list[tuple[int, float]]: ...
+
+
+def find(searcher: OperatorSearch, parsed: grammar.Query, k: int, offset: int, min_score: float | None,
          filters: Filters | None, sort: str) -> Results:
     """A query with operators (:mod:`indexer.search.query`): candidates by the weighted sum of
     its positive texts' embeddings; each scored by every part; a photo's score is the weighted
@@ -36,14 +66,11 @@ def find(searcher: Any, parsed: grammar.Query, k: int, offset: int, min_score: f
     combined = combined / combined.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     depth = 2 * (offset + k + 1)
     pool = min(MAX_POOL, max(depth if sort == "relevance" else SORT_POOL, RERANK_POOL) * (2 if negative else 1))
-    if filters:
-        ids, _ = searcher._filtered(combined, pool, filters, by_model=True)
-    else:
-        ids, _ = searcher._ranked(combined, pool, by_model=True)
+    ids, _ = searcher.candidates(combined, pool, filters, by_model=True)
     confirmed_for, rejected = verdicts(searcher, positive, filters)
     confirmed = set().union(*confirmed_for.values())
     texts = list(queries)
-    found, scores = score_texts(searcher.model, searcher.db, searcher._version_id(),
+    found, scores = score_texts(searcher.model, searcher.db, searcher.version_id(),
                                 np.union1d(ids, np.array(sorted(confirmed), np.int64)),
                                 torch.cat([queries[t] for t in texts]))
     column = {t: n for n, t in enumerate(texts)}
@@ -54,30 +81,30 @@ def find(searcher: Any, parsed: grammar.Query, k: int, offset: int, min_score: f
     matches = matching(found, pos_scores, positive, cutoffs, confirmed_for)
     ranked = [(int(i), float(t)) for i, t in zip(found, total) if int(i) not in left_out]
     first = sorted((r for r in ranked if r[0] in confirmed), key=lambda r: (r[0] not in matches, -r[1]))
-    ranked, shots = as_shots(searcher.db, searcher.model, searcher._version_id(), combined, ranked, by_model=True)
+    ranked, shots = as_shots(searcher.db, searcher.model, searcher.version_id(), combined, ranked, by_model=True)
     ranked = [(i, sc) for i, sc in ranked if min_score is None or sc >= min_score]
     ranked.sort(key=lambda r: (r[0] not in matches, -r[1]))
     ranked, similar = searcher.fold(feedback.curate(ranked, first, rejected))
     if sort != "relevance":
-        ranked = searcher._dated(ranked, sort, lambda i, sc: i in matches)
+        ranked = searcher.dated(ranked, sort, lambda i, sc: i in matches)
     page = ranked[offset:offset + k]
     cutoff = cutoffs[positive[0].text]
     hits = [replace(h, match=h.image_id in matches)
-            for h in searcher._hits(page, cutoff, {i for i, _ in first}, shots, similar)]
+            for h in page_hits(searcher.db, page, cutoff, {i for i, _ in first}, shots, similar)]
     parts = [{**p.to_json(), "cutoff": None if cutoffs[p.text].value is None else round(cutoffs[p.text].value, 6)}
              for p in parsed.parts]
     return Results(parsed.text, hits, offset, len(ranked) > offset + k, cutoff, filters or Filters(),
                    model_info(searcher.model, positive[0].text), sort, parts)
 
 
-def verdicts(searcher: Any, positive: tuple[grammar.Part, ...], filters: Filters | None
+def verdicts(searcher: OperatorSearch, positive: tuple[grammar.Part, ...], filters: Filters | None
              ) -> tuple[dict[str, set[int]], set[int]]:
     """Per positive text the photos confirmed for it that pass ``filters``, and the photos
     rejected for any positive text (:func:`indexer.search.feedback.for_texts`)."""
     confirmed_for, rejected = feedback.for_texts(searcher.db, [p.text for p in positive])
     confirmed = set().union(*confirmed_for.values())
     if confirmed and filters:
-        passing = flt.keep(searcher.db, filters, searcher._version_id(), sorted(confirmed))
+        passing = flt.keep(searcher.db, filters, searcher.version_id(), sorted(confirmed))
         confirmed_for = {t: ids & passing for t, ids in confirmed_for.items()}
     return confirmed_for, rejected
 
@@ -91,7 +118,7 @@ def matching(ids: np.ndarray, pos_scores: np.ndarray, positive: tuple[grammar.Pa
                    for m, p in enumerate(positive))}
 
 
-def excluded(searcher: Any, ids: np.ndarray, negative: tuple[grammar.Part, ...], scores: np.ndarray,
+def excluded(searcher: OperatorSearch, ids: np.ndarray, negative: tuple[grammar.Part, ...], scores: np.ndarray,
              column: dict[str, int], cutoffs: dict[str, Cutoff]) -> set[int]:
     """Those of ``ids`` that a negative part removes: its text matches them (calibrated
     cutoff), it is one of their stored tags, or a person confirmed it on them; never a photo
@@ -100,7 +127,7 @@ def excluded(searcher: Any, ids: np.ndarray, negative: tuple[grammar.Part, ...],
     for part in negative:
         cut = cutoffs[part.text]
         hit = {int(i) for i, sc in zip(ids, scores[:, column[part.text]]) if cut.matches(float(sc))}
-        hit |= flt.tagged_with(searcher.db, part.text, searcher._version_id(), ids.tolist())
+        hit |= flt.tagged_with(searcher.db, part.text, searcher.version_id(), ids.tolist())
         confirmed, rejected = feedback.for_label(searcher.db, part.text)
         out |= (hit | confirmed) - rejected
     return out

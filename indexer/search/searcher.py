@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
@@ -19,8 +20,7 @@ from sqlalchemy import select
 
 from core.db import Database
 from core.errors import TagscopeError
-from core.media.metadata import Capture
-from core.schema import TAGGED, Image, Media, ModelVersion, collection_model_version
+from core.schema import ModelVersion, collection_model_version
 from core.settings import Settings
 from indexer import kinds, store
 from indexer.search import browse, feedback, follow
@@ -36,6 +36,7 @@ from indexer.search.checks import (
     check_query,
 )
 from indexer.search.filters import Filters
+from indexer.search.hits import page_hits
 from indexer.search.model_choice import resolve_model
 from indexer.search.relevance import TOP_N, Calibrator, Cutoff
 from indexer.search.results import Hit, Results, model_info
@@ -197,10 +198,11 @@ class Searcher:
             ranked, confirmed = self._curated(words, query, ranked, filters)
         ranked, similar = self.fold(ranked)
         if sort != "relevance":
-            ranked = self._dated(ranked, sort, None if cutoff is None else
+            ranked = self.dated(ranked, sort, None if cutoff is None else
                                  (lambda i, sc: i in confirmed or cutoff.matches(sc)))
         page = ranked[offset:offset + k]
-        return Results(text, self._hits(page, cutoff, confirmed, shots, similar), offset, len(ranked) > offset + k,
+        return Results(text, page_hits(self.db, page, cutoff, confirmed, shots, similar), offset,
+                       len(ranked) > offset + k,
                        cutoff, filters or Filters(), model_info(self.model, words), sort)
 
     def browse(self, filters: Filters, k: int = 20, offset: int = 0, sort: str = "newest") -> Results:
@@ -215,7 +217,7 @@ class Searcher:
         ranked, others = shots_stacks(self.db, [(i, 0.0) for i in ids])
         page = ranked[:k]
         shots = {i: Shot(None, others[i]) for i, _ in page if i in others}
-        hits = [replace(h, score=None) for h in self._hits(page, None, set(), shots)]
+        hits = [replace(h, score=None) for h in page_hits(self.db, page, None, set(), shots)]
         return Results(None, hits, offset, len(ranked) > k, None, filters, model_info(self.model, None), sort)
 
     def fold(self, ranked: list[tuple[int, float]]) -> tuple[list[tuple[int, float]], dict[int, list[int]]]:
@@ -230,9 +232,10 @@ class Searcher:
         vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         return fold_similar(ranked, vectors, threshold_for(self.model.spec, self.settings.duplicate_threshold))
 
-    def _dated(self, ranked: list[tuple[int, float]], sort: str, matched) -> list[tuple[int, float]]:
-        """``ranked`` with its matches (``matched(id, score)``; all of them when None) by date,
-        then the others by score."""
+    def dated(self, ranked: list[tuple[int, float]], sort: str,
+              matched: Callable[[int, float], bool] | None) -> list[tuple[int, float]]:
+        """``ranked`` with its matches (``matched(id, score)``; all of them when None) by date
+        (``sort``: ``newest`` or ``oldest``), then the others by score."""
         first = [r for r in ranked if matched is None or matched(*r)]
         rest = [r for r in ranked if not (matched is None or matched(*r))]
         score = dict(first)
@@ -251,6 +254,15 @@ class Searcher:
         ids, scores = rerank(self.model, self.db, self._version_id(), np.array(sorted(confirmed), np.int64), query)
         first = [(int(i), float(s)) for i, s in zip(ids, scores)]
         return feedback.curate(ranked, first, rejected), {i for i, _ in first}
+
+    def candidates(self, query: torch.Tensor, n: int, filters: Filters | None = None, by_model: bool = True
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        """The best ``n`` (ids, scores) for a query embedding [1, D] among the photos passing
+        ``filters`` (all when None), best first: by the model's own score when ``by_model`` (a
+        text), else by the cosine of global embeddings (a photo)."""
+        if filters:
+            return self._filtered(query, n, filters, by_model)
+        return self._ranked(query, n, by_model)
 
     def _ranked(self, query: torch.Tensor, n: int, by_model: bool) -> tuple[np.ndarray, np.ndarray]:
         """The best ``n`` (ids, scores) of the collection, best first (from the store itself while
@@ -350,22 +362,6 @@ class Searcher:
                 self._cutoffs.popitem(last=False)
         return cutoff
 
-    def _hits(self, ranked: list[tuple[int, float]], cutoff: Cutoff | None, confirmed: set[int] = frozenset(),
-              shots: dict[int, Shot] | None = None, similar: dict[int, list[int]] | None = None) -> list[Hit]:
-        if not ranked:
-            return []
-        with self.db.session() as s:  # one query: the page's files and when they were taken
-            rows = {r.id: r for r in s.execute(select(Image.id, Image.path, Image.mtime, Media.taken,
-                                                      Media.taken_offset_min)
-                                               .outerjoin(Media, Media.image_id == Image.id)
-                                               .where(Image.id.in_([i for i, _ in ranked]), Image.status == TAGGED))}
-        shots = shots or {}
-        return [Hit(i, rows[i].path, sc, True if i in confirmed else None if cutoff is None else cutoff.matches(sc),
-                    rows[i].mtime, i in confirmed, *_shot(shots.get(i)),
-                    Capture(taken=rows[i].taken, offset_min=rows[i].taken_offset_min).taken_iso(),
-                    tuple((similar or {}).get(i, ())))
-                for i, sc in ranked if i in rows]
-
     def stored_embedding(self, image_id: int) -> torch.Tensor | None:
         """The stored global embedding [1, D] of a tagged image (a "more like this" query), or None."""
         self.follow_active_version()
@@ -388,7 +384,3 @@ class Searcher:
             with self.db.session() as s:
                 self._version_row = s.scalar(select(ModelVersion.id).where(ModelVersion.version == self.model.version))
         return self._version_row
-
-
-def _shot(shot: Shot | None) -> tuple[float | None, tuple[str, ...]]:
-    return (None, ()) if shot is None else (shot.frame_s, tuple(shot.stack))
