@@ -2,7 +2,7 @@
 
     python -m bench.duplicates [--families 150] [--distinct 300] [--model synthetic-mkt --model synthetic]
 
-1. :func:`mkt.synthetic.variants.write_variants`: ``--families`` bases, each with a resized, a
+1. :func:`bench.variants.write_variants`: ``--families`` bases, each with a resized, a
    re-encoded (JPEG quality 25), a cropped (88%, off centre) copy and a burst shot; one photo with
    exactly the family's labels in another layout each (the hard negatives), one with one object
    changed (reported apart), and ``--distinct`` other photos;
@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    from mkt.synthetic.variants import write_variants
+    from bench.variants import write_variants
 
     out = []
     with tempfile.TemporaryDirectory(prefix="tagscope-dup-bench-") as tmp:

@@ -44,7 +44,7 @@ def _timed(fn, repeats: int = 5) -> float:
 def decode_times(tmp: Path, size: tuple[int, int], draft: int) -> dict[str, float]:
     """Median seconds to decode one file of each kind at ``draft``, read_media as the workers call it."""
     from core.media.read import read_media
-    from mkt.synthetic.library import Shot, write_dng, write_still, write_video
+    from bench.library import Shot, write_dng, write_still, write_video
 
     photo = make_photo(1, size)
     files = {
@@ -64,7 +64,7 @@ def decode_times(tmp: Path, size: tuple[int, int], draft: int) -> dict[str, floa
 def libraries(root: Path, n: int, size: tuple[int, int]) -> dict[str, Path]:
     """n JPEGs, and n items mixed like a phone's (HEICs with the thumbnail phones embed, and the
     same without one, as other cameras and editors write them): the same pictures throughout."""
-    from mkt.synthetic.library import write_still, write_video
+    from bench.library import write_still, write_video
 
     out = {name: root / name for name in ("jpegs", "phone", "phone, HEIC without thumbnails")}
     videos = max(1, round(0.1 * n))

@@ -164,7 +164,7 @@ def test_the_file_cache_removes_the_least_recently_used_past_its_bound(tmp_path)
 
 @pytest.fixture
 def media_home(home_env, synthetic_photos, tmp_path):
-    from mkt.synthetic.library import write_video
+    from bench.library import write_video
     from PIL import Image as PILImage
 
     home, env, url = home_env

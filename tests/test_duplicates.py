@@ -99,7 +99,7 @@ FAMILIES, DISTINCT = 6, 12
 
 @pytest.fixture(scope="module")
 def variants(tmp_path_factory) -> tuple[Path, dict]:
-    from mkt.synthetic.variants import write_variants
+    from bench.variants import write_variants
 
     folder = tmp_path_factory.mktemp("variants") / "photos"
     # What the bundled models can tell (docs/benchmarks.md, "Near-duplicates"): resized and re-encoded copies

@@ -9,9 +9,9 @@ import json
 from pathlib import Path
 
 import pytest
-from mkt.synthetic.library import bad_files, phone_library, scene, scene_labels
 from sqlalchemy import create_engine, select
 
+from bench.library import bad_files, phone_library, scene, scene_labels
 from core.schema import Image
 from mkt.synthetic.scenes import label_families
 
@@ -137,7 +137,7 @@ def test_a_process_that_ran_libraw_still_tags_raw_files_with_decode_workers(tmp_
     """LibRaw's OpenMP pool does not survive a fork: a process that decoded a RAW itself (a
     server's thumbnail) starts its decode workers from a fork server, and the job finishes."""
     import numpy as np
-    from mkt.synthetic.library import Shot, picture, write_dng
+    from bench.library import Shot, picture, write_dng
 
     from core.media import raw
     from core.media.read import read_media
@@ -183,7 +183,7 @@ def test_evidence_maps_of_heic_raw_and_video_are_drawn_over_a_jpeg_of_the_file(t
     import io
 
     import numpy as np
-    from mkt.synthetic.library import Shot, picture, write_dng, write_still, write_video
+    from bench.library import Shot, picture, write_dng, write_still, write_video
     from PIL import Image as PILImage
 
     from core.settings import load_settings

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from bench.library import PARIS, Shot, picture, scene, write_dng, write_still, write_video
 from core.media import kinds
 from core.media.errors import ImageDecodeError
 from core.media.metadata import Capture, parse_exif_time, parse_iso6709, parse_offset, valid_position
@@ -19,7 +20,6 @@ from core.media.places import places
 from core.media.read import read_media, thumbnail
 from core.media.stacks import stack_key
 from core.media.video import MAX_FRAMES, sample_times
-from mkt.synthetic.library import PARIS, Shot, picture, scene, write_dng, write_still, write_video
 
 SHOT = Shot(taken=datetime(2023, 7, 14, 12, 0, 5), offset="+02:00", make="Apple", model="iPhone 14 Pro",
             lens="back camera", lat=PARIS[0], lon=PARIS[1])

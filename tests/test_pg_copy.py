@@ -9,10 +9,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from mkt.synthetic.library import phone_library
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import insert, select
 
+from bench.library import phone_library
 import core.pg_copy
 import indexer.log
 import indexer.store

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from sqlalchemy import text
 
+from bench.library import Shot, picture, scene, write_still
 from core.db import Database
 from core.media.places import places
 from migrations import upgrade
-from mkt.synthetic.library import Shot, picture, scene, write_still
 
 from .conftest import run_cli
 

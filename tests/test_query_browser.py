@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def library_server(tmp_path_factory):
-    from mkt.synthetic.library import phone_library
+    from bench.library import phone_library
 
     root = tmp_path_factory.mktemp("phone-library")
     photos = root / "photos"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from mkt.synthetic.variants import write_variants
+from bench.variants import write_variants
 
 from .conftest import read_labels_jsonl, run_cli, wait_until
 

@@ -9,9 +9,9 @@ import json
 from datetime import datetime
 
 import numpy as np
-from mkt.synthetic.library import Shot, picture, scene, write_still, write_video
 from sqlalchemy import select
 
+from bench.library import Shot, picture, scene, write_still, write_video
 from core.schema import Image, Media
 from migrations import get_database
 

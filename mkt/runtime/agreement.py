@@ -54,9 +54,9 @@ def calibration_labels(model: TagModel) -> list[str]:
     """The model's own vocabulary, else the synthetic world's labels."""
     if model.labels:
         return list(model.labels)
-    from mkt.synthetic.library import scene
+    from mkt.synthetic.scenes import sample_scene
 
-    return sorted({label for i in range(256) for label in scene(i).labels()})
+    return sorted({label for i in range(256) for label in sample_scene(np.random.default_rng(i)).labels()})
 
 
 def measure(model: TagModel, reference: ImageEmbeddings, other: ImageEmbeddings,

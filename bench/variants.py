@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageEnhance
 
-from mkt.synthetic.library import Shot, write_still
+from bench.library import Shot, write_still
 from mkt.synthetic.render import render
 from mkt.synthetic.scenes import COLOURS, SHAPES, Scene, _build_scene, sample_scene
 
