@@ -43,8 +43,8 @@ def _timed(fn, repeats: int = 5) -> float:
 
 def decode_times(tmp: Path, size: tuple[int, int], draft: int) -> dict[str, float]:
     """Median seconds to decode one file of each kind at ``draft``, read_media as the workers call it."""
-    from core.media.read import read_media
     from bench.library import Shot, write_dng, write_still, write_video
+    from core.media.read import read_media
 
     photo = make_photo(1, size)
     files = {

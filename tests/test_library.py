@@ -137,8 +137,8 @@ def test_a_process_that_ran_libraw_still_tags_raw_files_with_decode_workers(tmp_
     """LibRaw's OpenMP pool does not survive a fork: a process that decoded a RAW itself (a
     server's thumbnail) starts its decode workers from a fork server, and the job finishes."""
     import numpy as np
-    from bench.library import Shot, picture, write_dng
 
+    from bench.library import Shot, picture, write_dng
     from core.media import raw
     from core.media.read import read_media
 
@@ -183,9 +183,9 @@ def test_evidence_maps_of_heic_raw_and_video_are_drawn_over_a_jpeg_of_the_file(t
     import io
 
     import numpy as np
-    from bench.library import Shot, picture, write_dng, write_still, write_video
     from PIL import Image as PILImage
 
+    from bench.library import Shot, picture, write_dng, write_still, write_video
     from core.settings import load_settings
     from web import create_app
 
