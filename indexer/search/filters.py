@@ -15,15 +15,17 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from sqlalchemy import ColumnElement, Select, func, or_, select
 
 from core.db import Database
 from core.errors import TagscopeError
 from core.schema import TAGGED, Embedding, Image, Label, Media, Tag
 from core.sql_in import chunks
+
+if TYPE_CHECKING:
+    import numpy as np
 
 MAX_FILTER_CHARS = 1000
 MEDIA_KINDS = ("photo", "raw", "video")
@@ -161,6 +163,8 @@ def allowed_ids(db: Database, filters: Filters, model_version_id: int, limit: in
                           .where(Embedding.model_version_id == model_version_id), model_version_id)
     with db.session() as s:
         ids = s.scalars(query.limit(limit + 1)).all()
+    import numpy as np  # here: the command line's filter options import this module, numpy not yet
+
     return None if len(ids) > limit else np.asarray(ids, np.int64)
 
 
