@@ -29,13 +29,14 @@ def server_app(settings: Settings, processes: int = 1):
     first query) and its index copy following the log; and the model's spec."""
     from indexer.search.follow import keep_following
     from web import create_app
+    from web.context import get_searcher
 
     if processes > 1:  # the text tower's threads: this process's share of the cores
         import torch
 
         torch.set_num_threads(max(1, cores() // processes))
     app = create_app(settings)
-    searcher = app.extensions["tagscope.searcher"]
+    searcher = get_searcher(app)
     spec = searcher.model.spec
     logging.getLogger("tagscope.access").setLevel(logging.INFO)  # one line per request on stderr
     keep_following(searcher.index)  # this machine's index copy follows the log
@@ -77,13 +78,14 @@ def serve_processes(settings: Settings, host: str, port: int, processes: int) ->
         raise TagscopeError("--processes above 1 needs gunicorn (Linux or macOS): pip install gunicorn, "
                             "or serve with one process (--processes 1)") from None
     from tagscope.remote import _withdraw, announce, announce_file
+    from web.context import get_searcher
 
     bind = f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
 
     def post_worker_init(worker) -> None:
         # the first worker up announces the server, under the arbiter's pid
         if not announce_file(settings).exists():
-            spec = worker.wsgi.extensions["tagscope.searcher"].model.spec
+            spec = get_searcher(worker.wsgi).model.spec
             announce(settings, host, port, spec, pid=worker.ppid)
 
     class Server(BaseApplication):

@@ -40,6 +40,14 @@ def test_ids_past_64_bits_are_not_found_not_a_server_error(client, path):
         assert resp.get_json()["status"] == 404
 
 
+@pytest.mark.parametrize("path", ["/api/images/999999", "/image/999999", "/image/999999/full", "/thumb/999999",
+                                  "/api/images/999999/evidence?label=red", "/image/999999/evidence.png?label=red"])
+def test_an_image_that_is_not_registered_is_a_404_that_names_it(client, path):
+    """Every route of one image looks it up the same way (web.context): a 404 saying which id."""
+    resp = client.get(path)
+    assert resp.status_code == 404 and "no image 999999" in resp.get_data(as_text=True)
+
+
 @pytest.mark.parametrize("method, path, status", [("post", "/api/search?q=x", 405), ("get", "/api/nothing", 404),
                                                   ("get", "/api/search?q=" + "x" * 5000, 414),
                                                   ("get", "/api/search?q=caf%FF", 400),

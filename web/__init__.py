@@ -1,7 +1,7 @@
 """The Flask frontend: a search page, an image page, thumbnails and a JSON API.
 
 ``create_app(settings)`` follows the Flask tutorial's app-factory shape: no module-level app,
-one blueprint per feature, shared services kept in ``app.extensions``.
+one blueprint per feature, shared services kept in the app and read through :mod:`web.context`.
 """
 
 from __future__ import annotations
@@ -15,20 +15,17 @@ from core.settings import Settings, load_settings
 
 
 def create_app(settings: Settings | None = None, test_config: dict[str, Any] | None = None) -> Flask:
-    from indexer.search.searcher import Searcher
-    from migrations import get_database
+    from web import context
 
     settings = settings or load_settings()
     app = Flask(__name__)
     from web.upload import MAX_UPLOAD_BYTES
 
     # a request body (an uploaded query photo and its form) larger than this is a 413
-    app.config.update(JSON_SORT_KEYS=False, TAGSCOPE_SETTINGS=settings,
-                      MAX_CONTENT_LENGTH=MAX_UPLOAD_BYTES + (64 << 10))
+    app.config.update(JSON_SORT_KEYS=False, MAX_CONTENT_LENGTH=MAX_UPLOAD_BYTES + (64 << 10))
     if test_config:
         app.config.update(test_config)
-    get_database(settings.db_url)  # fail at start-up, not on the first request
-    app.extensions["tagscope.searcher"] = Searcher(settings, keep_current=True)
+    context.install(app, settings)  # the settings, their database (opened now) and the Searcher
 
     from tagger.jobs.control import NoSuchJob
     from web import duplicates, errors, security

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, render_template, request, url_for
 
+from core.bounds import whole_number
 from core.errors import TagscopeError
 from indexer.search import browse
 from indexer.search.filters import Filters
-from web.params import searcher, whole_number
+from web.context import get_searcher
 from web.search import tag_choices
 
 bp = Blueprint("browse", __name__)
@@ -20,7 +21,7 @@ def _groups():
     by = browse.check_grouping(request.args.get("by"))
     filters = Filters.from_args(request.args)
     limit = whole_number(request.args.get("limit", browse.MAX_GROUPS), "limit", 1, browse.MAX_GROUPS)
-    s = searcher()
+    s = get_searcher()
     s.follow_active_version()
     groups, ungrouped = browse.groups(s.db, filters, s.version_id(), by, limit=limit)
     return by, filters, groups, ungrouped

@@ -11,13 +11,13 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
-from flask import Blueprint, abort, current_app, jsonify, render_template, request, url_for
+from flask import Blueprint, abort, jsonify, render_template, request, url_for
 
 from core.bounds import MAX_LIMIT, whole_number
 from core.errors import TagscopeError
 from indexer.search.duplicates import Report, find_duplicates, served_version, store_state
 from indexer.search.similar import check_threshold
-from migrations import get_database
+from web.context import get_db, get_searcher, get_settings
 
 bp = Blueprint("duplicates", __name__)
 GROUPS_PER_PAGE = 20
@@ -34,11 +34,10 @@ def _count(name: str, default: int, lo: int, hi: int) -> int:
 
 def report() -> Report:
     """The groups at the request's ``threshold`` and ``folder`` (cached per store state)."""
-    settings = current_app.config["TAGSCOPE_SETTINGS"]
+    settings, db = get_settings(), get_db()
     threshold = check_threshold(request.args.get("threshold"))
     folder = (request.args.get("folder") or "").strip() or None
-    db = get_database(settings.db_url)
-    version = current_app.extensions["tagscope.searcher"].model.version  # the model the server serves
+    version = get_searcher().model.version  # the model the server serves
     stored, _ = served_version(db, version=version)
     key = (threshold, folder, settings.duplicate_threshold, store_state(db, stored))
     with _lock:

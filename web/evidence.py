@@ -7,16 +7,14 @@ from __future__ import annotations
 import io
 
 import numpy as np
-from flask import Blueprint, Response, abort, current_app, jsonify, request
+from flask import Blueprint, Response, abort, jsonify, request
 from PIL import Image, ImageDraw
 
 from core.feedback import normalise
 from core.media.errors import ImageDecodeError
 from core.media.read import thumbnail as media_thumbnail
-from core.schema import Image as ImageRow
 from indexer.search.evidence import Evidence, evidence
-from migrations import get_database
-from web.params import searcher
+from web.context import get_searcher, image_or_404
 
 bp = Blueprint("evidence", __name__)
 SIZE = 320
@@ -24,13 +22,8 @@ SIZE = 320
 
 def _evidence(image_id: int) -> tuple[Evidence, str]:
     label = normalise(request.args.get("label", ""))
-    settings = current_app.config["TAGSCOPE_SETTINGS"]
-    with get_database(settings.db_url).session() as s:
-        row = s.get(ImageRow, image_id)
-        if row is None:
-            abort(404, description=f"no image {image_id}")
-        fs_path = row.fs_path
-    found = searcher()
+    fs_path = image_or_404(image_id).fs_path
+    found = get_searcher()
     return evidence(found.model, found.db, found.version_id(), image_id, found.embed_query(label), label), fs_path
 
 

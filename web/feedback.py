@@ -8,20 +8,19 @@ it (:mod:`web.security`)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, jsonify, redirect, request, url_for
+from flask import Blueprint, abort, jsonify, redirect, request, url_for
 
 from core import feedback
-from core.errors import TagscopeError
 from indexer.search.filters import NAMES
-from migrations import get_database
-from tagger.status import image_record
+from web.body import json_body
+from web.context import get_db, record_or_404
 
 bp = Blueprint("feedback", __name__)
 KEPT_ARGS = ("q", "like", *NAMES, "sort", "r")  # the search the page was opened from
 
 
 def _apply(image_id: int, label: str | None, verdict: str | None) -> None:
-    db = get_database(current_app.config["TAGSCOPE_SETTINGS"].db_url)
+    db = get_db()
     if verdict == "clear":
         feedback.clear(db, image_id, label or "")
         return
@@ -33,15 +32,10 @@ def _apply(image_id: int, label: str | None, verdict: str | None) -> None:
 
 @bp.post("/api/images/<id:image_id>/feedback")
 def api(image_id: int):
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise TagscopeError('send JSON: {"label": "golden retriever", "verdict": "confirm"} '
-                            "(verdict: confirm, reject or clear)")
+    body = json_body('{"label": "golden retriever", "verdict": "confirm"} (verdict: confirm, reject or clear)',
+                     ask="send JSON")
     _apply(image_id, body.get("label"), body.get("verdict"))
-    record = image_record(get_database(current_app.config["TAGSCOPE_SETTINGS"].db_url), image_id)
-    if record is None:
-        abort(404)
-    return jsonify(record)
+    return jsonify(record_or_404(image_id))
 
 
 @bp.post("/image/<id:image_id>/feedback")

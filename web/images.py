@@ -5,19 +5,18 @@ from __future__ import annotations
 import hashlib
 from functools import partial
 
-from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request, send_file, url_for
+from flask import Blueprint, Response, abort, jsonify, render_template, request, send_file, url_for
 
+from core.bounds import whole_number
 from core.errors import TagscopeError
 from core.file_cache import FileCache
 from core.media.errors import ImageDecodeError
 from core.media.kinds import VIDEO, media_kind
 from core.media.read import thumbnail as media_thumbnail
-from core.schema import Image
 from indexer.search.checks import MAX_DEPTH
 from indexer.search.evidence import NO_LOCAL_STREAM
-from migrations import get_database
-from tagger.status import image_record
-from web.params import PER_PAGE, SearchArgs, searcher, whole_number
+from web.context import get_searcher, get_settings, image_or_404, record_or_404
+from web.params import PER_PAGE, SearchArgs
 
 bp = Blueprint("images", __name__)
 THUMB_SIZE = 256
@@ -26,18 +25,11 @@ BROWSER_FORMATS = {"JPEG": "image/jpeg", "MPO": "image/jpeg", "PNG": "image/png"
                    "WEBP": "image/webp", "BMP": "image/bmp"}
 
 
-def _record(image_id: int) -> dict:
-    record = image_record(get_database(current_app.config["TAGSCOPE_SETTINGS"].db_url), image_id)
-    if record is None:
-        abort(404)
-    return record
-
-
 @bp.get("/image/<id:image_id>")
 def page(image_id: int):
     """The image with its tags. Opened from results (``q`` or ``like``, filters, ``r`` = its rank),
     it links to the previous and next result and back to the page of results it was on."""
-    record = _record(image_id)
+    record = record_or_404(image_id)
     args, rank = None, None
     try:
         args = SearchArgs.parse(request.args)
@@ -50,7 +42,7 @@ def page(image_id: int):
         back = url_for("search.page", page=(rank or 0) // PER_PAGE + 1, **args.url_args())
     why = " ".join(request.args.get("why", "").split())[:200] or None
     why_reason = None
-    if why is not None and searcher().model.local_top_k <= 0:
+    if why is not None and get_searcher().model.local_top_k <= 0:
         why_reason = NO_LOCAL_STREAM
     return render_template("image.html", image=record, args=args, rank=rank, back=back, query=args.q if args else "",
                            folder=_folder(record["path"]), why=why, why_reason=why_reason, **neighbours)
@@ -77,17 +69,13 @@ def full_size(image_id: int):
     """The photo itself: the original file when browsers show its format, else a JPEG of it
     (TIFF, HEIC, RAW; a video's middle frame, or its frame at ``?t=SECONDS``) at up to
     ``FULL_SIZE`` pixels a side."""
-    settings = current_app.config["TAGSCOPE_SETTINGS"]
-    with get_database(settings.db_url).session() as s:
-        img = s.get(Image, image_id)
-        if img is None:
-            abort(404)
-        fs_path, fmt = img.fs_path, img.format
+    img = image_or_404(image_id)
+    fs_path, fmt = img.fs_path, img.format
     try:
         if fmt in BROWSER_FORMATS:
             resp = send_file(fs_path, mimetype=BROWSER_FORMATS[fmt], conditional=True, max_age=3600)
         else:
-            data = media_thumbnail(fs_path, FULL_SIZE, settings.max_pixels, at_s=_frame_time())
+            data = media_thumbnail(fs_path, FULL_SIZE, get_settings().max_pixels, at_s=_frame_time())
             resp = Response(data, mimetype="image/jpeg")
     except (ImageDecodeError, OSError):
         abort(404, description="the photo can no longer be read from its file")
@@ -97,7 +85,7 @@ def full_size(image_id: int):
 
 @bp.get("/api/images/<id:image_id>")
 def api_image(image_id: int):
-    return jsonify(_record(image_id))
+    return jsonify(record_or_404(image_id))
 
 
 @bp.get("/thumb/<id:image_id>")
@@ -106,13 +94,9 @@ def thumbnail(image_id: int):
     video's is its middle frame, or its frame at ``?t=SECONDS`` (a search hit's best frame); a
     photo has one thumbnail whatever ``t`` says. Kept in a cache bounded by ``thumb_cache_mb``
     (:mod:`core.file_cache`: the least recently used go)."""
-    settings = current_app.config["TAGSCOPE_SETTINGS"]
-    with get_database(settings.db_url).session() as s:
-        img = s.get(Image, image_id)
-        if img is None:
-            abort(404)
-        at_s = _frame_time() if media_kind(img.fs_path) == VIDEO else None
-        fs_path, stamp = img.fs_path, f"{img.id}:{img.size_bytes}:{img.mtime}:{at_s}"
+    settings, img = get_settings(), image_or_404(image_id)
+    at_s = _frame_time() if media_kind(img.fs_path) == VIDEO else None
+    fs_path, stamp = img.fs_path, f"{img.id}:{img.size_bytes}:{img.mtime}:{at_s}"
     etag = hashlib.sha1(stamp.encode()).hexdigest()
     cache = FileCache(settings.thumbs_dir, settings.thumb_cache_mb << 20)
     data = cache.get(etag)

@@ -12,31 +12,24 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, jsonify, request
 
 from core.bounds import MAX_LIMIT, whole_number
 from core.errors import TagscopeError
-from migrations import get_database
 from tagger.jobs import control as job_control
 from tagger.jobs.rows import WORKERS
 from tagger.jobs.submit import folders as checked_folders
 from tagger.jobs.submit import model_spec, queue_job
+from web.body import json_body, optional_string, string_list
+from web.context import get_db, get_settings
 
 bp = Blueprint("jobs", __name__)
-
-
-def _settings():
-    return current_app.config["TAGSCOPE_SETTINGS"]
-
-
-def _db():
-    return get_database(_settings().db_url)
 
 
 @bp.get("/api/jobs")
 def list_jobs():
     limit = whole_number(request.args.get("limit", 20), "limit", 1, MAX_LIMIT)
-    return jsonify({"jobs": job_control.list_jobs(_db(), limit)})
+    return jsonify({"jobs": job_control.list_jobs(get_db(), limit)})
 
 
 @bp.post("/api/jobs")
@@ -47,7 +40,7 @@ def start_job_api():
 
 def start(paths: list[str], model: str | None) -> dict[str, Any]:
     """Queue a tagging job of ``paths`` and send its scan to the workers: the job as the API shows it."""
-    settings, db = _settings(), _db()
+    settings, db = get_settings(), get_db()
     checked = checked_folders(paths)
     spec = model_spec(settings, db, model)
     _need_broker("tagscope tag " + " ".join(shlex.quote(p) for p in checked) + f" --model {shlex.quote(spec)}")
@@ -56,37 +49,14 @@ def start(paths: list[str], model: str | None) -> dict[str, Any]:
     return job_control.show_job(db, job_id)
 
 
-def json_body(example: str) -> dict[str, Any]:
-    """The request's JSON object, or a 400 that shows what to send."""
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise TagscopeError(f"send a JSON object: {example}")
-    return body
-
-
-def string_list(value: Any, name: str) -> list[str]:
-    """A JSON field holding a list of strings (one string is taken as a list of one)."""
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise TagscopeError(f'"{name}" must be a list of folder paths, e.g. ["/photos/2023"]')
-    return value
-
-
-def optional_string(value: Any, name: str) -> str | None:
-    if value is not None and not isinstance(value, str):
-        raise TagscopeError(f'"{name}" must be a string (or left out)')
-    return value
-
-
 @bp.get("/api/jobs/<id:job_id>")
 def show_job(job_id: int):
-    return jsonify(job_control.show_job(_db(), job_id))
+    return jsonify(job_control.show_job(get_db(), job_id))
 
 
 @bp.post("/api/jobs/<id:job_id>/cancel")
 def cancel_job(job_id: int):
-    return jsonify(job_control.cancel_job(_db(), job_id))
+    return jsonify(job_control.cancel_job(get_db(), job_id))
 
 
 @bp.post("/api/jobs/<id:job_id>/resume")
@@ -101,20 +71,20 @@ def retry_job(job_id: int):
 
 def resume(job_id: int) -> dict[str, Any]:
     """Make a stopped job run again on the workers: the job."""
-    job_control.show_job(_db(), job_id)  # 404 before 409
+    job_control.show_job(get_db(), job_id)  # 404 before 409
     _need_broker(f"tagscope jobs resume {job_id}")
-    kind, ids = job_control.resume_job(_db(), job_id)
-    job_control.send(_settings(), job_id, kind, ids)
-    return job_control.show_job(_db(), job_id)
+    kind, ids = job_control.resume_job(get_db(), job_id)
+    job_control.send(get_settings(), job_id, kind, ids)
+    return job_control.show_job(get_db(), job_id)
 
 
 def retry(job_id: int) -> dict[str, Any]:
     """Tag a job's failed images again in a new job on the workers: the new job."""
-    job_control.show_job(_db(), job_id)
+    job_control.show_job(get_db(), job_id)
     _need_broker(f"tagscope jobs retry {job_id}")
-    new_id, task_ids = job_control.retry_job(_db(), job_id, _settings().task_size, WORKERS)
-    job_control.send(_settings(), new_id, "tasks", task_ids)
-    return job_control.show_job(_db(), new_id)
+    new_id, task_ids = job_control.retry_job(get_db(), job_id, get_settings().task_size, WORKERS)
+    job_control.send(get_settings(), new_id, "tasks", task_ids)
+    return job_control.show_job(get_db(), new_id)
 
 
 class NoBroker(TagscopeError):
@@ -122,6 +92,6 @@ class NoBroker(TagscopeError):
 
 
 def _need_broker(command: str) -> None:
-    if not _settings().broker_url:
+    if not get_settings().broker_url:
         raise NoBroker(f"no broker configured, so the web app cannot hand work to workers: run `{command}` "
                        "(or set TAGSCOPE_BROKER_URL and start `tagscope worker`)")

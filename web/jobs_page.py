@@ -14,10 +14,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, Flask, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, Flask, redirect, render_template, request, url_for
 
 from core.errors import TagscopeError
-from migrations import get_database
 from tagger.jobs import control as job_control
 from tagger.jobs.control import NoSuchJob
 from tagger.jobs.schedules import NoSuchSchedule, list_schedules
@@ -25,6 +24,7 @@ from tagger.jobs.schedules import remove_schedule as remove_schedule_row
 from tagger.jobs.submit import model_spec
 from tagger.status import collection_status
 from tagger.versions import list_versions
+from web.context import get_db, get_settings
 from web.jobs import NoBroker
 from web.jobs import resume as resume_job
 from web.jobs import retry as retry_job
@@ -59,10 +59,6 @@ NOTICES = {"started": "Job {id} started: a worker registers its folders, then ta
            "model-used": "Search now serves the model marked active below."}
 
 
-def _settings():
-    return current_app.config["TAGSCOPE_SETTINGS"]
-
-
 @bp.app_template_filter("when")
 def _when(iso: str | None) -> str:
     """An ISO time (UTC) in this machine's time zone, to the second."""
@@ -85,8 +81,7 @@ def _duration(seconds: float | None) -> str:
 
 
 def _page(error: str | None = None, status: int = 200):
-    settings = _settings()
-    db = get_database(settings.db_url)
+    settings, db = get_settings(), get_db()
     notice = None
     did, ref = request.args.get("did"), request.args.get("id", "")
     if did in NOTICES and ref.isdigit() and len(ref) < 20:
@@ -137,7 +132,7 @@ def start():
 
 @bp.post("/jobs/<id:job_id>/cancel")
 def cancel(job_id: int):
-    return _act(lambda: job_control.cancel_job(get_database(_settings().db_url), job_id), "cancelled")
+    return _act(lambda: job_control.cancel_job(get_db(), job_id), "cancelled")
 
 
 @bp.post("/jobs/<id:job_id>/resume")
@@ -159,7 +154,7 @@ def add_schedule():
 @bp.post("/jobs/schedules/<id:schedule_id>/remove")
 def remove_schedule(schedule_id: int):
     def remove() -> dict[str, Any]:
-        remove_schedule_row(get_database(_settings().db_url), schedule_id)
+        remove_schedule_row(get_db(), schedule_id)
         return {"id": schedule_id}
 
     return _act(remove, "schedule-removed")

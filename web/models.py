@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, jsonify
 from sqlalchemy import select
 
 from core.errors import TagscopeError
@@ -21,18 +21,15 @@ from indexer.status import index_status
 from indexer.store import StoreVersion
 from migrations import get_database
 from tagger.versions import list_versions, use_version
-from web.jobs import json_body
+from web.body import json_body
+from web.context import get_db, get_settings
 
 bp = Blueprint("models", __name__)
 
 
-def _settings() -> Settings:
-    return current_app.config["TAGSCOPE_SETTINGS"]
-
-
 @bp.get("/api/models")
 def list_api():
-    return jsonify({"models": list_versions(get_database(_settings().db_url))})
+    return jsonify({"models": list_versions(get_db())})
 
 
 @bp.post("/api/models/use")
@@ -43,16 +40,16 @@ def use_api():
         raise TagscopeError('"version" is required: a version id, a unique prefix of one, or a model spec '
                             "from GET /api/models")
     use(ref.strip())
-    return jsonify({"models": list_versions(get_database(_settings().db_url))})
+    return jsonify({"models": list_versions(get_db())})
 
 
 def use(ref: str) -> ModelVersion:
-    return use_version(get_database(_settings().db_url), ref)
+    return use_version(get_db(), ref)
 
 
 @bp.get("/api/index")
 def index_api():
-    return jsonify({"indexes": index_states(_settings())})
+    return jsonify({"indexes": index_states(get_settings())})
 
 
 def index_states(settings: Settings) -> list[dict[str, Any]]:

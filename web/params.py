@@ -8,7 +8,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from flask import current_app
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import NotFound
 
@@ -18,13 +17,9 @@ from indexer.search.browse import check_sort
 from indexer.search.checks import MAX_DEPTH, MAX_K, check_query
 from indexer.search.filters import Filters
 from indexer.search.results import Results
-from indexer.search.searcher import Searcher
+from web.context import get_searcher
 
 PER_PAGE = 40
-
-
-def searcher() -> Searcher:
-    return current_app.extensions["tagscope.searcher"]
 
 
 @dataclass(frozen=True)
@@ -83,7 +78,7 @@ class SearchArgs:
         return out
 
     def run(self) -> Results:
-        s = searcher()
+        s = get_searcher()
         if self.q is None and self.like is None:
             return s.browse(self.filters, k=self.k, offset=self.offset, sort=self.sort)
         if self.q is not None:

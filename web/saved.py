@@ -11,21 +11,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, jsonify, redirect, render_template, request, url_for
 from werkzeug.exceptions import Conflict, NotFound
 
 from core.errors import TagscopeError
 from indexer.search import saved as store
 from indexer.search.filters import NAMES
-from migrations import get_database
+from web.body import json_body
+from web.context import get_db
 
 bp = Blueprint("saved", __name__)
 FIELDS = ("q", *NAMES, "sort")  # a saved search, as the search page's arguments
 BODY_FIELDS = frozenset(("name", "replace", *FIELDS))
-
-
-def _db():
-    return get_database(current_app.config["TAGSCOPE_SETTINGS"].db_url)
 
 
 def _record(s: store.Saved) -> dict[str, Any]:
@@ -35,13 +32,13 @@ def _record(s: store.Saved) -> dict[str, Any]:
 def saved_for_page() -> list[dict[str, Any]]:
     """The saved searches as the search page lists them, by name: ``{name, url}`` (the search page's
     address that runs it), with ``id``, ``q``, ``filters``, ``sort`` and the times."""
-    return [_record(s) for s in store.list_saved(_db())]
+    return [_record(s) for s in store.list_saved(get_db())]
 
 
 def _save(values: Any, replace: bool, taken_fix: str) -> tuple[store.Saved, bool]:
     filters = {name: values.get(name) for name in NAMES if values.get(name) is not None}
     try:
-        return store.save(_db(), values.get("name"), values.get("q"), filters, values.get("sort"), replace=replace)
+        return store.save(get_db(), values.get("name"), values.get("q"), filters, values.get("sort"), replace=replace)
     except store.NameTaken:
         name = store.check_name(values.get("name"))
         raise Conflict(f"a saved search named {name!r} exists: {taken_fix}") from None
@@ -49,7 +46,7 @@ def _save(values: Any, replace: bool, taken_fix: str) -> tuple[store.Saved, bool
 
 def _remove(name: str, list_fix: str) -> store.Saved:
     try:
-        return store.remove(_db(), name)
+        return store.remove(get_db(), name)
     except store.NoSuchSaved:
         raise NotFound(f"no saved search named {name.strip()!r}: {list_fix}") from None
 
@@ -61,10 +58,8 @@ def api_list():
 
 @bp.post("/api/saved")
 def api_save():
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise TagscopeError('send JSON: {"name": "summer beaches", "q": "beach", "taken": "2023-07", '
-                            '"sort": "relevance"}')
+    body = json_body('{"name": "summer beaches", "q": "beach", "taken": "2023-07", "sort": "relevance"}',
+                     ask="send JSON")
     unknown = sorted(set(body) - BODY_FIELDS)
     if unknown:
         raise TagscopeError(f"unknown field {unknown[0]!r}: send name, q, sort, replace and the filters "

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, jsonify
 
 from core.errors import TagscopeError
-from migrations import get_database
 from tagger.jobs import control as job_control
 from tagger.jobs.schedules import (
     NoSuchSchedule,
@@ -28,22 +27,16 @@ from tagger.jobs.schedules import (
 from tagger.jobs.submit import folders as checked_folders
 from tagger.jobs.submit import model_spec
 from tagger.params import JobParams
+from web.body import json_body, optional_string, string_list
+from web.context import get_db, get_settings
 from web.errors import respond
-from web.jobs import NoBroker, json_body, optional_string, string_list
+from web.jobs import NoBroker
 
 bp = Blueprint("schedules", __name__)
 
 NEED_BROKER = ("no broker configured: schedules run on workers, so the web app cannot start them: set "
                "TAGSCOPE_BROKER_URL (embedded on one machine, or a Redis/RabbitMQ URL) for the server and "
                "run `tagscope worker --beat`")
-
-
-def _settings():
-    return current_app.config["TAGSCOPE_SETTINGS"]
-
-
-def _db():
-    return get_database(_settings().db_url)
 
 
 @bp.app_errorhandler(NoSuchSchedule)
@@ -53,7 +46,7 @@ def no_schedule(exc: NoSuchSchedule):
 
 @bp.get("/api/schedules")
 def list_api():
-    return jsonify({"schedules": list_schedules(_db())})
+    return jsonify({"schedules": list_schedules(get_db())})
 
 
 @bp.post("/api/schedules")
@@ -68,8 +61,8 @@ def add_api():
 
 @bp.delete("/api/schedules/<id:schedule_id>")
 def remove_api(schedule_id: int):
-    remove_schedule(_db(), schedule_id)
-    return jsonify({"schedules": list_schedules(_db())})
+    remove_schedule(get_db(), schedule_id)
+    return jsonify({"schedules": list_schedules(get_db())})
 
 
 @bp.post("/api/schedules/<id:schedule_id>/run")
@@ -79,7 +72,7 @@ def run_api(schedule_id: int):
 
 def add(paths: list[str], every: str, model: str | None) -> dict[str, Any]:
     """A new schedule of ``paths`` every ``every`` with ``model`` (default: as a new job's)."""
-    settings, db = _settings(), _db()
+    settings, db = get_settings(), get_db()
     every_s = parse_every(every)
     checked = checked_folders(paths)
     spec = model_spec(settings, db, model)
@@ -90,7 +83,7 @@ def add(paths: list[str], every: str, model: str | None) -> dict[str, Any]:
 
 def run(schedule_id: int) -> dict[str, Any]:
     """Queue a run of a schedule now and send its scan: the new job."""
-    settings, db = _settings(), _db()
+    settings, db = get_settings(), get_db()
     get_schedule(db, schedule_id)  # 404 before 409
     if not settings.broker_url:
         raise NoBroker(NEED_BROKER)

@@ -6,15 +6,15 @@ collection ("more like this"). Both page through the best ``MAX_DEPTH`` results.
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, render_template, request
+from flask import Blueprint, jsonify, render_template, request
 from sqlalchemy import select
 
 from core.errors import TagscopeError
 from core.schema import Label
 from indexer.search.checks import parse_min_score
-from migrations import get_database
 from tagger.status import collection_status
-from web.params import SearchArgs, searcher
+from web.context import get_db, get_searcher, get_settings
+from web.params import SearchArgs
 from web.saved import saved_for_page
 from web.upload import MAX_UPLOAD_BYTES
 
@@ -24,8 +24,7 @@ MAX_TAG_CHOICES = 5000
 
 def tag_choices() -> list[str]:
     """Active label names, offered by the tag filter."""
-    db = get_database(current_app.config["TAGSCOPE_SETTINGS"].db_url)
-    with db.session() as s:
+    with get_db().session() as s:
         return list(s.scalars(select(Label.name).where(Label.state == "active").order_by(Label.name)
                               .limit(MAX_TAG_CHOICES)))
 
@@ -38,8 +37,8 @@ def page():
         results = args.run() if args else None
     except TagscopeError as exc:
         error = str(exc)
-    status = collection_status(current_app.config["TAGSCOPE_SETTINGS"], max_failures=0)
-    suggestions = searcher().model.suggested_queries if status["images"]["tagged"] and not results else []
+    status = collection_status(get_settings(), max_failures=0)
+    suggestions = get_searcher().model.suggested_queries if status["images"]["tagged"] and not results else []
     html = render_template("search.html", args=args, results=results, error=error, status=status,
                            suggestions=suggestions,
                            query=(args.q if args else request.args.get("q", "")) or "", tags=tag_choices(),
@@ -56,7 +55,7 @@ def api_search():
                             "or a filter or sort to list photos by date")
     min_score = parse_min_score(request.args.get("min_score"))
     if min_score is not None and args.q is not None:
-        results = searcher().find(args.q, k=args.k, offset=args.offset, min_score=min_score, filters=args.filters,
+        results = get_searcher().find(args.q, k=args.k, offset=args.offset, min_score=min_score, filters=args.filters,
                                   sort=args.sort)
     else:
         results = args.run()
@@ -67,7 +66,7 @@ def api_search():
 def api_status():
     """The collection's status, without what only this machine's owner should see (the database
     URL, which may hold a password; the index file's path)."""
-    status = collection_status(current_app.config["TAGSCOPE_SETTINGS"])
+    status = collection_status(get_settings())
     status.pop("database", None)
     status["index"].pop("path", None)
     return jsonify(status)

@@ -5,7 +5,7 @@ to disk or the database. Limits: ``MAX_UPLOAD_BYTES`` (a larger body is a 413) a
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, render_template, request
+from flask import Blueprint, jsonify, render_template, request
 from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -16,8 +16,9 @@ from indexer.search.checks import check_k
 from indexer.search.filters import Filters
 from indexer.search.results import Results
 from tagger.status import collection_status
+from web.context import get_searcher, get_settings
 from web.errors import respond
-from web.params import PER_PAGE, searcher
+from web.params import PER_PAGE
 
 bp = Blueprint("upload", __name__)
 MAX_UPLOAD_BYTES = 20 << 20
@@ -40,9 +41,9 @@ def _photo_results(k_default: int) -> Results:
         raise TagscopeError(f"{info.format} photos are not accepted here: send a JPEG, PNG, WebP, GIF, BMP or TIFF")
     k = check_k(request.form.get("k", request.args.get("k", k_default)))
     filters = Filters.from_args(request.form)
-    vector = searcher().embed_photo(photo)
+    vector = get_searcher().embed_photo(photo)
     del photo, data
-    return searcher().find(image=vector, k=k, filters=filters)
+    return get_searcher().find(image=vector, k=k, filters=filters)
 
 
 @bp.app_errorhandler(RequestEntityTooLarge)
@@ -58,7 +59,7 @@ def page():
         results = _photo_results(PER_PAGE)
     except TagscopeError as exc:
         error = str(exc)
-    status = collection_status(current_app.config["TAGSCOPE_SETTINGS"], max_failures=0)
+    status = collection_status(get_settings(), max_failures=0)
     html = render_template("upload.html", results=results, error=error, status=status)
     return html, 400 if error else 200
 
