@@ -121,7 +121,7 @@ def test_no_modules_import_each_other():
 ROOM_DIRECTION = {
     "core.media": "up", "core.schema": "down", "indexer.search": "up", "migrations.versions": "up",
     "mkt.runtime": "up", "mkt.synthetic": "up", "mkt.training": "up", "tagger.exchange": "up", "tagger.jobs": "up",
-    "web.openapi": "up",
+    "web.openapi": "down",
 }
 # (parent, sub-package) loops known and not untangled yet: their imports against the direction are let through
 # while they last (and must still be there: once untangled, the loop leaves this list).

@@ -32,7 +32,6 @@ from web.jobs import start as start_job
 from web.models import bp as models_bp
 from web.models import index_states
 from web.models import use as use_version_ref
-from web.openapi_jobs import JOBS_PAGE_PATHS  # noqa: F401  (puts this page's endpoints in the OpenAPI document)
 from web.schedules import add as add_schedule_row
 from web.schedules import bp as schedules_bp
 from web.schedules import run as run_schedule_now
