@@ -108,6 +108,7 @@ def test_a_server_on_an_empty_home_answers_from_the_store_and_builds_its_own_cop
     from core.settings import load_settings
     from indexer.search.searcher import Searcher
     from web import create_app
+    from web.context import get_searcher
 
     here = load_settings(environ={}, home=str(tagged_home))
     there = here.replace(index_folder=str(tmp_path / "other-machine" / "index"))
@@ -122,7 +123,7 @@ def test_a_server_on_an_empty_home_answers_from_the_store_and_builds_its_own_cop
     assert [h["image_id"] for h in first["results"]] == expected  # exact, from the store
     filtered = client.get("/api/search", query_string={"q": "red thing", "k": 10, "media": "photo"}).get_json()
     assert [h["image_id"] for h in filtered["results"]] == expected_filtered
-    app.extensions["tagscope.searcher"]._follower.wait(60)
+    get_searcher(app)._follower.wait(60)
     status = client.get("/api/status").get_json()["index"]
     assert status["state"] == "ready" and status["fresh"] and status["size"] == status["stored_embeddings"] == 480
     assert list((tmp_path / "other-machine" / "index").glob("*.faiss"))
