@@ -101,10 +101,11 @@ def test_counts_out_of_range_are_one_line_errors_in_every_listing(small_home, tm
 def test_the_layers_below_and_the_api_check_the_same_bounds(small_home):
     from indexer.search.filters import Filters
     from tagger.jobs.control import list_jobs
+    from web.context import get_searcher
 
     home, env, url, folder = small_home
     app, client = client_for(home, env)
-    searcher = app.extensions["tagscope.searcher"]
+    searcher = get_searcher(app)
     for k in (-5, 0, 1001):
         with pytest.raises(TagscopeError, match=f"k must be between 1 and 1000, got {k}"):
             searcher.browse(Filters.parse(str(folder)), k=k)
