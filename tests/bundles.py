@@ -16,3 +16,14 @@ def two_stream_bundle(path: Path) -> Path:
     bundle.meta.pop("relevance", None)  # constants fitted for the plain CLIP's scores do not hold for this head
     save_bundle(bundle, path)
     return path
+
+
+def two_stream_home(root: Path, synthetic_photos: Path, n: int) -> Path:
+    """``root/home``: ``n`` photos of the synthetic collection (in ``root/photos``) tagged with
+    :func:`two_stream_bundle`, a collection whose tags have patch evidence."""
+    from .commands import run_cli
+    from .photos import photos_subset
+
+    spec = f"mkt:{two_stream_bundle(root / 'two-stream.pt')}"
+    run_cli("tag", str(photos_subset(synthetic_photos, root / "photos", n)), "--model", spec, home=root / "home")
+    return root / "home"

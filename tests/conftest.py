@@ -11,16 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from . import ROOT  # noqa: F401 - until each test imports these from their own modules (issue 31)
-from .bundles import two_stream_bundle  # noqa: F401
-from .commands import run_cli, tagscope_env  # noqa: F401
-from .databases import assert_consistent, postgres_database, stored, tagged_count  # noqa: F401
-from .photos import photos_subset, read_labels_jsonl  # noqa: F401
-from .servers import free_port, start_server, start_worker  # noqa: F401
-from .servers import stop_process as stop_worker  # noqa: F401
-from .services import BROKERS, need_service, services_required  # noqa: F401
-from .unprivileged import as_unprivileged  # noqa: F401
-from .waiting import wait_until  # noqa: F401
+from .commands import run_cli
+from .databases import postgres_database
 
 # exported image towers (mkt.runtime): one folder for the whole run, each model exported once
 os.environ.setdefault("TAGSCOPE_RUNTIME_CACHE", str(Path(tempfile.gettempdir()) / f"tagscope-runtimes-{os.getpid()}"))

@@ -24,14 +24,20 @@ def postgres_database() -> Iterator[str]:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     yield url
+    forget_database(url)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def forget_database(url: str) -> None:
+    """Close this process's connections to the database at ``url`` (before it is dropped or its
+    server stopped for good)."""
     from migrations import _databases
 
     db = _databases.pop(url, None)
     if db is not None:
         db.dispose()
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def tagged_count(url: str) -> int:

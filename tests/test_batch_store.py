@@ -14,7 +14,8 @@ from migrations import get_database
 from tagger.batch_store import Encoded, store_batch
 from tagger.writer import BatchWriter
 
-from .conftest import photos_subset, run_cli
+from .commands import run_cli
+from .photos import photos_subset
 
 
 def _statements(db):

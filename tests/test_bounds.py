@@ -20,7 +20,8 @@ from core.schema import Image
 from core.settings import load_settings
 from migrations import get_database
 
-from .conftest import photos_subset, run_cli
+from .commands import run_cli
+from .photos import photos_subset
 
 SAME_SITE = {"Origin": "http://127.0.0.1:5000", "Host": "127.0.0.1:5000"}  # a page of the server itself
 
@@ -165,8 +166,9 @@ def test_the_file_cache_removes_the_least_recently_used_past_its_bound(tmp_path)
 
 @pytest.fixture
 def media_home(home_env, synthetic_photos, tmp_path):
-    from bench.library import write_video
     from PIL import Image as PILImage
+
+    from bench.library import write_video
 
     home, env, url = home_env
     folder = photos_subset(synthetic_photos, tmp_path / "photos", 3)

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, free_port, read_labels_jsonl, services_required, tagscope_env, wait_until
+from . import ROOT
+from .photos import read_labels_jsonl
+from .servers import serving
+from .services import services_required
+from .waiting import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -29,29 +29,6 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 @pytest.fixture(scope="module")
 def server(tagged_home):
     yield from serving(tagged_home)
-
-
-def serving(home: Path):
-    """``tagscope serve`` on ``home`` until the generator is closed; yields its URL."""
-    port = free_port()
-    log_path = home / "serve.log"
-    with open(log_path, "w") as log:  # request logs go to a file: a full pipe would block the server
-        proc = subprocess.Popen([sys.executable, "-m", "tagscope", "serve", "--port", str(port)], cwd=ROOT,
-                                env=tagscope_env(home), stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(url + "/api/status", timeout=2).close()
-            break
-        except OSError:
-            if proc.poll() is not None:
-                raise AssertionError(log_path.read_text()) from None
-            time.sleep(0.3)
-    yield url
-    os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(timeout=20)
 
 
 @pytest.fixture(scope="session")
@@ -257,13 +234,9 @@ def test_the_pages_fit_a_phone_screen(server, browser, width, shots):
 @pytest.fixture(scope="module")
 def curation_server(tmp_path_factory, synthetic_photos):
     """A server on a collection of its own (verdicts change it), tagged with a two-stream model."""
-    from .conftest import photos_subset, run_cli, two_stream_bundle
+    from .bundles import two_stream_home
 
-    root = tmp_path_factory.mktemp("curation-ui")
-    spec = f"mkt:{two_stream_bundle(root / 'two-stream.pt')}"
-    photos_subset(synthetic_photos, root / "photos", 40)
-    run_cli("tag", str(root / "photos"), "--model", spec, home=root / "home")
-    yield from serving(root / "home")
+    yield from serving(two_stream_home(tmp_path_factory.mktemp("curation-ui"), synthetic_photos, 40))
 
 
 def tag_rows(page) -> list[str]:

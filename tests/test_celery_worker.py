@@ -16,7 +16,10 @@ from indexer.vector_index import VectorIndex
 from migrations import get_database
 from tagger.jobs.task_names import TAG_TASK
 
-from .conftest import BROKERS, run_cli, start_worker, stop_worker, wait_until
+from .commands import run_cli
+from .servers import start_worker, stop_process
+from .services import BROKERS
+from .waiting import wait_until
 
 
 def collection_snapshot(home: Path, db_url: str | None = None) -> dict:
@@ -78,7 +81,7 @@ def test_worker_results_equal_the_in_process_run(broker, database, in_process, s
         out = run_cli("tag", str(synthetic_photos), home=tmp_path, timeout=300, **env)
         assert "queued" in out.stderr
     finally:
-        stop_worker(worker)
+        stop_process(worker)
     worker_log = (tmp_path / "worker.log").read_text()
     assert TAG_TASK in worker_log and "succeeded" in worker_log, worker_log[-3000:]
     assert_same_collection(collection_snapshot(in_process), collection_snapshot(tmp_path, db_url))
@@ -105,7 +108,7 @@ def test_worker_runs_a_job_queued_elsewhere_on_its_own_device_and_batch_size(syn
     try:
         st = wait_for_job(tmp_path, env, ("done", "failed"))
     finally:
-        stop_worker(worker)
+        stop_process(worker)
     log = (tmp_path / "worker.log").read_text()
     assert st["last_job"]["state"] == "done", log[-3000:]
     assert st["images"]["tagged"] > 0 and st["index"]["size"] == st["images"]["tagged"]
@@ -129,7 +132,7 @@ def test_worker_refuses_a_model_that_is_not_the_jobs_version(synthetic_photos, t
     try:
         st = wait_for_job(tmp_path, env, ("done", "failed"))
     finally:
-        stop_worker(worker)
+        stop_process(worker)
     assert st["last_job"]["state"] == "failed", (tmp_path / "worker.log").read_text()[-3000:]
     assert st["images"]["tagged"] == 0 and st["index"]["size"] == 0
     from core.schema import Job

@@ -12,7 +12,8 @@ import pytest
 from mkt.runtime import split_version
 from mkt.synthetic import label_families
 
-from .conftest import read_labels_jsonl, run_cli
+from .commands import run_cli
+from .photos import read_labels_jsonl
 from .weird_images import write_weird_collection
 
 # Mean precision@10 per label family that search must reach on this collection, well below what

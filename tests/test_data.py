@@ -12,7 +12,7 @@ from core.errors import TagscopeError
 from mkt.annotations import Split, label_matrix, nus_wide_split, read_annotations, read_label_list
 from mkt.synthetic import COLOURS, SHAPES, label_families, synthetic_split
 
-from .conftest import run_cli
+from .commands import run_cli
 
 
 def test_jsonl_and_csv_annotations_give_the_same_matrix(tmp_path):

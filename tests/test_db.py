@@ -17,7 +17,7 @@ from core.schema import (
 )
 from migrations import current_revision, get_database, head, upgrade
 
-from .conftest import run_cli
+from .commands import run_cli
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

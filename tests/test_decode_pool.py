@@ -17,7 +17,8 @@ import torch
 from mkt.pixels import InputGeometry
 from tagger import decode_pool
 from tagger.decode import PhotoFiles, collate
-from tests.conftest import ROOT, wait_until
+from tests import ROOT
+from tests.waiting import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +124,7 @@ def test_decode_processes_leave_when_their_parent_is_killed(tmp_path, context):
 def test_jobs_in_one_process_share_the_decode_processes(tmp_path, synthetic_photos):
     from core.settings import load_settings
     from tagger.jobs.run import run_job
-    from tests.conftest import photos_subset
+    from tests.photos import photos_subset
 
     photos = photos_subset(synthetic_photos, tmp_path / "photos", 24)
     settings = load_settings(environ={}, home=str(tmp_path / "home"), model="synthetic", device="cpu",

@@ -17,7 +17,8 @@ from core.errors import TagscopeError
 from indexer.search.near_groups import complete_groups, group_rows, similar_pairs
 from indexer.search.similar import CALIBRATED, DEFAULT_THRESHOLD, check_threshold, fold_similar, threshold_for
 
-from .conftest import ROOT, run_cli, tagscope_env
+from . import ROOT
+from .commands import run_cli, tagscope_env
 from .test_browser import browser  # noqa: F401 - the fixture: a headless Chromium
 
 
@@ -242,7 +243,7 @@ def test_repeated_loads_come_from_the_cache_until_the_collection_changes(client,
 
 @pytest.fixture(scope="module")
 def variant_server(variant_home):
-    from .test_browser import serving
+    from .servers import serving
 
     yield from serving(variant_home)
 

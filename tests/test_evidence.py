@@ -13,16 +13,13 @@ from indexer.search.evidence import NO_LOCAL_STREAM, patch_evidence
 from mkt.factory import create_tag_model
 from web import create_app
 
-from .conftest import photos_subset, run_cli, two_stream_bundle
+from .bundles import two_stream_home
 
 
 @pytest.fixture(scope="module")
 def mkt_client(tmp_path_factory, synthetic_photos):
-    root = tmp_path_factory.mktemp("evidence")
-    spec = f"mkt:{two_stream_bundle(root / 'two-stream.pt')}"
-    photos_subset(synthetic_photos, root / "photos", 24)
-    run_cli("tag", str(root / "photos"), "--model", spec, home=root / "home")
-    settings = load_settings(environ={}, home=str(root / "home"), loader_workers=0)
+    home = two_stream_home(tmp_path_factory.mktemp("evidence"), synthetic_photos, 24)
+    settings = load_settings(environ={}, home=str(home), loader_workers=0)
     return create_app(settings, {"TESTING": True}).test_client()
 
 

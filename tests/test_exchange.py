@@ -16,7 +16,9 @@ from core.settings import load_settings
 from migrations import get_database
 from mkt.annotations import read_annotations
 from tagger.exchange import xmp
-from tests.conftest import read_labels_jsonl, run_cli, services_required
+from tests.commands import run_cli
+from tests.photos import read_labels_jsonl
+from tests.services import services_required
 
 EXIFTOOL = shutil.which("exiftool")
 

@@ -13,7 +13,8 @@ from core.modelspec import parse_spec
 from mkt.bundle import BundleError, load_bundle, save_bundle
 from mkt.factory import SYNTHETIC_BUNDLE, create_tag_model
 
-from .conftest import ROOT, run_cli, tagscope_env
+from . import ROOT
+from .commands import run_cli, tagscope_env
 
 
 @pytest.fixture(scope="module")

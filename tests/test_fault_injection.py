@@ -22,7 +22,12 @@ from core.schema import TAGGED, Embedding, Image, ModelVersion, Tag
 from indexer.vector_index import VectorIndex
 from migrations import get_database
 
-from .conftest import BROKERS, photos_subset, run_cli, start_worker, stop_worker, tagged_count, wait_until
+from .commands import run_cli
+from .databases import tagged_count
+from .photos import photos_subset
+from .servers import start_worker, stop_process
+from .services import BROKERS
+from .waiting import wait_until
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow]
 
@@ -69,7 +74,7 @@ def test_a_job_survives_workers_killed_at_random_moments(broker, n_workers, synt
                    timeout=30, every=1)
     finally:
         for proc in workers:
-            stop_worker(proc)
+            stop_process(proc)
     logs = (home / "worker.log").read_text()
     assert (done["done"], done["failed"], done["total"], done["remaining"]) == (N_IMAGES, 0, N_IMAGES, 0), logs[-3000:]
     db = get_database(url)

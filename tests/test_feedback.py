@@ -13,7 +13,8 @@ from core.settings import load_settings
 from indexer.search.feedback import for_label
 from migrations import get_database
 from mkt.annotations import label_matrix, read_annotations
-from tests.conftest import photos_subset, run_cli
+from tests.commands import run_cli
+from tests.photos import photos_subset
 from web import create_app
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from core.files import SIDECAR_EXTENSIONS, FoundFile, walk_files
 from core.media.formats import IMAGE_EXTENSIONS
-from tests.conftest import as_unprivileged
+from tests.unprivileged import as_unprivileged
 from tests.weird_images import (
     noise_jpeg,
 )

@@ -19,7 +19,7 @@ from core.files import FoundFile, display_path, walk_files
 from core.media.errors import ImageDecodeError
 from core.media.rgb import BACKGROUND_RGB
 from core.media.stills import ImageInfo, image_from_bytes, read_image
-from tests.conftest import as_unprivileged
+from tests.unprivileged import as_unprivileged
 from tests.weird_images import (
     BLUE,
     GREEN,

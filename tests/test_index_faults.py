@@ -31,7 +31,11 @@ from indexer.sync import sync_index
 from indexer.vector_index import IndexDamaged, VectorIndex
 from migrations import get_database
 
-from .conftest import ROOT, free_port, photos_subset, run_cli, tagscope_env, wait_until
+from . import ROOT
+from .commands import run_cli, tagscope_env
+from .photos import photos_subset
+from .servers import start_server, stop_process
+from .waiting import wait_until
 
 QUERY = "red circle"
 
@@ -161,26 +165,6 @@ def test_tagscope_search_on_a_damaged_index_answers_from_the_store_and_rebuilds_
     assert again == expected and "note:" not in stderr
 
 
-def serve(home: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    with open(home / "serve.log", "a") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "tagscope", "serve", "--port", str(port)], cwd=ROOT,
-                                env=tagscope_env(home, PYTHONPATH=str(ROOT), **env), stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    wait_until(lambda: _answers(url) or proc.poll() is not None, timeout=120, what="tagscope serve answering")
-    assert proc.poll() is None, (home / "serve.log").read_text()
-    return proc, url
-
-
-def _answers(url: str) -> bool:
-    try:
-        urllib.request.urlopen(url + "/api/status", timeout=2).close()
-        return True
-    except OSError:
-        return False
-
-
 def get(url: str, path: str, **params) -> tuple[int, bytes]:
     try:
         with urllib.request.urlopen(f"{url}{path}?{urllib.parse.urlencode(params)}", timeout=60) as response:
@@ -208,7 +192,7 @@ def test_a_server_answers_from_the_store_while_its_damaged_index_is_rebuilt(home
     folder = home / "index"
     # A rebuild of this version runs elsewhere (held here): the server's waits for it
     with file_lock(rebuild_lock_path(folder, version)):
-        proc, url = serve(home, env)
+        proc, url = start_server(home, **env)
         try:
             assert served(url) == expected  # exact, from the stored embeddings: no 500
             assert get(url, "/", q=QUERY)[0] == 200
@@ -233,8 +217,7 @@ def test_a_server_answers_from_the_store_while_its_damaged_index_is_rebuilt(home
         assert served(url) == expected
         assert len(VectorIndex.open(folder, version, local["dim"])) == 30
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
+        stop_process(proc)
     log = (home / "serve.log").read_text()
     assert " 500 " not in log and "Traceback" not in log, log[-3000:]
     assert "set aside" in log

@@ -33,18 +33,13 @@ from core.outage import outage_reason
 from core.schema import TAGGED, Image, Job, JobTask
 from migrations import get_database
 
-from .conftest import (
-    ROOT,
-    assert_consistent,
-    free_port,
-    photos_subset,
-    run_cli,
-    start_worker,
-    stop_worker,
-    tagscope_env,
-    wait_until,
-)
+from . import ROOT
+from .commands import run_cli, tagscope_env
+from .databases import assert_consistent, forget_database
+from .photos import photos_subset
 from .private_services import Postgres, RabbitMQ, Redis
+from .servers import start_server, start_worker, stop_process
+from .waiting import wait_until
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow, pytest.mark.services]
 
@@ -116,7 +111,7 @@ def _through(fault, env: dict[str, str], home: Path, url: str, n: int) -> None:
         wait_done(url, home / "worker.log")
         assert worker.poll() is None, "the worker did not outlive the fault"
     finally:
-        stop_worker(worker)
+        stop_process(worker)
     assert_tagged_once(url, n)
     log = (home / "worker.log").read_text()
     assert expired_tasks_sent_again(log) == 0, "a task waited for its lease to run out\n" + log[-4000:]
@@ -155,11 +150,7 @@ def outage(service, seconds: float):
 def postgres(tmp_path):
     server = Postgres()
     yield server
-    from migrations import _databases
-
-    db = _databases.pop(server.url, None)
-    if db is not None:
-        db.dispose()
+    forget_database(server.url)
     server.close()
 
 
@@ -253,7 +244,7 @@ def test_work_a_worker_killed_four_times_held_comes_back(photos_2400, tmp_path):
         # it; the lost message when an idle worker's sweeper finds its task unclaimed.
         wait_done(url, home / "worker.log")
     finally:
-        stop_worker(worker)
+        stop_process(worker)
     assert_tagged_once(url, 2400)
     log = (home / "worker.log").read_text()
     assert expired_tasks_sent_again(log) >= 1, log[-4000:]  # the task the last mid-task kill held
@@ -272,29 +263,6 @@ def get(url: str, timeout: float = 60) -> tuple[int, str]:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode()
-
-
-def serve(home: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    with open(home / "serve.log", "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "tagscope", "serve", "--port", str(port)], cwd=ROOT,
-                                env=tagscope_env(home, PYTHONPATH=str(ROOT), **env), stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: proc.poll() is not None or answers(base), timeout=120, what="tagscope serve answering")
-        assert proc.poll() is None, (home / "serve.log").read_text()
-    except BaseException:
-        stop_worker(proc)
-        raise
-    return proc, base
-
-
-def answers(base: str) -> bool:
-    try:
-        return get(base + "/api/status", 5)[0] == 200
-    except OSError:  # not listening yet
-        return False
 
 
 def black_hole(port: int) -> socket.socket:
@@ -323,7 +291,7 @@ def test_searches_during_a_database_outage_get_a_503_then_work_again(postgres, s
     env = {"TAGSCOPE_MODEL": "synthetic", "TAGSCOPE_DATABASE_URL": postgres.url}
     run_cli("db", "upgrade", home=home, **env)
     run_cli("tag", str(photos_subset(synthetic_photos, tmp_path / "photos", 60)), home=home, **env)
-    server, base = serve(home, env)
+    server, base = start_server(home, **env)
     try:
         status, body = get(base + "/api/search?q=red+circle")
         assert status == 200 and json.loads(body)["results"], body
@@ -338,4 +306,4 @@ def test_searches_during_a_database_outage_get_a_503_then_work_again(postgres, s
                           every=0.5, what="searches answered again")
         assert json.loads(back[1])["results"]
     finally:
-        stop_worker(server)
+        stop_process(server)

@@ -13,17 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import (
-    ROOT,
-    photos_subset,
-    run_cli,
-    start_worker,
-    stop_worker,
-    tagged_count,
-    tagscope_env,
-    wait_until,
-)
+from . import ROOT
+from .commands import run_cli, tagscope_env
+from .databases import tagged_count
 from .freeze import freeze_worker
+from .photos import photos_subset
+from .servers import start_worker, stop_process
+from .waiting import wait_until
 
 
 def jobs_json(home: Path, *args: str, **env: str) -> dict:
@@ -94,7 +90,7 @@ def test_a_cancelled_job_stops_and_resume_finishes_it_on_a_worker(synthetic_phot
         done = wait_until(lambda: (lambda j: j["state"] == "done" and j)(jobs_json(home, "show", "1", **env)),
                           timeout=120, every=0.5)
     finally:
-        stop_worker(worker)
+        stop_process(worker)
     assert (done["done"], done["failed"], done["total"]) == (120, 0, 120)
     assert tagged_count(url) == 120
 

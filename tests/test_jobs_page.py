@@ -17,7 +17,8 @@ from core.settings import load_settings
 from tagger.jobs.task_names import SCAN_TASK
 from web import create_app
 
-from .conftest import photos_subset, run_cli
+from .commands import run_cli
+from .photos import photos_subset
 from .test_openapi import check
 
 SAME_SITE = {"Origin": "http://127.0.0.1:5000", "Host": "127.0.0.1:5000"}  # a page of the server at 127.0.0.1:5000

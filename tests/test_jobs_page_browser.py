@@ -8,54 +8,18 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from .conftest import (
-    ROOT,
-    free_port,
-    photos_subset,
-    start_worker,
-    stop_worker,
-    tagged_count,
-    tagscope_env,
-    wait_until,
-)
+from .databases import tagged_count
 from .freeze import freeze_worker
+from .photos import photos_subset
+from .servers import serving, start_worker, stop_process
 from .test_browser import browser, shots  # noqa: F401  (fixtures)
+from .waiting import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.slow]
-
-
-def serving_with(home: Path, env: dict[str, str]):
-    """``tagscope serve`` on ``home`` with ``env`` until the generator is closed; yields its URL."""
-    port = free_port()
-    log_path = home / "serve.log"
-    home.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "tagscope", "serve", "--port", str(port)], cwd=ROOT,
-                                env=tagscope_env(home, **env), stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: _answers(url, proc, log_path), timeout=90, every=0.3, what="tagscope serve answers")
-        yield url
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=20)
-
-
-def _answers(url: str, proc: subprocess.Popen, log_path: Path) -> bool:
-    try:
-        urllib.request.urlopen(url + "/api/status", timeout=2).close()
-        return True
-    except OSError:
-        assert proc.poll() is None, log_path.read_text()
-        return False
 
 
 def row_state(page, job_id: int) -> str | None:
@@ -74,7 +38,7 @@ def test_start_cancel_resume_a_job_and_run_a_schedule_in_the_browser(browser, sh
     home = tmp_path / "home"
     env = {"TAGSCOPE_BROKER_URL": "embedded", "TAGSCOPE_TASK_SIZE": "10", "TAGSCOPE_BATCH_SIZE": "2"}
     photos = photos_subset(synthetic_photos, tmp_path / "photos", 120)
-    server = serving_with(home, {**env, "TAGSCOPE_MODEL": "synthetic"})  # search's model on an empty home
+    server = serving(home, **env, TAGSCOPE_MODEL="synthetic")  # search's model on an empty home
     url = next(server)
     worker = start_worker(home, env, "--loader-workers", "0")
     page = browser.new_page(viewport={"width": 1280, "height": 900})
@@ -92,7 +56,7 @@ def test_start_cancel_resume_a_job_and_run_a_schedule_in_the_browser(browser, sh
         tag_with_a_second_model_and_switch_back(page, photos, shots)
     finally:
         page.close()
-        stop_worker(worker)
+        stop_process(worker)
         server.close()
 
 

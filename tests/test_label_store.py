@@ -8,7 +8,8 @@ from sqlalchemy import func, select
 from core.schema import Label, LabelEmbedding, ModelVersion
 from migrations import get_database
 
-from .conftest import photos_subset, run_cli
+from .commands import run_cli
+from .photos import photos_subset
 
 
 def test_label_embeddings_are_stored_reused_and_keyed_by_model_version(home_env, synthetic_photos, tmp_path):

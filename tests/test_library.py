@@ -15,7 +15,7 @@ from bench.library import bad_files, phone_library, scene, scene_labels
 from core.schema import Image
 from mkt.synthetic.scenes import label_families
 
-from .conftest import run_cli
+from .commands import run_cli
 
 
 @pytest.fixture
@@ -189,7 +189,7 @@ def test_evidence_maps_of_heic_raw_and_video_are_drawn_over_a_jpeg_of_the_file(t
     from core.settings import load_settings
     from web import create_app
 
-    from .conftest import two_stream_bundle
+    from .bundles import two_stream_bundle
 
     rng = np.random.default_rng(0)
     photos = tmp_path / "photos"

@@ -15,8 +15,10 @@ import urllib.request
 
 import pytest
 
-from .conftest import BROKERS, run_cli, start_worker, stop_worker, wait_until
-from .test_index_faults import serve  # a real `tagscope serve` with its environment, once it answers
+from .commands import run_cli
+from .servers import start_server, start_worker, stop_process
+from .services import BROKERS
+from .waiting import wait_until
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow]
 
@@ -59,7 +61,7 @@ def test_two_workers_and_two_search_servers_on_one_database_stay_in_step(postgre
         assert "queued" in queued.stdout + queued.stderr
         for home in (m1, m2):  # GPU machines: they tag, and keep no index
             workers.append(start_worker(home, {**common, "TAGSCOPE_KEEP_INDEX": "0"}, "--concurrency", "1"))
-        servers = {home: serve(home, common) for home in (m1, m2)}
+        servers = {home: start_server(home, **common) for home in (m1, m2)}
         url1, url2 = servers[m1][1], servers[m2][1]
 
         def tagged() -> int:
@@ -71,7 +73,7 @@ def test_two_workers_and_two_search_servers_on_one_database_stay_in_step(postgre
         os.killpg(servers[m2][0].pid, signal.SIGKILL)  # one search server dies mid-job
         servers[m2][0].wait(timeout=30)
         wait_until(lambda: tagged() >= 1200, timeout=300, what="1200 photos tagged")
-        servers[m2] = serve(m2, common)
+        servers[m2] = start_server(m2, **common)
         url2 = servers[m2][1]
         assert ids(url2, "red thing")  # back at once, from its own copy
         wait_until(lambda: tagged() == N_PHOTOS, timeout=600, what="every photo tagged")
@@ -87,9 +89,5 @@ def test_two_workers_and_two_search_servers_on_one_database_stay_in_step(postgre
         tagged_with = ids(url1, "red shape", tag="red shape")
         assert tagged_with and tagged_with == ids(url2, "red shape", tag="red shape")
     finally:
-        for proc, _ in servers.values():
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(timeout=30)
-        for worker in workers:
-            stop_worker(worker)
+        for proc in [proc for proc, _ in servers.values()] + workers:
+            stop_process(proc)

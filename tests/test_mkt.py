@@ -22,7 +22,8 @@ from mkt.training.model import (
     two_stream_scores,
 )
 
-from .conftest import ROOT, run_cli
+from . import ROOT
+from .commands import run_cli
 
 
 @pytest.fixture(scope="module")

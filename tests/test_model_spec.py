@@ -13,7 +13,8 @@ import pytest
 from mkt.bundle import load_bundle, save_bundle
 from mkt.factory import SYNTHETIC_BUNDLE
 
-from .conftest import read_labels_jsonl, run_cli
+from .commands import run_cli
+from .photos import read_labels_jsonl
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import pytest
 from core.errors import TagscopeError
 from core.modelspec import parse_spec
 from mkt.factory import create_tag_model
-from tests.conftest import run_cli
+from tests.commands import run_cli
 
 MULTILINGUAL = "open_clip:xlm-roberta-base-ViT-B-32:laion5b_s13b_b90k"
 

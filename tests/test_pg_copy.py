@@ -12,18 +12,19 @@ import pytest
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import insert, select
 
-from bench.library import phone_library
 import core.pg_copy
 import indexer.log
 import indexer.store
 import tagger.batch_store
+from bench.library import phone_library
 from core.db import Database
 from core.pg_copy import can_copy, copy_rows, insert_ids, update_rows
 from core.schema import Embedding, Image, IndexChange, Media, Tag, VideoFrame
 from core.sql_in import one_of
 from migrations import get_database, upgrade
 
-from .conftest import photos_subset, run_cli
+from .commands import run_cli
+from .photos import photos_subset
 
 IMAGE_COLUMNS = ("id", "path", "path_raw", "path_key", "size_bytes", "mtime", "status", "error", "content_hash",
                  "width", "height", "format", "duplicate_of", "model_version_id", "job_id", "stack_key")

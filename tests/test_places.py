@@ -17,7 +17,7 @@ from core.db import Database
 from core.media.places import places
 from migrations import upgrade
 
-from .conftest import run_cli
+from .commands import run_cli
 
 PLACA_DE_CATALUNYA = (41.3860, 2.1690)  # its south-west corner, nearest GeoNames' "el Raval" (PPLX)
 

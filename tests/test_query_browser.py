@@ -10,8 +10,9 @@ import urllib.request
 
 import pytest
 
-from .conftest import run_cli
-from .test_browser import browser, loaded, serving, shots  # noqa: F401  (fixtures)
+from .commands import run_cli
+from .servers import serving
+from .test_browser import browser, loaded, shots  # noqa: F401  (fixtures)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -12,7 +12,7 @@ from core.settings import load_settings
 from indexer.search import query as grammar
 from indexer.search.filters import Filters
 
-from .conftest import run_cli
+from .commands import run_cli
 
 
 @pytest.mark.parametrize("text, parts", [

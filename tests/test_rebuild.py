@@ -18,7 +18,10 @@ from indexer.sync import sync_index
 from indexer.vector_index import VectorIndex
 from migrations import get_database
 
-from .conftest import assert_consistent, photos_subset, read_labels_jsonl, run_cli, stored, wait_until
+from .commands import run_cli
+from .databases import assert_consistent, stored
+from .photos import photos_subset, read_labels_jsonl
+from .waiting import wait_until
 
 
 def index_status(home: Path, env: dict[str, str]) -> dict:

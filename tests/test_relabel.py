@@ -14,7 +14,8 @@ from migrations import get_database
 from mkt.bundle import load_bundle, save_bundle
 from mkt.factory import SYNTHETIC_BUNDLE
 
-from .conftest import photos_subset, run_cli
+from .commands import run_cli
+from .photos import photos_subset
 
 
 def stored_tags(url: str) -> dict[str, dict[str, float]]:

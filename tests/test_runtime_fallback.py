@@ -14,7 +14,8 @@ import pytest
 from mkt.factory import get_model
 from mkt.synthetic import generate
 
-from .conftest import ROOT, run_cli
+from . import ROOT
+from .commands import run_cli
 
 pytestmark = pytest.mark.slow  # a new interpreter per run: torch imported each time
 

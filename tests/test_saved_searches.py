@@ -23,9 +23,12 @@ from indexer.search.filters import MEDIA_KINDS, SORTS
 from migrations import get_database
 from web import create_app
 
-from .conftest import read_labels_jsonl, run_cli, wait_until
-from .test_browser import browser, loaded, serving, shots  # noqa: F401 - fixtures, shared with the browser tests
+from .commands import run_cli
+from .photos import read_labels_jsonl
+from .servers import serving
+from .test_browser import browser, loaded, shots  # noqa: F401 - fixtures, shared with the browser tests
 from .test_light_commands import imported_heavy_modules
+from .waiting import wait_until
 
 # -- storage and its checks, on SQLite and PostgreSQL ----------------------------------------
 

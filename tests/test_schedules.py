@@ -15,16 +15,11 @@ from core.errors import TagscopeError
 from tagger.jobs.schedules import format_every, parse_every
 from tagger.jobs.task_names import TICK_TASK
 
-from .conftest import (
-    ROOT,
-    photos_subset,
-    read_labels_jsonl,
-    run_cli,
-    start_worker,
-    stop_worker,
-    tagscope_env,
-    wait_until,
-)
+from . import ROOT
+from .commands import run_cli, tagscope_env
+from .photos import photos_subset, read_labels_jsonl
+from .servers import start_worker, stop_process
+from .waiting import wait_until
 
 
 @pytest.mark.parametrize("text, seconds", [("10s", 10), ("15m", 900), ("1h", 3600), ("1d", 86400),
@@ -90,8 +85,8 @@ def test_a_schedule_tags_added_files_and_marks_removed_ones_missing(synthetic_ph
         warned = wait_until(lambda: next((j for j in json.loads(run_cli("jobs", "--json", home=home, **env).stdout)[
             "jobs"] if j["warnings"]), None), timeout=120, every=1, what="a scheduled run that found the folder empty")
     finally:
-        stop_worker(worker)
-        stop_worker(beat)
+        stop_process(worker)
+        stop_process(beat)
     assert later["index"]["size"] == 24
     assert warned["warnings"][0].startswith(f"{photos} holds no photos now but 24 registered ones are under it")
     unchanged = status(home, env)
@@ -119,6 +114,6 @@ def test_a_worker_with_beat_runs_schedules_on_its_own(tmp_path):
         runs = wait_until(lambda: (lambda rows: len(rows) >= 2 and rows)(
             json.loads(run_cli("jobs", "--json", home=home, **env).stdout)["jobs"]), timeout=90, every=1)
     finally:
-        stop_worker(worker)
+        stop_process(worker)
     assert all(j["kind"] == "schedule" and j["state"] == "done" and j["total"] == 0 for j in runs[1:])
     assert (home / "celerybeat-schedule").exists() or list(home.glob("celerybeat-schedule*"))

@@ -15,7 +15,8 @@ from core.settings import load_settings
 from indexer.search import relevance
 from indexer.search.filters import Filters
 from mkt import calibration
-from tests.conftest import read_labels_jsonl, run_cli
+from tests.commands import run_cli
+from tests.photos import read_labels_jsonl
 from web import create_app
 
 

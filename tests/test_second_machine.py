@@ -16,7 +16,9 @@ import pytest
 
 from bench.variants import write_variants
 
-from .conftest import read_labels_jsonl, run_cli, wait_until
+from .commands import run_cli
+from .photos import read_labels_jsonl
+from .waiting import wait_until
 
 pytestmark = pytest.mark.worker  # B's first search builds its copy in a process of its own
 

@@ -13,7 +13,8 @@ from core.db import Database
 from core.errors import TagscopeError
 from tagscope import common
 
-from .conftest import run_cli
+from . import ROOT
+from .commands import run_cli
 
 
 def test_the_head_read_from_the_scripts_is_alembics():
@@ -87,13 +88,13 @@ def test_leaving_early_stops_thread_pools_runs_exit_handlers_and_keeps_the_code(
               "print('out', end=''); sys.stderr.write('err')\n"
               "leave(3)\n")
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
-                          cwd=str(__import__("tests.conftest", fromlist=["ROOT"]).ROOT))
+                          cwd=str(ROOT))
     assert (proc.returncode, proc.stdout, proc.stderr) == (3, "out", "err")
     assert marker.read_text() == "yes"
 
 
 def test_a_tag_in_a_process_of_its_own_ends(tmp_path, synthetic_photos):
-    from .conftest import photos_subset
+    from .photos import photos_subset
 
     photos = photos_subset(synthetic_photos, tmp_path / "photos", 12)
     proc = run_cli("tag", str(photos), "--model", "synthetic", home=tmp_path / "home", process=True, timeout=180)

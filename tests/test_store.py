@@ -21,7 +21,11 @@ from core.schema import Job, ModelVersion
 from indexer.vector_index import VectorIndex
 from migrations import get_database
 
-from .conftest import ROOT, assert_consistent, photos_subset, run_cli, stored, tagged_count, tagscope_env, wait_until
+from . import ROOT
+from .commands import run_cli, tagscope_env
+from .databases import assert_consistent, stored, tagged_count
+from .photos import photos_subset
+from .waiting import wait_until
 
 
 def index_contents(home: Path, url: str) -> tuple[np.ndarray, np.ndarray]:

@@ -15,7 +15,7 @@ from indexer.search.searcher import Searcher
 from indexer.search.text_batch import TextBatcher, encode_queries
 from mkt.factory import get_model
 
-from .conftest import wait_until
+from .waiting import wait_until
 
 TEXTS = ["cat", "red circle", "a small striped wooden boat on a very bright sunny morning", "blue star",
          "dotted lamp", "old square house with a garden", "tiny glass cup", "bird"]

@@ -13,7 +13,8 @@ import pytest
 from core.settings import load_settings
 from indexer.search.filters import Filters
 
-from .conftest import read_labels_jsonl, run_cli
+from .commands import run_cli
+from .photos import read_labels_jsonl
 
 N = 120
 QUERIES = ["red circle -striped background", "red circle + red thing", "2:red circle + cyan thing", "2:red circle"]

@@ -15,7 +15,7 @@ from bench.library import Shot, picture, scene, write_still, write_video
 from core.schema import Image, Media
 from migrations import get_database
 
-from .conftest import run_cli
+from .commands import run_cli
 
 
 def _picture(seed: int):

@@ -12,7 +12,8 @@ from core.schema import Label, ModelVersion
 from core.settings import load_settings
 from migrations import get_database
 
-from .conftest import photos_subset, run_cli
+from .commands import run_cli
+from .photos import photos_subset
 
 
 def shown_tags(home, n: int) -> dict[int, list[tuple[str, float]]]:

@@ -75,7 +75,7 @@ def test_min_score_is_a_relevance_cutoff(client):
 def test_show_json_has_the_shape_of_the_image_api(client, tagged_home):
     import json
 
-    from .conftest import run_cli
+    from .commands import run_cli
 
     image_id = client.get("/api/search?q=red+circle&k=1").get_json()["results"][0]["image_id"]
     shown = json.loads(run_cli("show", str(image_id), "--json", home=tagged_home).stdout)
