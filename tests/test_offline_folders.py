@@ -47,6 +47,25 @@ def move_all(source: Path, target: Path, names: list[str] | None = None) -> None
         (source / name).rename(target / name)
 
 
+def unplugged_and_back(home: Path, photos: Path, folder: Path, count: int, parked: Path) -> None:
+    """``folder`` (``count`` photos, under the tagged ``photos``) emptied as an unplugged drive
+    leaves its mount point: tagging ``photos`` leaves its photos as they were and warns; plugged
+    back, nothing is done."""
+    results = stored(home)
+    move_all(folder, parked)
+    out = tag(home, photos)
+    assert f"{folder} holds no photos now but {count} registered ones are under it: left as they were" in out.stderr
+    assert "--empty-ok" in out.stderr and "marked missing" not in out.stderr, out.stderr
+    after = status(home)
+    assert after["images"]["missing"] == 0 and after["images"]["tagged"] == N and after["index"]["size"] == N
+    assert stored(home) == results
+    shows_the_warning(home, 2, f"{folder} holds no photos now but {count} registered ones are under it")
+    move_all(parked, folder)
+    out = tag(home, photos)
+    assert f"found {N} files: 0 new, 0 changed, {N} unchanged" in out.stderr
+    assert "0 processed this run" in out.stdout and stored(home) == results
+
+
 @pytest.fixture
 def library(tmp_path, synthetic_photos, home_env) -> Iterator[tuple[Path, Path]]:
     """(photos, home): N photos copied (own inodes and mtimes), tagged once; SQLite and PostgreSQL."""
@@ -62,20 +81,9 @@ def library(tmp_path, synthetic_photos, home_env) -> Iterator[tuple[Path, Path]]
 
 def test_an_empty_folder_is_taken_for_an_unmounted_drive(library, tmp_path):
     photos, home = library
-    before, results = status(home), stored(home)
+    before = status(home)
     assert before["images"]["tagged"] == N and before["index"]["size"] == N
-    move_all(photos, tmp_path / "unplugged")  # the mount point stays, empty
-    out = tag(home, photos)
-    assert f"{photos} holds no photos now but {N} registered ones are under it: left as they were" in out.stderr
-    assert "--empty-ok" in out.stderr and "marked missing" not in out.stderr
-    after = status(home)
-    assert after["images"]["missing"] == 0 and after["images"]["tagged"] == N and after["index"]["size"] == N
-    assert stored(home) == results
-    shows_the_warning(home, 2, f"{photos} holds no photos now but {N} registered ones are under it")
-    move_all(tmp_path / "unplugged", photos)  # plugged back: nothing to do
-    out = tag(home, photos)
-    assert f"found {N} files: 0 new, 0 changed, {N} unchanged" in out.stderr
-    assert "0 processed this run" in out.stdout and stored(home) == results
+    unplugged_and_back(home, photos, photos, N, tmp_path / "unplugged")  # the mount point stays, empty
     move_all(photos, tmp_path / "deleted")  # really emptied: --empty-ok marks them missing
     out = tag(home, photos, "--empty-ok")
     assert f"{N} registered files are no longer there: marked missing" in out.stderr
@@ -160,20 +168,9 @@ def test_an_empty_folder_under_the_path_is_taken_for_an_unmounted_drive(nested, 
     """~/Pictures/nas unmounted (its mount point empty) while ~/Pictures holds other photos: the
     share's photos stay tagged, with the warning; --empty-ok marks them missing."""
     photos, home, _layout = nested
-    nas, results = photos / "nas", stored(home)
+    nas = photos / "nas"
     assert status(home)["images"]["tagged"] == N
-    move_all(nas, tmp_path / "share")  # unmounted: the mount point stays, empty
-    out = tag(home, photos)
-    assert f"{nas} holds no photos now but 10 registered ones are under it: left as they were" in out.stderr
-    assert "--empty-ok" in out.stderr and "marked missing" not in out.stderr, out.stderr
-    after = status(home)
-    assert after["images"]["missing"] == 0 and after["images"]["tagged"] == N and after["index"]["size"] == N
-    assert stored(home) == results
-    shows_the_warning(home, 2, f"{nas} holds no photos now but 10 registered ones are under it")
-    move_all(tmp_path / "share", nas)  # mounted again: nothing to do
-    out = tag(home, photos)
-    assert f"found {N} files: 0 new, 0 changed, {N} unchanged" in out.stderr
-    assert "0 processed this run" in out.stdout and stored(home) == results
+    unplugged_and_back(home, photos, nas, 10, tmp_path / "share")  # unmounted: the mount point stays, empty
     move_all(nas, tmp_path / "deleted")  # the subfolder really emptied: --empty-ok marks its photos missing
     out = tag(home, photos, "--empty-ok")
     assert "10 registered files are no longer there: marked missing" in out.stderr
