@@ -12,7 +12,7 @@ from core.schema import IndexChange, ModelVersion
 from indexer import log as index_log
 from migrations import get_database, upgrade
 
-from .conftest import wait_until
+from .waiting import wait_until
 
 
 def waiting_for(db, pid: int) -> bool:
@@ -60,13 +60,19 @@ def test_a_second_writer_waits_until_the_first_commits_so_readers_see_a_prefix(p
     assert [image for _, image in entries] == [1, 2] and entries[0][0] < entries[1][0]
 
 
-def test_trim_keeps_what_a_live_copy_has_not_applied_and_never_reuses_a_number(tmp_path):
+def logged(tmp_path, n: int):
+    """(database, model version id): a SQLite database with one version and ``n`` log entries (images 1 to n)."""
     db = get_database(f"sqlite:///{tmp_path}/log.sqlite")
     with db.session() as s:
         s.add(ModelVersion(version="v", spec="synthetic", embed_dim=4))
     with db.session() as s:
         mv = s.scalar(select(ModelVersion.id))
-        index_log.append(s, [{"model_version_id": mv, "image_id": i} for i in range(1, 6)])
+        index_log.append(s, [{"model_version_id": mv, "image_id": i} for i in range(1, n + 1)])
+    return db, mv
+
+
+def test_trim_keeps_what_a_live_copy_has_not_applied_and_never_reuses_a_number(tmp_path):
+    db, mv = logged(tmp_path, 5)
     index_log.report(db, "host:/a", mv, 5, 5, "server")
     index_log.report(db, "host:/b", mv, 2, 2, "server")
     assert index_log.trim(db, mv) == 2 and len(index_log.since(db, mv, 0)) == 3
@@ -87,12 +93,7 @@ def test_a_silent_copy_stops_holding_entries_back(tmp_path, silent_for_days):
 
     from core.schema import IndexCopy, utcnow
 
-    db = get_database(f"sqlite:///{tmp_path}/log.sqlite")
-    with db.session() as s:
-        s.add(ModelVersion(version="v", spec="synthetic", embed_dim=4))
-    with db.session() as s:
-        mv = s.scalar(select(ModelVersion.id))
-        index_log.append(s, [{"model_version_id": mv, "image_id": i} for i in range(1, 4)])
+    db, mv = logged(tmp_path, 3)
     index_log.report(db, "host:/live", mv, 3, 3, "server")
     index_log.report(db, "host:/gone", mv, 0, 0, "server")
     with db.session() as s:
