@@ -46,13 +46,6 @@ def breakage_env(breakage: str, tmp_path: Path) -> dict[str, str]:
         cache = tmp_path / "cache-file"
         cache.write_text("not a folder\n")
         return {"TAGSCOPE_RUNTIME_CACHE": str(cache)}
-    if breakage == "cache is read-only":
-        if os.geteuid() == 0:
-            pytest.skip("root writes into a read-only folder (the 'cache is a file' case covers it)")
-        cache = tmp_path / "read-only-cache"
-        cache.mkdir()
-        cache.chmod(0o555)
-        return {"TAGSCOPE_RUNTIME_CACHE": str(cache)}
     return {"PYTHONPATH": broken_packages(tmp_path), "TAGSCOPE_RUNTIME_CACHE": str(tmp_path / "cache")}
 
 
@@ -60,7 +53,9 @@ def stored_versions(home: Path) -> set[str]:
     return {m["version"] for m in json.loads(run_cli("models", "--json", home=home).stdout)["models"]}
 
 
-@pytest.mark.parametrize("breakage", ["cache is a file", "cache is read-only", "packages unimportable"])
+# A cache that cannot be written: a file where the folder should be (a read-only folder is the same
+# failure, and root, as the suite runs in CI, writes into one anyway, so it would only ever skip here).
+@pytest.mark.parametrize("breakage", ["cache is a file", "packages unimportable"])
 def test_auto_falls_back_to_pytorch_with_one_warning(breakage, photos, tmp_path):
     home = tmp_path / "home"
     env = {"TAGSCOPE_MODEL": "synthetic", "TAGSCOPE_DEVICE": "cpu", "TAGSCOPE_RUNTIME": "auto",
