@@ -4,7 +4,7 @@ Every frame is embedded (in batches of the model's batch size, beside the batch'
 video's tags are the best over its frames (each label's highest frame score), its stored
 embedding, the one the vector index holds, is the normalised mean of its frames, and each
 frame's embedding is kept (``video_frames``) so that search scores the video by its best frame
-and names that frame's time (:mod:`indexer.search.frames`).
+and names that frame's time (:mod:`indexer.search.shots`).
 """
 
 from __future__ import annotations

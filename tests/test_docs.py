@@ -181,3 +181,64 @@ def test_the_raw_file_check_tells_figures_from_facts(tmp_path):
                    "# C\n\nraw: bench-results/nothing-here.txt\n\n| p50 | p95 |\n|---|---|\n| 3 ms | 5 ms |\n")
     found = figure_tables_without_raw_files(doc, root=tmp_path)
     assert [row.split(":")[1] for row in found] == ["3", "19"]  # A: no raw file; C: names one that is missing
+
+
+LAYER_PACKAGES = ("core", "migrations", "mkt", "indexer", "tagger", "web", "tagscope")
+
+
+def _packages() -> list[Path]:
+    """Every package and sub-package of the layers (a folder with an __init__.py)."""
+    return sorted(init.parent for name in LAYER_PACKAGES for init in (ROOT / name).rglob("__init__.py"))
+
+
+def _architecture_rows() -> dict[str, str]:
+    """docs/architecture.md's floor plan: package (``core/media/``) -> its row's text."""
+    rows = {}
+    for line in (ROOT / "docs" / "architecture.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and re.fullmatch(r"`[\w/]+/`", cells[1]):
+            rows[cells[1].strip("`")] = cells[2]
+    return rows
+
+
+def floor_plan_gaps(root: Path, packages: list[Path], rows: dict[str, str], layout: str) -> list[str]:
+    """What the floor plan leaves out: packages README.md's layout does not name, packages without
+    a row in docs/architecture.md, modules their package's row does not name."""
+    gaps = []
+    for package in packages:
+        name = package.relative_to(root).as_posix() + "/"
+        if f"`{name}`" not in layout:
+            gaps.append(f"README.md's layout: {name}")
+        if name not in rows:
+            gaps.append(f"docs/architecture.md: no row for {name}")
+            continue
+        gaps += [f"docs/architecture.md, row {name}: {module.name}" for module in sorted(package.glob("*.py"))
+                 if module.name != "__init__.py" and f"`{module.name}`" not in rows[name]]
+    return gaps
+
+
+def _layout() -> str:
+    return (ROOT / "README.md").read_text().split("## Layout", 1)[1].split("\n## ", 1)[0]
+
+
+def test_the_floor_plan_names_every_package_and_module():
+    """A new package without a row in docs/architecture.md, a module its row does not name, or a
+    package README.md's layout leaves out fails here."""
+    gaps = floor_plan_gaps(ROOT, _packages(), _architecture_rows(), _layout())
+    assert not gaps, "name these (what they own):\n" + "\n".join(gaps)
+
+
+def test_the_floor_plan_check_sees_a_new_package_and_module(tmp_path):
+    (tmp_path / "indexer" / "faces").mkdir(parents=True)
+    for name in ("__init__.py", "cluster.py"):
+        (tmp_path / "indexer" / "faces" / name).write_text("")
+    (tmp_path / "indexer" / "__init__.py").write_text("")
+    (tmp_path / "indexer" / "store.py").write_text("")
+    packages = [tmp_path / "indexer", tmp_path / "indexer" / "faces"]
+    rows = {"indexer/": "the store (`store.py`)"}
+    assert floor_plan_gaps(tmp_path, packages, rows, "`indexer/`") == [
+        "README.md's layout: indexer/faces/", "docs/architecture.md: no row for indexer/faces/"]
+    rows["indexer/faces/"] = "faces"
+    assert floor_plan_gaps(tmp_path, packages, rows, "`indexer/` `indexer/faces/`") == [
+        "docs/architecture.md, row indexer/faces/: cluster.py"]
+    assert all(package in _packages() for package in (ROOT / "core" / "media", ROOT / "web" / "openapi"))
