@@ -198,14 +198,14 @@ def main(argv: list[str] | None = None) -> int:
 def _model(env: dict[str, str]):
     """The model as the runs load it (the runtime a job resolves), its CPU batch, and settings."""
     from core.settings import load_settings
-    from mkt.factory import get_model
+    from mkt.runtime.factory import model_on
 
     if env.get("OMP_NUM_THREADS"):
         import torch
 
         torch.set_num_threads(int(env["OMP_NUM_THREADS"]))
     settings = load_settings(environ=env)
-    model = get_model(settings.tagging_model, "cpu", runtime=settings.runtime)
+    model = model_on(settings.tagging_model, "cpu", runtime=settings.runtime)
     return model, settings.batch_for("cpu"), settings
 
 

@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("tagger.tagging").setLevel(logging.INFO)
 
     from core.settings import load_settings
-    from mkt.factory import get_model
+    from mkt.runtime.factory import model_on
     from tagger import vocabulary
     from tagger.jobs.run import run_job
 
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
           f"runtime {args.runtime}")
     settings = load_settings(environ={}, home=str(work / "home"), model=args.model, device=args.device,
                              runtime=args.runtime)
-    model = get_model(settings.tagging_model, args.device, runtime=settings.runtime)
+    model = model_on(settings.tagging_model, args.device, runtime=settings.runtime)
     batch = settings.batch_for(model.device.type)
     rates = {"model_only": model_only(model, paths, batch, settings)}
     print(f"model-only (batch {batch}):       {rates['model_only']:8.2f} img/s")

@@ -37,10 +37,10 @@ COLD_WORKER = """
 import sys, time
 t0 = time.perf_counter()
 import torch
-from mkt.factory import get_model
+from mkt.runtime.factory import model_on
 from tagger.tagging import runner_for
 from core.settings import load_settings
-model = get_model(sys.argv[1], "cpu", sys.argv[2])
+model = model_on(sys.argv[1], "cpu", sys.argv[2])
 runner = runner_for(model, load_settings(environ={{}}))
 runner.embed(torch.zeros(8, 3, {size}, {size}, dtype=torch.uint8))
 print(time.perf_counter() - t0)
@@ -76,7 +76,7 @@ def measure_variant(args, work: Path, model, name: str, variant, pixels: torch.T
     and cold starts."""
     from bench.pipeline import model_only
     from core.settings import load_settings
-    from mkt.factory import runtime_of
+    from mkt.runtime.factory import runtime_of
     from tagger import vocabulary
     from tagger.jobs.run import run_job
 
@@ -111,8 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(args.threads)
 
-    from mkt.factory import get_model
     from mkt.runtime import PRECISIONS, available
+    from mkt.runtime.factory import model_on
     from tagger import vocabulary
 
     work = Path(tempfile.mkdtemp(prefix="tagscope-runtime-"))
@@ -120,15 +120,15 @@ def main(argv: list[str] | None = None) -> int:
     paths = write_photos(work / "photos", args.n, args.size, distinct=args.distinct)
     mb = sum(p.stat().st_size for p in paths) / len(paths) / 1e6
     print(f"{args.n} JPEGs {args.size[0]}x{args.size[1]}, {mb:.2f} MB each; {args.model}, {args.threads} threads")
-    model = get_model(args.model, "cpu")
+    model = model_on(args.model, "cpu")
     labels = vocabulary.default_label_names()
     pixels = torch.stack([model.preprocess(make_photo(50_000 + i, (640, 480))) for i in range(args.agreement)])
     runtimes = ["torch"] + [r for r in PRECISIONS if available(r)]
     t0 = time.perf_counter()
-    variants = {r: get_model(args.model, "cpu", r) for r in runtimes}  # exports and chooses (once)
+    variants = {r: model_on(args.model, "cpu", r) for r in runtimes}  # exports and chooses (once)
     export_s = time.perf_counter() - t0
     if available("onnx") and not variants["onnx"].version.endswith("-int8"):  # for the record: not chosen
-        variants["onnx-int8"] = get_model(args.model, "cpu", "onnx-int8")
+        variants["onnx-int8"] = model_on(args.model, "cpu", "onnx-int8")
     out: dict = {"n": args.n, "size": list(args.size), "mb_each": round(mb, 2), "model": args.model,
                  "threads": args.threads, "export_and_choose_s": round(export_s, 1), "runtimes": {}}
     for name, variant in variants.items():

@@ -29,8 +29,6 @@ from core.errors import TagscopeError
 from core.modelspec import ModelSpec, check_offline_weights, hub_offline, offline_error, parse_spec
 from mkt.bundle import Bundle, load_bundle
 from mkt.calibration import Constants
-from mkt.runtime import available, split_version
-from mkt.runtime import resolve as resolve_runtime
 from mkt.tagmodel import DEFAULT_TEMPLATE, TagModel
 from mkt.weights import building, file_digest, skipped_init
 
@@ -63,59 +61,20 @@ def create_tag_model(spec: str | ModelSpec, device: str | torch.device = "cpu") 
 
 
 _models: dict[tuple[str, str], tuple[tuple[int, int] | None, TagModel]] = {}
-_runtimes: dict[tuple[str, str, str], TagModel] = {}
 
 
-def get_model(spec: str | ModelSpec, device: str | torch.device = "cpu", runtime: str = "torch") -> TagModel:
+def get_model(spec: str | ModelSpec, device: str | torch.device = "cpu") -> TagModel:
     """:func:`create_tag_model`, once per process and (spec, device): Celery workers and the web
     server keep the model between tasks and requests. A bundle file replaced at the same path
-    (``mkt:PATH``) is loaded again, so a long-lived worker sees the version now there.
-
-    ``runtime``: where the image tower runs (:mod:`mkt.runtime`): ``torch``, ``onnx``,
-    ``openvino``, ``auto`` (resolved for ``device``), or a runtime with its precision
-    (``onnx-int8``, ``openvino-fp32``: what a version id names, to make that version again)."""
+    (``mkt:PATH``) is loaded again, so a long-lived worker sees the version now there. The image
+    tower on another runtime than PyTorch: :func:`mkt.runtime.factory.model_on`."""
     parsed = parse_spec(spec)
     key = (str(parsed), str(device))
     stamp = _file_stamp(parsed.path) if parsed.kind == "mkt" else None
     cached = _models.get(key)
     if cached is None or cached[0] != stamp:
         _models[key] = (stamp, create_tag_model(parsed, device=device))
-        for stale in [k for k in _runtimes if k[:2] == key]:
-            del _runtimes[stale]
-    model = _models[key][1]
-    name, _, precision = runtime.partition("-")
-    name = resolve_runtime(name, str(device))
-    if name == "auto":  # never fails: a runtime that does not work here falls back to PyTorch
-        if (*key, "auto") not in _runtimes:
-            from mkt.runtime.fallback import auto_model
-
-            _runtimes[(*key, "auto")] = auto_model(model, lambda chosen: _on_runtime(model, key, chosen, "", True))
-        return _runtimes[(*key, "auto")]
-    if name == "torch":
-        return model
-    return _on_runtime(model, key, name, precision)
-
-
-def _on_runtime(model: TagModel, key: tuple[str, str], name: str, precision: str, open_now: bool = False) -> TagModel:
-    """``model`` with its image tower on runtime ``name`` (once per process), the tower opened
-    now when ``open_now`` (else on first use); a failure is a one-line :class:`mkt.runtime.RuntimeFailed`."""
-    if not available(name):
-        package = "onnxruntime" if name == "onnx" else "openvino"
-        raise TagscopeError(f"runtime {name} needs {package}: pip install {package}, or set TAGSCOPE_RUNTIME=torch")
-    rkey = (*key, f"{name}-{precision}")
-    if rkey not in _runtimes:
-        from mkt.runtime.model import with_runtime
-
-        _runtimes[rkey] = with_runtime(model, name, precision or None)
-    if open_now:
-        _runtimes[rkey].image_runtime.tower  # noqa: B018 - opening it is the point: it fails here or works
-    return _runtimes[rkey]
-
-
-def runtime_of(version: str) -> str:
-    """The ``runtime`` argument of :func:`get_model` that makes ``version`` again."""
-    _, name, precision = split_version(version)
-    return "torch" if name == "torch" else f"{name}-{precision}"
+    return _models[key][1]
 
 
 def _file_stamp(path: str | None) -> tuple[int, int] | None:

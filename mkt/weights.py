@@ -20,7 +20,16 @@ from pathlib import Path
 import torch
 
 from core.files import file_sha256
-from mkt.runtime import cache_root
+
+
+def cache_root() -> Path:
+    """Where Tagscope keeps what it derives from a model's files (exported towers of
+    :mod:`mkt.runtime`, weight files' digests): ``TAGSCOPE_RUNTIME_CACHE``, else the user's cache folder."""
+    if os.environ.get("TAGSCOPE_RUNTIME_CACHE"):
+        return Path(os.environ["TAGSCOPE_RUNTIME_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "tagscope" / "runtimes"
+
 
 # The in-place fillers initialisation goes through: torch.nn.init's functions (nn.Linear,
 # open_clip's init_parameters) and the tensor methods they and others call (MultiheadAttention

@@ -37,7 +37,7 @@ from core.sql_in import chunks
 from indexer import store
 from indexer.text_store import get_or_encode
 from migrations import get_database
-from mkt.factory import get_model, runtime_of
+from mkt.runtime.factory import model_on, runtime_of
 from mkt.tagmodel import ImageEmbeddings, TagModel
 from tagger.vocabulary import ACTIVE, PENDING, REMOVING, label_embeddings, vocabulary
 
@@ -65,7 +65,7 @@ def _tagged_versions(db: Database) -> list[ModelVersion]:
 
 
 def _model_of(mv: ModelVersion, settings: Settings) -> TagModel:
-    model = get_model(parse_spec(mv.spec), settings.resolved_device(), runtime=runtime_of(mv.version))
+    model = model_on(parse_spec(mv.spec), settings.resolved_device(), runtime=runtime_of(mv.version))
     if model.version != mv.version:
         raise TagscopeError(f"the collection was tagged with {mv.spec} version {mv.version}, which now loads "
                             f"version {model.version}: scoring labels needs the same model; re-tag with "

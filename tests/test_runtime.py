@@ -13,9 +13,11 @@ import pytest
 import torch
 from PIL import Image
 
-from mkt.factory import get_model, runtime_of
-from mkt.runtime import cache_root, resolve, split_version
+from mkt.factory import get_model
+from mkt.runtime import resolve, split_version
 from mkt.runtime.agreement import BAR, calibration_labels, measure
+from mkt.runtime.factory import model_on, runtime_of
+from mkt.weights import cache_root
 
 from .commands import run_cli
 from .servers import start_server, stop_process
@@ -31,7 +33,7 @@ def photos_pixels(model, folder, n: int = 240) -> torch.Tensor:
 @pytest.mark.parametrize("runtime", ["onnx", "openvino"])
 def test_runtimes_agree_with_pytorch_fp32(spec, runtime, synthetic_photos):
     base = get_model(spec)
-    fast = get_model(spec, "cpu", runtime)
+    fast = model_on(spec, "cpu", runtime)
     pixels = photos_pixels(base, synthetic_photos)
     patches = base.local_top_k > 0
     with torch.inference_mode():
@@ -49,37 +51,37 @@ def test_runtimes_agree_with_pytorch_fp32(spec, runtime, synthetic_photos):
     assert fast.version == f"{base.version}-{runtime}-{chosen}" and split_version(fast.version) == (
         base.version, runtime, chosen)
     assert chosen in ("int8", "bf16", "fp32") and meta[runtime]["agreement"][chosen]["mean_cosine"] >= 0.99
-    assert get_model(spec, "cpu", runtime_of(fast.version)).version == fast.version  # made again from its id
+    assert model_on(spec, "cpu", runtime_of(fast.version)).version == fast.version  # made again from its id
 
 
 def test_onnx_fp32_matches_pytorch_and_versions_name_their_runtime(synthetic_photos):
     base = get_model("synthetic")
-    fp32 = get_model("synthetic", "cpu", "onnx-fp32")
+    fp32 = model_on("synthetic", "cpu", "onnx-fp32")
     pixels = photos_pixels(base, synthetic_photos, 32)
     with torch.inference_mode():
         a = base.encode_images(pixels, with_patches=False).global_
         b = fp32.encode_images(pixels, with_patches=False).global_
     assert torch.allclose(a, b, atol=1e-4)
     assert fp32.version == base.version + "-onnx-fp32" and runtime_of(base.version) == "torch"
-    assert get_model("synthetic", "cpu", "torch") is base and get_model("synthetic", "cpu", "onnx-fp32") is fp32
+    assert model_on("synthetic", "cpu", "torch") is base and model_on("synthetic", "cpu", "onnx-fp32") is fp32
     # the text side is PyTorch's in every version: label embeddings are the same tensors
     assert torch.equal(base.encode_labels(["red circle"]), fp32.encode_labels(["red circle"]))
     assert resolve("auto", "cpu") == "auto" and resolve("auto", "cuda") == "torch" and resolve("onnx", "cuda") == "onnx"
     with pytest.raises(ValueError, match="runs int8 or fp32, not bf16"):
-        get_model("synthetic", "cpu", "onnx-bf16")
+        model_on("synthetic", "cpu", "onnx-bf16")
 
 
 def test_auto_runs_the_runtime_it_measured_fastest_and_keeps_the_choice(tmp_path, monkeypatch):
     """Which runtime is fastest depends on the machine (bench/runtime.py measures it); what holds
     on every machine: ``auto`` measures PyTorch and each runtime once per model version, runs the
     one its figures put first, and keeps that choice in the cache for later processes."""
-    from mkt import factory
+    from mkt.runtime import factory
     from mkt.runtime.model import read_meta
 
     monkeypatch.setenv("TAGSCOPE_RUNTIME_CACHE", str(tmp_path / "runtimes"))
     monkeypatch.setattr(factory, "_runtimes", {})  # a fresh process's: nothing chosen yet
     base = get_model("synthetic")
-    auto = get_model("synthetic", "cpu", "auto")
+    auto = model_on("synthetic", "cpu", "auto")
     measured = read_meta(cache_root() / base.version)["auto"]
     assert set(measured["img_s"]) == {"torch", "onnx", "openvino"} and min(measured["img_s"].values()) > 0
     assert measured["runtime"] == max(measured["img_s"], key=measured["img_s"].get)
@@ -90,7 +92,7 @@ def test_auto_runs_the_runtime_it_measured_fastest_and_keeps_the_choice(tmp_path
     meta["auto"]["runtime"] = other
     (cache_root() / base.version / "meta.json").write_text(json.dumps(meta))
     monkeypatch.setattr(factory, "_runtimes", {})
-    assert split_version(get_model("synthetic", "cpu", "auto").version)[1] == other
+    assert split_version(model_on("synthetic", "cpu", "auto").version)[1] == other
 
 
 def test_int8_is_measured_and_kept_only_when_it_agrees(synthetic_photos):
@@ -98,13 +100,13 @@ def test_int8_is_measured_and_kept_only_when_it_agrees(synthetic_photos):
     as the bar asks, but its best tag differs on more than 3% of photos (near-ties), so the export
     records it and uses fp32 (mkt.runtime.agreement.MARGIN)."""
     base = get_model("synthetic-mkt")
-    int8 = get_model("synthetic-mkt", "cpu", "onnx-int8")
+    int8 = model_on("synthetic-mkt", "cpu", "onnx-int8")
     pixels = photos_pixels(base, synthetic_photos)
     with torch.inference_mode():
         agreement = measure(base, base.encode_images(pixels, with_patches=True),
                             int8.encode_images(pixels, with_patches=True), calibration_labels(base))
     assert agreement.mean_cosine >= 0.9995 and agreement.top5 >= BAR["top5"], agreement
-    get_model("synthetic-mkt", "cpu", "onnx")
+    model_on("synthetic-mkt", "cpu", "onnx")
     meta = json.loads((cache_root() / base.version / "meta.json").read_text())["onnx"]
     measured = meta["agreement"]["int8"]
     assert meta["precision"] == ("int8" if measured["top1"] >= BAR["top1"] + 0.01 else "fp32"), meta
@@ -175,7 +177,7 @@ def test_tagged_by_one_runtime_searched_by_another(synthetic_photos, tmp_path):
     out = run_cli("tag", str(photos), "--runtime", "onnx", home=home, TAGSCOPE_MODEL="synthetic")
     assert "60 processed this run" in out.stdout, out.stdout
     versions = {m["version"]: m for m in json.loads(run_cli("models", "--json", home=home).stdout)["models"]}
-    onnx_version = get_model("synthetic", "cpu", "onnx").version
+    onnx_version = model_on("synthetic", "cpu", "onnx").version
     assert split_version(onnx_version)[1] == "onnx"
     assert set(versions) == {torch_version, onnx_version} and versions[onnx_version]["active"]
     assert versions[torch_version]["embeddings"] == versions[onnx_version]["embeddings"] == 60

@@ -16,8 +16,8 @@ from core.db import Database
 from core.errors import TagscopeError
 from core.schema import collection_model_version, tagged_versions
 from core.settings import Settings
-from mkt.factory import get_model, runtime_of
 from mkt.runtime import split_version
+from mkt.runtime.factory import model_on, runtime_of
 from mkt.tagmodel import TagModel
 
 
@@ -29,11 +29,11 @@ def resolve_model(settings: Settings, db: Database) -> TagModel:
     device = settings.resolved_device()
     if settings.model is None:  # the version's own runtime: its image tower, for photo queries
         runtime = runtime_of(current.version) if current is not None else "torch"
-        return with_text(settings, get_model(current_spec or settings.tagging_model, device, runtime=runtime))
-    model = get_model(settings.model, device)
+        return with_text(settings, model_on(current_spec or settings.tagging_model, device, runtime=runtime))
+    model = model_on(settings.model, device)
     same = sorted((v != (current and current.version), v) for v in tagged if split_version(v)[0] == model.version)
     if same:  # this model, tagged by any runtime: that version (the active one first)
-        return with_text(settings, get_model(settings.model, device, runtime=runtime_of(same[0][1])))
+        return with_text(settings, model_on(settings.model, device, runtime=runtime_of(same[0][1])))
     if tagged:
         raise TagscopeError(f"the collection is tagged with {current_spec}, not {settings.model} "
                             f"(version {model.version}): pass --model {current_spec}, leave the model unset, "

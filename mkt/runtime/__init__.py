@@ -17,9 +17,6 @@ same in every version, so a search server on any runtime serves a collection tag
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 from core.errors import TagscopeError
 from core.settings import RUNTIMES
 
@@ -78,14 +75,6 @@ def resolve(runtime: str, device: str) -> str:
     if runtime == "auto" and (not str(device).startswith("cpu") or not any(available(n) for n in PRECISIONS)):
         return "torch"
     return runtime  # named: honoured on any device (a job queued for it must make its version)
-
-
-def cache_root() -> Path:
-    """Where exported towers are kept: ``TAGSCOPE_RUNTIME_CACHE``, else the user's cache folder."""
-    if os.environ.get("TAGSCOPE_RUNTIME_CACHE"):
-        return Path(os.environ["TAGSCOPE_RUNTIME_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "tagscope" / "runtimes"
 
 
 def cpu_threads() -> int:

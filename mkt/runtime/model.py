@@ -19,11 +19,12 @@ import torch
 
 from core.atomic import atomic_write_bytes
 from core.errors import TagscopeError
-from mkt.runtime import PRECISIONS, RuntimeFailed, available, cache_root, cpu_threads, failure_reason, suffix
+from mkt.runtime import PRECISIONS, RuntimeFailed, available, cpu_threads, failure_reason, suffix
 from mkt.runtime.agreement import calibration_labels, calibration_pixels, measure
 from mkt.runtime.export import embed, open_tower, openvino_bf16, wants_patches
 from mkt.runtime.text import text_runtime_for
 from mkt.tagmodel import ImageEmbeddings, TagModel
+from mkt.weights import cache_root
 
 log = logging.getLogger(__name__)
 

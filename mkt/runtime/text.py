@@ -21,10 +21,11 @@ import torch
 from torch import nn
 
 from core.atomic import atomic_write
-from mkt.runtime import cache_root, cpu_threads, failure_reason, split_version
+from mkt.runtime import cpu_threads, failure_reason, split_version
 from mkt.runtime.export import OPSET, OnnxTower
 from mkt.tagmodel import TagModel
 from mkt.text import can_trim, text_tower
+from mkt.weights import cache_root
 
 log = logging.getLogger(__name__)
 

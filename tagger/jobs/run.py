@@ -19,7 +19,7 @@ from core.sql_in import chunks, one_of
 from indexer.store import StoreVersion
 from indexer.sync import sync_index
 from migrations import get_database
-from mkt.factory import get_model
+from mkt.runtime.factory import model_on
 from tagger.jobs import rows
 from tagger.jobs.celery_app import celery_app
 from tagger.jobs.control import interrupt_dead_in_process_jobs
@@ -41,8 +41,8 @@ def run_job(settings: Settings, paths: Sequence[str], *, retry_failed: bool = Fa
     # In-process, this process tags: the model loads where it will run. With a broker, workers tag
     # on their own devices and this process only needs the model's version id: the CPU will do.
     # Either way a model error comes before any write.
-    model = get_model(settings.tagging_model, settings.resolved_device() if in_process else "cpu",
-                      runtime=job_runtime(settings, in_process))
+    model = model_on(settings.tagging_model, settings.resolved_device() if in_process else "cpu",
+                     runtime=job_runtime(settings, in_process))
     db = get_database(settings.db_url)
     if in_process:
         interrupt_dead_in_process_jobs(db, settings.task_lease)

@@ -14,7 +14,7 @@ from core.db import Database
 from core.modelspec import parse_spec
 from core.settings import Settings
 from migrations import get_database
-from mkt.factory import get_model
+from mkt.runtime.factory import model_on
 from mkt.tagmodel import TagModel
 from tagger.jobs import leases, rows
 from tagger.media_backfill import catch_up
@@ -93,7 +93,7 @@ def start_queued_job(settings: Settings, job_id: int) -> list[int] | None:
     with leases.heartbeat(lambda: leases.renew_scan(db, job_id, settings.task_lease), settings.task_lease,
                           f"scan of job {job_id}"):
         try:
-            model = get_model(parse_spec(params["spec"]), settings.resolved_device(), runtime=settings.runtime)
+            model = model_on(parse_spec(params["spec"]), settings.resolved_device(), runtime=settings.runtime)
         except Exception as exc:  # noqa: BLE001 - a model that cannot load fails the job, with why
             rows.fail_job(db, job_id, f"cannot load model {params['spec']}: {exc}")
             raise

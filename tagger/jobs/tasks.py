@@ -45,11 +45,11 @@ def load_work(settings: Settings, db: Database, job_id: int) -> Work:
     device. Refuses a model whose version is not the job's (another file at the same path,
     another release of the bundled model): the job fails with a message saying so."""
     from indexer.store import StoreVersion
-    from mkt.factory import get_model, runtime_of
+    from mkt.runtime.factory import model_on, runtime_of
     from tagger.tagging import Work
 
     job = rows.load_job(db, job_id)
-    model = get_model(job.spec, settings.resolved_device(), runtime=runtime_of(job.version))
+    model = model_on(job.spec, settings.resolved_device(), runtime=runtime_of(job.version))
     if model.version != job.version:
         message = (f"job {job.id} was queued for model {job.spec} version {job.version}, but this worker "
                    f"loads version {model.version} from that spec: give every worker the same model "
