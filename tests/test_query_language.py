@@ -150,7 +150,7 @@ def big_library(request, tmp_path):
 
 
 def test_a_filter_keeping_a_tenth_of_a_percent_still_returns_k_results(big_library, monkeypatch):
-    from indexer.search import searcher as searcher_module
+    from indexer.search import filtered as filtered_module
     from indexer.search.searcher import Searcher
 
     settings, _ = big_library
@@ -159,11 +159,11 @@ def test_a_filter_keeping_a_tenth_of_a_percent_still_returns_k_results(big_libra
     exact = searcher.find("red thing", k=20, filters=rare)
     assert len(exact.hits) == 20 and all(h.taken.startswith("2001-") for h in exact.hits)
     # the same filter through the index: the candidate pool grows until 20 pass
-    monkeypatch.setattr(searcher_module, "FILTER_EXACT", 5)
-    monkeypatch.setattr(searcher_module, "FILTER_EXACT_ALWAYS", 5)
+    monkeypatch.setattr(filtered_module, "FILTER_EXACT", 5)
+    monkeypatch.setattr(filtered_module, "FILTER_EXACT_ALWAYS", 5)
     grown = Searcher(settings).find("red thing", k=20, filters=rare)
     assert _ids(grown) == _ids(exact)
-    monkeypatch.setattr(searcher_module, "FILTER_IDS", 10)  # too many pass to hold their ids: checked in SQL
+    monkeypatch.setattr(filtered_module, "FILTER_IDS", 10)  # too many pass to hold their ids: checked in SQL
     assert _ids(Searcher(settings).find("red thing", k=20, filters=rare)) == _ids(exact)
     paris = Searcher(settings).find("red thing + circle -blue thing", k=20, filters=Filters.parse(None, place="paris"))
     assert len(paris.hits) == 20
