@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 MODEL_CONFIG_DIR = Path(__file__).parent / "model_configs"
 ASSETS = Path(__file__).parent / "assets"
 SYNTHETIC_BUNDLE = ASSETS / "synthetic.pt"  # `synthetic`: the world's tiny CLIP
-SYNTHETIC_MKT_BUNDLE = ASSETS / "synthetic-mkt.pt"  # `synthetic-mkt`: MKT trained from it (scripts/build_demo_model.py)
+SYNTHETIC_MKT_BUNDLE = ASSETS / "synthetic-mkt.pt"  # `synthetic-mkt`: MKT trained from it (mkt/training/demo_model.py)
 BUILTIN_BUNDLES = {"synthetic": SYNTHETIC_BUNDLE, "synthetic-mkt": SYNTHETIC_MKT_BUNDLE}
 
 
