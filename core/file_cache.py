@@ -71,13 +71,7 @@ class FileCache:
         """Count the folder and remove its least recently used files until it holds at most
         ``LOW_WATER`` of the bound; returns the files removed."""
         with _lock:
-            files = []
-            for entry in _entries(self.folder, self.suffix):
-                try:
-                    st = entry.stat()
-                except OSError:
-                    continue
-                files.append((st.st_mtime, st.st_size, entry.path))
+            files = self._files()
             held = sum(size for _, size, _ in files)
             removed = 0
             if held > self.max_bytes:
@@ -95,18 +89,20 @@ class FileCache:
             return removed
 
     def _count(self) -> int:
-        total = 0
-        for entry in _entries(self.folder, self.suffix):
-            try:
-                total += entry.stat().st_size
-            except OSError:
-                continue
-        return total
+        return sum(size for _, size, _ in self._files())
 
-
-def _entries(folder: Path, suffix: str) -> list[os.DirEntry]:
-    try:
-        with os.scandir(folder) as it:
-            return [e for e in it if e.name.endswith(suffix) and e.is_file(follow_symlinks=False)]
-    except FileNotFoundError:
-        return []
+    def _files(self) -> list[tuple[float, int, str]]:
+        """(last use, bytes, path) of each cached file (one that vanished meanwhile left out)."""
+        files = []
+        try:
+            with os.scandir(self.folder) as it:
+                for entry in it:
+                    if entry.name.endswith(self.suffix) and entry.is_file(follow_symlinks=False):
+                        try:
+                            st = entry.stat()
+                        except OSError:
+                            continue
+                        files.append((st.st_mtime, st.st_size, entry.path))
+        except FileNotFoundError:
+            pass
+        return files
