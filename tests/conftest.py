@@ -108,3 +108,16 @@ def home_env(request, tmp_path) -> tuple[Path, dict[str, str], str]:
     else:
         url = f"sqlite:///{home.resolve()}/tagscope.sqlite"
     return home, env, url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_at_head(request, tmp_path) -> str:
+    """The URL of a database upgraded to the schema's head, on SQLite and on PostgreSQL."""
+    from core.db import Database
+    from migrations import upgrade
+
+    url = f"sqlite:///{tmp_path}/t.sqlite" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    db = Database(url)
+    upgrade(db)
+    db.dispose()
+    return url

@@ -21,7 +21,7 @@ from core.db import Database
 from core.pg_copy import can_copy, copy_rows, insert_ids, update_rows
 from core.schema import Embedding, Image, IndexChange, Media, Tag, VideoFrame
 from core.sql_in import one_of
-from migrations import get_database, upgrade
+from migrations import get_database
 
 from .commands import run_cli
 from .photos import photos_subset
@@ -165,11 +165,9 @@ def test_copy_rows_insert_ids_and_update_rows_on_postgresql(postgres_url, tmp_pa
         assert s.scalar(select(Image.id).where(Image.path_key == "k1")) == ids[1]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db(request, tmp_path):
-    url = f"sqlite:///{tmp_path}/t.sqlite" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    database = Database(url)
-    upgrade(database)
+@pytest.fixture
+def db(db_at_head):
+    database = Database(db_at_head)
     yield database
     database.dispose()
 

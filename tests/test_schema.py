@@ -12,11 +12,6 @@ import shutil
 import subprocess
 import sys
 
-import pytest
-
-from core.db import Database
-from migrations import upgrade
-
 from . import ROOT
 
 # Run in a fresh interpreter: Alembic's own autogenerate through migrations/env.py, its proposed
@@ -42,15 +37,6 @@ print(json.dumps(found))
 def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TAGSCOPE_")}
     return {**env, "PYTHONPATH": str(ROOT), **extra}
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_at_head(request, tmp_path):
-    url = f"sqlite:///{tmp_path}/t.sqlite" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    db = Database(url)
-    upgrade(db)
-    yield url
-    db.dispose()
 
 
 def test_autogenerating_against_a_database_at_head_finds_nothing_to_change(db_at_head, tmp_path):
