@@ -110,3 +110,27 @@ def seed_labels(db: Database, names: Iterable[str], source: str, state: str = AC
                 s.add(Label(name=name, source=source, state=state))
                 added.append(name)
     return added
+
+
+def set_threshold(db: Database, name: str, value: str) -> tuple[str, float | None]:
+    """A person's cutoff for one label (``value``: a score on the collection model's scale, or
+    ``auto`` for the calibrated one); returns the label's name and the threshold set."""
+    import math
+
+    text = (value or "").strip().lower()
+    if text == "auto":
+        threshold = None
+    else:
+        try:
+            threshold = float(text)
+        except ValueError:
+            threshold = math.nan
+        if not math.isfinite(threshold):
+            raise TagscopeError(f"--threshold must be a score (e.g. 0.3) or auto, got {value!r}")
+    folded = " ".join((name or "").split()).lower()
+    with db.session() as s:
+        label = s.scalar(select(Label).where(func.lower(Label.name) == folded, Label.state != REMOVING))
+        if label is None:
+            raise TagscopeError(f"no label {name!r} in the vocabulary: see `tagscope labels list`")
+        label.threshold = threshold
+        return label.name, threshold

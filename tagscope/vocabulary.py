@@ -69,6 +69,20 @@ def labels_remove(ctx: click.Context, names: tuple[str, ...]) -> None:
                f"re-scored {rescored} images from stored embeddings")
 
 
+@labels.command("set")
+@click.argument("name")
+@click.option("--threshold", required=True, metavar="SCORE|auto",
+              help="Tags of this label match from this score up (the collection model's scale); auto: calibrated.")
+@click.pass_context
+@fail_cleanly
+def labels_set(ctx: click.Context, name: str, threshold: str) -> None:
+    """Set how one label is decided: tags of NAME match from --threshold up, or `auto` again."""
+    from tagger.vocabulary import set_threshold
+
+    label, value = set_threshold(database(settings_for(ctx)), name, threshold)
+    click.echo(f"{label}: matches from {value:g} up" if value is not None else f"{label}: calibrated (auto)")
+
+
 @labels.command("list")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context

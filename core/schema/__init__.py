@@ -7,12 +7,16 @@ from core.schema.base import Base, as_utc, iso_utc, utcnow
 from core.schema.images import (
     DUPLICATE,
     FAILED,
+    GROUP,
     IMAGE_STATES,
+    KEYWORD,
+    LABEL_KINDS,
     MISSING,
     PENDING,
     TAGGED,
     Image,
     Label,
+    LabelCutoff,
     Tag,
     path_key,
 )
@@ -32,6 +36,7 @@ from core.schema.versions import (
 __all__ = [
     "Base", "as_utc", "iso_utc", "utcnow",
     "DUPLICATE", "FAILED", "IMAGE_STATES", "MISSING", "PENDING", "TAGGED", "Image", "Label", "Tag", "path_key",
+    "GROUP", "KEYWORD", "LABEL_KINDS", "LabelCutoff",
     "IndexChange", "IndexCopy", "IndexLogFloor",
     "Job", "JobTask", "Schedule",
     "Media", "VideoFrame",

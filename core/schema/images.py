@@ -1,5 +1,6 @@
 """The photo side of the schema: ``images`` (one row per registered file and its state), the
-vocabulary (``labels``) and the model's ``tags`` on images."""
+vocabulary (``labels``, a keyword tree), the model's ``tags`` on images and the rule that decides
+which of them match (``label_cutoffs``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import hashlib
 import os
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.schema.base import Base, utcnow
@@ -60,6 +61,10 @@ class Image(Base):
         return os.fsdecode(self.path_raw)
 
 
+KEYWORD, GROUP = "keyword", "group"
+LABEL_KINDS = (KEYWORD, GROUP)
+
+
 class Label(Base):
     __tablename__ = "labels"
 
@@ -69,6 +74,14 @@ class Label(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     # pending: being scored (its tags hidden until the switch); active; removing (hidden at once).
     state: Mapped[str] = mapped_column(String(16), default="active", server_default="active")
+    # The keyword tree (core.keyword_tree): a label with children is implied by them, never scored;
+    # a ``group`` ([Name] in a Lightroom keyword file) only organises: never scored, never written.
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("labels.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16), default=KEYWORD, server_default=KEYWORD)
+    # Other names of the keyword: they join its prompts and are written with it (a JSON list).
+    synonyms: Mapped[list[str] | None] = mapped_column(JSON)
+    # A person's cutoff on the collection model's score (``tagscope labels set``); None: calibrated.
+    threshold: Mapped[float | None] = mapped_column(Float)
 
 
 class Tag(Base):
@@ -79,3 +92,22 @@ class Tag(Base):
     label_id: Mapped[int] = mapped_column(ForeignKey("labels.id", ondelete="CASCADE"), primary_key=True)
     model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"), primary_key=True)
     score: Mapped[float] = mapped_column(Float)
+
+
+class LabelCutoff(Base):
+    """How one model version decides one label (core.decisions): a tag matches when its score is at
+    least ``threshold`` (None: nothing matches), with confidence ``sigmoid(slope * (score -
+    threshold))``. ``source`` says where it came from: ``bundle`` (fitted per label on the bundle's
+    validation data), ``pooled`` (the bundle's rule for labels it was not fitted on) or
+    ``collection`` (from the label's score distribution over ``images`` photos of the collection)."""
+
+    __tablename__ = "label_cutoffs"
+
+    label_id: Mapped[int] = mapped_column(ForeignKey("labels.id", ondelete="CASCADE"), primary_key=True)
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"),
+                                                  primary_key=True)
+    threshold: Mapped[float | None] = mapped_column(Float)
+    slope: Mapped[float] = mapped_column(Float)
+    source: Mapped[str] = mapped_column(String(16))
+    images: Mapped[int] = mapped_column(Integer, default=0)
+    computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
