@@ -135,6 +135,7 @@ def model_from_bundle(bundle: Bundle, spec: str) -> TagModel:
         kind=bundle.kind,
         relevance=Constants.of(bundle.meta),
         suggested_queries=[q["text"] for q in (bundle.meta or {}).get("demo_queries") or []],
+        tag_calibration=(bundle.meta or {}).get("tags"),
     )
 
 

@@ -125,6 +125,7 @@ class TagModel(nn.Module):
         kind: str = "clip",
         relevance: Constants | None = None,
         suggested_queries: Sequence[str] = (),
+        tag_calibration: dict | None = None,
     ) -> None:
         super().__init__()
         self.clip = clip
@@ -141,6 +142,8 @@ class TagModel(nn.Module):
         self.kind = kind  # "clip" (zero-shot) or "mkt" (two-stream head, trained)
         self.relevance = relevance or Constants()  # how search calls a result a match (mkt.calibration)
         self.suggested_queries = list(suggested_queries)  # texts it answers well (a demo's "try: ...")
+        # how its tags are decided: a bundle's meta["tags"] (mkt.tag_calibration), None: collection rules
+        self.tag_calibration = tag_calibration
         self.eval()
 
     # -- properties -------------------------------------------------------------------------

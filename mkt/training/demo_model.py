@@ -7,7 +7,9 @@
    compounds of ``synthetic_split(20, seed=0)`` held out), 20 epochs, distillation weight 0.03;
 2. stage 2 (prompt tuning), 4 epochs; the weights stored as float16 (a few MB);
 3. its relevance constants fitted on a validation set (seed ``EVAL_SEED + 1``, never the test
-   set) for its seen labels, against known-absent texts (:data:`mkt.synthetic.ABSENT_TEXTS`);
+   set) for its seen labels, against known-absent texts (:data:`mkt.synthetic.ABSENT_TEXTS`), and
+   its tag rules on the same set (``meta["tags"]``: a threshold and slope per seen label, a pooled
+   rule for the others, :mod:`mkt.tag_calibration`);
 4. the queries the demo suggests, chosen on that validation set: for each kind of text the labels
    whose matches were best there, seen ones and held-out ones (``meta["demo_queries"]``).
 
@@ -124,7 +126,10 @@ def build(out: Path, work: Path, seed: int, command: str = "tagscope synth mkt")
     bundle.meta["build"] = {"command": command, "seed": seed, "train_n": TRAIN_N,
                             "seconds": round(time.time() - t0, 1), "reused": reused}
     save_bundle(bundle, out)
-    return {"bundle": str(out), "version": bundle.version, "relevance": fitted, **bundle.meta["build"],
+    tags = {k: bundle.meta["tags"][k] for k in ("pooled", "unseen_rule", "prior", "collection_slope")}
+    return {"bundle": str(out), "version": bundle.version, "relevance": fitted,
+            "tags": {**tags, **{k: bundle.meta["tags"]["diagnostics"][k] for k in ("cross_validated", "ece")}},
+            **bundle.meta["build"],
             "demo_queries": bundle.meta["demo_queries"]}
 
 
