@@ -16,6 +16,10 @@ new labels are added ``pending`` and their tags are written BESIDE the tags read
 stay whole; one transaction then makes the labels active and trims each touched image to its
 best ``top_n``. An interrupted ``labels add`` leaves them pending and hidden; the next one
 finishes them. Removed labels are hidden at once (``removing``) before their tags go.
+
+New labels are decided the way a full re-tag decides them: their rules (:mod:`tagger.decisions`)
+are computed with the same function once their tags are written, before they switch to active;
+the labels whose tags the switch trims (or that a removal re-scores) get theirs again after.
 """
 
 from __future__ import annotations
@@ -29,17 +33,14 @@ import torch
 from sqlalchemy import delete, func, insert, select, tuple_, update
 
 from core.db import Database
-from core.errors import TagscopeError
-from core.modelspec import parse_spec
 from core.schema import Embedding, Label, ModelVersion, Tag
 from core.settings import Settings
 from core.sql_in import chunks
 from indexer import store
-from indexer.text_store import get_or_encode
 from migrations import get_database
-from mkt.runtime.factory import model_on, runtime_of
 from mkt.tagmodel import ImageEmbeddings, TagModel
-from tagger.vocabulary import ACTIVE, PENDING, REMOVING, label_embeddings, vocabulary
+from tagger.decisions import calibrate_version, model_of
+from tagger.vocabulary import ACTIVE, PENDING, REMOVING, embed_labels, label_embeddings, vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +66,7 @@ def _tagged_versions(db: Database) -> list[ModelVersion]:
 
 
 def _model_of(mv: ModelVersion, settings: Settings) -> TagModel:
-    model = model_on(parse_spec(mv.spec), settings.resolved_device(), runtime=runtime_of(mv.version))
-    if model.version != mv.version:
-        raise TagscopeError(f"the collection was tagged with {mv.spec} version {mv.version}, which now loads "
-                            f"version {model.version}: scoring labels needs the same model; re-tag with "
-                            "`tagscope tag PATH --retag`")
-    return model
+    return model_of(mv, settings.resolved_device())
 
 
 def _embeddings(model: TagModel, vectors: np.ndarray, patches: list[bytes | None]) -> ImageEmbeddings:
@@ -116,9 +112,11 @@ def _add_beside(db: Database, mv_id: int, label_ids: list[int], kept: dict[int, 
             s.execute(insert(Tag), rows)
 
 
-def _activate(db: Database, label_ids: list[int], versions: list[ModelVersion], top_n: int) -> None:
+def _activate(db: Database, label_ids: list[int], versions: list[ModelVersion], top_n: int) -> dict[int, set[int]]:
     """One transaction: the pending labels become active, and every image holding one of their
-    tags keeps its best ``top_n`` (by score), which is the top-n :func:`_rescore` computed."""
+    tags keeps its best ``top_n`` (by score), which is the top-n :func:`_rescore` computed.
+    Returns, per version id, the labels that lost tags to them (their rules follow their tags)."""
+    trimmed: dict[int, set[int]] = {}
     with db.session() as s:
         s.execute(update(Label).where(Label.id.in_(label_ids)).values(state=ACTIVE))
         for mv in versions:
@@ -127,8 +125,10 @@ def _activate(db: Database, label_ids: list[int], versions: list[ModelVersion], 
             ranked = (select(Tag.image_id, Tag.label_id, rank.label("rank"))
                       .where(Tag.model_version_id == mv.id, Tag.image_id.in_(touched)).subquery())
             doomed = select(ranked.c.image_id, ranked.c.label_id).where(ranked.c.rank > top_n)
+            trimmed[mv.id] = set(s.scalars(select(doomed.subquery().c.label_id).distinct()))
             s.execute(delete(Tag).where(Tag.model_version_id == mv.id,
                                         tuple_(Tag.image_id, Tag.label_id).in_(doomed)))
+    return trimmed
 
 
 def _rescore(db: Database, mv: ModelVersion, model: TagModel, label_ids: list[int], label_emb: torch.Tensor,
@@ -160,20 +160,28 @@ def _rescore(db: Database, mv: ModelVersion, model: TagModel, label_ids: list[in
 
 def score_new_labels(settings: Settings) -> int:
     """Score the pending labels (just added, or left pending by an interrupted run) for every
-    tagged image beside the visible tags, then switch them to active at once; returns how many
-    images were scored. No photo is read."""
+    tagged image beside the visible tags, compute their rules, then switch them to active at once
+    (and compute again the rules of the labels that lost tags to them); returns how many images
+    were scored. No photo is read. Pending labels that are not scored (a group, a keyword with
+    children: :mod:`core.keyword_tree`) switch to active without tags."""
     db = get_database(settings.db_url)
     with db.session() as s:
-        labels = s.execute(select(Label.id, Label.name).where(Label.state == PENDING).order_by(Label.id)).all()
-    if not labels:
+        pending = list(s.scalars(select(Label.id).where(Label.state == PENDING).order_by(Label.id)))
+    if not pending:
         return 0
+    labels = [entry for entry in vocabulary(db) if entry.id in set(pending)]
     rule, n, versions = Rule(settings.top_n, settings.min_score), 0, _tagged_versions(db)
-    label_ids = [i for i, _ in labels]
+    label_ids = [entry.id for entry in labels]
+    models = {}
     for mv in versions:
-        model = _model_of(mv, settings)
-        label_emb, _ = get_or_encode(db, model, mv.id, [name for _, name in labels])
-        n += _rescore(db, mv, model, label_ids, label_emb, rule, beside=True)
-    _activate(db, label_ids, versions, rule.top_n)
+        model = models[mv.id] = _model_of(mv, settings)
+        if label_ids:
+            n += _rescore(db, mv, model, label_ids, embed_labels(model, labels, db, mv.id), rule, beside=True)
+            calibrate_version(db, model, mv.id, label_ids)
+    trimmed = _activate(db, pending, versions, rule.top_n)
+    for mv in versions:
+        if trimmed.get(mv.id):
+            calibrate_version(db, models[mv.id], mv.id, sorted(trimmed[mv.id]))
     return n
 
 
@@ -189,14 +197,31 @@ def remove_labels(settings: Settings, names: Sequence[str]) -> tuple[int, int]:
         if ids:
             s.execute(delete(Tag).where(Tag.label_id.in_(ids)))
             s.execute(delete(Label).where(Label.id.in_(ids)))
-    rule, n = Rule(settings.top_n, settings.min_score), 0
-    if affected:
-        vocab = vocabulary(db)
-        for mv in _tagged_versions(db):
-            model = _model_of(mv, settings)
-            label_ids, label_emb = label_embeddings(model, vocab, db, mv.id)
-            n += _rescore(db, mv, model, label_ids, label_emb, rule, only=affected, merge_stored=False)
-    return len(ids), n
+    return len(ids), refill(settings, affected) if affected else 0
+
+
+def refill(settings: Settings, image_ids: set[int]) -> int:
+    """Score these images again against the whole vocabulary from stored embeddings, each keeping
+    its best ``top_n`` as a re-tag stores (they lost tags: labels removed, no longer scored, or
+    scored again: :func:`tagger.keyword_tree_store.settle`); returns how many were scored."""
+    db = get_database(settings.db_url)
+    rule, n, vocab, affected = Rule(settings.top_n, settings.min_score), 0, vocabulary(db), set(image_ids)
+    for mv in _tagged_versions(db):
+        model = _model_of(mv, settings)
+        label_ids, label_emb = label_embeddings(model, vocab, db, mv.id)
+        n += _rescore(db, mv, model, label_ids, label_emb, rule, only=affected, merge_stored=False)
+        calibrate_version(db, model, mv.id, _labels_of(db, mv.id, affected))  # the labels they gained
+    return n
+
+
+def _labels_of(db: Database, mv_id: int, image_ids: set[int]) -> list[int]:
+    """The labels of the stored tags of these images under a version."""
+    out: set[int] = set()
+    with db.session() as s:
+        for chunk in chunks(sorted(image_ids)):
+            out.update(s.scalars(select(Tag.label_id).where(Tag.model_version_id == mv_id, Tag.image_id.in_(chunk))
+                                 .distinct()))
+    return sorted(out)
 
 
 def has_embeddings(db: Database) -> bool:

@@ -7,11 +7,14 @@ closes and the new version covers the collection (every tagged image has its emb
 :func:`switch_in` activates it in the transaction that closes the job, whoever closes it (a
 worker that keeps no index too): one row update, which searchers notice at their next query.
 The old version's data stays, so ``tagscope models use OLD`` switches back; ``tagscope models
-remove OLD`` frees its space.
+remove OLD`` frees its space. A new version is decided before its tags are served: the close
+computes its rules first (:mod:`tagger.decisions`), and :func:`switch_in` refuses a version that
+leaves a label readers see without one.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
@@ -31,6 +34,9 @@ from core.schema import (
     iso_utc,
     utcnow,
 )
+from tagger.decisions import missing_rules
+
+log = logging.getLogger(__name__)
 
 
 def coverage(db: Database, mv_id: int) -> tuple[int, int]:
@@ -55,12 +61,18 @@ def switch_if_covering(db: Database, mv_id: int) -> bool:
 def switch_in(s: Session, mv_id: int) -> bool:
     """:func:`switch_if_covering` in the caller's transaction (a job's close: the job is done and
     its version serves in one commit). A fact of the database alone: whoever closes the job
-    switches, whether or not its machine keeps an index (``keep_index``)."""
+    switches, whether or not its machine keeps an index (``keep_index``). Not while a label that
+    readers see has no rule for the version (the close computed them just before)."""
     active = collection_model_version(s)
     if active is not None and active.id == mv_id and active.active_since is not None:
         return False
     have, tagged = _coverage(s, mv_id)
     if tagged == 0 or have < tagged:
+        return False
+    undecided = missing_rules(s, mv_id, shown_only=True)
+    if undecided:  # its tags would be served undecided: the next close (or `tagscope labels calibrate`) decides
+        log.warning("model version %d covers the collection but %d label(s) have no rule for it yet: not "
+                    "switched in", mv_id, len(undecided))
         return False
     s.execute(update(ModelVersion).where(ModelVersion.id == mv_id).values(active_since=utcnow()))
     return True

@@ -98,3 +98,15 @@ def labels_list(ctx: click.Context, as_json: bool) -> None:
 def _label_line(row: tuple[str, str, str]) -> str:
     name, _, state = row
     return name if state == "active" else f"{name} ({state}: `tagscope labels add` finishes it)"
+
+
+@labels.command("calibrate")
+@click.pass_context
+@fail_cleanly
+def labels_calibrate(ctx: click.Context) -> None:
+    """Compute again how every label is decided (its rule) for the collection's model version."""
+    from tagger.decisions import recalibrate
+
+    mv, counts = recalibrate(settings_for(ctx))
+    by_source = ", ".join(f"{n} {source}" for source, n in counts.items()) or "none"
+    click.echo(f"calibrated {sum(counts.values())} label(s) for {mv.spec} ({mv.version[:12]}): {by_source}")

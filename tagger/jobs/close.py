@@ -1,5 +1,9 @@
 """Closing a job: the last step of every job, taken by whoever sees all its tasks done first (the
-worker that finished the last task, or a sweeper when that worker died in between)."""
+worker that finished the last task, a sweeper when that worker died in between, or ``tagscope
+tag`` running its tasks itself). Before the job closes, its version's rules are computed
+(:func:`tagger.decisions.ensure_decided`, with the model as that process loads it, kept per
+process): a new version is decided before it is switched in and served, and an active one whose
+collection grew or shrank by more than a tenth gets its collection rules again."""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from core.schema import Job, JobTask, ModelVersion, utcnow
 from core.settings import Settings
 from indexer.store import StoreVersion
 from indexer.sync import sync_index
+from tagger.decisions import ensure_decided
 from tagger.jobs import leases
 from tagger.progress import progress
 from tagger.versions import switch_in
@@ -21,9 +26,10 @@ log = logging.getLogger(__name__)
 
 
 def close_job_if_complete(settings: Settings, db: Database, job_id: int, role: str = "worker") -> bool:
-    """Close a running job whose tasks are all done: bring this machine's index copy up to date
-    when it keeps one (``keep_index``), then in one transaction freeze the job's figures, mark it
-    done and make its model version the one search serves once it covers the collection
+    """Close a running job whose tasks are all done: compute its version's missing or stale rules,
+    bring this machine's index copy up to date when it keeps one (``keep_index``), then in one
+    transaction freeze the job's figures, mark it done and make its model version the one search
+    serves once it covers the collection
     (:func:`tagger.versions.switch_in`: a database fact, the same whoever closes, a worker that
     keeps no index too). True for the one caller that closed it. ``role``: who this copy's reader is
     (:func:`indexer.log.report`): ``cli`` for a ``tagscope tag`` that runs its tasks itself."""
@@ -32,6 +38,7 @@ def close_job_if_complete(settings: Settings, db: Database, job_id: int, role: s
         if job is None or not _complete(s, job):
             return False
         mv = StoreVersion.of(s.get(ModelVersion, job.model_version_id))
+    ensure_decided(settings, mv.id, recheck_s=0)  # before the switch: its tags are never served undecided
     if settings.keep_index:  # first: this machine's readers find the new version's copy current at the switch
         try:
             sync_index(settings, db, mv, role=role)
