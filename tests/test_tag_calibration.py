@@ -2,6 +2,7 @@
 pooled rule for the labels without one, rules from a collection's scores, a confidence that means
 what it says; and the shipped MKT bundle carrying its rules without a new version."""
 
+import json
 import shutil
 
 import numpy as np
@@ -143,3 +144,23 @@ def test_calibrating_tags_keeps_the_bundles_version_and_its_other_meta(tmp_path)
     assert after.meta["tags"] == tags and after.meta["relevance"] == before.meta["relevance"]
     assert set(tags["labels"]) <= set(after.label_families["seen"]) and tags["images"] == 120
     assert all(v.dtype == before.state_dict[k].dtype for k, v in after.state_dict.items())
+
+
+def test_the_tag_bench_refuses_seeds_the_bundle_was_built_on():
+    from bench import tags
+    from mkt.synthetic import EVAL_SEED
+
+    for seed in (EVAL_SEED + 1, 1000):
+        with pytest.raises(SystemExit, match="choose"):
+            tags.check_seed(seed)
+    tags.check_seed(EVAL_SEED)
+
+
+@pytest.mark.slow
+def test_the_shipped_bundles_decisions_on_a_held_out_world(tmp_path, capsys):
+    from bench import tags
+
+    assert tags.main(["--direct", "--n", "80", "--seeds", "3", "--model", "synthetic-mkt"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["synthetic-mkt"]
+    assert summary["photos"] == 80 and summary["all"]["precision"] > 0.85 and summary["all"]["f1"] > 0.85
+    assert abs(summary["keywords_per_photo"] - summary["true_per_photo"]) < 1.0  # not 20 a photo
