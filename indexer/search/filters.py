@@ -1,5 +1,6 @@
-"""Search filters: by folder (a path prefix), by stored tag (a label the tagger stored for the
-image under the model version searched), and by what each file says about its shot
+"""Search filters: by folder (a path prefix), by tag (a keyword the photo has under the model
+version searched: a matching tag of it or of any keyword under it in the tree, people's verdicts
+applied, :mod:`indexer.search.keywords`), and by what each file says about its shot
 (:mod:`core.schema.media`): ``taken`` (a year, month, day or a range of them, on the camera's
 clock), ``place`` (a country, region, city or neighbourhood name, or a country code), ``camera``
 (make or model, a substring) and ``media`` (photo, raw, video). Pure SQL over ``images``, ``tags`` and ``media``.
@@ -21,8 +22,9 @@ from sqlalchemy import ColumnElement, Select, func, or_, select
 
 from core.db import Database
 from core.errors import TagscopeError
-from core.schema import TAGGED, Embedding, Image, Label, Media, Tag
+from core.schema import TAGGED, Embedding, Image, Media
 from core.sql_in import chunks
+from indexer.search.keywords import has_keyword
 
 if TYPE_CHECKING:
     import numpy as np
@@ -37,7 +39,8 @@ PLACE_LEVELS = (Media.neighbourhood, Media.city, Media.region, Media.country, Me
 
 @dataclass(frozen=True)
 class Filters:
-    """``folder``: photos whose path lies under this folder; ``tag``: photos with this stored tag;
+    """``folder``: photos whose path lies under this folder; ``tag``: photos that have this keyword
+    (a matching tag of it or of a keyword under it, :func:`indexer.search.keywords.has_keyword`);
     ``taken``: taken in this year, month or day, or range (``2023``, ``2023-07``, ``2023-07-14``,
     ``2023-07-01..2023-08-15``); ``place``: in this country, region, city or neighbourhood (or
     country code); ``camera``: make or model contains this; ``media``: photo, raw or video."""
@@ -91,9 +94,7 @@ class Filters:
         if self.folder is not None:
             query = query.where(_under(self.folder))
         if self.tag is not None:
-            tagged = (select(Tag.image_id).join(Label, Label.id == Tag.label_id)
-                      .where(Label.name == self.tag, Tag.model_version_id == model_version_id))
-            query = query.where(Image.id.in_(tagged))
+            query = query.where(has_keyword(self.tag, model_version_id))
         shot = self._shot()
         if shot is not None:
             query = query.where(Image.id.in_(select(Media.image_id).where(*shot)))
@@ -179,12 +180,11 @@ def keep(db: Database, filters: Filters, model_version_id: int, ids: Sequence[in
 
 
 def tagged_with(db: Database, label: str, model_version_id: int, ids: Sequence[int]) -> set[int]:
-    """Those of ``ids`` that carry the stored tag ``label`` (case and spacing ignored) under the version."""
-    name = " ".join(label.split()).lower()
+    """Those of ``ids`` that have the keyword ``label`` (case and spacing ignored) under the version,
+    as the ``tag`` filter decides it: a matching tag of it or of a keyword under it, verdicts applied."""
     found: set[int] = set()
     with db.session() as s:
         for chunk in chunks(list(ids)):
-            found.update(s.scalars(select(Tag.image_id).join(Label, Label.id == Tag.label_id)
-                                   .where(func.lower(Label.name) == name, Tag.model_version_id == model_version_id,
-                                          Tag.image_id.in_(chunk))))
+            found.update(s.scalars(select(Image.id).where(Image.id.in_(chunk),
+                                                          has_keyword(label, model_version_id))))
     return found

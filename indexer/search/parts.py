@@ -121,8 +121,9 @@ def matching(ids: np.ndarray, pos_scores: np.ndarray, positive: tuple[grammar.Pa
 def excluded(searcher: OperatorSearch, ids: np.ndarray, negative: tuple[grammar.Part, ...], scores: np.ndarray,
              column: dict[str, int], cutoffs: dict[str, Cutoff]) -> set[int]:
     """Those of ``ids`` that a negative part removes: its text matches them (calibrated
-    cutoff), it is one of their stored tags, or a person confirmed it on them; never a photo
-    on which a person rejected it."""
+    cutoff), they have it as a keyword (a matching tag of it or of a keyword under it, as the
+    ``tag`` filter decides: :func:`indexer.search.keywords.has_keyword`), or a person confirmed
+    it on them; never a photo on which a person rejected it."""
     out: set[int] = set()
     for part in negative:
         cut = cutoffs[part.text]
