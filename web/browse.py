@@ -1,7 +1,9 @@
 """Browsing without a text: the library grouped by month, place, country, camera or tag, with
 counts and a few photos each, narrowed by the same filters as search (``/browse``,
 ``GET /api/browse``). Each group links to the listing of its photos by date: the search page
-with the group's filter and no text (``/?taken=2023-07``)."""
+with the group's filter and no text (``/?taken=2023-07``). By tag the groups are the keyword
+tree, nested (``children``): a keyword counts the photos that have it or a keyword under it,
+and its link (``/?tag=Mammals``) lists them all."""
 
 from __future__ import annotations
 
@@ -51,4 +53,10 @@ def page():
 def api_browse():
     by, filters, groups, ungrouped = _groups()
     return jsonify({"by": by, "filters": filters.to_json(), "ungrouped": ungrouped,
-                    "groups": [{**g.to_json(), "url": group_url(filters, g)} for g in groups]})
+                    "groups": [_group_json(filters, g) for g in groups]})
+
+
+def _group_json(filters: Filters, group: browse.Group) -> dict:
+    """A group with its listing's URL, and so each keyword under it (by tag: the tree, nested)."""
+    return {**group.to_json(), "url": group_url(filters, group),
+            "children": [_group_json(filters, child) for child in group.children]}

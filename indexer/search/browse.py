@@ -1,6 +1,7 @@
 """Browsing without a text: the photos passing some filters in date order, and the library
-grouped by month, place, country, camera or tag, with counts. Pure SQL over ``images``,
-``media`` and ``tags``; the same :class:`~indexer.search.filters.Filters` as search.
+grouped by month, place, country, camera or tag (the keyword tree, each keyword counting the
+photos that have it or a keyword under it), with counts. Pure SQL over ``images``, ``media``
+and ``tags``; the same :class:`~indexer.search.filters.Filters` as search.
 
 Dates are the camera's clock (``media.taken``, :mod:`core.media.metadata`); a file without one
 sorts by its modification time, after the dated ones.
@@ -10,16 +11,19 @@ from __future__ import annotations
 
 import calendar
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import Select, case, func, select
+from sqlalchemy.orm import Session
 
 from core.db import Database
 from core.errors import TagscopeError
-from core.schema import Embedding, Image, Label, Media, Tag
+from core.keyword_tree import Node, Tree
+from core.schema import Embedding, Image, Media
 from core.sql_in import chunks
+from indexer.search import keywords
 from indexer.search.filters import SORTS, Filters
 
 GROUPINGS = ("month", "place", "country", "camera", "tag")
@@ -102,16 +106,18 @@ class Group:
     count: int
     filters: dict[str, str]
     covers: tuple[int, ...] = ()
+    children: tuple[Group, ...] = ()  # by tag: the keywords under this one, nested
 
     def to_json(self) -> dict[str, Any]:
         return {"key": self.key, "label": self.label, "count": self.count, "filters": self.filters,
-                "covers": list(self.covers)}
+                "covers": list(self.covers), "children": [c.to_json() for c in self.children]}
 
 
 def groups(db: Database, filters: Filters, version_id: int, by: str, covers: int = COVERS,
            limit: int = MAX_GROUPS) -> tuple[list[Group], int]:
     """The groups of the photos passing ``filters`` (months newest first; places, cameras and
-    tags by count), and how many passing photos fall in no group (no date, no place...)."""
+    tags by count; tags as the keyword tree, nested, :func:`_keyword_tree`), and how many passing
+    photos fall in no group (no date, no place, no keyword...)."""
     by = check_grouping(by)
     ids = _searchable(filters, version_id).subquery()
     with db.session() as s:
@@ -143,16 +149,29 @@ def groups(db: Database, filters: Filters, version_id: int, by: str, covers: int
             out = [Group(" ".join(p for p in (make, model) if p), " ".join(p for p in (make, model) if p), int(c),
                          {"camera": model or make}) for make, model, c in rows]
         else:
-            rows = s.execute(select(Label.name, func.count()).join(Tag, Tag.label_id == Label.id)
-                             .where(Tag.model_version_id == version_id, Tag.image_id.in_(select(ids.c.id)))
-                             .group_by(Label.name).order_by(func.count().desc(), Label.name).limit(limit)).all()
-            out = [Group(name, name, int(c), {"tag": name}) for name, c in rows]
-    grouped = sum(g.count for g in out) if by in ("month", "place", "country", "camera") else None
+            out = _keyword_tree(s, select(ids.c.id), version_id, limit)
+            grouped = int(s.scalar(keywords.with_any(version_id, select(ids.c.id))) or 0)
+    if by != "tag":
+        grouped = sum(g.count for g in out)
     if covers:
-        out = [Group(g.key, g.label, g.count, g.filters,
-                     tuple(listing(db, _narrowed(filters, g.filters), version_id, "newest", 0, covers)))
+        out = [replace(g, covers=tuple(listing(db, _narrowed(filters, g.filters), version_id, "newest", 0, covers)))
                for g in out]
-    return out, (total - grouped) if grouped is not None else 0
+    return out, total - grouped
+
+
+def _keyword_tree(s: Session, image_ids: Select, version_id: int, limit: int) -> list[Group]:
+    """The keyword tree (:mod:`core.keyword_tree`) as nested groups: each keyword with how many of
+    ``image_ids`` have it or a keyword under it (:mod:`indexer.search.keywords`: one grouped
+    query), keywords no photo has left out; siblings by count, at most ``limit`` of them."""
+    count = {int(i): int(c) for i, c in s.execute(keywords.counts(version_id, image_ids))}
+    tree = Tree.load(s)
+
+    def level(nodes: list[Node]) -> list[Group]:
+        kept = sorted((n for n in nodes if count.get(n.id)), key=lambda n: (-count[n.id], n.name.lower()))[:limit]
+        return [Group(n.name, n.name, count[n.id], {"tag": n.name}, children=tuple(level(tree.kids(n.id))))
+                for n in kept]
+
+    return level(tree.roots())
 
 
 def _narrowed(filters: Filters, extra: dict[str, str]) -> Filters:

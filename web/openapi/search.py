@@ -59,11 +59,16 @@ SCHEMAS: dict[str, Any] = {
         "by": {"type": "string", "enum": ["month", "place", "country", "camera", "tag"]},
         "filters": {"type": "object"},
         "ungrouped": {"type": "integer", "description": "passing photos in no group (no date, no place...)"},
-        "groups": {"type": "array", "items": obj({
-            "key": {"type": "string"}, "label": {"type": "string"}, "count": {"type": "integer"},
-            "filters": {"type": "object", "description": "the filter that narrows a search to this group"},
-            "covers": {"type": "array", "items": {"type": "integer"}, "description": "its newest photos' ids"},
-            "url": {"type": "string", "description": "the listing of its photos, newest first"}})}}),
+        "groups": {"type": "array", "items": {"$ref": "#/components/schemas/BrowseGroup"}}}),
+    "BrowseGroup": obj({
+        "key": {"type": "string"}, "label": {"type": "string"},
+        "count": {"type": "integer", "description": "its photos (by tag: those with a matching tag of the "
+                  "keyword or of a keyword under it)"},
+        "filters": {"type": "object", "description": "the filter that narrows a search to this group"},
+        "covers": {"type": "array", "items": {"type": "integer"}, "description": "its newest photos' ids"},
+        "url": {"type": "string", "description": "the listing of its photos, newest first"},
+        "children": {"type": "array", "items": {"$ref": "#/components/schemas/BrowseGroup"},
+                     "description": "by tag: the keywords under this one (the tree, nested); else empty"}}),
     "Model": {**obj({"spec": {"type": "string"}, "version": {"type": "string"}}), "nullable": True},
     "Status": {"type": "object", "required": ["images", "labels", "model", "index", "failures", "last_job"],
                "properties": {
