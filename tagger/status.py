@@ -10,6 +10,8 @@ from sqlalchemy import func, select
 
 from core import feedback
 from core.db import Database
+from core.decisions import decide, matches_first, rules_by_name
+from core.keyword_tree import Tree
 from core.schema import (
     DUPLICATE,
     FAILED,
@@ -82,11 +84,12 @@ def _safe_url(url: str) -> str:
 
 
 def image_record(db: Database, image_id: int) -> dict[str, Any] | None:
-    """One image and its stored tags, best first (a duplicate shows its original's): the shape of
+    """One image and its stored tags (a duplicate shows its original's): the shape of
     ``GET /api/images/ID`` and ``tagscope show ID --json``. None when no such image. The tags are
     the active model version's (those search serves), or, for an image only a newer version
     has tagged so far, that version's; people's verdicts apply (:func:`core.feedback.apply`:
-    confirmed first, rejected only in ``rejected``)."""
+    confirmed first, rejected only in ``rejected``). Each tag is decided (:func:`decided_tags`:
+    ``match``, ``confidence``, ``implied``): the matches first, then the tags also scored."""
     with db.session() as s:
         img = s.get(Image, image_id)
         if img is None:
@@ -106,5 +109,42 @@ def image_record(db: Database, image_id: int) -> dict[str, Any] | None:
                   "model_version": tags[0][2] if tags else None, **media_json(s, img.id, img.stack_key)}
     verdicts = feedback.for_image(db, image_id)
     stored = [{"label": n, "score": sc, "model_version": v} for n, sc, v in tags]
-    return {**record, "tags": feedback.apply(stored, verdicts),
-            "rejected": sorted(label for label, v in verdicts.items() if v == feedback.REJECT)}
+    rejected = sorted(label for label, v in verdicts.items() if v == feedback.REJECT)
+    return {**record, "tags": decided_tags(db, shown, feedback.apply(stored, verdicts), rejected),
+            "rejected": rejected}
+
+
+def ensure_rules(db: Database, version_id: int) -> None:
+    """Every label of ``version_id`` decided before its tags are shown: the place for
+    ``tagger.decisions.ensure_decided`` (issue 32's rules for labels still undecided), which is
+    not on main yet; until it is, tags of labels without a rule match nothing
+    (:data:`core.decisions.UNDECIDED`) and nothing is computed here."""
+
+
+def decided_tags(db: Database, version_id: int | None, tags: list[dict], rejected: list[str]) -> list[dict]:
+    """A photo's tags as people see them (:func:`core.feedback.apply`), decided under
+    ``version_id`` (:func:`core.decisions.decide`: ``match`` and ``confidence``), the matches first,
+    and after them the keywords their matches imply (:meth:`core.keyword_tree.Tree.implied`:
+    ``implied`` true, no score, the confidence of the surest match under them), none a person
+    rejected; then the tags also scored, best first."""
+    if not tags:
+        return []
+    if version_id is not None:
+        ensure_rules(db, version_id)
+    with db.session() as s:
+        by_name = rules_by_name(s, version_id)
+        tree = Tree.load(s)
+    decided = [{**t, "implied": False} for t in matches_first(decide(tags, by_name))]
+    matches = [t for t in decided if t["match"]]
+    surest: dict[int, float] = {}
+    for tag in matches:
+        node = tree.by_name(tag["label"])
+        for parent in tree.implied([node.id]) if node is not None else ():
+            surest[parent] = max(surest.get(parent, 0.0), tag["confidence"])
+    left_out = {t["label"].lower() for t in matches} | {label.lower() for label in rejected}
+    implied = sorted(({"label": tree.nodes[i].name, "score": None, "model_version": None, "confirmed": False,
+                       "match": True, "confidence": c, "implied": True}
+                      for i, c in surest.items() if tree.nodes[i].name.lower() not in left_out),
+                     key=lambda t: (-t["confidence"], t["label"].lower()))
+    named = {t["label"].lower() for t in implied}
+    return matches + implied + [t for t in decided if not t["match"] and t["label"].lower() not in named]

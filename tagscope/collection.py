@@ -202,7 +202,8 @@ def status(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 @fail_cleanly
 def show(ctx: click.Context, image_id: int, as_json: bool) -> None:
-    """Show one image and its stored tags, best first."""
+    """Show one image and its tags: those that match (a keyword's parents too), then the others
+    also scored; each with its score and confidence."""
     from tagger.status import image_record
 
     record = image_record(database(settings_for(ctx)), image_id)
@@ -214,8 +215,23 @@ def show(ctx: click.Context, image_id: int, as_json: bool) -> None:
     click.echo(f"{record['image_id']}  {record['status']}  {record['path']}")
     for line in _shot_lines(record):
         click.echo(f"  {line}")
-    for tag in record["tags"]:
-        click.echo(f"  {tag['score']:.3f}  {tag['label']}")
+    for line in _tag_lines(record["tags"]):
+        click.echo(f"  {line}")
+
+
+def _tag_lines(tags: list[dict]) -> list[str]:
+    """The tags as `show` prints them: "matches", then "also scored"; score, confidence, label."""
+    def line(tag: dict) -> str:
+        score = "    -" if tag["score"] is None else f"{tag['score']:.3f}"
+        note = " (confirmed)" if tag.get("confirmed") else " (implied)" if tag.get("implied") else ""
+        return f"  {score}  {tag['confidence']:.2f}  {tag['label']}{note}"
+
+    if not tags:
+        return []
+    matches = [line(t) for t in tags if t["match"]]
+    others = [line(t) for t in tags if not t["match"]]
+    return (["matches  (score, confidence, label)", *matches] if matches else ["matches  none"]) + (
+        ["also scored", *others] if others else [])
 
 
 def _shot_lines(record: dict) -> list[str]:

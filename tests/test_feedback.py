@@ -61,7 +61,8 @@ def test_confirmed_or_added_tag_comes_first_everywhere(client):
     again = search(client, "red circle")
     assert again[0]["image_id"] == last["image_id"] and again[0]["confirmed"] and again[0]["match"]
     added = verdict(client, last["image_id"], "my cat", "confirm").get_json()["tags"]
-    assert {"label": "my cat", "score": None, "model_version": None, "confirmed": True} in added
+    assert {"label": "my cat", "score": None, "model_version": None, "confirmed": True, "match": True,
+            "confidence": 1.0, "implied": False} in added
     assert search(client, "my cat")[0]["image_id"] == last["image_id"]
 
 

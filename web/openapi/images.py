@@ -11,7 +11,13 @@ from web.openapi.shapes import NULLABLE_INT, NULLABLE_STR, errors, html_page, js
 SCHEMAS: dict[str, Any] = {
     "Tag": obj({"label": {"type": "string"}, "score": {"type": "number", "nullable": True},
                 "model_version": NULLABLE_STR,
-                "confirmed": {"type": "boolean", "description": "confirmed (or added) by a person: listed first"}}),
+                "confirmed": {"type": "boolean", "description": "confirmed (or added) by a person: listed first"},
+                "match": {"type": "boolean", "description": "the label is in the photo: its score reaches the "
+                          "label's cutoff under the version (or a person confirmed it); matches come first"},
+                "confidence": {"type": "number", "minimum": 0, "maximum": 1,
+                               "description": "how sure the decision is (1 for a confirmed tag)"},
+                "implied": {"type": "boolean", "description": "a keyword implied by a matching keyword under it "
+                            "in the tree (no score of its own)"}}),
     "Evidence": obj({"label": {"type": "string"}, "available": {"type": "boolean"}, "reason": NULLABLE_STR,
                      "grid": {"type": "array", "items": {"type": "integer"}, "description": "rows, columns"},
                      "scores": {"type": "array", "items": {"type": "number"}, "description": "row-major"},
@@ -39,7 +45,9 @@ SCHEMAS: dict[str, Any] = {
                   "stack_face": {**NULLABLE_INT, "description": "the id of the file shown for the stack"},
                   "rejected": {"type": "array", "items": {"type": "string"},
                                "description": "labels a person rejected: never shown as tags"},
-                  "tags": {"type": "array", "items": {"$ref": "#/components/schemas/Tag"}}}),
+                  "tags": {"type": "array", "items": {"$ref": "#/components/schemas/Tag"},
+                           "description": "the matches (and the keywords they imply) first, then the tags also "
+                           "scored"}}),
 }
 
 PATHS: dict[str, Any] = {
