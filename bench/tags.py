@@ -182,8 +182,9 @@ def direct(spec: str, folder: Path) -> dict:
     confidence = [(name, labels[j].lower(), rules[j].confidence(float(scores[i, j])))
                   for i, name in enumerate(photos) for j in np.flatnonzero(keep[i])]
     sources = sorted({r.source for r in rules})
+    every = {name: {labels[j].lower() for j in np.flatnonzero(keep[i])} for i, name in enumerate(photos)}
     return {"keywords": keywords, "confidence": confidence, "version": model.version + " (PyTorch)",
-            "sources": sources}
+            "sources": sources, "every_stored_tag": every}
 
 
 # -- figures --------------------------------------------------------------------------------------
@@ -221,7 +222,7 @@ def row(spec: str, world: str, f: dict) -> str:
     a, u = f["all"], f["unseen"]
     return (f"| {spec} | {world} | {f['photos']} | {a['precision']:.3f} | {a['recall']:.3f} | {a['f1']:.3f} | "
             f"{u['precision']:.3f} | {u['recall']:.3f} | {u['f1']:.3f} | {f['keywords_per_photo']:.2f} / "
-            f"{f['true_per_photo']:.2f} | {f['ece']:.4f} |")
+            f"{f['true_per_photo']:.2f} | {'-' if f.get('ece') is None else format(f['ece'], '.4f')} |")
 
 
 def fit_k(specs: list[str], tmp: Path) -> None:
@@ -265,6 +266,10 @@ def run_model(spec: str, worlds: dict[int, Path], tmp: Path, direct_mode: bool, 
     both = merged(parts)
     summary = figures(both["keywords"], both["truth"], both["confidence"], unseen)
     print(row(spec, "all", summary), flush=True)
+    if direct_mode:  # what the export wrote before tags were decided: every stored tag
+        every = merged([{**p, "keywords": p["every_stored_tag"]} for p in parts])
+        before = figures(every["keywords"], every["truth"], every["confidence"], unseen)
+        print(row(f"{spec}, every stored tag (top {TOP_N})", "all", {**before, "ece": None}), flush=True)
     return {"summary": summary, "worlds": {str(s): {k: v for k, v in p.items()
                                                     if k in ("figures", "version", "exiftool_agrees",
                                                              "xmp_equals_stored_matches", "sources")}
