@@ -116,6 +116,10 @@ class Settings:
     thumb_cache_mb: int = _setting(
         512, "`512` MB of thumbnails the web UI keeps in `<home>/thumbs`; past it the least recently used are "
              "removed; `0` keeps none (each is made again when shown)")
+    xmp_root: str = _setting(
+        "Tagscope", "`Tagscope`: the keyword that XMP exports put labels in no keyword tree under "
+                    "(`Tagscope/label` in `digiKam:TagsList`, the same path in `lr:hierarchicalSubject`); "
+                    "`tagscope import xmp` adds no path under it to the vocabulary")
 
     # -- derived paths ----------------------------------------------------------------------
     @property
@@ -193,6 +197,7 @@ _ENV = {
     "keep_index": "TAGSCOPE_KEEP_INDEX",
     "text_batch": "TAGSCOPE_TEXT_BATCH",
     "thumb_cache_mb": "TAGSCOPE_THUMB_CACHE_MB",
+    "xmp_root": "TAGSCOPE_XMP_ROOT",
 }
 
 
@@ -227,6 +232,12 @@ def _coerce(name: str, value: Any, source: str) -> Any:
                 raise TagscopeError(f"bad value {value!r} for duplicate_threshold in {source}: use a cosine "
                                     f"similarity of at least {MIN_DUPLICATE_THRESHOLD} and at most 1, e.g. 0.95")
             return similarity
+        if name == "xmp_root":
+            root = " ".join(str(value).split())
+            if not root or "|" in root or "/" in root or len(root) > 200:
+                raise TagscopeError(f"bad value {value!r} for xmp_root in {source}: use a keyword name of at most "
+                                    "200 characters without | or /, e.g. Tagscope")
+            return root
         if name in ("compile", "keep_index"):
             if str(value).lower() not in ("0", "1", "true", "false"):
                 raise TagscopeError(f"bad value {value!r} for {name} in {source}: use 1 or 0")
