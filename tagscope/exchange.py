@@ -1,5 +1,6 @@
-"""``tagscope export`` and ``tagscope import``: tags out to XMP sidecars, CSV or JSONL, and
-keywords in from sidecars, embedded XMP and IPTC (as confirmed tags)."""
+"""``tagscope export`` and ``tagscope import``: tags out to XMP sidecars, CSV or JSONL (by default
+the matching tags and the keywords they imply), and keywords in from sidecars, embedded XMP and
+IPTC (as confirmed tags, their keyword paths into the vocabulary's tree)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,15 @@ import click
 
 from tagscope.common import database, fail_cleanly, settings_for
 
-_SELECT = [click.option("--min-score", type=float, help="Only the model's tags scoring at least this."),
-           click.option("--top", type=int, help="At most this many of the model's tags per photo (confirmed "
-                                                "tags always go, rejected never).")]
+_SELECT = [click.option("--min-score", type=float,
+                        help="The model's tags scoring at least this, whether they match or not (default: the "
+                             "matching tags only)."),
+           click.option("--top", type=int,
+                        help="The N best of the model's tags per photo, whether they match or not (default: the "
+                             "matching tags only)."),
+           click.option("--all", "everything", is_flag=True,
+                        help="Every stored tag of the model, whether it matches or not (default: the matching "
+                             "tags only).")]
 
 
 def selection(fn):
@@ -21,9 +28,16 @@ def selection(fn):
     return fn
 
 
+def _selection(min_score: float | None, top: int | None, everything: bool):
+    from tagger.exchange.tags import Selection
+
+    return Selection(min_score, top, everything)
+
+
 @click.group("export")
 def export() -> None:
-    """Write tags where other photo tools read them (confirmed first, rejected never)."""
+    """Write tags where other photo tools read them: by default the matching tags only (confirmed
+    always, rejected never) and the keywords they imply."""
 
 
 @export.command("xmp")
@@ -34,12 +48,16 @@ def export() -> None:
 @click.pass_context
 @fail_cleanly
 def export_xmp(ctx: click.Context, paths: tuple[str, ...], style: str, min_score: float | None,
-               top: int | None) -> None:
-    """Merge tags into XMP sidecars next to the photos under PATHS (dc:subject,
-    lr:hierarchicalSubject, digiKam:TagsList); other tools' keywords stay, Tagscope's are replaced."""
+               top: int | None, everything: bool) -> None:
+    """Merge the matching tags (by default) into XMP sidecars next to the photos under PATHS:
+    lr:hierarchicalSubject and digiKam:TagsList with each keyword's path in your keyword tree
+    (labels in no tree under the xmp_root setting, `Tagscope`), dc:subject with the keyword, its
+    parents and synonyms. Other tools' and your own entries stay; Tagscope's are replaced."""
     from tagger.exchange.tags import export_xmp as run
 
-    click.echo(json.dumps(run(database(settings_for(ctx)), paths, style, min_score, top)))
+    settings = settings_for(ctx)
+    chosen = _selection(min_score, top, everything)
+    click.echo(json.dumps(run(database(settings), paths, style, chosen, settings.xmp_root)))
 
 
 def _table(fmt: str):
@@ -50,14 +68,17 @@ def _table(fmt: str):
     @click.pass_context
     @fail_cleanly
     def command(ctx: click.Context, out: str, paths: tuple[str, ...], min_score: float | None,
-                top: int | None) -> None:
+                top: int | None, everything: bool) -> None:
         from tagger.exchange.tags import export_table
 
-        result = export_table(database(settings_for(ctx)), paths or ("/",), Path(out), fmt, min_score, top)
+        chosen = _selection(min_score, top, everything)
+        result = export_table(database(settings_for(ctx)), paths or ("/",), Path(out), fmt, chosen)
         click.echo(json.dumps(result))
 
-    command.__doc__ = (f"Write the tags of the photos under PATHS (default: all) to OUT as {fmt.upper()} "
-                       "(also an annotation file `tagscope train` reads).")
+    command.__doc__ = (f"Write the tags of the photos under PATHS (default: all) to OUT as {fmt.upper()}: by "
+                       "default the matching tags and the keywords they imply, as labels (an annotation file "
+                       "`tagscope train` reads); --top, --min-score or --all add the model's other tags beside "
+                       "them.")
     return command
 
 
@@ -67,7 +88,7 @@ export_jsonl = _table("jsonl")
 
 @click.group("import")
 def import_() -> None:
-    """Read keywords other tools wrote as confirmed tags."""
+    """Read keywords other tools wrote as confirmed tags, and their keyword trees."""
 
 
 @import_.command("xmp")
@@ -76,7 +97,15 @@ def import_() -> None:
 @fail_cleanly
 def import_xmp(ctx: click.Context, paths: tuple[str, ...]) -> None:
     """Keywords of the tagged photos under PATHS (XMP sidecars, embedded XMP, IPTC) -> confirmed
-    tags. Your own confirmations and rejections are never overridden."""
+    tags; the keyword paths in lr:hierarchicalSubject and digiKam:TagsList (but those under the
+    xmp_root setting) join your keyword tree. Your own confirmations and rejections are never
+    overridden."""
     from tagger.exchange.tags import import_keywords
 
-    click.echo(json.dumps(import_keywords(database(settings_for(ctx)), paths)))
+    settings = settings_for(ctx)
+    result = import_keywords(database(settings), paths, settings.xmp_root)
+    if result["labels_added"]:  # the new keywords scored for every tagged photo from stored embeddings
+        from tagger.keyword_tree_store import settle
+
+        result["scored"] = settle(settings)[0]
+    click.echo(json.dumps(result))

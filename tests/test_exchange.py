@@ -3,9 +3,9 @@ reader (Debian's exiftool) and digiKam/darktable's field conventions."""
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -17,25 +17,13 @@ from migrations import get_database
 from mkt.annotations import read_annotations
 from tagger.exchange import xmp
 from tests.commands import run_cli
+from tests.exiftool import need_exiftool, read_back, write_with_exiftool
 from tests.photos import read_labels_jsonl
-from tests.services import services_required
-
-EXIFTOOL = shutil.which("exiftool")
 
 
 @pytest.fixture(scope="module", autouse=True)
 def exiftool():
-    if EXIFTOOL is None:
-        message = "exiftool missing: apt-get install -y libimage-exiftool-perl"
-        pytest.fail(message) if services_required() else pytest.skip(message)
-
-
-def read_back(sidecar: Path) -> dict:
-    out = subprocess.run([EXIFTOOL, "-j", "-struct", "-XMP-dc:Subject", "-XMP-lr:HierarchicalSubject",
-                          "-XMP-digiKam:TagsList", "-XMP-xmp:Rating", str(sidecar)],
-                         capture_output=True, text=True, check=True, timeout=60)
-    row = json.loads(out.stdout)[0]
-    return {k: (v if isinstance(v, list) else [v]) if k != "Rating" else v for k, v in row.items() if k != "SourceFile"}
+    need_exiftool()
 
 
 @pytest.fixture(scope="module")
@@ -49,10 +37,8 @@ def library(tmp_path_factory, synthetic_photos) -> tuple[Path, Path]:
         shutil.copyfile(synthetic_photos / name, photos / name)
     for i, name in enumerate(sorted(read_labels_jsonl(synthetic_photos))[28:30]):
         Image.open(synthetic_photos / name).convert("RGB").save(photos / f"camera{i}.jpg", quality=95)
-    subprocess.run([EXIFTOOL, "-q", "-overwrite_original", "-IPTC:Keywords=sunset", "-IPTC:Keywords=Beach",
-                    str(photos / "camera0.jpg")], check=True, timeout=60)
-    subprocess.run([EXIFTOOL, "-q", "-overwrite_original", "-XMP-dc:Subject=Grandma", str(photos / "camera1.jpg")],
-                   check=True, timeout=60)
+    write_with_exiftool(photos / "camera0.jpg", "-IPTC:Keywords=sunset", "-IPTC:Keywords=Beach")
+    write_with_exiftool(photos / "camera1.jpg", "-XMP-dc:Subject=Grandma")
     (photos / "000002.png.xmp").write_text(OTHER_TOOL)
     run_cli("tag", str(photos), "--model", "synthetic", home=root / "home")
     return photos, root / "home"
@@ -110,7 +96,7 @@ def test_adobe_style_names_and_a_broken_sidecar_does_not_stop_the_rest(library, 
     assert summary == {"sidecars": 29, "failed": 1}
     assert (photos / "000005.png.xmp").read_text() == "<x:xmpmeta this is not xml"  # never clobbered
     (photos / "000005.png.xmp").unlink()
-    run_cli("export", "xmp", str(photos / "000007.png"), "--style", "adobe", home=home)
+    run_cli("export", "xmp", str(photos / "000007.png"), "--style", "adobe", "--top", "2", home=home)
     assert read_back(photos / "000007.xmp")["Subject"]
     (photos / "000007.xmp").unlink()  # import reads both names: leave one sidecar per photo
 
@@ -148,9 +134,26 @@ def test_import_never_overrides_a_persons_verdict(library, tmp_path):
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])
 def test_csv_and_jsonl_exports_are_annotation_files(library, tmp_path, fmt):
+    """Their labels are the matches (training data): by default all of them; with --top 2 those of
+    the photo's two best tags (and confirmed ones), the others beside them."""
     photos, home = library
-    out = tmp_path / f"tags.{fmt}"
+    out, default = tmp_path / f"tags.{fmt}", tmp_path / f"default.{fmt}"
     assert json.loads(run_cli("export", fmt, str(out), str(photos), "--top", "2", home=home).stdout)["photos"] == 30
+    run_cli("export", fmt, str(default), str(photos), home=home)
+    matches = {Path(e.file).name: e.labels for e in read_annotations(default)}
     examples = {Path(e.file).name: e for e in read_annotations(out)}
-    assert len(examples) == 30 and "my cat" in examples["000000.png"].labels
-    assert all(1 <= len(e.labels) <= 3 for e in examples.values())
+    assert len(examples) == 30 and "my cat" in examples["000000.png"].labels and "my cat" in matches["000000.png"]
+    if fmt == "jsonl":
+        rows = {Path(row["file"]).name: row for row in map(json.loads, out.read_text().splitlines())}
+        model = {name: [t for t in row["tags"] if not t["confirmed"]] for name, row in rows.items()}
+        assert all(len(tags) == 2 and set(tags[0]) == {"label", "score", "confirmed", "match", "confidence"}
+                   for tags in model.values())
+        exported = {name: {t["label"] for t in row["tags"]} for name, row in rows.items()}
+    else:
+        with open(out, newline="", encoding="utf-8") as fh:
+            rows = {Path(row["path"]).name: row for row in csv.DictReader(fh)}
+        exported = {name: {t for t in row["tags"].split(";") + row["also"].split(";") if t}
+                    for name, row in rows.items()}
+        assert all(len(tags - {"my cat"}) == 2 for tags in exported.values())
+    assert {n: e.labels for n, e in examples.items()} == {n: matches[n] & exported[n] for n in examples}
+    assert sum(map(len, matches.values())) > sum(len(e.labels) for e in examples.values())  # --top 2 left some out
