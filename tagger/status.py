@@ -30,6 +30,7 @@ from indexer import files
 from indexer.status import index_status
 from indexer.store import StoreVersion
 from migrations import get_database
+from tagger.decisions import ensure_decided
 from tagger.media_store import media_json
 from tagger.progress import progress
 
@@ -114,13 +115,6 @@ def image_record(db: Database, image_id: int) -> dict[str, Any] | None:
             "rejected": rejected}
 
 
-def ensure_rules(db: Database, version_id: int) -> None:
-    """Every label of ``version_id`` decided before its tags are shown: the place for
-    ``tagger.decisions.ensure_decided`` (issue 32's rules for labels still undecided), which is
-    not on main yet; until it is, tags of labels without a rule match nothing
-    (:data:`core.decisions.UNDECIDED`) and nothing is computed here."""
-
-
 def decided_tags(db: Database, version_id: int | None, tags: list[dict], rejected: list[str]) -> list[dict]:
     """A photo's tags as people see them (:func:`core.feedback.apply`), decided under
     ``version_id`` (:func:`core.decisions.decide`: ``match`` and ``confidence``), the matches first,
@@ -130,7 +124,7 @@ def decided_tags(db: Database, version_id: int | None, tags: list[dict], rejecte
     if not tags:
         return []
     if version_id is not None:
-        ensure_rules(db, version_id)
+        ensure_decided(db, version_id)  # rules still missing (or stale) are computed first
     with db.session() as s:
         by_name = rules_by_name(s, version_id)
         tree = Tree.load(s)

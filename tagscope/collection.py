@@ -101,8 +101,10 @@ def run_search(settings: Settings, text: str | None, k: int, min_score: float | 
             check_offline_weights(settings.model, probe_network=True)  # before seconds of imports
         from indexer.search.checks import parse_min_score
         from indexer.search.searcher import Searcher
+        from tagger.decisions import ensure_decided
 
         searcher = Searcher(settings)
+        ensure_decided(settings, searcher.version_id())  # the tag filter and -label parts read the rules
         results = searcher.find(text, k=k, min_score=parse_min_score(min_score), filters=filters, **order)
         hits = [h.to_json() for h in results.hits]
         if searcher.notice:  # a damaged index: answered from the store while it is rebuilt

@@ -212,3 +212,22 @@ def test_a_negative_part_removes_the_photos_that_have_the_keyword(library):
     without = {h.image_id for h in searcher.find("thing -Round shapes", k=N).hits}
     assert library.matching(*ROUND) <= everything and not without & library.matching(*ROUND)
     assert without & library.below(*ROUND)  # a stored tag below its cutoff removes nothing
+
+
+def test_readers_compute_the_rules_a_collection_tagged_before_them_lacks(library):
+    """A collection tagged before rules existed (none stored): search, show and the API compute
+    them first (tagger.decisions.ensure_decided), rather than deciding that nothing matches."""
+    def forget_rules() -> None:
+        with library.db.session() as s:
+            s.execute(delete(LabelCutoff))
+
+    def rules() -> int:
+        with library.db.session() as s:
+            return len(s.scalars(select(LabelCutoff.label_id)).all())
+
+    forget_rules()
+    assert library.listed("Shapes") and rules()
+    forget_rules()
+    assert any(t["match"] for t in library.shown(min(library.scores["circle"]))) and rules()
+    forget_rules()
+    assert library.client().get("/api/browse", query_string={"by": "tag"}).get_json()["groups"] and rules()

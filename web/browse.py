@@ -13,7 +13,7 @@ from core.bounds import whole_number
 from core.errors import TagscopeError
 from indexer.search import browse
 from indexer.search.filters import Filters
-from web.context import get_searcher
+from web.context import get_decided_searcher
 from web.search import tag_choices
 
 bp = Blueprint("browse", __name__)
@@ -23,8 +23,7 @@ def _groups():
     by = browse.check_grouping(request.args.get("by"))
     filters = Filters.from_args(request.args)
     limit = whole_number(request.args.get("limit", browse.MAX_GROUPS), "limit", 1, browse.MAX_GROUPS)
-    s = get_searcher()
-    s.follow_active_version()
+    s = get_decided_searcher()
     groups, ungrouped = browse.groups(s.db, filters, s.version_id(), by, limit=limit)
     return by, filters, groups, ungrouped
 

@@ -13,6 +13,7 @@ from core.schema import Image
 from core.settings import Settings
 from indexer.search.searcher import Searcher
 from migrations import get_database
+from tagger.decisions import ensure_decided
 from tagger.status import image_record
 
 SETTINGS = "TAGSCOPE_SETTINGS"  # app.config key
@@ -38,6 +39,16 @@ def get_db() -> Database:
 def get_searcher(app: Flask | None = None) -> Searcher:
     """The app's Searcher (``app``: outside a request, e.g. the server that serves it)."""
     return (app or current_app).extensions[SEARCHER]
+
+
+def get_decided_searcher() -> Searcher:
+    """The app's Searcher, its served version's tag rules computed first where some are missing
+    (:func:`tagger.decisions.ensure_decided`; a few queries, or nothing for a while after): the
+    tag filter, ``-label`` parts and browsing by tag read them."""
+    searcher = get_searcher()
+    searcher.follow_active_version()
+    ensure_decided(get_settings(), searcher.version_id())
+    return searcher
 
 
 def image_or_404(image_id: int) -> Image:

@@ -17,7 +17,7 @@ from indexer.search.browse import check_sort
 from indexer.search.checks import MAX_DEPTH, MAX_K, check_query
 from indexer.search.filters import Filters
 from indexer.search.results import Results
-from web.context import get_searcher
+from web.context import get_decided_searcher
 
 PER_PAGE = 40
 
@@ -78,7 +78,7 @@ class SearchArgs:
         return out
 
     def run(self) -> Results:
-        s = get_searcher()
+        s = get_decided_searcher()
         if self.q is None and self.like is None:
             return s.browse(self.filters, k=self.k, offset=self.offset, sort=self.sort)
         if self.q is not None:

@@ -13,7 +13,7 @@ from core.errors import TagscopeError
 from core.schema import Label
 from indexer.search.checks import parse_min_score
 from tagger.status import collection_status
-from web.context import get_db, get_searcher, get_settings
+from web.context import get_db, get_decided_searcher, get_searcher, get_settings
 from web.params import SearchArgs
 from web.saved import saved_for_page
 from web.upload import MAX_UPLOAD_BYTES
@@ -55,8 +55,8 @@ def api_search():
                             "or a filter or sort to list photos by date")
     min_score = parse_min_score(request.args.get("min_score"))
     if min_score is not None and args.q is not None:
-        results = get_searcher().find(args.q, k=args.k, offset=args.offset, min_score=min_score, filters=args.filters,
-                                  sort=args.sort)
+        results = get_decided_searcher().find(args.q, k=args.k, offset=args.offset, min_score=min_score,
+                                              filters=args.filters, sort=args.sort)
     else:
         results = args.run()
     return jsonify(results.to_json())

@@ -16,7 +16,7 @@ from indexer.search.checks import check_k
 from indexer.search.filters import Filters
 from indexer.search.results import Results
 from tagger.status import collection_status
-from web.context import get_searcher, get_settings
+from web.context import get_decided_searcher, get_searcher, get_settings
 from web.errors import respond
 from web.params import PER_PAGE
 
@@ -43,7 +43,7 @@ def _photo_results(k_default: int) -> Results:
     filters = Filters.from_args(request.form)
     vector = get_searcher().embed_photo(photo)
     del photo, data
-    return get_searcher().find(image=vector, k=k, filters=filters)
+    return get_decided_searcher().find(image=vector, k=k, filters=filters)
 
 
 @bp.app_errorhandler(RequestEntityTooLarge)
