@@ -28,7 +28,7 @@ from mkt.calibration import BACKGROUND_TEXTS, GUARD_N, TOP_N, Stats
 from mkt.tagmodel import ImageEmbeddings, TagModel
 
 SEED = 0  # the sample's: the same collection, the same sample
-SCORES_BUDGET = 1 << 25  # float32 scores (photos x patches x labels) computed at once: 128 MiB
+SCORES_BUDGET = 1 << 24  # float64 scores (photos x patches x labels) computed at once: 128 MiB
 
 
 def _patches(model: TagModel) -> int:
@@ -64,38 +64,68 @@ def _chunks(model: TagModel, ids: np.ndarray, labels: int):
         yield ids[start:start + size]
 
 
+def _load(db: Database, model: TagModel, model_version_id: int, ids: np.ndarray
+          ) -> tuple[np.ndarray, ImageEmbeddings | None]:
+    """(ids found, their stored embeddings in float64 on the model's device)."""
+    found, vectors, patches = store.get_with_patches(db, model_version_id, ids.tolist(), model.embed_dim,
+                                                     patches=model.local_top_k > 0)
+    if not len(found):
+        return found, None
+    device = model.device
+    return found, ImageEmbeddings(torch.from_numpy(vectors).to(device, torch.float64),
+                                  None if patches is None else torch.from_numpy(patches).to(device, torch.float64))
+
+
 def _score(db: Database, model: TagModel, model_version_id: int, ids: np.ndarray, label_emb: torch.Tensor,
            background: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(ids found, their scores ``[n, L]``, their best score on a background text ``[n]``), in chunks."""
-    found_all, scores, best_bg = [], [], []
-    local = model.local_top_k > 0
+    """(ids found, their scores ``[n, L]``, their best score on a background text ``[n]``), in chunks.
+    In float64: a label's scores do not depend on which labels are scored with it (a float32 product's
+    last bits do), so its rule is the same whenever it is computed."""
+    found_all, scores, best_bg = [np.zeros(0, np.int64)], [np.zeros((0, label_emb.shape[0]))], [np.zeros(0)]
     for chunk in _chunks(model, ids, label_emb.shape[0]):
-        found, vectors, patches = store.get_with_patches(db, model_version_id, chunk.tolist(), model.embed_dim,
-                                                         patches=local)
-        if not len(found):
+        found, emb = _load(db, model, model_version_id, chunk)
+        if emb is None:
             continue
-        emb = ImageEmbeddings(torch.from_numpy(vectors).to(model.device),
-                              None if patches is None else torch.from_numpy(patches).to(model.device))
         with torch.inference_mode():
-            scores.append(model.score(emb, label_emb).float().cpu().numpy())
-            best_bg.append(model.score(emb, background).float().max(dim=1).values.cpu().numpy())
+            scores.append(model.score(emb, label_emb).cpu().numpy())
+            best_bg.append(model.score(emb, background).max(dim=1).values.cpu().numpy())
         found_all.append(found)
-    if not found_all:
-        return np.zeros(0, np.int64), np.zeros((0, label_emb.shape[0]), np.float32), np.zeros(0, np.float32)
     return np.concatenate(found_all), np.concatenate(scores), np.concatenate(best_bg)
 
 
-def best_stored(db: Database, model_version_id: int, label_ids: list[int]) -> dict[int, list[tuple[int, float]]]:
-    """label id -> its ``TOP_N`` best stored tags of tagged images under the version, as (image id,
-    score), best first (one indexed query per label: ``tags`` by label, version and score)."""
-    out: dict[int, list[tuple[int, float]]] = {}
+def _score_pairs(db: Database, model: TagModel, model_version_id: int, wanted: dict[int, list[int]],
+                 label_emb: torch.Tensor, background: torch.Tensor) -> tuple[dict[tuple[int, int], float],
+                                                                             dict[int, float]]:
+    """Scores of the (image, label column) pairs in ``wanted`` (image id -> columns), and those
+    images' best score on a background text: the best photos of labels outside the sample."""
+    scores: dict[tuple[int, int], float] = {}
+    background_of: dict[int, float] = {}
+    ids = np.asarray(sorted(wanted), np.int64)
+    for start in range(0, len(ids), 256):
+        found, emb = _load(db, model, model_version_id, ids[start:start + 256])
+        if emb is None:
+            continue
+        with torch.inference_mode():
+            background_of.update(zip(found.tolist(), model.score(emb, background).max(dim=1).values.cpu().tolist()))
+            for row, image_id in enumerate(found.tolist()):
+                patches = None if emb.patches is None else emb.patches[row:row + 1]
+                one = ImageEmbeddings(emb.global_[row:row + 1], patches)
+                columns = wanted[image_id]
+                got = model.score(one, label_emb[columns])[0].cpu().tolist()
+                scores.update({(image_id, j): s for j, s in zip(columns, got)})
+    return scores, background_of
+
+
+def best_stored(db: Database, model_version_id: int, label_ids: list[int]) -> dict[int, list[int]]:
+    """label id -> the images of its ``TOP_N`` best stored tags (of tagged images, under the version),
+    best first (one indexed query per label: ``tags`` by label, version and score)."""
+    out: dict[int, list[int]] = {}
     with db.session() as s:
         for label_id in label_ids:
-            rows = s.execute(select(Tag.image_id, Tag.score).join(Image, Image.id == Tag.image_id)
-                             .where(Tag.label_id == label_id, Tag.model_version_id == model_version_id,
-                                    Image.status == TAGGED)
-                             .order_by(Tag.score.desc(), Tag.image_id).limit(TOP_N)).all()
-            out[label_id] = [(int(i), float(score)) for i, score in rows]
+            out[label_id] = [int(i) for i in s.scalars(
+                select(Tag.image_id).join(Image, Image.id == Tag.image_id)
+                .where(Tag.label_id == label_id, Tag.model_version_id == model_version_id, Image.status == TAGGED)
+                .order_by(Tag.score.desc(), Tag.image_id).limit(TOP_N))]
     return out
 
 
@@ -105,33 +135,37 @@ def collection_stats(db: Database, model: TagModel, model_version_id: int, label
     (``label_emb``: their embeddings, ``[L, D]``, in ``label_ids``' order) and how many photos the
     sample held; labels of an empty collection are left out."""
     with torch.inference_mode():
-        background = model.encode_labels(list(BACKGROUND_TEXTS)).float().to(model.device)
-    label_emb = label_emb.float().to(model.device)
+        background = model.encode_labels(list(BACKGROUND_TEXTS)).to(model.device, torch.float64)
+    label_emb = label_emb.to(model.device, torch.float64)
     ids, scores, bg = _score(db, model, model_version_id, sample_ids(db, model_version_id, sample_size(model)),
                              label_emb, background)
     if not len(ids):
         return {}, 0
-    medians = np.median(scores.astype(np.float64), axis=0)
-    in_sample = min(TOP_N, len(ids))
-    sample_best = np.argsort(-scores, axis=0, kind="stable")[:in_sample]  # [TOP_N, L] rows of the sample
+    medians = np.median(scores, axis=0)
+    row_of = {int(i): r for r, i in enumerate(ids.tolist())}
     stored = best_stored(db, model_version_id, label_ids)
-    tops: dict[int, list[tuple[int, float]]] = {}
+    outside: dict[int, list[int]] = {}
     for j, label_id in enumerate(label_ids):
-        found = dict(stored[label_id])  # a stored score wins over the same photo's sample score
-        for row in sample_best[:, j]:
-            found.setdefault(int(ids[row]), float(scores[row, j]))
-        tops[label_id] = sorted(found.items(), key=lambda item: (-item[1], item[0]))[:TOP_N]
-    background_of = dict(zip(ids.tolist(), bg.tolist()))
-    missing = np.asarray(sorted({i for best in tops.values() for i, _ in best[:GUARD_N]} - set(background_of)),
-                         np.int64)
-    if len(missing):
-        more, _, more_bg = _score(db, model, model_version_id, missing, label_emb[:1], background)
-        background_of.update(zip(more.tolist(), more_bg.tolist()))
+        for image_id in stored[label_id]:
+            if image_id not in row_of:
+                outside.setdefault(image_id, []).append(j)
+    pairs, background_of = _score_pairs(db, model, model_version_id, outside, label_emb, background)
+    background_of.update(zip(ids.tolist(), bg.tolist()))
+    sample_best = np.argsort(-scores, axis=0, kind="stable")[:TOP_N]  # [<= TOP_N, L] rows of the sample
     out = {}
     for j, label_id in enumerate(label_ids):
-        best = tops[label_id]
-        few = [(i, score) for i, score in best[:GUARD_N] if i in background_of]
-        margin = float(np.mean([score - background_of[i] for i, score in few])) if few else float("nan")
-        out[label_id] = Stats(float(medians[j]), float(np.mean([score for _, score in best])), margin,
-                              float(np.mean([score for _, score in best[:GUARD_N]])))
+        found = {int(ids[r]): float(scores[r, j]) for r in sample_best[:, j]}
+        for image_id in stored[label_id]:
+            score = scores[row_of[image_id], j] if image_id in row_of else pairs.get((image_id, j))
+            if score is not None:
+                found[image_id] = float(score)
+        out[label_id] = _stats(float(medians[j]), sorted(found.items(), key=lambda it: (-it[1], it[0]))[:TOP_N],
+                               background_of)
     return out, len(ids)
+
+
+def _stats(median: float, best: list[tuple[int, float]], background_of: dict[int, float]) -> Stats:
+    """:class:`Stats` from the median and the label's best photos (id, score), best first."""
+    few = best[:GUARD_N]
+    return Stats(median, float(np.mean([s for _, s in best])),
+                 float(np.mean([s - background_of[i] for i, s in few])), float(np.mean([s for _, s in few])))
