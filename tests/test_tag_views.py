@@ -204,6 +204,18 @@ def test_browse_by_tag_is_the_keyword_tree_with_counts(library):
     assert listing.count('class="result') == len(library.matching(*ROUND))
 
 
+def test_the_openapi_document_describes_decided_tags_and_the_nested_tree(library):
+    from openapi_schema_validator import OAS30Validator, validate
+
+    client = library.client()
+    doc = client.get("/api/openapi.json").get_json()
+    photo = min(library.matching("circle"))
+    for body, ref in ((client.get(f"/api/images/{photo}").get_json(), "Image"),
+                      (client.get("/api/browse", query_string={"by": "tag"}).get_json(), "BrowseGroups")):
+        validate(body, {"$ref": f"#/components/schemas/{ref}", "components": doc["components"]}, cls=OAS30Validator)
+    assert any(t["implied"] for t in client.get(f"/api/images/{photo}").get_json()["tags"])
+
+
 def test_a_negative_part_removes_the_photos_that_have_the_keyword(library):
     from indexer.search.searcher import Searcher
 
