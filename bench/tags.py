@@ -240,9 +240,13 @@ def fit_k(specs: list[str], tmp: Path) -> None:
         cal = get_model(spec).tag_calibration
         if cal is not None:
             d = cal["diagnostics"]
+            positives = [e["positives"] for e in cal["labels"].values()]
             print(f"{spec}: bundle calibration fitted on {cal['fitted_on']} ({cal['images']} photos): "
-                  f"cross-validated {d['cross_validated']}, ECE {d['ece']}, unseen labels get the "
-                  f"{cal['unseen_rule']} rule (pseudo-unseen {d['pseudo_unseen']})")
+                  f"{len(positives)} labels with a rule of their own (positives: median {np.median(positives):g}, "
+                  f"min {min(positives)}), prior {cal['prior']:g} (cross-validated F1 by prior: "
+                  f"{d['cross_validated_by_prior']}), cross-validated {d['cross_validated']}, ECE {d['ece']}, "
+                  f"collection slope {cal['collection_slope']}, unseen labels get the {cal['unseen_rule']} "
+                  f"rule (pseudo-unseen {d['pseudo_unseen']})")
             continue
         scores, background, model = world_scores(spec, folder, labels)
         k = tc.fit_collection_slope(scores, y, background, model.relevance, TOP_N)
