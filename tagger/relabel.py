@@ -131,6 +131,14 @@ def _activate(db: Database, label_ids: list[int], versions: list[ModelVersion], 
     return trimmed
 
 
+def _top_columns(scores: np.ndarray, k: int) -> np.ndarray:
+    """Each row's ``k`` best columns (all of them when there are no more): of many labels scored,
+    only these can enter an image's best ``k`` (no sort of thousands of labels per image)."""
+    if scores.shape[1] <= k:
+        return np.broadcast_to(np.arange(scores.shape[1]), scores.shape)
+    return np.argpartition(-scores, k - 1, axis=1)[:, :k]
+
+
 def _rescore(db: Database, mv: ModelVersion, model: TagModel, label_ids: list[int], label_emb: torch.Tensor,
              rule: Rule, only: set[int] | None = None, merge_stored: bool = True, beside: bool = False) -> int:
     """Score ``label_ids`` for the tagged images of ``mv`` (or those in ``only``) from the store and
@@ -146,10 +154,10 @@ def _rescore(db: Database, mv: ModelVersion, model: TagModel, label_ids: list[in
         with torch.inference_mode():
             scores = model.score(_embeddings(model, vectors, patches), label_emb).float().cpu().numpy()
         current = _stored_tags(db, mv.id, ids.tolist()) if merge_stored else {int(i): {} for i in ids}
-        kept = {}
+        kept, cols, labels = {}, _top_columns(scores, rule.top_n), np.asarray(label_ids)
         for row, image_id in enumerate(ids.tolist()):
             before = set(current[image_id])
-            current[image_id].update(zip(label_ids, scores[row].tolist()))
+            current[image_id].update(zip(labels[cols[row]].tolist(), scores[row, cols[row]].tolist()))
             best = rule.keep(current[image_id])
             if not merge_stored or {label for label, _ in best} != before:  # most images keep their tags
                 kept[image_id] = best

@@ -21,17 +21,29 @@ def _add(ctx: click.Context, names: list[str], source: str, where: str = "") -> 
     """Add labels and score them for every tagged image from the stored embeddings."""
     import time
 
-    from tagger.relabel import score_new_labels
     from tagger.vocabulary import seed_labels
 
     settings = settings_for(ctx)
     t0 = time.time()
     added = seed_labels(database(settings), names, source=source, state="pending")
-    scored = score_new_labels(settings)  # also finishes labels an interrupted run left pending
     line = f"added {len(added)} label(s){where}, {len(names) - len(added)} already present"
-    if scored:
-        line += f"; scored for {scored} tagged images from stored embeddings in {time.time() - t0:.1f}s (no photo read)"
-    click.echo(line)
+    click.echo(line + _scored(settings, t0))
+
+
+def _scored(settings, t0: float) -> str:
+    """Score what the vocabulary's change left to score (:func:`tagger.keyword_tree_store.settle`):
+    the end of a command's line."""
+    import time
+
+    from tagger.keyword_tree_store import settle
+
+    scored, again = settle(settings)  # also finishes what an interrupted run left pending
+    if not (scored or again):
+        return ""
+    what = f"scored for {scored} tagged images" if scored else f"{again} images scored again"
+    if scored and again:
+        what += f" ({again} scored again)"
+    return f"; {what} from stored embeddings in {time.time() - t0:.1f}s (no photo read)"
 
 
 @labels.command("add")
@@ -47,13 +59,49 @@ def labels_add(ctx: click.Context, names: tuple[str, ...]) -> None:
 
 @labels.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["auto", "lightroom", "paths", "plain"]), default="auto",
+              show_default=True, help="The file's format; auto detects it.")
 @click.pass_context
 @fail_cleanly
-def labels_import(ctx: click.Context, file: str) -> None:
-    """Add the labels in FILE (one per line; '#' starts a comment) and score them like `labels add`."""
-    from mkt.annotations import read_label_list
+def labels_import(ctx: click.Context, file: str, fmt: str) -> None:
+    """Import the keywords in FILE and score them like `labels add`: a Lightroom keyword export
+    (tab-indented, {synonyms}, [groups]), paths (A|B|C or A/B/C, one a line) or one label a line
+    ('#' starts a comment). Leaves are scored; a keyword with children is implied by them."""
+    import time
 
-    _add(ctx, read_label_list(file), "import", f" from {file}")
+    from tagger.keyword_files import read_keyword_file
+    from tagger.keyword_tree_store import import_tree
+
+    settings = settings_for(ctx)
+    t0 = time.time()
+    parsed = read_keyword_file(file, fmt)  # the whole file is checked before anything is written
+    c = import_tree(database(settings), parsed)
+    line = (f"added {c['added']} label(s) from {file} ({parsed.format}, {c['keywords']} keywords), "
+            f"{c['keywords'] - c['added']} already present")
+    changed = [f"{c[k]} {k}" for k in ("moved", "updated") if c[k]]
+    if c["unscored"]:
+        changed.append(f"{c['unscored']} now implied by their children, no longer scored")
+    click.echo(line + (f" ({', '.join(changed)})" if changed else "") + _scored(settings, t0))
+
+
+@labels.command("export")
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.pass_context
+@fail_cleanly
+def labels_export(ctx: click.Context, file: str) -> None:
+    """Write the vocabulary to FILE as a Lightroom keyword file (Metadata > Import Keywords reads
+    it; `labels import` reads it back the same); '-' writes to standard output."""
+    from core.atomic import atomic_write_bytes
+    from tagger.keyword_files import format_lightroom
+    from tagger.keyword_tree_store import export_tree
+
+    tree = export_tree(database(settings_for(ctx)))
+    text = format_lightroom(tree)
+    if file == "-":
+        click.echo(text, nl=False)
+        return
+    atomic_write_bytes(file, text.encode("utf-8"))
+    click.echo(f"wrote {len(tree)} keywords to {file} (Lightroom keyword file)")
 
 
 @labels.command("remove")
@@ -62,7 +110,7 @@ def labels_import(ctx: click.Context, file: str) -> None:
 @fail_cleanly
 def labels_remove(ctx: click.Context, names: tuple[str, ...]) -> None:
     """Remove label NAMES and their tags; images that lose a tag get their next-best label."""
-    from tagger.relabel import remove_labels
+    from tagger.keyword_tree_store import remove_labels
 
     removed, rescored = remove_labels(settings_for(ctx), list(names))
     click.echo(f"removed {removed} label(s), {len(names) - removed} not in the vocabulary; "
@@ -84,15 +132,34 @@ def labels_set(ctx: click.Context, name: str, threshold: str) -> None:
 
 
 @labels.command("list")
+@click.option("--tree", "as_tree", is_flag=True, help="As the keyword tree: [groups], {synonyms}, children indented.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 @fail_cleanly
-def labels_list(ctx: click.Context, as_json: bool) -> None:
-    """List the vocabulary."""
+def labels_list(ctx: click.Context, as_tree: bool, as_json: bool) -> None:
+    """List the vocabulary (--tree: as the keyword tree)."""
+    if as_tree:
+        _list_tree(ctx, as_json)
+        return
     with database(settings_for(ctx)).session() as s:
         rows = s.execute(select(Label.name, Label.source, Label.state).order_by(Label.id)).all()
     echo_rows(rows, _label_line, as_json=as_json,
               document=[{"name": n, "source": src, "state": st} for n, src, st in rows])
+
+
+def _list_tree(ctx: click.Context, as_json: bool) -> None:
+    from tagger.keyword_tree_store import tree_document
+
+    roots = tree_document(database(settings_for(ctx)))
+    lines: list[str] = []
+    todo = [(node, 0) for node in reversed(roots)]
+    while todo:
+        node, depth = todo.pop()
+        name = f"[{node['name']}]" if node["kind"] == "group" else node["name"]
+        lines.append("  " * depth + " ".join([name, *("{" + s + "}" for s in node["synonyms"])])
+                     + ("" if node["state"] == "active" else f" ({node['state']})"))
+        todo.extend((child, depth + 1) for child in reversed(node["children"]))
+    echo_rows(lines, str, as_json=as_json, document=roots, empty="no labels yet: `tagscope labels import FILE`")
 
 
 def _label_line(row: tuple[str, str, str]) -> str:
