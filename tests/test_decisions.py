@@ -226,3 +226,27 @@ def test_synonyms_join_the_label_embedding(home_env, synthetic_photos, tmp_path)
     assert torch.allclose(embedding_of("circle"), F.normalize(texts[[0, 2]].mean(dim=0), dim=-1), atol=1e-5)
     set_synonyms([])
     assert torch.equal(embedding_of("circle"), alone)
+
+
+def test_the_sample_and_each_labels_best_stored_photos(home_env, synthetic_photos, tmp_path):
+    """What collection rules are computed from: a fixed-seed sample of the stored embeddings, and
+    each label's best stored tags (one statement per chunk of labels on PostgreSQL, a query per
+    label on SQLite)."""
+    from tagger.label_stats import best_stored, sample_ids
+
+    home, env, url = home_env
+    run_cli("tag", str(photos_subset(synthetic_photos, tmp_path / "photos", 40)), "--top-n", "5", home=home, **env)
+    db = get_database(url)
+    with db.session() as s:
+        mv = s.scalar(select(ModelVersion.id))
+        tags = s.execute(select(Tag.label_id, Tag.image_id, Tag.score).where(Tag.model_version_id == mv)).all()
+        labels = list(s.scalars(select(Label.id)))
+    expected: dict[int, list[int]] = {i: [] for i in labels}
+    for label_id, image_id, _ in sorted(tags, key=lambda t: (-t[2], t[1])):
+        if len(expected[label_id]) < 3:
+            expected[label_id].append(image_id)
+    assert best_stored(db, mv, labels) == expected and sum(map(len, expected.values())) > 40
+    sample = sample_ids(db, mv, 16)
+    assert len(set(sample.tolist())) == 16 and set(sample.tolist()) <= {i for _, i, _ in tags}
+    assert sample_ids(db, mv, 16).tolist() == sample.tolist()  # the same collection, the same sample
+    assert sample_ids(db, mv, 100).tolist() == sorted({i for _, i, _ in tags})
