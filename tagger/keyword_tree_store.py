@@ -113,9 +113,22 @@ def _settle_states(s: Session, labels: Iterable[Label], was: set[int], resynonym
     return counts
 
 
-def _apply(s: Session, parsed: KeywordTree, source: str, move: bool) -> tuple[Counter, list[str]]:
+def _inside(by_id: dict[int, Label], parent_id: int | None, label_id: int) -> bool:
+    """Whether ``parent_id`` is the label ``label_id`` or a label under it."""
+    current, seen = parent_id, set()
+    while current is not None and current not in seen:
+        if current == label_id:
+            return True
+        seen.add(current)
+        current = by_id[current].parent_id if current in by_id else None
+    return False
+
+
+def _apply(s: Session, parsed: KeywordTree, source: str, movable: set[int] | None) -> tuple[Counter, list[str]]:
     """Create and update the labels of ``parsed``, level by level (a flush per level gives the new
-    labels their ids); returns the counts and the names added."""
+    labels their ids); an existing label moves under the parent the file gives it (``movable``
+    None: any, refused below when that makes a loop; else only those, once, and never into a
+    loop). Returns the counts and the names added."""
     labels = {label.name.lower(): label for label in s.scalars(select(Label).where(Label.state != REMOVING))}
     was = _scored(_tree(labels.values()))
     counts: Counter = Counter()
@@ -123,6 +136,7 @@ def _apply(s: Session, parsed: KeywordTree, source: str, move: bool) -> tuple[Co
     moved: list[tuple[Label, Keyword]] = []
     resynonymed: set[int] = set()
     for level in _levels(parsed):
+        by_id = {label.id: label for label in labels.values()} if movable else {}
         for node, parent in level:
             parent_id = labels[parent.name.lower()].id if parent is not None else None
             label = labels.get(node.name.lower())
@@ -134,11 +148,13 @@ def _apply(s: Session, parsed: KeywordTree, source: str, move: bool) -> tuple[Co
                 added.append(node.name)
                 counts["added"] += 1
                 continue
+            move = movable is None or (label.id in movable and not _inside(by_id, parent_id, label.id))
             before = list(label.synonyms or [])
             what = _update(label, node, parent_id, move)
             counts[what] += 1
             if what == "moved":
                 moved.append((label, node))
+                (movable or set()).discard(label.id)
             if list(label.synonyms or []) != before:
                 resynonymed.add(label.id)
         s.flush()
@@ -154,7 +170,7 @@ def import_tree(db: Database, parsed: KeywordTree, source: str = "import") -> di
     ``unscored`` (labels no longer scored, whose tags :func:`settle` replaces)."""
     with db.session() as s:
         _refuse_removing(s, parsed)
-        counts, _ = _apply(s, parsed, source, move=True)
+        counts, _ = _apply(s, parsed, source, movable=None)
     counts["keywords"] = len(parsed)
     return {k: int(counts[k]) for k in ("keywords", "added", "moved", "updated", "unchanged", "to_score",
                                         "unscored")}
@@ -181,8 +197,9 @@ def _paths_tree(paths: Sequence[Sequence[str]]) -> KeywordTree:
 
 def add_paths(db: Database, paths: Sequence[Sequence[str]], source: str) -> list[str]:
     """Add the keyword paths found in XMP sidecars (``[["Animals", "Mammals", "Dog"], ...]``) in one
-    transaction: the labels not yet in the vocabulary, each under its path's parent; labels already
-    there stay where they are, as they are. Returns the names added (new leaves are pending: call
+    transaction: the labels not yet in the vocabulary, each under its path's parent, and the labels
+    in no tree yet (no parent, no children: a flat ``dog``) put under theirs; labels already in a
+    tree stay where they are, as they are. Returns the names added (new leaves are pending: call
     :func:`settle` to score them). Names that cannot be labels end their path; labels being
     removed are left alone."""
     parsed = _paths_tree(paths)
@@ -190,7 +207,9 @@ def add_paths(db: Database, paths: Sequence[Sequence[str]], source: str) -> list
         removing = {n.lower() for n in s.scalars(select(Label.name).where(Label.state == REMOVING))}
         if removing:
             parsed = KeywordTree([r for r in parsed.roots if not _mentions(r, removing)], parsed.format, parsed.source)
-        _, added = _apply(s, parsed, source, move=False)
+        tree = Tree.load(s)
+        flat = {i for i in tree.nodes if not tree.in_tree(i)}
+        _, added = _apply(s, parsed, source, movable=flat)
     return added
 
 
@@ -269,7 +288,9 @@ def remove_labels(settings: Settings, names: Sequence[str]) -> tuple[int, int]:
         doomed = {label.id for label in labels if label.name in set(names)}
         tree, was = _tree(labels), _scored(_tree(labels))
         for label in labels:
-            if label.id not in doomed and label.parent_id in doomed:
+            if label.id in doomed:
+                label.parent_id = None  # its children move up: nothing refers to it when it goes
+            elif label.parent_id in doomed:
                 up = [a.id for a in tree.ancestors(label.id) if a.id not in doomed]
                 label.parent_id = up[-1] if up else None
         kept = [label for label in labels if label.id not in doomed]

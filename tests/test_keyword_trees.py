@@ -144,3 +144,24 @@ def test_changing_the_tree_of_a_tagged_collection_stores_what_a_retag_stores(hom
     assert_same_tags(removed, stored_tags(url))
     out = run_cli("labels", "remove", "Shapes", home=home, **env).stdout
     assert out.startswith("removed 1 label(s)") and labels_in(url)["circle"][0] is None
+
+
+def test_sidecar_paths_join_the_tree_and_leave_a_person_s_tree_as_it_is(db_at_head):
+    from tagger.keyword_files import parse_text
+    from tagger.keyword_tree_store import add_paths, import_tree
+    from tagger.vocabulary import seed_labels
+
+    db = get_database(db_at_head)
+    seed_labels(db, ["dog", "cat", "puppy"], source="model")
+    import_tree(db, parse_text("Pets\n\tcat\n"))
+    added = add_paths(db, [["Animals", "Mammals", "Dog"], ["Animals", "Mammals", "cat"], ["Animals", "x" * 201, "y"],
+                           ["dog", "puppy"], ["puppy", "dog"], ["Animals", "Birds"]], "xmp")
+    assert added == ["Animals", "Mammals", "Birds"]  # the 201-character name ends its path
+    labels = labels_in(db_at_head)
+    assert labels["dog"][0] == "Mammals"  # in no tree before: it joins the sidecar's
+    assert labels["cat"][0] == "Pets"  # in a person's tree: stays there
+    assert labels["puppy"][0] == "dog"  # and never under itself (the next path would have made a loop)
+    with db.session() as s:
+        states = dict(s.execute(select(Label.name, Label.state)).all())
+    assert states["Birds"] == "pending" and states["Mammals"] == "active" and states["dog"] == "active"
+    assert add_paths(db, [["Animals", "Mammals", "Dog"]], "xmp") == []
