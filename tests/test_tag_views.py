@@ -117,6 +117,7 @@ def test_show_the_api_and_the_page_decide_each_tag_and_list_the_matches_first(li
     assert client.get(f"/api/images/{photo}").get_json()["tags"] == tags
     page = client.get(f"/image/{photo}").get_data(as_text=True)
     assert 'id="also-scored"' in page and page.index('data-label="circle"') < page.index('id="also-scored"')
+    assert page.index('id="matching-tags"') < page.index('data-label="circle"')
     assert page.index('id="also-scored"') < page.index(f'data-label="{other}"')
     assert f'class="also-scored" data-label="{other}" data-match="false"' in page
     assert 'class="match implied" data-label="Shapes" data-match="true"' in page
