@@ -244,3 +244,45 @@ def test_readers_compute_the_rules_a_collection_tagged_before_them_lacks(library
     assert any(t["match"] for t in library.shown(min(library.scores["circle"]))) and rules()
     forget_rules()
     assert library.client().get("/api/browse", query_string={"by": "tag"}).get_json()["groups"] and rules()
+
+
+@pytest.fixture
+def imported_tree(home_env, synthetic_photos, tmp_path):
+    """(home, env, database) of N photos tagged, then a Lightroom keyword file imported over their labels."""
+    home, env, url = home_env
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in sorted(read_labels_jsonl(synthetic_photos))[:N]:
+        os.link(synthetic_photos / name, photos / name)
+    run_cli("tag", str(photos), home=home, **env)
+    keywords = tmp_path / "keywords.txt"
+    keywords.write_text("Shapes\n\tRound shapes\n\t\tcircle\n\t\tring\n\tsquare\n")
+    run_cli("labels", "import", str(keywords), home=home, **env)
+    return home, env, get_database(url)
+
+
+def test_a_keyword_file_imported_over_the_labels_makes_tag_and_browse_follow_its_tree(imported_tree):
+    """The rules here are the ones the product computed (tagger.decisions), not written by the test."""
+    from core.decisions import rules
+
+    home, env, db = imported_tree
+    with db.session() as s:
+        version_id = s.scalars(select(ModelVersion.id)).one()
+        ids = dict(s.execute(select(Label.name, Label.id).where(Label.name.in_([*ROUND, SQUARE]))).all())
+        decided = rules(s, version_id, ids.values())
+        stored = s.execute(select(Tag.label_id, Tag.image_id, Tag.score)
+                           .where(Tag.label_id.in_(ids.values()), Tag.model_version_id == version_id)).all()
+    matching = {name: {i for label, i, score in stored if label == ids[name] and decided[label].matches(score)}
+                for name in ids}
+    round_matches = matching["circle"] | matching["ring"]
+    assert round_matches and {i for label, i, _ in stored if label in (ids["circle"], ids["ring"])} - round_matches
+    listed = json.loads(run_cli("search", "--tag", "Round shapes", "-k", "1000", "--json", home=home, **env).stdout)
+    assert {h["image_id"] for h in listed["results"]} == round_matches
+    from web import create_app
+
+    client = create_app(load_settings(environ=env, home=str(home)), {"TESTING": True}).test_client()
+    shapes = next(g for g in client.get("/api/browse", query_string={"by": "tag"}).get_json()["groups"]
+                  if g["label"] == "Shapes")
+    assert shapes["count"] == len(round_matches | matching[SQUARE])
+    counts = {"Round shapes": len(round_matches), SQUARE: len(matching[SQUARE])}
+    assert {g["label"]: g["count"] for g in shapes["children"]} == {k: n for k, n in counts.items() if n}
