@@ -241,7 +241,6 @@ def test_a_second_export_replaces_only_what_tagscope_wrote(tagged):
 
 
 def test_import_adds_the_keyword_trees_other_tools_wrote(tagged):
-    pytest.importorskip("tagger.keyword_tree_store", reason="tagger.keyword_tree_store.add_paths not written yet")
     name = next(iter(tagged.stored))
     sidecar = xmp.sidecar_path(tagged.photos / name)
     sidecar.write_text(OTHER_TOOL)

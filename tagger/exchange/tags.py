@@ -103,13 +103,9 @@ def _ids_under(db: Database, paths: Sequence[str]) -> list[int]:
 
 def ensure_decided(db: Database, model_version_id: int) -> None:
     """Rules for every label of the version before an export reads them: computed where missing
-    (or stale) by ``tagger.decisions.ensure_decided``; until that module exists, the rules stored."""
-    try:
-        from tagger.decisions import ensure_decided as compute
-    except ModuleNotFoundError as exc:
-        if exc.name != "tagger.decisions":
-            raise
-        return
+    (or stale) by :func:`tagger.decisions.ensure_decided`."""
+    from tagger.decisions import ensure_decided as compute
+
     compute(db, model_version_id)
 
 
@@ -240,16 +236,12 @@ def export_table(db: Database, paths: Sequence[str], out: Path, fmt: str, select
 
 
 def add_tree(db: Database, paths: list[list[str]]) -> list[str]:
-    """Keyword paths found in sidecars -> the vocabulary's tree (``tagger.keyword_tree_store``);
-    the names added, new leaves pending until scored (``settle``). Until that module exists, none."""
+    """Keyword paths found in sidecars -> the vocabulary's tree (:mod:`tagger.keyword_tree_store`);
+    the names added, new leaves pending until scored (``settle``)."""
     if not paths:
         return []
-    try:
-        from tagger.keyword_tree_store import add_paths
-    except ModuleNotFoundError as exc:
-        if exc.name != "tagger.keyword_tree_store":
-            raise
-        return []
+    from tagger.keyword_tree_store import add_paths
+
     return list(add_paths(db, paths, "xmp"))
 
 
