@@ -4,12 +4,14 @@ the metadata saved beside it, never loaded."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from sqlalchemy import func, select
 
 from core import feedback
 from core.db import Database
+from core.errors import TagscopeError
 from core.decisions import decide, matches_first, rules_by_name
 from core.keyword_tree import Tree
 from core.schema import (
@@ -33,6 +35,8 @@ from migrations import get_database
 from tagger.decisions import ensure_decided
 from tagger.media_store import media_json
 from tagger.progress import progress
+
+log = logging.getLogger(__name__)
 
 
 def collection_status(settings: Settings, max_failures: int = 100) -> dict[str, Any]:
@@ -124,7 +128,10 @@ def decided_tags(db: Database, version_id: int | None, tags: list[dict], rejecte
     if not tags:
         return []
     if version_id is not None:
-        ensure_decided(db, version_id)  # rules still missing (or stale) are computed first
+        try:
+            ensure_decided(db, version_id)  # rules still missing (or stale) are computed first
+        except TagscopeError as exc:  # the model cannot load here: the stored rules decide, none is invented
+            log.warning("tag rules not computed: %s", exc)
     with db.session() as s:
         by_name = rules_by_name(s, version_id)
         tree = Tree.load(s)

@@ -250,3 +250,22 @@ def test_the_sample_and_each_labels_best_stored_photos(home_env, synthetic_photo
     assert len(set(sample.tolist())) == 16 and set(sample.tolist()) <= {i for _, i, _ in tags}
     assert sample_ids(db, mv, 16).tolist() == sample.tolist()  # the same collection, the same sample
     assert sample_ids(db, mv, 100).tolist() == sorted({i for _, i, _ in tags})
+
+
+def test_a_reader_whose_model_cannot_load_shows_the_stored_rules_and_says_why(home_env, synthetic_photos, tmp_path):
+    """A collection upgraded from before rules existed, read on a machine where its model cannot
+    load: `tagscope show` still answers, deciding by the rules stored, and warns in one line."""
+    home, env, url = home_env
+    photos = photos_subset(synthetic_photos, tmp_path / "photos", 12)
+    run_cli("tag", str(photos), home=home, **env)
+    db = get_database(url)
+    with db.session() as s:
+        s.execute(delete(LabelCutoff))
+        s.execute(update(ModelVersion).values(spec=f"mkt:{tmp_path / 'gone.pt'}"))
+        image_id = s.scalar(select(Image.id).order_by(Image.id))
+    shown = run_cli("show", str(image_id), "--json", home=home, **{**env, "TAGSCOPE_MODEL": ""})
+    import json
+
+    tags = json.loads(shown.stdout)["tags"]
+    assert tags and not any(t["match"] for t in tags)  # no rule: nothing is called a match
+    assert "tag rules not computed" in shown.stderr
