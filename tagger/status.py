@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 
 from core import feedback
 from core.db import Database
-from core.errors import TagscopeError
 from core.decisions import decide, matches_first, rules_by_name
+from core.errors import TagscopeError
 from core.keyword_tree import Tree
 from core.schema import (
     DUPLICATE,

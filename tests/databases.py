@@ -86,3 +86,24 @@ def assert_consistent(url: str) -> int:
     assert all(tagged[i] == mv for i, mv in embedded)
     assert tag_images == set(tagged)
     return len(tagged)
+
+
+def copy_home(source, target, *skip: str) -> None:
+    """A copy of a data directory that other processes may be using (but its server's record, logs and
+    the ``skip`` patterns), its SQLite files copied through
+    SQLite's backup API. Copying a database file with open()/close() in a process that holds a
+    connection to it drops that process's POSIX locks on it: another process then takes itself
+    for the last user, checkpoints and deletes the -wal and -shm files under the open connection,
+    and later queries fail with "disk I/O error" or lose writes (seen in the suite)."""
+    import shutil
+    import sqlite3
+    from pathlib import Path
+
+    source, target = Path(source), Path(target)
+    live = ("*.sqlite", "*.sqlite-wal", "*.sqlite-shm", "*.sqlite-journal", "server.json", "*.log")
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns(*live, *skip))
+    for database in source.rglob("*.sqlite"):
+        with sqlite3.connect(database) as src, sqlite3.connect(target / database.relative_to(source)) as dst:
+            src.backup(dst)
+        src.close()
+        dst.close()

@@ -5,13 +5,13 @@ reaches its log, a page on another port of the same host cannot make it change a
 from __future__ import annotations
 
 import json
-import shutil
 import urllib.error
 import urllib.request
 
 import pytest
 
 from .commands import run_cli
+from .databases import copy_home
 from .servers import start_server, stop_process
 
 TOKEN = "s3cret-token-of-enough-length-0123"
@@ -31,7 +31,7 @@ def call(url: str, method: str = "GET", **headers: str) -> int:
 def test_a_server_with_a_token_keeps_it_out_of_its_log_refuses_other_origins_and_answers_the_cli(
         tagged_home, tmp_path):
     home = tmp_path / "home"
-    shutil.copytree(tagged_home, home, ignore=shutil.ignore_patterns("server.json", "*.log"))
+    copy_home(tagged_home, home)  # never shutil.copytree: see copy_home
     log = tmp_path / "serve.log"
     proc, base = start_server(home, log=log, TAGSCOPE_ACCESS_TOKEN=TOKEN)
     port = base.rsplit(":", 1)[1]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -16,6 +15,7 @@ import pytest
 
 from . import ROOT
 from .commands import run_cli, tagscope_env
+from .databases import copy_home
 from .servers import start_server, stop_process
 from .waiting import wait_until
 
@@ -28,7 +28,7 @@ def search_json(home, *args: str) -> list[dict]:
 @pytest.mark.slow
 def test_search_asks_the_running_server_and_falls_back_when_it_is_gone(tagged_home, tmp_path):
     home = tmp_path / "home"
-    shutil.copytree(tagged_home, home, ignore=shutil.ignore_patterns("server.json", "*.log"))
+    copy_home(tagged_home, home)
     log = tmp_path / "serve.log"
     proc, url = start_server(home, log=log)
     try:
@@ -83,7 +83,7 @@ def test_serve_in_several_processes(tagged_home, tmp_path):
     a killed worker is replaced while the other answers; SIGTERM stops them all; a wrong model
     stops the server with its one-line error."""
     home = tmp_path / "home"
-    shutil.copytree(tagged_home, home, ignore=shutil.ignore_patterns("server.json", "*.log"))
+    copy_home(tagged_home, home)
     proc, base = start_server(home, "--processes", "2")
     try:
         workers = wait_until(lambda: len(children(proc.pid)) == 2 and children(proc.pid), what="two workers")

@@ -115,3 +115,24 @@ def test_the_scan_leaves_waits_with_deadlines_and_equalities_alone(source):
 
 def test_this_file_is_read_too():
     assert Path(__file__).resolve() in {p.resolve() for p in (ROOT / "tests").rglob("*.py")}
+
+
+# A data directory is copied with tests.databases.copy_home: shutil's copies open and close its
+# SQLite file in this process, which drops the process's locks on it (see copy_home).
+HOME_COPY = re.compile(r"shutil\.copy(?:tree|file|2)?\(\s*[\w.]*home\b")
+
+
+def home_copies(source: str) -> list[int]:
+    return [source.count("\n", 0, m.start()) + 1 for m in HOME_COPY.finditer(source)]
+
+
+def test_no_test_copies_a_live_data_directory_file_by_file():
+    offenders = [f"{path.relative_to(ROOT)}:{line}" for path in sorted((ROOT / "tests").rglob("*.py"))
+                 if path.name != "test_suite_rules.py" for line in home_copies(path.read_text())]
+    assert not offenders, "copy a data directory with tests.databases.copy_home:\n" + "\n".join(offenders)
+
+
+def test_the_home_copy_rule_finds_copies():
+    assert home_copies('shutil.copytree(tagged_home, home, ignore=x)\n') == [1]
+    assert home_copies('x = 1\nshutil.copytree(self.home, other)\n') == [2]
+    assert home_copies('shutil.copy(SYNTHETIC_BUNDLE, bundle_path)\n') == []

@@ -5,7 +5,6 @@ the status API; and the real server (waitress) under concurrent first thumbnail 
 from __future__ import annotations
 
 import logging
-import shutil
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +15,7 @@ from core.settings import load_settings
 from web import create_app
 
 from .commands import run_cli
+from .databases import copy_home
 from .servers import start_server, stop_process
 
 BIG = "9223372036854775808"  # 2**63: past SQL BIGINT
@@ -190,7 +190,7 @@ def test_labels_with_no_name_or_too_long_get_one_line(tmp_path):
 @pytest.mark.slow
 def test_the_real_server_answers_concurrent_first_thumbnail_loads(tagged_home, tmp_path):
     home = tmp_path / "home"
-    shutil.copytree(tagged_home, home, ignore=shutil.ignore_patterns("server.json", "*.log", "thumbs"))
+    copy_home(tagged_home, home, "thumbs")
     proc, url = start_server(home)
 
     def get(path):
