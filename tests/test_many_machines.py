@@ -84,8 +84,10 @@ def test_two_workers_and_two_search_servers_on_one_database_stay_in_step(postgre
         for home in (m1, m2):  # each server built and keeps its own copy; the workers keep none
             assert list((home / "index").glob("*.faiss")), home
         assert not (control / "index").exists()
-        # labels added on one machine are searched on the others
+        # labels added on one machine, and a person's threshold for one, decide tags on the others (the
+        # zero-shot model's own rule for "red shape" may say nothing matches: the threshold makes it match)
         run_cli("labels", "add", "red shape", home=control, **common)
+        run_cli("labels", "set", "red shape", "--threshold", "0.05", home=control, **common)
         tagged_with = ids(url1, "red shape", tag="red shape")
         assert tagged_with and tagged_with == ids(url2, "red shape", tag="red shape")
     finally:
