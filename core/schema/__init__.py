@@ -32,6 +32,7 @@ from core.schema.versions import (
     get_or_create_model_version,
     tagged_versions,
 )
+from core.schema.words import FAILED_READ, READ, READ_STATES, PhotoText, TextRead
 
 __all__ = [
     "Base", "as_utc", "iso_utc", "utcnow",
@@ -41,6 +42,7 @@ __all__ = [
     "Job", "JobTask", "Schedule",
     "Media", "VideoFrame",
     "Feedback", "SavedSearch",
+    "FAILED_READ", "READ", "READ_STATES", "PhotoText", "TextRead",
     "Embedding", "LabelEmbedding", "ModelVersion", "collection_model_version", "get_or_create_model_version",
     "tagged_versions",
 ]
