@@ -35,6 +35,7 @@ from migrations import get_database
 from tagger.decisions import ensure_decided
 from tagger.media_store import media_json
 from tagger.progress import progress
+from tagger.text_lines import text_json
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,8 @@ def image_record(db: Database, image_id: int) -> dict[str, Any] | None:
     the active model version's (those search serves), or, for an image only a newer version
     has tagged so far, that version's; people's verdicts apply (:func:`core.feedback.apply`:
     confirmed first, rejected only in ``rejected``). Each tag is decided (:func:`decided_tags`:
-    ``match``, ``confidence``, ``implied``): the matches first, then the tags also scored."""
+    ``match``, ``confidence``, ``implied``): the matches first, then the tags also scored. ``text``:
+    the lines OCR read in it and ``text_read`` what that reading was (:mod:`tagger.text_lines`)."""
     with db.session() as s:
         img = s.get(Image, image_id)
         if img is None:
@@ -111,7 +113,8 @@ def image_record(db: Database, image_id: int) -> dict[str, Any] | None:
         record = {"image_id": img.id, "path": img.path, "status": img.status, "error": img.error,
                   "width": img.width, "height": img.height, "format": img.format,
                   "duplicate_of": img.duplicate_of, "mtime": img.mtime,
-                  "model_version": tags[0][2] if tags else None, **media_json(s, img.id, img.stack_key)}
+                  "model_version": tags[0][2] if tags else None, **media_json(s, img.id, img.stack_key),
+                  **text_json(s, source)}
     verdicts = feedback.for_image(db, image_id)
     stored = [{"label": n, "score": sc, "model_version": v} for n, sc, v in tags]
     rejected = sorted(label for label, v in verdicts.items() if v == feedback.REJECT)

@@ -73,8 +73,10 @@ def search(ctx: click.Context, text: str | None, k: int, model: str | None, min_
     """Rank tagged images by any label TEXT, seen in training or not, among those passing the filters.
 
     TEXT is one text, or parts with operators: `beach + sunset` (both), `dog -night` or `dog NOT
-    night` (without what matches "night"), `2:beach + sunset` (weights). Without TEXT, lists the
-    photos passing the filters by date (newest first unless --sort oldest).
+    night` (without what matches "night"), `2:beach + sunset` (weights), `text:"cafe olympia"` (the
+    photos whose text, read by OCR, holds these words; -text:word without them). A photo showing a
+    plain TEXT's words matches too, raised; the words found are shown in [brackets]. Without TEXT,
+    lists the photos passing the filters by date (newest first unless --sort oldest).
 
     Asks the `tagscope serve` running on this home when there is one (a fraction of a second),
     else searches in this process (seconds: torch, the model and the index load first)."""
@@ -120,6 +122,7 @@ def _hit_line(ranked: tuple[int, dict]) -> str:
     rank, h = ranked
     extra = "" if h.get("frame_s") is None else f"  (at {int(h['frame_s'] // 60)}:{int(h['frame_s'] % 60):02d})"
     extra += f"  (+{len(h['stack'])}: {', '.join(h['stack'])})" if h.get("stack") else ""
+    extra += f"  [{' '.join(h['words'])}]" if h.get("words") else ""  # the words found in its text (OCR)
     score = f"{h['score']:.3f}" if h.get("score") is not None else (h.get("taken") or "")[:16].replace("T", " ")
     return f"{rank:3d} {'*' if h.get('match') else ' '} {score}  {h['path']}{extra}"
 
@@ -205,7 +208,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
 @fail_cleanly
 def show(ctx: click.Context, image_id: int, as_json: bool) -> None:
     """Show one image and its tags: those that match (a keyword's parents too), then the others
-    also scored; each with its score and confidence."""
+    also scored; each with its score and confidence; then the text read in it (OCR)."""
     from tagger.status import image_record
 
     record = image_record(database(settings_for(ctx)), image_id)
@@ -217,7 +220,7 @@ def show(ctx: click.Context, image_id: int, as_json: bool) -> None:
     click.echo(f"{record['image_id']}  {record['status']}  {record['path']}")
     for line in _shot_lines(record):
         click.echo(f"  {line}")
-    for line in _tag_lines(record["tags"]):
+    for line in _tag_lines(record["tags"]) + _text_lines(record):
         click.echo(f"  {line}")
 
 
@@ -234,6 +237,25 @@ def _tag_lines(tags: list[dict]) -> list[str]:
     others = [line(t) for t in tags if not t["match"]]
     return (["matches  (score, confidence, label)", *matches] if matches else ["matches  none"]) + (
         ["also scored", *others] if others else [])
+
+
+def _text_lines(record: dict) -> list[str]:
+    """The words OCR read, as `show` prints them: confidence, language, (a video's frame,) the line;
+    nothing when OCR never read the photo."""
+    lines = record.get("text") or []
+    read = record.get("text_read") or {"state": "read", "current": True}
+    if record.get("text_read") is None and not lines:
+        return []
+    stale = "" if read["current"] else "  (the file changed since: read again on the next tagging run)"
+    if read["state"] != "read":
+        return [f"text     not read: {read['error']}{stale}"]
+    if not lines:
+        return [f"text     none found{stale}"]
+    out = [f"text  (confidence, language, line){stale}"]
+    for line in lines:
+        at = "" if line["frame_ms"] is None else f"at {line['frame_ms'] / 1000:.1f} s  "
+        out.append(f"  {line['confidence']:.2f}  {line['language'] or '-':<5} {at}{line['text']}")
+    return out
 
 
 def _shot_lines(record: dict) -> list[str]:

@@ -1,4 +1,4 @@
-"""One image in the OpenAPI document (:mod:`web.openapi`): its record and tags, curation verdicts,
+"""One image in the OpenAPI document (:mod:`web.openapi`): its record, tags and text, curation verdicts,
 evidence maps, its page, the photo at full size and its thumbnail (:mod:`web.images`,
 :mod:`web.feedback`, :mod:`web.evidence`)."""
 
@@ -7,6 +7,13 @@ from __future__ import annotations
 from typing import Any
 
 from web.openapi.shapes import NULLABLE_INT, NULLABLE_STR, errors, html_page, json_response, obj, path_id, query
+
+TEXT_READ = obj({"state": {"type": "string", "enum": ["read", "failed"]},
+                 "error": {**NULLABLE_STR, "description": "why the text could not be read (one line)"},
+                 "lines": {"type": "integer", "minimum": 0}, "engine": {"type": "string"},
+                 "read_at": NULLABLE_STR,
+                 "current": {"type": "boolean", "description": "false when the file changed since: it is "
+                             "read again on the next tagging run"}})
 
 SCHEMAS: dict[str, Any] = {
     "Tag": obj({"label": {"type": "string"}, "score": {"type": "number", "nullable": True},
@@ -25,6 +32,16 @@ SCHEMAS: dict[str, Any] = {
                              "description": "the cells the local stream averages"}}),
     "Verdict": obj({"label": {"type": "string", "maxLength": 200},
                     "verdict": {"type": "string", "enum": ["confirm", "reject", "clear"]}}),
+    "TextLine": obj({"text": {"type": "string", "description": "the line as read"},
+                     "confidence": {"type": "number", "minimum": 0, "maximum": 1,
+                                    "description": "the recogniser's confidence in the line"},
+                     "language": {**NULLABLE_STR, "description": "the line's language when known"},
+                     "box": {"type": "array", "minItems": 4, "maxItems": 4,
+                             "items": {"type": "array", "minItems": 2, "maxItems": 2, "items": {"type": "number"}},
+                             "description": "the line's four corners [x, y] in the upright photo's pixels "
+                             "(width x height of the image; a video's: in its frame at frame_ms)"},
+                     "frame_ms": {**NULLABLE_INT, "description": "a video's frame the line is in, milliseconds "
+                                  "from its start"}}),
     "Image": obj({"image_id": {"type": "integer"}, "path": {"type": "string"}, "status": {"type": "string"},
                   "error": NULLABLE_STR, "width": NULLABLE_INT, "height": NULLABLE_INT,
                   "format": NULLABLE_STR, "duplicate_of": NULLABLE_INT,
@@ -47,11 +64,16 @@ SCHEMAS: dict[str, Any] = {
                                "description": "labels a person rejected: never shown as tags"},
                   "tags": {"type": "array", "items": {"$ref": "#/components/schemas/Tag"},
                            "description": "the matches (and the keywords they imply) first, then the tags also "
-                           "scored"}}),
+                           "scored"},
+                  "text": {"type": "array", "items": {"$ref": "#/components/schemas/TextLine"},
+                           "description": "the words OCR read in the photo, a line each, in reading order"},
+                  "text_read": {**TEXT_READ, "nullable": True,
+                                "description": "what OCR last did with the photo; null when it never read it"}}),
 }
 
 PATHS: dict[str, Any] = {
-    "/api/images/{image_id}": {"get": {"summary": "One image and its stored tags", "parameters": [path_id("image_id")],
+    "/api/images/{image_id}": {"get": {"summary": "One image, its stored tags and its text",
+                                       "parameters": [path_id("image_id")],
                                        "responses": {"200": json_response("Image", "the image"), **errors(404)}}},
     "/api/images/{image_id}/feedback": {"post": {
         "summary": "Confirm, reject or add (confirm a new label) a tag of a photo, or clear a verdict",
