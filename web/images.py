@@ -17,6 +17,7 @@ from indexer.search.checks import MAX_DEPTH
 from indexer.search.evidence import NO_LOCAL_STREAM
 from web.context import get_searcher, get_settings, image_or_404, record_or_404
 from web.params import PER_PAGE, SearchArgs
+from web.photo_text import page_lines
 
 bp = Blueprint("images", __name__)
 THUMB_SIZE = 256
@@ -27,8 +28,10 @@ BROWSER_FORMATS = {"JPEG": "image/jpeg", "MPO": "image/jpeg", "PNG": "image/png"
 
 @bp.get("/image/<id:image_id>")
 def page(image_id: int):
-    """The image with its tags. Opened from results (``q`` or ``like``, filters, ``r`` = its rank),
-    it links to the previous and next result and back to the page of results it was on."""
+    """The image with its tags and the text read in it (its lines' boxes outlined over the photo).
+    Opened from results (``q`` or ``like``, filters, ``r`` = its rank), it links to the previous
+    and next result and back to the page of results it was on, and marks the words of ``q`` in
+    the photo's text."""
     record = record_or_404(image_id)
     args, rank = None, None
     try:
@@ -44,8 +47,11 @@ def page(image_id: int):
     why_reason = None
     if why is not None and get_searcher().model.local_top_k <= 0:
         why_reason = NO_LOCAL_STREAM
-    return render_template("image.html", image=record, args=args, rank=rank, back=back, query=args.q if args else "",
-                           folder=_folder(record["path"]), why=why, why_reason=why_reason, **neighbours)
+    query = args.q if args else ""
+    return render_template("image.html", image=record, args=args, rank=rank, back=back, query=query,
+                           folder=_folder(record["path"]), why=why, why_reason=why_reason,
+                           text_lines=page_lines(record["text"], query or request.args.get("q", "")[:500]),
+                           **neighbours)
 
 
 def _neighbours(args: SearchArgs, rank: int, image_id: int) -> dict[str, str | None]:

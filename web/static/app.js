@@ -3,6 +3,7 @@
 //   arrows     move between result photos (left/right; up/down by a row)
 //   Enter      open the focused photo (the browser follows the focused link)
 //   on a photo's page: left/right = previous/next result, Escape = back to the results
+// On a photo's page, pointing at a line of its text outlines that line's box over the photo.
 (function () {
   "use strict";
   function typing(target) {
@@ -50,4 +51,13 @@
     }
     if (handled) { event.preventDefault(); }
   });
+  function pointAt(event, on) {
+    var item = event.target.closest ? event.target.closest("#text-lines li[data-line]") : null;
+    if (!item) { return; }
+    var box = document.querySelector('#text-boxes polygon[data-line="' + item.getAttribute("data-line") + '"]');
+    item.classList.toggle("pointed", on);
+    if (box) { box.classList.toggle("pointed", on); }
+  }
+  document.addEventListener("mouseover", function (event) { pointAt(event, true); });
+  document.addEventListener("mouseout", function (event) { pointAt(event, false); });
 }());
