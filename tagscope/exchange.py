@@ -52,7 +52,8 @@ def export_xmp(ctx: click.Context, paths: tuple[str, ...], style: str, min_score
     """Merge the matching tags (by default) into XMP sidecars next to the photos under PATHS:
     lr:hierarchicalSubject and digiKam:TagsList with each keyword's path in your keyword tree
     (labels in no tree under the xmp_root setting, `Tagscope`), dc:subject with the keyword, its
-    parents and synonyms. Other tools' and your own entries stay; Tagscope's are replaced."""
+    parents and synonyms; the words read in each photo (OCR) in tagscope:Text, a line each. Other
+    tools' and your own entries stay; Tagscope's are replaced."""
     from tagger.exchange.tags import export_xmp as run
 
     settings = settings_for(ctx)
@@ -78,7 +79,7 @@ def _table(fmt: str):
     command.__doc__ = (f"Write the tags of the photos under PATHS (default: all) to OUT as {fmt.upper()}: by "
                        "default the matching tags and the keywords they imply, as labels (an annotation file "
                        "`tagscope train` reads); --top, --min-score or --all add the model's other tags beside "
-                       "them.")
+                       "them; a text column holds the words read in each photo (OCR), a line each.")
     return command
 
 

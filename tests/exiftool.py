@@ -33,3 +33,11 @@ def read_back(sidecar: Path) -> dict:
 def write_with_exiftool(path: Path, *assignments: str) -> None:
     """Change a file's (or sidecar's) XMP as another tool would, e.g. ``-XMP-dc:Subject+=Anna``."""
     subprocess.run([EXIFTOOL, "-q", "-overwrite_original", *assignments, str(path)], check=True, timeout=60)
+
+
+def read_fields(path: Path, *fields: str) -> dict:
+    """The named fields of a file's (or sidecar's) XMP as exiftool reads them (``-XMP-tagscope:Text``:
+    Tagscope's own namespace, which exiftool reads without a config), by their tag names."""
+    out = subprocess.run([EXIFTOOL, "-j", "-struct", *(f"-{f}" for f in fields), str(path)],
+                         capture_output=True, text=True, check=True, timeout=60)
+    return {k: v for k, v in json.loads(out.stdout)[0].items() if k != "SourceFile"}

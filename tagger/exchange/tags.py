@@ -8,9 +8,11 @@ rejected ones never) and the keywords of the tree they imply (``Dog`` matches: `
 their paths in the keyword tree (:mod:`tagger.exchange.xmp`), CSV (``path,tags,scores``, the
 columns ``tagscope train`` reads: the matches; ``also,also_scores``: the other tags exported) or
 JSONL (``file``, ``labels``: the matches, ``tags``: every tag exported with ``score``, ``match``,
-``confidence`` and ``confirmed``). Import: keywords already in sidecars, embedded XMP or IPTC
-become confirmed tags (source ``import``), a person's own verdict on a label never overridden,
-and the keyword paths other tools wrote join the vocabulary's tree.
+``confidence`` and ``confirmed``); with the words OCR read in each photo (:mod:`tagger.text_lines`):
+``tagscope:Text`` in XMP, a ``text`` column / field in CSV and JSONL (its lines, a line each).
+Import: keywords already in sidecars, embedded XMP or IPTC become confirmed tags (source
+``import``), a person's own verdict on a label never overridden, and the keyword paths other
+tools wrote join the vocabulary's tree.
 """
 
 from __future__ import annotations
@@ -31,9 +33,10 @@ from core.bounds import whole_number
 from core.db import Database
 from core.errors import TagscopeError
 from core.keyword_tree import Tree
-from core.schema import TAGGED, Feedback, Image, Label, Tag, collection_model_version
+from core.schema import READ, TAGGED, Feedback, Image, Label, Tag, collection_model_version
 from core.sql_in import chunks
 from indexer.search.filters import Filters
+from tagger import text_lines
 from tagger.exchange import xmp
 
 CHUNK = 1000
@@ -79,6 +82,7 @@ class PhotoTags:
     fs_path: str
     tags: list[dict]  # exported: {"label", "score", "confirmed", "match", "confidence"}, matches first
     implied: list[dict] = field(default_factory=list)  # keywords the matches imply (score None, "implied")
+    text: list[str] | None = None  # the lines OCR read; None when it has not read the photo (or failed to)
 
     def matches(self) -> list[str]:
         """The labels the photo has: matching tags and the keywords they imply (training data)."""
@@ -131,12 +135,15 @@ class Exporter:
                 photos = {r.id: r for r in s.execute(select(Image.id, Image.path, Image.path_raw)
                                                       .where(Image.id.in_(chunk), Image.status == TAGGED))}
                 stored, verdicts = self._stored(s, list(photos))
+                lines, reads = text_lines.lines_of(s, photos), text_lines.reads_of(s, photos)
             for image_id, row in sorted(photos.items()):
                 decided = decisions.decide(feedback.apply(stored[image_id], verdicts[image_id]), self.rules)
                 tags = self.selection.pick([t for t in decided if self._exportable(t)])
                 tags = [{k: t[k] for k in ("label", "score", "confirmed", "match", "confidence")} for t in tags]
+                read = reads.get(image_id, {}).get("state") == READ or bool(lines[image_id])
                 yield PhotoTags(image_id, row.path, os.fsdecode(row.path_raw), tags,
-                                self._implied(tags, verdicts[image_id]))
+                                self._implied(tags, verdicts[image_id]),
+                                [line["text"] for line in lines[image_id]] if read else None)
 
     def _stored(self, s, ids: list[int]) -> tuple[dict[int, list[dict]], dict[int, dict[str, str]]]:
         """Each photo's stored tags under the version (best first) and its verdicts."""
@@ -204,7 +211,7 @@ def export_xmp(db: Database, paths: Sequence[str], style: str = "digikam", selec
     written, failed = 0, 0
     for photo in exporter.photos(paths):
         try:
-            xmp.write_sidecar(photo.fs_path, *exporter.xmp_entries(photo, root), style)
+            xmp.write_sidecar(photo.fs_path, *exporter.xmp_entries(photo, root), style, text=photo.text)
             written += 1
         except (OSError, xmp.XmpError):
             failed += 1  # an unreadable or unwritable sidecar: the others go on
@@ -215,22 +222,27 @@ def _scores(tags: list[dict]) -> str:
     return ";".join("" if t["score"] is None else f"{t['score']:.4f}" for t in tags)
 
 
+def _text(photo: PhotoTags) -> str:
+    """The photo's text lines as one text, a line each (empty when none was read)."""
+    return text_lines.LINE_SEPARATOR.join(photo.text or [])
+
+
 def export_table(db: Database, paths: Sequence[str], out: Path, fmt: str, selection: Selection | None = None
                  ) -> dict[str, int]:
     """All photos' tags as ``csv`` or ``jsonl`` in ``out``."""
     buf, n = io.StringIO(), 0
     writer = csv.writer(buf) if fmt == "csv" else None
     if writer is not None:
-        writer.writerow(["path", "tags", "scores", "also", "also_scores"])
+        writer.writerow(["path", "tags", "scores", "also", "also_scores", "text"])
     for photo in photo_tags(db, paths, selection):
         n += 1
         if writer is not None:
             matching = [t for t in photo.exported() if t["match"]]
             writer.writerow([photo.path, ";".join(photo.matches()), _scores(matching),
-                             ";".join(t["label"] for t in photo.others()), _scores(photo.others())])
+                             ";".join(t["label"] for t in photo.others()), _scores(photo.others()), _text(photo)])
         else:
-            buf.write(json.dumps({"file": photo.path, "labels": photo.matches(), "tags": photo.exported()},
-                                 ensure_ascii=False) + "\n")
+            buf.write(json.dumps({"file": photo.path, "labels": photo.matches(), "tags": photo.exported(),
+                                  "text": _text(photo)}, ensure_ascii=False) + "\n")
     atomic_write(out, lambda tmp: Path(tmp).write_text(buf.getvalue(), encoding="utf-8"))
     return {"photos": n}
 

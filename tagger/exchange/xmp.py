@@ -13,7 +13,10 @@ with its path in the keyword tree (``Animals|Mammals|Dog``; a label in no tree u
   the three fields Tagscope wrote, so that the next export replaces exactly its own and keeps
   everyone else's (a person's paths under the same root too). An entry someone else wrote first
   stays theirs. A sidecar from a Tagscope that recorded only ``tagscope:Keywords`` owned every
-  path under ``Tagscope``, as it then did.
+  path under ``Tagscope``, as it then did;
+- ``tagscope:Text``: the words OCR read in the photo, a line per entry of an ``rdf:Seq`` in reading
+  order (Tagscope's own field: replaced by each export that has a reading of the photo, removed
+  when the reading found none, left as it is when the photo was not read).
 
 A ``/`` or ``|`` inside a keyword would split a tag path, so it becomes ``-`` in the two
 hierarchical fields (``dc:subject`` keeps it). Read: ``dc:subject`` and the leaves of the paths
@@ -55,7 +58,9 @@ SEPARATORS = {"lr:hierarchicalSubject": "|", "digiKam:TagsList": "/"}
 CONTAINERS = {"dc:subject": "Bag", "lr:hierarchicalSubject": "Bag", "digiKam:TagsList": "Seq"}
 MINE = {"dc:subject": "tagscope:Keywords", "lr:hierarchicalSubject": "tagscope:HierarchicalSubject",
         "digiKam:TagsList": "tagscope:TagsList"}  # each field -> the record of the entries Tagscope wrote there
+TEXT = "tagscope:Text"  # the words read in the photo, a line each
 MAX_SIDECAR_BYTES = 16 << 20
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")  # characters XML 1.0 cannot hold
 _PACKET = re.compile(rb"<x:xmpmeta[\s>].*?</x:xmpmeta>", re.S)
 
 
@@ -170,10 +175,11 @@ def _distinct(values: Sequence[str]) -> list[str]:
 
 
 def merge_keywords(existing: bytes | None, subjects: Sequence[str], paths: Sequence[Sequence[str]],
-                   where: str = "sidecar") -> bytes:
+                   where: str = "sidecar", text: Sequence[str] | None = None) -> bytes:
     """The sidecar bytes with Tagscope's entries replaced: ``subjects`` in ``dc:subject``, ``paths``
-    (root first) in ``lr:hierarchicalSubject`` and ``digiKam:TagsList``; everything else (other
-    tools' and people's entries, other properties) kept."""
+    (root first) in ``lr:hierarchicalSubject`` and ``digiKam:TagsList``, the ``text`` lines in
+    ``TEXT`` (None: left as it is); everything else (other tools' and people's entries, other
+    properties) kept."""
     root = _document(existing, where)
     wanted = {"dc:subject": _distinct(subjects),
               **{prop: _distinct([path_text(p, sep) for p in paths if p]) for prop, sep in SEPARATORS.items()}}
@@ -184,16 +190,20 @@ def merge_keywords(existing: bytes | None, subjects: Sequence[str], paths: Seque
         written = [v for v in values if v.lower() not in kept]  # someone else's entry stays theirs
         _set_items(root, prop, keep + written, CONTAINERS[prop])
         _set_items(root, MINE[prop], written, keep_empty=True)  # present even empty: paths are tracked
+    if text is not None:
+        lines = [" ".join(_NOT_XML.sub(" ", line).split()) for line in text]
+        _set_items(root, TEXT, [line for line in lines if line], "Seq")
     body = ET.tostring(root, encoding="unicode")
     return ('<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n' + body + '\n<?xpacket end="w"?>\n').encode()
 
 
 def write_sidecar(photo: str | os.PathLike, subjects: Sequence[str], paths: Sequence[Sequence[str]],
-                  style: str = "digikam") -> Path:
-    """Merge Tagscope's keywords into the photo's sidecar (created if missing), atomically."""
+                  style: str = "digikam", text: Sequence[str] | None = None) -> Path:
+    """Merge Tagscope's keywords (and the photo's ``text`` lines, when read) into the photo's
+    sidecar (created if missing), atomically."""
     path = sidecar_path(photo, style)
     existing = path.read_bytes() if path.exists() else None
-    data = merge_keywords(existing, subjects, paths, str(path))
+    data = merge_keywords(existing, subjects, paths, str(path), text)
     atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
     return path
 
