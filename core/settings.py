@@ -31,6 +31,7 @@ INDEX_KINDS = ("auto", "flat", "hnsw", "ivfpq")  # see indexer.ann
 
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 RUNTIMES = ("auto", "torch", "onnx", "openvino")  # see mkt.runtime (the same names)
+OCR_MODES = ("auto", "1", "0")  # see tagger.ocr_stage
 AUTO = -1  # batch_size / loader_workers chosen by device (Settings.batch_for, Settings.workers_for)
 MIN_DUPLICATE_THRESHOLD = 0.5  # below, photos are alike in subject, not copies (indexer.search.similar)
 #: Pillow's default Image.MAX_IMAGE_PIXELS, written out so that our limit does not silently follow an
@@ -120,6 +121,12 @@ class Settings:
         "Tagscope", "`Tagscope`: the keyword that XMP exports put labels in no keyword tree under "
                     "(`Tagscope/label` in `digiKam:TagsList`, the same path in `lr:hierarchicalSubject`); "
                     "`tagscope import xmp` adds no path under it to the vocabulary")
+    ocr: str = _setting(
+        "auto", "`auto`: tagging also reads the words in photos (OCR: RapidOCR's PP-OCR models on ONNX Runtime, "
+                "CUDA where the worker's device is and `onnxruntime-gpu` provides it) when `rapidocr` can be "
+                "imported, else warns once and does not; `1` reads them (a missing `rapidocr` is an error naming "
+                "the package); `0` never (nothing is written). Turned on over a tagged collection, `tagscope tag` "
+                "runs a text job that reads the photos without a reading, no re-embedding (docs/operations.md)")
 
     # -- derived paths ----------------------------------------------------------------------
     @property
@@ -198,6 +205,7 @@ _ENV = {
     "text_batch": "TAGSCOPE_TEXT_BATCH",
     "thumb_cache_mb": "TAGSCOPE_THUMB_CACHE_MB",
     "xmp_root": "TAGSCOPE_XMP_ROOT",
+    "ocr": "TAGSCOPE_OCR",
 }
 
 
@@ -238,6 +246,8 @@ def _coerce(name: str, value: Any, source: str) -> Any:
                 raise TagscopeError(f"bad value {value!r} for xmp_root in {source}: use a keyword name of at most "
                                     "200 characters without | or /, e.g. Tagscope")
             return root
+        if name == "ocr":
+            return _ocr_mode(value, source)
         if name in ("compile", "keep_index"):
             if str(value).lower() not in ("0", "1", "true", "false"):
                 raise TagscopeError(f"bad value {value!r} for {name} in {source}: use 1 or 0")
@@ -259,6 +269,15 @@ def _coerce(name: str, value: Any, source: str) -> Any:
         return str(value)
     except (TypeError, ValueError):
         raise TagscopeError(f"bad value {value!r} for {name} in {source}: expected a positive {kind}") from None
+
+
+def _ocr_mode(value: Any, source: str) -> str:
+    """``auto``, ``1`` or ``0`` from any spelling of them (true/false, on/off, a TOML boolean)."""
+    mode = ("1" if value else "0") if isinstance(value, bool) else str(value).lower()
+    mode = {"true": "1", "on": "1", "false": "0", "off": "0"}.get(mode, mode)
+    if mode not in OCR_MODES:
+        raise TagscopeError(f"bad value {value!r} for ocr in {source}: use auto, 1 or 0")
+    return mode
 
 
 def load_settings(environ: dict[str, str] | None = None, config_file: str | os.PathLike | None = None,

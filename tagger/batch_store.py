@@ -26,6 +26,7 @@ from core.schema import DUPLICATE, FAILED, TAGGED, Image, Tag, utcnow
 from core.sql_in import one_of
 from indexer import store
 from tagger.media_store import drop_frames, put_frames, put_media
+from tagger.text_store import Texts, drop_readings, put_readings
 
 
 @dataclass
@@ -61,10 +62,12 @@ def _params(image_id: int, **values: Any) -> dict[str, Any]:
     return {"id": image_id, **values}
 
 
-def store_batch(db: Database, batch: dict[str, Any], enc: Encoded, mv_id: int, job_id: int) -> tuple[int, int]:
+def store_batch(db: Database, batch: dict[str, Any], enc: Encoded, mv_id: int, job_id: int,
+                texts: Texts | None = None) -> tuple[int, int]:
     """One transaction per batch: statuses (with the job that stored them: its progress), replaced
-    tags and embeddings (with the index's change rows), so a kill at any moment leaves them
-    consistent. Returns (decoded, failed)."""
+    tags and embeddings (with the index's change rows), and with OCR on what it read
+    (:mod:`tagger.text_store`), so a kill at any moment leaves them consistent. Returns (decoded,
+    failed)."""
     now = utcnow()
     keep: list[int] = []  # positions in the batch of images that are tagged (not duplicates)
     with db.session() as s:
@@ -100,6 +103,9 @@ def store_batch(db: Database, batch: dict[str, Any], enc: Encoded, mv_id: int, j
         dropped = [it["id"] for it in batch["failed"]] + sorted(set(enc.ids) - set(kept_ids))
         store.drop(s, dropped)
         drop_frames(s, dropped)
+        if texts is not None:  # with OCR on: a file that no longer decodes keeps no stale text either
+            drop_readings(s, [it["id"] for it in batch["failed"]])
+            put_readings(s, texts, {it["id"]: it["hash"] for it in batch["ok"]})
         if keep:
             store.put(s, mv_id, kept_ids, enc.vectors[keep], None if enc.patches is None else enc.patches[keep])
             put_frames(s, mv_id, {i: enc.frames[i] for i in kept_ids if i in enc.frames})

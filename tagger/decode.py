@@ -11,6 +11,14 @@ Each worker reads a file once (bytes and SHA-256), then either
   decodes, orients, resizes and crops on the GPU (:func:`to_device`); a file nvJPEG refuses
   is decoded on the CPU instead.
 
+With OCR on (the job's ``ocr``), each file also becomes a bounded RGB image for the OCR stage
+(:mod:`tagger.ocr_stage`) from the same decode: ``ocr``, a list of ``(frame ms or None, uint8
+[H, W, 3], scale to the photo's pixels)`` (a video: its frames already decoded). JPEGs then decode
+at a larger draft scale (:data:`mkt.ocr.DRAFT_SIDE`; a RAW's preview and a video's frames as
+the model gets them) and all on the CPU (no nvJPEG share: OCR,
+not decoding, is then the slow stage); OCR-off runs are unchanged. A text-only job (no model:
+neither ``preprocess`` nor ``geometry``) gets the OCR images alone.
+
 HEIC, AVIF, RAW and video files always decode on the CPU (:func:`core.media.read.read_media`:
 a RAW's preview when it is large enough, a video's sampled frames, handed over as ``pixels`` for
 the first and ``more`` for the rest). What each file says about its shot (EXIF, the container's
@@ -32,9 +40,10 @@ import torch
 from torch.utils.data import Dataset
 
 from core.media.errors import ImageDecodeError
-from core.media.kinds import PHOTO
+from core.media.kinds import PHOTO, media_kind
 from core.media.read import read_media
 from core.media.stills import exif_capture, image_from_bytes, jpeg_header, read_file
+from mkt.ocr import DRAFT_SIDE, bounded, ratio
 from mkt.pixels import InputGeometry, resize_crop
 
 log = logging.getLogger(__name__)
@@ -47,24 +56,27 @@ GPU_MEMORY_SHARE = 0.25  # of the free GPU memory, for one nvJPEG call's decoded
 class PhotoFiles(Dataset):
     """``(image id, raw path)`` items -> dicts with ``pixels`` (uint8 or float tensor; a video's
     further frames in ``more`` with their ``times``), or ``jpeg`` (bytes for the GPU decoder), or
-    ``error``; plus hash, size, format, ``kind``, ``decoder`` and ``capture``."""
+    ``error``; plus hash, size, format, ``kind``, ``decoder`` and ``capture``; with ``ocr``, the
+    images OCR reads (``ocr``)."""
 
-    def __init__(self, items: Sequence[tuple[int, bytes]], preprocess: Callable, max_pixels: int,
-                 geometry: InputGeometry | None = None, gpu_share: float = 0.0, first: int = 0) -> None:
+    def __init__(self, items: Sequence[tuple[int, bytes]], preprocess: Callable | None, max_pixels: int,
+                 geometry: InputGeometry | None = None, gpu_share: float = 0.0, first: int = 0,
+                 ocr: bool = False) -> None:
         self.items = items
         self.preprocess = preprocess
         self.max_pixels = max_pixels
         self.geometry = geometry
+        self.ocr = ocr
         # Item i goes to the GPU decoder when its slot among SHARE_SLOTS is below the share:
         # both decoders work on every batch at the same time.
-        self.gpu_slots = round(gpu_share * SHARE_SLOTS) if geometry is not None else 0
+        self.gpu_slots = round(gpu_share * SHARE_SLOTS) if geometry is not None and not ocr else 0
         self.gpu_share, self.first = gpu_share, first  # first: this part's place in the whole (GPU slots)
 
     def part(self, start: int, stop: int) -> PhotoFiles:
         """Items ``start:stop``, decoded as they would be in the whole (what a decode process is
         sent: the model's transform only where there is no geometry)."""
         return PhotoFiles(self.items[start:stop], self.preprocess if self.geometry is None else None,
-                          self.max_pixels, self.geometry, self.gpu_share, self.first + start)
+                          self.max_pixels, self.geometry, self.gpu_share, self.first + start, self.ocr)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -88,15 +100,30 @@ class PhotoFiles(Dataset):
                         "hash": digest, "width": info.width, "height": info.height, "format": info.format,
                         "kind": PHOTO, "decoder": "nvjpeg", "capture": exif_capture(data, os.stat(path).st_mtime)}
         draft = self.geometry.draft_size if self.geometry is not None else None
+        if self.ocr and (media_kind(path) or PHOTO) == PHOTO:  # RAW previews and video frames as they come
+            draft = max(draft or 0, DRAFT_SIDE)
         media = read_media(path, max_pixels=self.max_pixels, draft_size=draft)
-        prepare = self.geometry.to_uint8 if self.geometry is not None else self.preprocess
-        frames = [prepare(image) for _, image in media.frames]
-        out = {"pixels": frames[0], "hash": media.digest, "width": media.info.width, "height": media.info.height,
+        out = {"hash": media.digest, "width": media.info.width, "height": media.info.height,
                "format": media.info.format, "kind": media.kind, "decoder": media.decoder, "capture": media.capture}
+        if self.ocr:
+            out["ocr"] = [(None if t is None else round(t * 1000), *_for_ocr(image, media, self.max_pixels))
+                          for t, image in media.frames]
+        prepare = self.geometry.to_uint8 if self.geometry is not None else self.preprocess
+        if prepare is None:  # a text-only job: no model
+            return out
+        frames = [prepare(image) for _, image in media.frames]
+        out["pixels"] = frames[0]
         if media.frames[0][0] is not None:  # a video: every frame is embedded, the item is their best
             out["times"] = [t for t, _ in media.frames]
             out["more"] = torch.stack(frames[1:]) if len(frames) > 1 else None
         return out
+
+
+def _for_ocr(image: Any, media: Any, max_pixels: int) -> tuple[torch.Tensor, float]:
+    """The image OCR reads (bounded, a tensor: shared memory across processes) and the factor to
+    the photo's displayed pixels."""
+    array = bounded(image, max_pixels)
+    return torch.from_numpy(array), ratio(media.info.width, media.info.height, array)
 
 
 def rebatch(loader: Iterable[dict[str, Any]], size: int) -> Iterator[dict[str, Any]]:

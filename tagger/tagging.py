@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import closing, contextmanager
+from contextlib import closing, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +38,7 @@ from mkt.tagmodel import ImageEmbeddings, TagModel
 from tagger import decode_pool
 from tagger.batch_store import Encoded, store_batch
 from tagger.decode import IO_BATCH, PhotoFiles, collate, describe, rebatch, to_device
+from tagger.ocr_stage import TextReader
 from tagger.params import JobInfo, JobParams
 from tagger.video_frames import fold_videos
 from tagger.vocabulary import label_embeddings, vocabulary
@@ -91,7 +92,8 @@ def tag_images(work: Work, image_ids: Sequence[int], progress: ProgressFn | None
     counts, clock = [0, 0], dict.fromkeys(("decode wait", "device decode", "model", "writer wait"), 0.0)
 
     def write(item: tuple[dict[str, Any], Encoded]) -> None:
-        n_ok, n_failed = store_batch(db, item[0], item[1], job.model_version_id, job_id)
+        texts = reader.collect(item[0]) if reader is not None else None
+        n_ok, n_failed = store_batch(db, item[0], item[1], job.model_version_id, job_id, texts)
         counts[0] += n_ok
         counts[1] += n_failed
         if progress:
@@ -101,9 +103,10 @@ def tag_images(work: Work, image_ids: Sequence[int], progress: ProgressFn | None
 
     complete = True
     t0 = tick = time.perf_counter()
-    with _decoded(settings, runner, items, job.params.max_pixels, job_id) as (loader, batch_size), \
-            BatchWriter(write) as writer:
-        for batch in rebatch(loader, batch_size):
+    # OCR (the job's `ocr`): the decoded photos' text read on a thread of its own, stored with each batch
+    with (TextReader(str(model.device)) if job.params.ocr else nullcontext()) as reader, \
+            _decoded(settings, runner, items, job.params, job_id) as (loader, batch_size), BatchWriter(write) as writer:
+        for batch in rebatch(reader.feed(loader) if reader is not None else loader, batch_size):
             tick = _lap(clock, "decode wait", tick)
             if not work.running():
                 log.info("job %d is no longer running: stopping", job_id)
@@ -127,17 +130,18 @@ def _lap(clock: dict[str, float], stage: str, since: float) -> float:
 
 
 @contextmanager
-def _decoded(settings: Settings, runner: ImageRunner, items: list[tuple[int, bytes]], max_pixels: int,
+def _decoded(settings: Settings, runner: ImageRunner, items: list[tuple[int, bytes]], params: JobParams,
              job_id: int) -> Iterator[tuple[Iterable[dict[str, Any]], int]]:
     """The task's files decoded in small batches (``IO_BATCH``), in order, and the model's batch
     size: by this process's long-lived decode processes (:mod:`tagger.decode_pool`), or here
-    with no decode workers."""
-    device = runner.device
-    gpu_share = settings.gpu_decode if device.type == "cuda" and runner.geometry is not None else 0.0
+    with no decode workers. With OCR, every file decodes on the CPU (:mod:`tagger.decode`)."""
+    device, max_pixels = runner.device, params.max_pixels
+    gpu_share = settings.gpu_decode if device.type == "cuda" and runner.geometry is not None and not params.ocr \
+        else 0.0
     batch_size, workers = settings.batch_for(device.type), settings.workers_for(device.type)
-    log.info("job %d: %d images on %s (batch %d, %d decode workers, %s)", job_id, len(items), runner.describe(),
-             batch_size, workers, describe(runner.geometry, gpu_share))
-    files = PhotoFiles(items, runner.model.preprocess, max_pixels, runner.geometry, gpu_share)
+    log.info("job %d: %d images on %s (batch %d, %d decode workers, %s%s)", job_id, len(items), runner.describe(),
+             batch_size, workers, describe(runner.geometry, gpu_share), ", OCR" if params.ocr else "")
+    files = PhotoFiles(items, runner.model.preprocess, max_pixels, runner.geometry, gpu_share, ocr=params.ocr)
     if not workers:
         yield DataLoader(files, batch_size=min(IO_BATCH, batch_size), num_workers=0, collate_fn=collate), batch_size
         return

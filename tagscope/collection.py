@@ -39,14 +39,18 @@ if TYPE_CHECKING:
               help="A folder that holds no photos now marks its registered ones missing (without it, an empty "
                    "folder is taken for an unmounted drive and left alone).")
 @click.option("--wait/--no-wait", default=True, help="With a broker: wait for the workers to finish.")
+@click.option("--ocr/--no-ocr", default=None,
+              help="Read the words in the photos too, or not (TAGSCOPE_OCR; default auto: when rapidocr can be "
+                   "imported). With --ocr, tagged photos not read yet are read by a text job, not re-embedded.")
 @click.pass_context
 @fail_cleanly
 def tag(ctx: click.Context, paths: tuple[str, ...], model: str | None, batch_size: int | None,
         loader_workers: int | None, top_n: int | None, min_score: float | None, device: str | None,
-        runtime: str | None, retry_failed: bool, retag: bool, empty_ok: bool, wait: bool) -> None:
-    """Register, tag, embed and index the images under PATHS (resumable)."""
+        runtime: str | None, retry_failed: bool, retag: bool, empty_ok: bool, wait: bool, ocr: bool | None) -> None:
+    """Register, tag, embed and index the images under PATHS (resumable); read the words in them (OCR)."""
     settings = settings_for(ctx, model=model, batch_size=batch_size, loader_workers=loader_workers, top_n=top_n,
-                            min_score=min_score, device=device, runtime=runtime)
+                            min_score=min_score, device=device, runtime=runtime,
+                            ocr=None if ocr is None else ("1" if ocr else "0"))
     for p in paths:
         if not os.path.exists(p):
             raise TagscopeError(f"{p} does not exist: pass a folder or image file to tag")

@@ -19,6 +19,7 @@ from indexer.store import StoreVersion
 from indexer.sync import sync_index
 from tagger.decisions import ensure_decided
 from tagger.jobs import leases
+from tagger.params import TEXT_JOB
 from tagger.progress import progress
 from tagger.versions import switch_in
 
@@ -37,6 +38,8 @@ def close_job_if_complete(settings: Settings, db: Database, job_id: int, role: s
         job = s.get(Job, job_id)
         if job is None or not _complete(s, job):
             return False
+        if job.kind == TEXT_JOB:  # text read, nothing embedded: no rules, no index, no version to switch
+            return _close(db, job_id, None)
         mv = StoreVersion.of(s.get(ModelVersion, job.model_version_id))
     ensure_decided(settings, mv.id, recheck_s=0)  # before the switch: its tags are never served undecided
     if settings.keep_index:  # first: this machine's readers find the new version's copy current at the switch
@@ -44,6 +47,12 @@ def close_job_if_complete(settings: Settings, db: Database, job_id: int, role: s
             sync_index(settings, db, mv, role=role)
         except OSError as exc:  # this copy catches up later (the sweeper, the next sync); the job closes now
             log.warning("job %d: this machine's index copy could not be brought up to date: %s", job_id, exc)
+    return _close(db, job_id, mv.id)
+
+
+def _close(db: Database, job_id: int, mv_id: int | None) -> bool:
+    """Freeze the complete job's figures and mark it done, switching in its model version (a
+    tagging job's) in the same transaction; True for the one caller that closed it."""
     with db.session() as s:
         job = s.get(Job, job_id)
         if job is None or not _complete(s, job):
@@ -51,8 +60,8 @@ def close_job_if_complete(settings: Settings, db: Database, job_id: int, role: s
         done, failed = progress(s, job)
         closed = s.execute(update(Job).where(Job.id == job_id, Job.state == "running")
                            .values(state="done", done=done, failed=failed, finished_at=utcnow())).rowcount
-        if closed:
-            switch_in(s, mv.id)
+        if closed and mv_id is not None:
+            switch_in(s, mv_id)
     return bool(closed)
 
 

@@ -58,7 +58,7 @@ def ensure_model_version(db: Database, model: TagModel) -> int:
         return get_or_create_model_version(s, model.version, model.spec, model.embed_dim).id
 
 
-def create_job(db: Database, model_version_id: int, image_ids: Sequence[int], params: JobParams,
+def create_job(db: Database, model_version_id: int | None, image_ids: Sequence[int], params: JobParams,
                    task_size: int, runner: str, kind: str = "tag",
                    paths: Sequence[str] | None = None) -> tuple[int, list[int]]:
     """A running job tagging ``image_ids`` with one model version, split into tasks of
@@ -73,7 +73,7 @@ def create_job(db: Database, model_version_id: int, image_ids: Sequence[int], pa
     return job_id, add_work(db, job_id, model_version_id, image_ids, task_size)
 
 
-def add_work(db: Database, job_id: int, model_version_id: int, image_ids: Sequence[int], task_size: int) -> list[int]:
+def add_work(db: Database, job_id: int, model_version_id: int | None, image_ids: Sequence[int], task_size: int) -> list[int]:
     """Give a job (running, or a scan that just ended) its images and tasks; closes it at once
     when there is nothing to do. Returns the task ids to send."""
     parts = list(chunks(image_ids, task_size))
@@ -116,6 +116,15 @@ def load_job(db: Database, job_id: int) -> JobInfo:
             raise LookupError(f"job {job_id} does not exist")
         mv = s.get(ModelVersion, job.model_version_id)
         return JobInfo(job.id, mv.id, mv.version, mv.spec, JobParams.from_json(job.params["tag"]))
+
+
+def kind_of(db: Database, job_id: int) -> tuple[str, JobParams]:
+    """A job's kind (``text``: :data:`tagger.params.TEXT_JOB`) and parameters."""
+    with db.session() as s:
+        job = s.get(Job, job_id)
+        if job is None:
+            raise LookupError(f"job {job_id} does not exist")
+        return job.kind, JobParams.from_json(job.params["tag"])
 
 
 def is_running(db: Database, job_id: int) -> bool:

@@ -25,6 +25,7 @@ from tagger.jobs.celery_app import celery_app
 from tagger.jobs.control import interrupt_dead_in_process_jobs
 from tagger.jobs.start import start_job
 from tagger.jobs.tasks import run_task, send_tag_task
+from tagger.ocr_stage import job_ocr
 from tagger.progress import progress
 
 Echo = Callable[[str], None]
@@ -47,7 +48,8 @@ def run_job(settings: Settings, paths: Sequence[str], *, retry_failed: bool = Fa
     if in_process:
         interrupt_dead_in_process_jobs(db, settings.task_lease)
     started = start_job(settings, db, model, paths, rows.IN_PROCESS if in_process else rows.WORKERS,
-                        retry_failed=retry_failed, retag=retag, empty_ok=empty_ok, echo=echo)
+                        retry_failed=retry_failed, retag=retag, empty_ok=empty_ok, ocr=job_ocr(settings, echo),
+                        echo=echo)
     job_id, task_ids = started.job_id, started.task_ids
     synced = False  # this machine's index copy brought up to date by the close, in this process
     with _progress_bar(db, job_id) as bar:
@@ -59,13 +61,38 @@ def run_job(settings: Settings, paths: Sequence[str], *, retry_failed: bool = Fa
             echo(f"queued {len(task_ids)} task(s) on {settings.broker_url}; workers: `tagscope worker`")
             if not wait:
                 return (f"job {job_id} queued: {_total(db, job_id)} images in "
-                        f"{len(task_ids)} tasks (see `tagscope jobs show {job_id}`)")
+                        f"{len(task_ids)} tasks (see `tagscope jobs show {job_id}`)"
+                        + _text_job(settings, db, app, started.text_job, wait=False, echo=echo))
             wait_for_job(db, job_id, bar, echo, poll_seconds)
     if settings.keep_index and not synced:
         version = StoreVersion(started.model_version_id, model.version, model.embed_dim)
         through_outages(db, lambda: sync_index(settings, db, version, role="cli"), f"indexing job {job_id}")
+    text = _text_job(settings, db, app, started.text_job, wait=True, echo=echo, poll_seconds=poll_seconds)
     seconds = time.time() - t0
-    return through_outages(db, lambda: _summary(db, job_id, started.found.image_ids, seconds), f"job {job_id}")
+    return through_outages(db, lambda: _summary(db, job_id, started.found.image_ids, seconds), f"job {job_id}") + text
+
+
+def _text_job(settings: Settings, db: Database, app, text_job: tuple[int, list[int]] | None, *, wait: bool,
+              echo: Echo, poll_seconds: float = 0.5) -> str:
+    """Run or send the text job of the tagged photos still to be read (:mod:`tagger.jobs.start`);
+    a line for the summary ("" when there is none)."""
+    if text_job is None:
+        return ""
+    job_id, task_ids = text_job
+    in_process = bool(app.conf.task_always_eager)
+    if not in_process:
+        for task_id in task_ids:
+            send_tag_task(app, job_id, task_id)
+        if not wait:
+            return f"\njob {job_id} queued: the text of {_total(db, job_id)} photos tagged before, to read"
+    with _progress_bar(db, job_id, "reading text") as bar:
+        if in_process:
+            _run_here(settings, job_id, task_ids, bar)
+        else:
+            wait_for_job(db, job_id, bar, echo, poll_seconds)
+    with db.session() as s:
+        done, failed = progress(s, s.get(Job, job_id))
+    return f"\njob {job_id}: read the text of {done + failed} photos tagged before ({failed} failed)"
 
 
 def _run_here(settings: Settings, job_id: int, task_ids: Sequence[int], bar: tqdm) -> bool:
@@ -83,9 +110,9 @@ def _total(db: Database, job_id: int) -> int:
         return s.get(Job, job_id).total
 
 
-def _progress_bar(db: Database, job_id: int) -> tqdm:
+def _progress_bar(db: Database, job_id: int, what: str = "tagging") -> tqdm:
     total = _total(db, job_id)
-    return tqdm(total=total, unit="img", desc=f"tagging (job {job_id})", file=sys.stderr,
+    return tqdm(total=total, unit="img", desc=f"{what} (job {job_id})", file=sys.stderr,
                 disable=not sys.stderr.isatty() or not total, dynamic_ncols=True, smoothing=0.1)
 
 

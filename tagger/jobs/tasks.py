@@ -27,6 +27,7 @@ from tagger.jobs import leases, rows, schedules, sweeper
 from tagger.jobs.close import close_job_if_complete
 from tagger.jobs.start import start_queued_job
 from tagger.jobs.task_names import SCAN_TASK, TAG_TASK, TICK_TASK
+from tagger.params import TEXT_JOB
 
 if TYPE_CHECKING:
     from tagger.tagging import Work
@@ -90,6 +91,12 @@ def _tag(settings: Settings, db: Database, job_id: int, image_ids: list[int], pr
     todo = rows.unprocessed(db, job_id, image_ids)
     if not todo:
         return 0, 0, True
+    kind, params = rows.kind_of(db, job_id)
+    if kind == TEXT_JOB:  # read text only: no model
+        from tagger.ocr_stage import read_texts
+
+        return read_texts(settings, db, job_id, todo, params.max_pixels, partial(rows.is_running, db, job_id),
+                          progress)
     from tagger.tagging import tag_images
 
     return tag_images(load_work(settings, db, job_id), todo, progress=progress)
@@ -110,10 +117,10 @@ def tag_images_task(self, job_id: int, task_id: int) -> dict[str, int] | None:
 def start_job_task(self, job_id: int) -> int:
     """Register a queued job's folders and send its tasks (a schedule's run)."""
     with sweeper.busy():
-        task_ids = start_queued_job(_settings(self), job_id)
-    for task_id in task_ids or []:
-        send_tag_task(self.app, job_id, task_id)
-    return len(task_ids or [])
+        sends = start_queued_job(_settings(self), job_id)
+    for sent_job, task_id in sends or []:  # its text job's tasks too (tagger.jobs.start)
+        send_tag_task(self.app, sent_job, task_id)
+    return len(sends or [])
 
 
 @shared_task(name=TICK_TASK, bind=True)
