@@ -12,8 +12,9 @@ What it adds to the engine:
   recogniser reading its crops from the bounded image: a photo with no text region costs the
   detector's time only, the engine returning after it;
 - the result as :class:`Line` objects with boxes in the caller's pixels (``scale``), lines
-  under :data:`MIN_CONFIDENCE` or of fewer than :data:`MIN_CHARACTERS` letters or digits dropped, and a script-based language
-  where the script tells it (``zh``, ``ja``, ``ko``; None for Latin and others);
+  under :data:`MIN_CONFIDENCE` or of fewer than :data:`MIN_CHARACTERS` letters or digits
+  dropped, and a script-based language where the script tells it (``zh``, ``ja``, ``ko``; None
+  for Latin and others);
 - one engine per process and device (:func:`engine_for`): ONNX Runtime's CUDA provider when the
   device is CUDA and ``onnxruntime-gpu`` provides it, else the CPU;
 - :func:`engine_id`: the name, version and models, stored with every reading.
@@ -31,7 +32,6 @@ from typing import Any
 import numpy as np
 
 from core.errors import TagscopeError
-from core.media.errors import ImageDecodeError
 from core.media.limits import check_pixels
 from core.settings import DEFAULT_MAX_PIXELS
 from core.words import fold
@@ -233,7 +233,7 @@ _engines_lock = threading.Lock()
 
 def engine_for(device: str = "cpu") -> OcrEngine:
     """This process's engine for ``device`` (made once: loading the models takes about a second)."""
-    key = "cuda:%d" % _device_index(device) if device.startswith("cuda") else "cpu"
+    key = f"cuda:{_device_index(device)}" if device.startswith("cuda") else "cpu"
     with _engines_lock:
         if key not in _engines:
             _engines[key] = OcrEngine(key)

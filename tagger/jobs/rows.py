@@ -73,7 +73,8 @@ def create_job(db: Database, model_version_id: int | None, image_ids: Sequence[i
     return job_id, add_work(db, job_id, model_version_id, image_ids, task_size)
 
 
-def add_work(db: Database, job_id: int, model_version_id: int | None, image_ids: Sequence[int], task_size: int) -> list[int]:
+def add_work(db: Database, job_id: int, model_version_id: int | None, image_ids: Sequence[int],
+             task_size: int) -> list[int]:
     """Give a job (running, or a scan that just ended) its images and tasks; closes it at once
     when there is nothing to do. Returns the task ids to send."""
     parts = list(chunks(image_ids, task_size))
