@@ -1,15 +1,23 @@
 """Alembic environment: runs on a connection handed in by :func:`migrations.upgrade`, or, through
 the alembic CLI (``alembic.ini`` at the repository root), on ``sqlalchemy.url`` when the ini sets
 one, else on the settings' database (``TAGSCOPE_DATABASE_URL``, ``tagscope.toml``, the home's
-SQLite file). The target is the whole schema: :mod:`core.schema` defines every table."""
+SQLite file). The target is the whole schema: :mod:`core.schema` defines every table; the
+full-text objects over ``photo_text`` (migration 0013: an FTS5 table and its vocabulary on SQLite,
+expression indexes on PostgreSQL) are no model's, and autogenerate leaves them alone
+(:func:`include_name`)."""
 
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-from core.schema import Base
+from core.schema import Base, full_text_object
 
 config = context.config
 target_metadata = Base.metadata
+
+
+def include_name(name: str | None, type_: str, parent_names: dict) -> bool:
+    """What autogenerate compares: everything but the full-text tables and indexes."""
+    return not (type_ in ("table", "index") and full_text_object(name))
 
 
 def database_url() -> str:
@@ -24,20 +32,22 @@ def database_url() -> str:
 def run_migrations_online() -> None:
     connection = config.attributes.get("connection")
     if connection is not None:
-        context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
+        context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True,
+                          include_name=include_name)
         with context.begin_transaction():
             context.run_migrations()
         return
     engine = create_engine(database_url(), poolclass=pool.NullPool)
     with engine.connect() as conn:
-        context.configure(connection=conn, target_metadata=target_metadata, render_as_batch=True)
+        context.configure(connection=conn, target_metadata=target_metadata, render_as_batch=True,
+                          include_name=include_name)
         with context.begin_transaction():
             context.run_migrations()
 
 
 def run_migrations_offline() -> None:
     context.configure(url=database_url(), target_metadata=target_metadata,
-                      literal_binds=True, render_as_batch=True)
+                      literal_binds=True, render_as_batch=True, include_name=include_name)
     with context.begin_transaction():
         context.run_migrations()
 

@@ -32,7 +32,18 @@ from core.schema.versions import (
     get_or_create_model_version,
     tagged_versions,
 )
-from core.schema.words import FAILED_READ, READ, READ_STATES, PhotoText, TextRead
+from core.schema.words import (
+    FAILED_READ,
+    FTS_TABLE,
+    FTS_VOCAB,
+    READ,
+    READ_STATES,
+    TRGM_INDEX,
+    TSV_INDEX,
+    PhotoText,
+    TextRead,
+    full_text_object,
+)
 
 __all__ = [
     "Base", "as_utc", "iso_utc", "utcnow",
@@ -43,6 +54,7 @@ __all__ = [
     "Media", "VideoFrame",
     "Feedback", "SavedSearch",
     "FAILED_READ", "READ", "READ_STATES", "PhotoText", "TextRead",
+    "FTS_TABLE", "FTS_VOCAB", "TRGM_INDEX", "TSV_INDEX", "full_text_object",
     "Embedding", "LabelEmbedding", "ModelVersion", "collection_model_version", "get_or_create_model_version",
     "tagged_versions",
 ]

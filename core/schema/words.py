@@ -1,7 +1,10 @@
 """Words in photos: the text lines OCR read in each photo (``photo_text``) and, per photo, what the
 last reading was (``text_reads``): done, failed with a reason, and for which content of the file,
-so that a changed file is read again. Migration 0012 creates them; the full-text indexes over
-``photo_text.folded`` (SQLite FTS5, PostgreSQL tsvector + GIN) are created by migrations too."""
+so that a changed file is read again. Migration 0012 creates them; migration 0013 the full-text
+indexes over ``photo_text.folded`` (SQLite: the FTS5 table ``photo_text_fts`` kept in step by
+triggers, and its vocabulary ``photo_text_fts_vocab``; PostgreSQL: a GIN index on
+``to_tsvector('simple', folded)``, and a trigram index when ``pg_trgm`` could be created), which
+no model here describes: Alembic leaves them alone (:func:`full_text_object`, ``migrations/env.py``)."""
 
 from __future__ import annotations
 
@@ -14,6 +17,18 @@ from core.schema.base import Base, utcnow
 
 READ, FAILED_READ = "read", "failed"  # text_reads.state
 READ_STATES = (READ, FAILED_READ)
+
+# the full-text objects over photo_text.folded (migration 0013; indexer.search.words queries them)
+FTS_TABLE = "photo_text_fts"  # SQLite FTS5, external content: photo_text's rows by id
+FTS_VOCAB = "photo_text_fts_vocab"  # SQLite fts5vocab: each word stored once (typo-tolerant search)
+TSV_INDEX = "ix_photo_text_fts"  # PostgreSQL GIN on to_tsvector('simple', folded)
+TRGM_INDEX = "ix_photo_text_fts_trigrams"  # PostgreSQL GIN on folded gin_trgm_ops (with pg_trgm)
+
+
+def full_text_object(name: str | None) -> bool:
+    """Whether a table or index named ``name`` is one of the full-text objects above (the FTS5
+    table's shadow tables ``photo_text_fts_data`` & co. included), which autogenerate ignores."""
+    return bool(name) and (name == FTS_TABLE or name.startswith((FTS_TABLE + "_", TSV_INDEX)))
 
 
 class PhotoText(Base):
