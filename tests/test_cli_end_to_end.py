@@ -100,7 +100,7 @@ def test_search_json_has_the_api_shape_and_uses_the_collections_model(tagged_hom
     assert body == search_json(tagged_home, "striped background", 3, "--model", "synthetic")
     assert body["query"] == "striped background"
     assert [set(r) for r in body["results"]] == [{"image_id", "path", "score", "match", "mtime", "confirmed", "frame_s",
-                                                 "stack", "taken", "similar"}] * 3
+                                                 "stack", "taken", "similar", "words"}] * 3
 
 
 def test_bad_files_are_recorded_as_failed_and_the_job_goes_on(tmp_path, synthetic_photos):

@@ -20,7 +20,7 @@ def test_api_search_has_the_documented_shape(client):
     assert body["query"] == "red circle" and len(body["results"]) == 5
     first = body["results"][0]
     assert set(first) == {"image_id", "path", "score", "match", "mtime", "confirmed", "frame_s", "stack", "taken",
-                          "similar"}
+                          "similar", "words"}
     assert set(body) >= {"cutoff", "calibration", "matches", "more", "offset", "filters"}
     scores = [r["score"] for r in body["results"]]
     assert scores == sorted(scores, reverse=True)

@@ -20,7 +20,9 @@ class Hit:
     (:mod:`indexer.search.shots`); ``taken``: when it was taken (the camera's clock, ISO 8601, with
     its UTC offset when known: ``+00:00`` for a video dated by its UTC ``creation_time`` alone);
     ``score`` is None in a listing without a query (:mod:`indexer.search.browse`); ``similar``:
-    the near-duplicates of this photo folded into it (:mod:`indexer.search.similar`)."""
+    the near-duplicates of this photo folded into it (:mod:`indexer.search.similar`); ``words``:
+    the words of the photo's text (what OCR read in it) that the query found, as read
+    (:mod:`indexer.search.blend`)."""
 
     image_id: int
     path: str
@@ -32,6 +34,7 @@ class Hit:
     stack: tuple[str, ...] = ()
     taken: str | None = None
     similar: tuple[int, ...] = ()
+    words: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

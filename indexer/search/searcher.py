@@ -23,7 +23,7 @@ from core.errors import TagscopeError
 from core.schema import ModelVersion, collection_model_version
 from core.settings import Settings
 from indexer import kinds, store
-from indexer.search import browse, feedback, filtered, follow
+from indexer.search import blend, browse, feedback, filtered, follow
 from indexer.search import filters as flt
 from indexer.search import parts as query_parts
 from indexer.search import query as grammar
@@ -185,19 +185,23 @@ class Searcher:
             ids, scores = self._ranked(query, max(depth, TOP_N) if by_model else depth, by_model=by_model)
             best = ids[:TOP_N], scores[:TOP_N]
         ranked = [(int(i), float(s)) for i, s in zip(ids, scores) if i >= 0 and i != exclude]
+        cutoff = self.cutoff(words, query, best) if words is not None else None
+        found = blend.Found()
+        if words is not None:  # photos whose text holds the query's words match, raised (:mod:`.blend`)
+            ranked, found = blend.raise_found(self.db, self.model, self._version_id(), words, query, ranked,
+                                              cutoff, filters, depth)
         ranked, shots = as_shots(self.db, self.model, self._version_id(), query, ranked, by_model=words is not None)
         ranked = [(i, s) for i, s in ranked if min_score is None or s >= min_score]
-        cutoff = self.cutoff(words, query, best) if words is not None else None
         confirmed: set[int] = set()
         if words is not None:
             ranked, confirmed = self._curated(words, query, ranked, filters)
         ranked, similar = self.fold(ranked)
         if sort != "relevance":
             ranked = self.dated(ranked, sort, None if cutoff is None else
-                                 (lambda i, sc: i in confirmed or cutoff.matches(sc)))
+                                 (lambda i, sc: i in confirmed or i in found.ids or cutoff.matches(sc)))
         page = ranked[offset:offset + k]
-        return Results(text, page_hits(self.db, page, cutoff, confirmed, shots, similar), offset,
-                       len(ranked) > offset + k,
+        hits = blend.mark(self.db, page_hits(self.db, page, cutoff, confirmed, shots, similar), found)
+        return Results(text, hits, offset, len(ranked) > offset + k,
                        cutoff, filters or Filters(), model_info(self.model, words), sort)
 
     def browse(self, filters: Filters, k: int = 20, offset: int = 0, sort: str = "newest") -> Results:

@@ -24,7 +24,11 @@ SCHEMAS: dict[str, Any] = {
                                          "video): a stack comes back once, as its still"},
                 "similar": {"type": "array", "items": {"type": "integer"},
                             "description": "near-duplicates of this photo (resized, re-encoded copies) folded "
-                                           "into it: a group comes back once"}}),
+                                           "into it: a group comes back once"},
+                "words": {"type": "array", "items": {"type": "string"},
+                          "description": "the words of the photo's text (read by OCR) that the query found, as "
+                                         "read, in reading order: the query's words (a plain query) or its "
+                                         "text: parts' words; empty when none"}}),
     "Calibration": {**obj({"median": {"type": "number"}, "top": {"type": "number"},
                            "background_margin": {"type": "number"},
                            "best": {"type": "number", "description": "mean score of the guard_n best photos"},
@@ -53,6 +57,8 @@ SCHEMAS: dict[str, Any] = {
         "parts": {"type": "array", "nullable": True, "description": "a query with operators: its parts",
                   "items": obj({"text": {"type": "string"}, "weight": {"type": "number"},
                                 "negative": {"type": "boolean"},
+                                "words": {"type": "boolean",
+                                          "description": "a text: part: found by the words in photos, no model"},
                                 "cutoff": {"type": "number", "nullable": True}})},
         "results": {"type": "array", "items": {"$ref": "#/components/schemas/Hit"}}}),
     "BrowseGroups": obj({
