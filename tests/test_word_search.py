@@ -7,7 +7,8 @@ SQLite, an expression index on PostgreSQL) and a text part costs one statement w
 of photos. On SQLite and PostgreSQL.
 
 The collection is tagged by the real CLI with the ``synthetic`` model; the words are photo_text
-rows written here (what OCR would store: the text, its folded form, a confidence, a box)."""
+rows written here (what OCR would store: the text, its folded form, a confidence, a box), and, end
+to end, read by the real OCR engine from photos with rendered words (``tagscope tag --ocr``)."""
 
 from __future__ import annotations
 
@@ -299,3 +300,33 @@ def test_a_postgresql_role_that_may_not_create_pg_trgm_migrates_and_searches_as_
             conn.execute(text(f'DROP OWNED BY "{role}"'))
             conn.execute(text(f'DROP ROLE "{role}"'))
         admin.dispose()
+
+
+def sign(path: Path, word: str) -> Path:
+    """A JPEG of a plain wall with ``word`` painted on a light sign (DejaVu Sans Bold, 56 px)."""
+    from PIL import Image as PILImage
+    from PIL import ImageDraw, ImageFont
+
+    image = PILImage.new("RGB", (640, 360), (120, 140, 150))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((40, 130, 80 + 44 * len(word), 230), fill=(240, 238, 230))
+    draw.text((60, 150), word, font=ImageFont.truetype("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf", 56),
+              fill=(20, 20, 25))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path, quality=90)
+    return path
+
+
+def test_a_photo_with_a_word_read_by_ocr_is_found_by_it_and_not_by_a_word_it_lacks(home_env, tmp_path):
+    home, env, url = home_env
+    olympia, bakery = sign(tmp_path / "photos" / "olympia.jpg", "OLYMPIA"), sign(tmp_path / "photos" / "bakery.jpg",
+                                                                                 "BAKERY")
+    run_cli("tag", str(tmp_path / "photos"), "--ocr", home=home, **env)
+
+    def paths(query: str) -> list[str]:
+        out = json.loads(run_cli("search", query, "--json", home=home, **env).stdout)
+        return [Path(h["path"]).name for h in out["results"] if h["match"] and h["words"]]
+
+    assert paths("text:olympia") == [olympia.name] and paths("text:bakery") == [bakery.name]
+    assert paths("text:olymp") == [olympia.name] and paths("olympia") == [olympia.name]
+    assert paths("text:museum") == [] and paths("text:olympia -text:bakery") == [olympia.name]
