@@ -16,7 +16,9 @@ PROJECT_MODULES = r"(core|mkt|indexer|tagger|web|tagscope|migrations)(\.|$)"
 def tagscope_env(home: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("TAGSCOPE_") or k in ("TAGSCOPE_REQUIRE_SERVICES", "TAGSCOPE_RUNTIME_CACHE")}
-    env.update(TAGSCOPE_HOME=str(home), TAGSCOPE_LOADER_WORKERS="1", HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
+    # OCR (on by default) off unless a test asks for it (--ocr, TAGSCOPE_OCR): it would cost most of every run's time
+    env.update(TAGSCOPE_HOME=str(home), TAGSCOPE_LOADER_WORKERS="1", TAGSCOPE_OCR="0", HF_HUB_OFFLINE="1",
+               PYTHONUNBUFFERED="1")
     env.update(extra)
     return env
 

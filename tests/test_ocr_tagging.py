@@ -81,7 +81,7 @@ def test_tagging_reads_the_words_and_nothing_without_ocr_then_a_text_job_reads_t
     run_cli("tag", str(earlier), "--no-ocr", home=home, **env)
     assert text_by_file(url) == {} and reads_by_file(url) == {}  # OCR off: nothing written
 
-    run_cli("tag", str(later), "--ocr", home=home, **env)  # read on the tagging pass
+    run_cli("tag", str(later), home=home, **{**env, "TAGSCOPE_OCR": "auto"})  # the default: read on the tagging pass
     assert text_by_file(url) == {"shop.jpg": ["bakery"]}
     reads = reads_by_file(url)
     assert set(reads) == {"shop.jpg", "blank.jpg"}  # the earlier folder was not asked for
@@ -181,6 +181,29 @@ def test_the_text_job_resumes_where_it_stopped(home_env, tmp_path):
                               .where(TextRead.image_id.in_(list(read_at)))).all()) == read_at  # not read twice
 
 
+def test_a_queued_run_starts_a_text_job_for_the_tagged_photos_not_read_yet(tmp_path):
+    """A schedule's run (or a job started from the web page) scans on a worker: its text job's
+    tasks are sent with its own."""
+    from core.settings import load_settings
+    from tagger.jobs.rows import queue_scan_job
+    from tagger.jobs.start import start_queued_job
+    from tagger.jobs.tasks import run_task
+    from tagger.params import JobParams
+
+    home, url = tmp_path / "home", f"sqlite:///{(tmp_path / 'home').resolve()}/tagscope.sqlite"
+    photos = word_photo(tmp_path / "photos" / "sign.jpg", "PHARMACY").parent
+    run_cli("tag", str(photos), "--no-ocr", home=home, TAGSCOPE_MODEL="synthetic")
+    settings = load_settings({"TAGSCOPE_HOME": str(home), "TAGSCOPE_LOADER_WORKERS": "0"})
+    db = get_database(url)
+    with db.session() as s:
+        job_id = queue_scan_job(s, [str(photos)], "synthetic", JobParams.from_settings(settings, ocr=True), 60)
+    sends = start_queued_job(settings, job_id)
+    assert len(sends) == 1 and sends[0][0] != job_id  # nothing to tag, one photo to read
+    run_task(settings, *sends[0], role="cli")
+    assert text_by_file(url) == {"sign.jpg": ["pharmacy"]}
+    assert job_kinds(url)[-2:] == [("scan", "done", 0, 0), ("text", "done", 1, 0)]
+
+
 def test_a_video_is_read_in_the_frames_tagging_decodes(tmp_path):
     from bench.library import write_video
 
@@ -209,7 +232,7 @@ def test_a_missing_rapidocr_is_named_in_one_line(tmp_path):
     assert asked.stderr.strip().splitlines()[-1].startswith("error: reading text in photos (OCR) needs the "
                                                             "rapidocr package"), asked.stderr
     assert "pip install rapidocr" in asked.stderr.strip().splitlines()[-1]
-    auto = run_cli("tag", str(tmp_path / "photos"), home=home, process=True, check=False, **env)
+    auto = run_cli("tag", str(tmp_path / "photos"), home=home, process=True, check=False, TAGSCOPE_OCR="auto", **env)
     assert auto.returncode == 0 and "1 tagged" in auto.stdout, auto.stderr
     warnings = [line for line in auto.stderr.splitlines() if "rapidocr" in line]
     assert len(warnings) == 1 and "pip install rapidocr" in warnings[0], auto.stderr
