@@ -43,7 +43,10 @@ from tagger.writer import BatchWriter
 
 log = logging.getLogger(__name__)
 
-AHEAD = 2 * IO_BATCH  # photos decoded for OCR and not read yet, at most
+AHEAD = 8  # photos decoded for OCR and not read yet, at most (up to 9 MB each)
+# Files per decode chunk with OCR on: each brings a 2,000 px image (up to 9 MB) back, and a decode
+# pool keeps 2 chunks per process in flight (16 files a chunk would be 288 MB a process).
+OCR_CHUNK = 4
 
 
 def job_ocr(settings: Settings, echo: Callable[[str], None] = lambda _m: None) -> bool:
@@ -162,11 +165,12 @@ def read_texts(settings: Settings, db: Database, job_id: int, image_ids: Sequenc
 
 @contextmanager
 def _decoded(files: PhotoFiles, workers: int) -> Iterator[Iterable[dict[str, Any]]]:
-    """``files`` decoded in ``IO_BATCH`` chunks, in order: by this process's decode pool, or here."""
+    """``files`` decoded in order: in chunks of ``OCR_CHUNK`` by this process's decode pool, or here
+    ``IO_BATCH`` at a time."""
     if not workers:
         yield (collate([files[i] for i in range(start, min(start + IO_BATCH, len(files)))])
                for start in range(0, len(files), IO_BATCH))
         return
     with decode_pool.lease(workers, None if fork_is_safe() else "forkserver") as pool:
-        with closing(pool.batches(files, IO_BATCH)) as batches:
+        with closing(pool.batches(files, OCR_CHUNK)) as batches:
             yield batches

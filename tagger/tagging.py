@@ -38,7 +38,7 @@ from mkt.tagmodel import ImageEmbeddings, TagModel
 from tagger import decode_pool
 from tagger.batch_store import Encoded, store_batch
 from tagger.decode import IO_BATCH, PhotoFiles, collate, describe, rebatch, to_device
-from tagger.ocr_stage import TextReader
+from tagger.ocr_stage import OCR_CHUNK, TextReader
 from tagger.params import JobInfo, JobParams
 from tagger.video_frames import fold_videos
 from tagger.vocabulary import label_embeddings, vocabulary
@@ -151,7 +151,8 @@ def _decoded(settings: Settings, runner: ImageRunner, items: list[tuple[int, byt
     # photo would cost more than the copy saves.
     pin = device.type == "cuda" and gpu_share == 0
     with decode_pool.lease(workers, None if fork_is_safe() else "forkserver") as pool:
-        with closing(pool.batches(files, min(IO_BATCH, batch_size))) as batches:
+        chunk = min(OCR_CHUNK if params.ocr else IO_BATCH, batch_size)  # OCR images in flight: a few MB each
+        with closing(pool.batches(files, chunk)) as batches:
             if not pin:
                 yield batches, batch_size
                 return
