@@ -4,20 +4,16 @@ one, else on the settings' database (``TAGSCOPE_DATABASE_URL``, ``tagscope.toml`
 SQLite file). The target is the whole schema: :mod:`core.schema` defines every table; the
 full-text objects over ``photo_text`` (migration 0013: an FTS5 table and its vocabulary on SQLite,
 expression indexes on PostgreSQL) are no model's, and autogenerate leaves them alone
-(:func:`include_name`)."""
+(:func:`migrations.include_name`)."""
 
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-from core.schema import Base, full_text_object
+from core.schema import Base
+from migrations import include_name
 
 config = context.config
 target_metadata = Base.metadata
-
-
-def include_name(name: str | None, type_: str, parent_names: dict) -> bool:
-    """What autogenerate compares: everything but the full-text tables and indexes."""
-    return not (type_ in ("table", "index") and full_text_object(name))
 
 
 def database_url() -> str:
