@@ -14,7 +14,7 @@ word keeps at most ``MAX_VARIANTS`` stored words one letter off (the commonest).
 A photo's text score is the mean, over the query's words, of the best OCR confidence of a line
 holding the word (a word found only one letter off counts ``FUZZY_WEIGHT`` of it): 0 to 1.
 
-Bounded work: :func:`expand` is one statement for all of a query's words (none when no word is
+Bounded work: :func:`expand` is one query for all of a query's words (none when no word is
 long enough), :func:`find` one statement for the whole query (at most ``limit`` photos back) and
 :func:`found_words` one statement for a page of photos.
 """
@@ -122,8 +122,9 @@ def combine(queries: Sequence[WordQuery]) -> WordQuery:
 
 
 def expand(db: Database, query: WordQuery) -> WordQuery:
-    """``query`` with each long word's stored variants one letter off (one statement; none when
-    no word is long enough, or on PostgreSQL without the trigram index)."""
+    """``query`` with each long word's stored variants one letter off (one query for all its words,
+    on PostgreSQL after setting pg_trgm's threshold for the transaction; none when no word is long
+    enough, or on PostgreSQL without the trigram index)."""
     long = [t for t in query.terms if t.fuzzy and not t.variants]
     if not long:
         return query
