@@ -6,7 +6,9 @@ model needs (:mod:`tagger.decode`; nvJPEG on CUDA), embed and score in batches
 (:class:`mkt.runner.ImageRunner`: bf16 autocast on CUDA), and store each image's best label
 scores and its embedding in SQL in one transaction and a few bulk statements per batch on a
 writer thread (:mod:`tagger.batch_store`, :mod:`tagger.writer`), the three stages overlapping;
-the vector index follows within seconds (:mod:`indexer.sync`).
+the vector index follows within seconds (:mod:`indexer.sync`). With the job's ``ocr``, a fourth
+stage reads the words in the photos from an image the same decode made, on a thread of its own,
+and the writer stores them with the batch (:mod:`tagger.ocr_stage`).
 The job row says which model version and result parameters to use; this machine's settings say
 on which device, in which batch size, with how many decode workers. The task that runs the
 pipeline loads the database, the job and its model once and hands them over as a :class:`Work`

@@ -2,7 +2,7 @@
 on), its tasks, how far it got, and how it ends.
 
 A job is queued by one machine and run by others. What the stored results depend on (the model
-version, ``top_n``, ``min_score``, ``max_pixels``) is fixed in the job row when it is queued; how
+version, ``top_n``, ``min_score``, ``max_pixels``, ``ocr``) is fixed in the job row when it is queued; how
 to run it (device, batch size, decode workers) is each worker's own setting, never the
 submitter's. A worker loads the job's model version and checks it has that version before it
 writes anything.
