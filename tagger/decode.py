@@ -17,7 +17,8 @@ With OCR on (the job's ``ocr``), each file also becomes a bounded RGB image for 
 at a larger draft scale (:data:`mkt.ocr.DRAFT_SIDE`; a RAW's preview and a video's frames as
 the model gets them) and all on the CPU (no nvJPEG share: OCR,
 not decoding, is then the slow stage); OCR-off runs are unchanged. A text-only job (no model:
-neither ``preprocess`` nor ``geometry``) gets the OCR images alone.
+neither ``preprocess`` nor ``geometry``) gets the OCR images alone. A file whose stored reading
+is of the same bytes (``read``: its SHA-256, known once the file is read) is not read again.
 
 HEIC, AVIF, RAW and video files always decode on the CPU (:func:`core.media.read.read_media`:
 a RAW's preview when it is large enough, a video's sampled frames, handed over as ``pixels`` for
@@ -33,7 +34,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -61,12 +62,13 @@ class PhotoFiles(Dataset):
 
     def __init__(self, items: Sequence[tuple[int, bytes]], preprocess: Callable | None, max_pixels: int,
                  geometry: InputGeometry | None = None, gpu_share: float = 0.0, first: int = 0,
-                 ocr: bool = False) -> None:
+                 ocr: bool = False, read: Mapping[int, str] | None = None) -> None:
         self.items = items
         self.preprocess = preprocess
         self.max_pixels = max_pixels
         self.geometry = geometry
         self.ocr = ocr
+        self.read = read or {}  # image id -> the content hash its stored reading is for: not read again
         # Item i goes to the GPU decoder when its slot among SHARE_SLOTS is below the share:
         # both decoders work on every batch at the same time.
         self.gpu_slots = round(gpu_share * SHARE_SLOTS) if geometry is not None and not ocr else 0
@@ -75,8 +77,10 @@ class PhotoFiles(Dataset):
     def part(self, start: int, stop: int) -> PhotoFiles:
         """Items ``start:stop``, decoded as they would be in the whole (what a decode process is
         sent: the model's transform only where there is no geometry)."""
-        return PhotoFiles(self.items[start:stop], self.preprocess if self.geometry is None else None,
-                          self.max_pixels, self.geometry, self.gpu_share, self.first + start, self.ocr)
+        items = self.items[start:stop]
+        return PhotoFiles(items, self.preprocess if self.geometry is None else None, self.max_pixels, self.geometry,
+                          self.gpu_share, self.first + start, self.ocr,
+                          {i: self.read[i] for i, _ in items if i in self.read})
 
     def __len__(self) -> int:
         return len(self.items)
@@ -105,7 +109,7 @@ class PhotoFiles(Dataset):
         media = read_media(path, max_pixels=self.max_pixels, draft_size=draft)
         out = {"hash": media.digest, "width": media.info.width, "height": media.info.height,
                "format": media.info.format, "kind": media.kind, "decoder": media.decoder, "capture": media.capture}
-        if self.ocr:
+        if self.ocr and self.read.get(self.items[i][0]) != media.digest:  # a reading of these bytes stays
             out["ocr"] = [(None if t is None else round(t * 1000), *_for_ocr(image, media, self.max_pixels))
                           for t, image in media.frames]
         prepare = self.geometry.to_uint8 if self.geometry is not None else self.preprocess

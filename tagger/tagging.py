@@ -42,6 +42,7 @@ from tagger.batch_store import Encoded, store_batch
 from tagger.decode import IO_BATCH, PhotoFiles, collate, describe, rebatch, to_device
 from tagger.ocr_stage import OCR_CHUNK, TextReader
 from tagger.params import JobInfo, JobParams
+from tagger.text_store import current_readings
 from tagger.video_frames import fold_videos
 from tagger.vocabulary import label_embeddings, vocabulary
 from tagger.writer import BatchWriter
@@ -105,9 +106,12 @@ def tag_images(work: Work, image_ids: Sequence[int], progress: ProgressFn | None
 
     complete = True
     t0 = tick = time.perf_counter()
-    # OCR (the job's `ocr`): the decoded photos' text read on a thread of its own, stored with each batch
+    # OCR (the job's `ocr`): the decoded photos' text read on a thread of its own, stored with each batch;
+    # a photo already read for the bytes it holds now keeps its reading (a model upgrade, --retag)
+    read = current_readings(db, [i for i, _ in items]) if job.params.ocr else None
     with (TextReader(str(model.device)) if job.params.ocr else nullcontext()) as reader, \
-            _decoded(settings, runner, items, job.params, job_id) as (loader, batch_size), BatchWriter(write) as writer:
+            _decoded(settings, runner, items, job.params, job_id, read) as (loader, batch_size), \
+            BatchWriter(write) as writer:
         for batch in rebatch(reader.feed(loader) if reader is not None else loader, batch_size):
             tick = _lap(clock, "decode wait", tick)
             if not work.running():
@@ -133,7 +137,7 @@ def _lap(clock: dict[str, float], stage: str, since: float) -> float:
 
 @contextmanager
 def _decoded(settings: Settings, runner: ImageRunner, items: list[tuple[int, bytes]], params: JobParams,
-             job_id: int) -> Iterator[tuple[Iterable[dict[str, Any]], int]]:
+             job_id: int, read: dict[int, str] | None = None) -> Iterator[tuple[Iterable[dict[str, Any]], int]]:
     """The task's files decoded in small batches (``IO_BATCH``), in order, and the model's batch
     size: by this process's long-lived decode processes (:mod:`tagger.decode_pool`), or here
     with no decode workers. With OCR, every file decodes on the CPU (:mod:`tagger.decode`)."""
@@ -143,7 +147,8 @@ def _decoded(settings: Settings, runner: ImageRunner, items: list[tuple[int, byt
     batch_size, workers = settings.batch_for(device.type), settings.workers_for(device.type)
     log.info("job %d: %d images on %s (batch %d, %d decode workers, %s%s)", job_id, len(items), runner.describe(),
              batch_size, workers, describe(runner.geometry, gpu_share), ", OCR" if params.ocr else "")
-    files = PhotoFiles(items, runner.model.preprocess, max_pixels, runner.geometry, gpu_share, ocr=params.ocr)
+    files = PhotoFiles(items, runner.model.preprocess, max_pixels, runner.geometry, gpu_share, ocr=params.ocr,
+                       read=read)
     if not workers:
         yield DataLoader(files, batch_size=min(IO_BATCH, batch_size), num_workers=0, collate_fn=collate), batch_size
         return

@@ -77,6 +77,18 @@ def mark_job(s: Session, image_ids: Sequence[int], job_id: int) -> None:
         s.execute(update(Image).where(one_of(Image.id, list(image_ids))).values(job_id=job_id))
 
 
+def current_readings(db: Database, image_ids: Sequence[int]) -> dict[int, str]:
+    """Image id -> the content hash its stored reading was made for, for the photos among
+    ``image_ids`` read without failing: tagging them again reads them again only when the file's
+    hash differs (a model upgrade, ``--retag``: the text is the file's, not the model's)."""
+    out: dict[int, str] = {}
+    with db.session() as s:
+        for chunk in chunks(sorted(set(image_ids))):
+            out.update(s.execute(select(TextRead.image_id, TextRead.content_hash).where(
+                one_of(TextRead.image_id, chunk), TextRead.state == READ, TextRead.content_hash.is_not(None))).all())
+    return out
+
+
 def to_read(db: Database, image_ids: Sequence[int], retry_failed: bool = False) -> list[int]:
     """The tagged photos (duplicates too) among ``image_ids`` whose text is still to be read: no
     reading, one of another content of the file, or (``retry_failed``) one that failed."""

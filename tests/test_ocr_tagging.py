@@ -106,10 +106,16 @@ def test_tagging_reads_the_words_and_nothing_without_ocr_then_a_text_job_reads_t
     assert [k for k, *_ in job_kinds(url)].count("text") == 1  # nothing left to read: no text job
 
 
-def test_a_changed_file_is_read_again(home_env, tmp_path):
+def test_a_changed_file_is_read_again_and_an_unchanged_one_is_not(home_env, tmp_path):
     home, env, url = home_env
     photo = word_photo(tmp_path / "photos" / "sign.jpg", "GARDEN")
     run_cli("tag", str(photo.parent), "--ocr", home=home, **env)
+    assert text_by_file(url) == {"sign.jpg": ["garden"]}
+    with get_database(url).session() as s:
+        first = s.scalar(select(TextRead.read_at))
+    run_cli("tag", str(photo.parent), "--ocr", "--retag", home=home, **env)  # tagged again, the same bytes
+    with get_database(url).session() as s:
+        assert s.scalar(select(TextRead.read_at)) == first  # their reading stays: not read again
     assert text_by_file(url) == {"sign.jpg": ["garden"]}
     word_photo(photo, "HARBOUR", size=48)
     os.utime(photo, (photo.stat().st_atime, photo.stat().st_mtime + 10))
