@@ -110,8 +110,7 @@ class PhotoFiles(Dataset):
         out = {"hash": media.digest, "width": media.info.width, "height": media.info.height,
                "format": media.info.format, "kind": media.kind, "decoder": media.decoder, "capture": media.capture}
         if self.ocr and self.read.get(self.items[i][0]) != media.digest:  # a reading of these bytes stays
-            out["ocr"] = [(None if t is None else round(t * 1000), *_for_ocr(image, media, self.max_pixels))
-                          for t, image in media.frames]
+            out["ocr"] = _for_ocr(media, self.max_pixels)
         prepare = self.geometry.to_uint8 if self.geometry is not None else self.preprocess
         if prepare is None:  # a text-only job: no model
             return out
@@ -123,11 +122,19 @@ class PhotoFiles(Dataset):
         return out
 
 
-def _for_ocr(image: Any, media: Any, max_pixels: int) -> tuple[torch.Tensor, float]:
-    """The image OCR reads (bounded, a tensor: shared memory across processes) and the factor to
-    the photo's displayed pixels."""
-    array = bounded(image, max_pixels)
-    return torch.from_numpy(array), ratio(media.info.width, media.info.height, array)
+def _for_ocr(media: Any, max_pixels: int) -> list[tuple[int | None, torch.Tensor, float]] | str:
+    """What OCR reads of a decoded file: per frame (a still: one, its time None), the image bounded
+    (a tensor: shared memory across processes) and the factor to the photo's displayed pixels; or
+    why there is none (one line: the photo is tagged all the same)."""
+    out = []
+    try:
+        for t, image in media.frames:
+            array = bounded(image, max_pixels)
+            out.append((None if t is None else round(t * 1000), torch.from_numpy(array),
+                        ratio(media.info.width, media.info.height, array)))
+    except Exception as exc:  # noqa: BLE001 - OCR's image failing must not fail the photo's tagging
+        return f"cannot prepare the image for OCR: {type(exc).__name__}: {' '.join(str(exc).split())}"[:1000]
+    return out
 
 
 def rebatch(loader: Iterable[dict[str, Any]], size: int) -> Iterator[dict[str, Any]]:
