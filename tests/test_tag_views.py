@@ -13,7 +13,6 @@ label matches nothing."""
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from statistics import median
 
@@ -25,7 +24,7 @@ from core.settings import load_settings
 from migrations import get_database
 
 from .commands import run_cli
-from .photos import read_labels_jsonl
+from .photos import photos_subset
 
 N = 40
 ROUND, SQUARE = ("circle", "ring"), "square"
@@ -66,10 +65,7 @@ class Library:
 @pytest.fixture
 def library(home_env, synthetic_photos, tmp_path) -> Library:
     home, env, url = home_env
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for name in sorted(read_labels_jsonl(synthetic_photos))[:N]:
-        os.link(synthetic_photos / name, photos / name)
+    photos = photos_subset(synthetic_photos, tmp_path / "photos", N)
     run_cli("tag", str(photos), home=home, **env)
     db = get_database(url)
     with db.session() as s:
@@ -250,10 +246,7 @@ def test_readers_compute_the_rules_a_collection_tagged_before_them_lacks(library
 def imported_tree(home_env, synthetic_photos, tmp_path):
     """(home, env, database) of N photos tagged, then a Lightroom keyword file imported over their labels."""
     home, env, url = home_env
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for name in sorted(read_labels_jsonl(synthetic_photos))[:N]:
-        os.link(synthetic_photos / name, photos / name)
+    photos = photos_subset(synthetic_photos, tmp_path / "photos", N)
     run_cli("tag", str(photos), home=home, **env)
     keywords = tmp_path / "keywords.txt"
     keywords.write_text("Shapes\n\tRound shapes\n\t\tcircle\n\t\tring\n\tsquare\n")
